@@ -4,7 +4,8 @@ DeepSeek-like shapes: tokens 4K-64K, ``n = 4`` streams, ``C`` 1024-7168, bf16. T
 ``triton.testing.do_bench`` (median ms); achieved GB/s counts the bytes each op must
 move (inputs read once, outputs written once) and is compared with the device's peak
 HBM bandwidth (``--peak-gbs``, default: H100 SXM 3350 GB/s). Sinkhorn is timed forward
-+ backward on ``(tokens, 4, 4)`` logits with t = 20.
++ backward on ``(tokens, 4, 4)`` logits with t = 20; ``kron_apply`` with per-token 2x2
+factors; ``certify_batch`` on 2^20 and 2^23 fp32 ``n x n`` matrices.
 
 Targets (issue 8, H100): ``hc_post_res`` >= 70% of peak bandwidth and >= 3x eager;
 ``sinkhorn`` fwd+bwd >= 10x eager.
@@ -17,9 +18,22 @@ import sys
 
 import torch
 
+from reference.mixers import TORCH_OPS, kron_torch
+
 
 def _bytes(*tensors: torch.Tensor) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _kron_eager(factors: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("...ij,...jc->...ic", kron_torch(factors), x)
+
+
+def _stats_eager(M: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """What ``gpu.certify_batch`` computes, in torch."""
+    A = M.abs()
+    return ((M.sum(-1) - 1).abs().amax(-1), (M.sum(-2) - 1).abs().amax(-1), M.amin((-2, -1)),
+            A.sum(-1).amax(-1), A.sum(-2).amax(-1), torch.isfinite(M).all(-1).all(-1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,13 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import triton.testing
 
-    from reference.mixers import TORCH_OPS
-
     from . import ops
 
     dev, dt, n = torch.device("cuda"), torch.bfloat16, args.streams
     compiled = {"pre": torch.compile(TORCH_OPS.pre), "post_res": torch.compile(TORCH_OPS.post_res),
-                "sinkhorn": torch.compile(TORCH_OPS.sinkhorn)}
+                "sinkhorn": torch.compile(TORCH_OPS.sinkhorn), "kron": torch.compile(_kron_eager),
+                "stats": torch.compile(_stats_eager)}
     print(f"device: {torch.cuda.get_device_name()}, bf16, n = {n}\n")
     print("| op | tokens | C | triton (ms) | GB/s | % peak | eager (ms) | x eager | compile (ms) | x compile |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -65,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             row("hc_post_res", M, C, lambda: ops.hc_post_res(x, f, H, hp),
                 lambda: TORCH_OPS.post_res(x, f, H, hp), lambda: compiled["post_res"](x, f, H, hp),
                 _bytes(x, f, H, hp, x))
+            U = [torch.rand(M, 2, 2, device=dev, dtype=dt) for _ in range(n.bit_length() - 1)]
+            if 2 ** len(U) == n:
+                row("kron_apply", M, C, lambda: ops.kron_apply(U, x), lambda: _kron_eager(U, x),
+                    lambda: compiled["kron"](U, x), _bytes(x, *U, x))
         L = torch.randn(M, n, n, device=dev, dtype=dt, requires_grad=True)
         g = torch.randn(M, n, n, device=dev, dtype=dt)
 
@@ -73,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
         row("sinkhorn fwd+bwd", M, n, fb(ops.sinkhorn), fb(TORCH_OPS.sinkhorn),
             fb(compiled["sinkhorn"]), 3 * _bytes(L))
+    for B in (1 << 20, 1 << 23):                      # millions of fp32 n x n matrices
+        Ms = torch.rand(B, n, n, device=dev)
+        row("certify_batch", B, n, lambda: ops.certify_batch(Ms), lambda: _stats_eager(Ms),
+            lambda: compiled["stats"](Ms), _bytes(Ms))
     return 0
 
 

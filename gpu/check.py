@@ -15,6 +15,7 @@ any FAIL. Without CUDA the kernels run under ``TRITON_INTERPRET=1`` (set here), 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 
@@ -23,11 +24,12 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from birkhoff import all_permutations, cyclic_permutations, sinkhorn_logits  # noqa: E402
+from birkhoff import (all_permutations, certify_batch, cyclic_permutations,  # noqa: E402
+                      kron_factor_sizes, sinkhorn_logits)
 from birkhoff.permutations import permutation_matrices  # noqa: E402
 
 from . import ops  # noqa: E402
-from reference.mixers import TORCH_OPS  # noqa: E402
+from reference.mixers import TORCH_OPS, kron_torch  # noqa: E402
 
 # Triton's interpreter converts fp32 -> bf16 by truncation (checked: 1 + 3 2^-8 -> 1 + 2^-7;
 # it ignores fp_downcast_rounding), i.e. up to one ulp = 2^-7 relative; compiled Triton
@@ -38,8 +40,9 @@ UNIT = {torch.float32: 2.0 ** -17, torch.bfloat16: BF16_UNIT}
 
 def _errors(got: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, float]:
     """(max abs error, max rel error, max |ref|)."""
-    d = (got.double() - ref.double()).abs()
-    return float(d.max()), float((d / ref.double().abs().clamp_min(1e-6)).max()), float(ref.abs().max())
+    r = ref.detach().double()
+    d = (got.detach().double() - r).abs()
+    return float(d.max()), float((d / r.abs().clamp_min(1e-6)).max()), float(r.abs().max())
 
 
 def _cases(quick: bool):
@@ -109,8 +112,45 @@ def check_bvn(device, dtype, quick):
                                 [(*batch, len(perms))], dtype, device, shape, 0)
 
 
+def check_kron(device, dtype, quick):
+    ns, batches, Cs = _cases(quick)
+    for n in ns:
+        sizes = kron_factor_sizes(n)
+        for batch in batches[:2]:
+            for C in Cs:
+                shapes = [(*batch, n, C)] + [(*batch, m, m) for m in sizes]
+                yield from _fwd_bwd("kron_apply", lambda x, *U: ops.kron_apply(U, x),
+                                    lambda x, *U: TORCH_OPS.post_res(x, torch.zeros_like(x[..., 0, :]),
+                                                                     kron_torch(list(U)),
+                                                                     torch.zeros_like(x[..., 0])),
+                                    shapes, dtype, device, (*batch, n, C), 1)
+
+
+def check_certify(device, dtype, quick):
+    """Float statistics vs ``birkhoff.certify_batch`` (rigorous, float64) on the same values;
+    fp32 sums whatever the input dtype, so the fp32 unit applies."""
+    ns, batches, _ = _cases(quick)
+    for n in ns:
+        for batch in batches + (() if quick else ((100003,),)):
+            M = (torch.from_numpy(sinkhorn_logits(torch.randn(*batch, n, n).numpy(), 3))
+                 + 1e-3 * torch.randn(*batch, n, n)).to(dtype)
+            got = ops.certify_batch(M.to(device))
+            ref = certify_batch(M.double().numpy())
+            Md = M.double()
+            expected = (ref.row_residual, ref.col_residual, Md.amin((-2, -1)).numpy(),
+                        ref.gain_forward.mean(-1), ref.gain_backward.mean(-1))
+            errs = [_errors(g.cpu(), torch.as_tensor(e)) for g, e in zip(got[:5], expected)]
+            abs_err, rel_err, scale = max(errs, key=lambda e: e[0] / (1 + e[2]))
+            if not bool(got.finite.all()):
+                abs_err = float("inf")
+            yield "certify_batch", dtype, (*batch, n, n), abs_err, rel_err, scale, UNIT[torch.float32]
+
+
 def _onehot(perms: torch.Tensor) -> torch.Tensor:
     return torch.tensor(permutation_matrices(perms.numpy()), dtype=torch.float64)
+
+
+CHECKS = (check_sinkhorn, check_hc, check_kron, check_bvn, check_certify)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,10 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'kernel':<22} {'dtype':<9} {'shape':<18} {'max abs err':>12} {'max rel err':>12} {'tol':>8}  result")
     failed = 0
     for dtype in (torch.float32, torch.bfloat16):
-        for kernel, dt, shape, abs_err, rel_err, scale in (*check_sinkhorn(device, dtype, args.quick),
-                                                           *check_hc(device, dtype, args.quick),
-                                                           *check_bvn(device, dtype, args.quick)):
-            tol = UNIT[dt] * (1.0 + scale)
+        for kernel, dt, shape, abs_err, rel_err, scale, *unit in itertools.chain(
+                *(check(device, dtype, args.quick) for check in CHECKS)):
+            tol = (unit[0] if unit else UNIT[dt]) * (1.0 + scale)
             ok = abs_err <= tol
             failed += not ok
             print(f"{kernel:<22} {str(dt).replace('torch.', ''):<9} {str(shape):<18} {abs_err:>12.2e} "

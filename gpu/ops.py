@@ -6,16 +6,23 @@ Tensors must be on the device Triton runs on (CUDA, or CPU under ``TRITON_INTERP
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+from typing import NamedTuple, Sequence
+
+import numpy as np
 import torch
 
 import triton
 import triton.language as tl
 
 from .kernels import bvn_combine as _bvn
+from .kernels import certify_batch as _cert
 from .kernels import hc_mixing as _hc
+from .kernels import kron_apply as _kron
 from .kernels import sinkhorn as _sk
 
-__all__ = ["sinkhorn", "hc_pre", "hc_post_res", "bvn_combine"]
+__all__ = ["sinkhorn", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats"]
 
 
 def _grid(batch: int, per_program: int) -> tuple[int]:
@@ -28,9 +35,9 @@ class _Sinkhorn(torch.autograd.Function):
         n = logits.shape[-1]
         L = logits.reshape(-1, n, n).contiguous()
         P = torch.empty_like(L)
-        bb, bn = _sk.block_sizes(n)
+        bb, bn, warps = _sk.block_sizes(n)
         _sk.sinkhorn_fwd_kernel[_grid(L.shape[0], bb)](L, P, L.shape[0], n, iters, BLOCK_B=bb, BLOCK_N=bn,
-                                                        FP64=L.dtype == torch.float64)
+                                                        FP64=L.dtype == torch.float64, num_warps=warps)
         ctx.save_for_backward(L)
         ctx.iters = iters
         return P.view(logits.shape)
@@ -41,9 +48,12 @@ class _Sinkhorn(torch.autograd.Function):
         n = L.shape[-1]
         dPc = dP.reshape(-1, n, n).contiguous()
         dL = torch.empty_like(L)
-        bb, bn = _sk.block_sizes(n)
-        _sk.sinkhorn_bwd_kernel[_grid(L.shape[0], bb)](L, dPc, dL, L.shape[0], n, ctx.iters,
-                                                        BLOCK_B=bb, BLOCK_N=bn, FP64=L.dtype == torch.float64)
+        bb, bn, warps = _sk.block_sizes(n)
+        acc = torch.float64 if L.dtype == torch.float64 else torch.float32
+        scratch = torch.empty(L.shape[0], 2 * ctx.iters, bn, dtype=acc, device=L.device)
+        _sk.sinkhorn_bwd_kernel[_grid(L.shape[0], bb)](L, dPc, dL, scratch, L.shape[0], n, ctx.iters,
+                                                        BLOCK_B=bb, BLOCK_N=bn, FP64=L.dtype == torch.float64,
+                                                        num_warps=warps)
         return dL.view(dP.shape), None
 
 
@@ -113,7 +123,7 @@ class _HCPostRes(torch.autograd.Function):
         x, f, hr, hp = ctx.saved_tensors
         M, n, C = x.shape
         grads = [torch.empty_like(t) for t in (x, f, hr, hp)]
-        bm, bc = _hc.blocks(C)
+        bm, bc = _hc.blocks(C, n)
         _hc.hc_post_res_bwd_kernel[(triton.cdiv(M, bm),)](
             x, f, hr, hp, dout.reshape(M, n, C).contiguous(), *grads, M, C, N=n,
             NP=triton.next_power_of_2(n), BLOCK_M=bm, BLOCK_C=bc, ACC=_acc(x))
@@ -167,3 +177,107 @@ def bvn_combine(weights: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
     if not 1 <= perms.shape[1] <= 16:
         raise ValueError(f"bvn_combine handles 1 <= n <= 16, got {perms.shape[1]}")
     return _BvnCombine.apply(weights, perms)
+
+
+@lru_cache(maxsize=None)
+def _kron_tables(sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``T (K, N, N)``: packed offset of ``U_k[i_k, j_k]`` for ``H[i, j]``; ``O (K + 1)``: factor offsets."""
+    offsets = np.concatenate([[0], np.cumsum([m * m for m in sizes])]).astype(np.int32)
+    digits = np.array(np.unravel_index(np.arange(math.prod(sizes)), sizes))       # (K, N)
+    T = offsets[:-1, None, None] + digits[:, :, None] * np.array(sizes)[:, None, None] + digits[:, None, :]
+    return T.astype(np.int32), offsets
+
+
+class _KronApply(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, *factors: torch.Tensor) -> torch.Tensor:
+        M, n, C = _streams(x)
+        sizes = tuple(U.shape[-1] for U in factors)
+        lead = x.shape[:-2]
+        acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+        F = torch.cat([U.to(acc).expand(*lead, m, m).reshape(M, m * m) for U, m in zip(factors, sizes)],
+                      dim=1).contiguous()
+        T, O = (torch.from_numpy(a).to(x.device) for a in _kron_tables(sizes))
+        xc = x.reshape(M, n, C).contiguous()
+        y = torch.empty_like(xc)
+        bm, bc = _kron.blocks(C)
+        _kron.kron_apply_fwd_kernel[(triton.cdiv(M, bm), triton.cdiv(C, bc))](
+            xc, F, T, y, M, C, F.shape[1], N=n, K=len(sizes), BLOCK_M=bm, BLOCK_C=bc, ACC=_acc(xc))
+        ctx.save_for_backward(xc, F, T, O)
+        ctx.factor_shapes = [(U.shape, U.dtype) for U in factors]
+        ctx.x_shape = x.shape
+        return y.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        xc, F, T, O = ctx.saved_tensors
+        M, n, C = xc.shape
+        dx, dF = torch.empty_like(xc), torch.empty_like(F)
+        bm, bc = _kron.blocks(C, n)
+        K = T.shape[0]
+        _kron.kron_apply_bwd_kernel[(triton.cdiv(M, bm),)](
+            xc, F, T, O, dy.reshape(M, n, C).contiguous(), dx, dF, M, C, F.shape[1], N=n, K=K,
+            NP=triton.next_power_of_2(n), BLOCK_M=bm, BLOCK_C=bc, ACC=_acc(xc))
+        grads = []
+        for k, (shape, dtype) in enumerate(ctx.factor_shapes):
+            m = shape[-1]
+            g = dF[:, int(O[k]):int(O[k + 1])].reshape(*ctx.x_shape[:-2], m, m)
+            g = g.sum_to_size(shape) if g.shape != shape else g            # shared factors
+            grads.append(g.to(dtype))
+        return (dx.view(ctx.x_shape), *grads)
+
+
+def kron_apply(factors: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``(U_1 (x) ... (x) U_K) x`` along the stream axis of ``x (..., n, C)``, ``H`` never formed.
+
+    Each factor is ``(n_k, n_k)`` (shared) or ``(..., n_k, n_k)`` with the token dimensions
+    of ``x``; ``prod n_k = n <= 16``, at most 4 factors. Differentiable in ``x`` and factors.
+    """
+    factors = list(factors)
+    if not 1 <= len(factors) <= _kron.MAX_FACTORS:
+        raise ValueError(f"kron_apply takes 1 to {_kron.MAX_FACTORS} factors, got {len(factors)}")
+    lead = x.shape[:-2]
+    for k, U in enumerate(factors):
+        if U.ndim < 2 or U.shape[-1] != U.shape[-2] or U.shape[:-2] not in ((), lead):
+            raise ValueError(f"factor {k} has shape {tuple(U.shape)}; expected (m, m) or "
+                             f"{(*lead, 'm', 'm')} for x of shape {tuple(x.shape)}")
+    n = math.prod(U.shape[-1] for U in factors)
+    if x.ndim < 2 or x.shape[-2] != n:
+        raise ValueError(f"x must have shape (..., {n}, C) for factors of sizes "
+                         f"{[U.shape[-1] for U in factors]}, got {tuple(x.shape)}")
+    return _KronApply.apply(x, *factors)
+
+
+class BatchStats(NamedTuple):
+    """Float statistics per matrix (batch shape ``B``); see :func:`certify_batch`."""
+
+    row_residual: torch.Tensor
+    col_residual: torch.Tensor
+    min_entry: torch.Tensor
+    gain_forward: torch.Tensor
+    gain_backward: torch.Tensor
+    finite: torch.Tensor
+
+
+def certify_batch(M: torch.Tensor) -> BatchStats:
+    """Per-matrix ``max |M 1 - 1|``, ``max |M^T 1 - 1|``, ``min M``, ``||M||_inf``, ``||M||_1``, finiteness.
+
+    ``M (..., n, n)``, ``n <= 64``, any float dtype; fp32 sums (fp64 for fp64). Float
+    screening for millions of matrices: values carry rounding error ~``n u max|M|``, and
+    are meaningless where ``finite`` is False. Rigorous bounds: ``birkhoff.certify_batch``.
+    """
+    if M.ndim < 2 or M.shape[-1] != M.shape[-2]:
+        raise ValueError(f"M must have shape (..., n, n), got {tuple(M.shape)}")
+    if not M.is_floating_point():
+        raise TypeError(f"M must be a float tensor, got {M.dtype}")
+    n = M.shape[-1]
+    Mc = M.reshape(-1, n, n).contiguous()
+    acc = torch.float64 if M.dtype == torch.float64 else torch.float32
+    out = torch.empty(Mc.shape[0], len(_cert.FIELDS), dtype=acc, device=M.device)
+    bb, bn = _cert.block_sizes(n)
+    if Mc.shape[0]:
+        _cert.certify_batch_kernel[_grid(Mc.shape[0], bb)](Mc, out, Mc.shape[0], n, BLOCK_B=bb,
+                                                            BLOCK_N=bn, ACC=_acc(Mc))
+    cols = out.unbind(-1)
+    batch = M.shape[:-2]
+    return BatchStats(*(c.reshape(batch) for c in cols[:-1]), cols[-1].reshape(batch) > 0.5)

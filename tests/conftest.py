@@ -9,7 +9,21 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+
+@pytest.fixture(autouse=True)
+def _gpu_tests_on_cuda(request):
+    """``test_gpu_*`` build their tensors where the kernels run: CUDA when present."""
+    import torch
+
+    if torch.cuda.is_available() and request.module.__name__.rsplit(".", 1)[-1].startswith("test_gpu"):
+        with torch.device("cuda"):
+            yield
+    else:
+        yield
+
 
 settings.register_profile(
     "default", deadline=None, max_examples=60,

@@ -15,7 +15,7 @@ def test_matches_from_permutations(perms, batch):
     torch.manual_seed(len(perms))
     w = torch.softmax(torch.randn(*batch, len(perms)), -1).requires_grad_()
     H = bvn_combine(w, torch.tensor(perms))
-    ref = torch.tensor(from_permutations(w.detach().double().numpy(), perms))
+    ref = torch.tensor(from_permutations(w.detach().double().cpu().numpy(), perms))
     torch.testing.assert_close(H.double(), ref, atol=1e-6, rtol=1e-6)
     assert torch.allclose(H.sum(-1), torch.ones(()), atol=1e-5)
     g = torch.randn_like(H)
