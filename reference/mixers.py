@@ -66,6 +66,17 @@ def sinkhorn_log(logits: torch.Tensor, iters: int = SK_ITERS) -> torch.Tensor:
     return L.exp()
 
 
+def kron_torch(factors: list[torch.Tensor]) -> torch.Tensor:
+    """Batched ``U_1 (x) ... (x) U_K`` over ``(..., n_k, n_k)`` factors: ``(..., n, n)``."""
+    H = factors[0]
+    for U in factors[1:]:  # (a, b) (x) (c, d) -> (a c, b d)
+        a, b = H.shape[-2:]
+        c, d = U.shape[-2:]
+        H = H[..., :, None, :, None] * U[..., None, :, None, :]
+        H = H.reshape(*H.shape[:-4], a * c, b * d)
+    return H
+
+
 def _pre_torch(x: torch.Tensor, H_pre: torch.Tensor) -> torch.Tensor:
     return torch.einsum("...n,...nc->...c", H_pre, x)
 
@@ -307,17 +318,9 @@ class KromHC(_Manifold):
                                  persistent=False)
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
-        H = None
-        for i, chunk in enumerate(torch.split(logits, self.counts, dim=-1)):
-            U = self.ops.combine(torch.softmax(chunk, -1), getattr(self, f"perms{i}"), getattr(self, f"P{i}"))
-            if H is None:
-                H = U
-            else:  # batched Kronecker product: (a, b) (x) (c, d) -> (a c, b d)
-                a, b = H.shape[-2:]
-                c, d = U.shape[-2:]
-                H = (H[..., :, None, :, None] * U[..., None, :, None, :]).reshape(
-                    *H.shape[:-2], a * c, b * d)
-        return H
+        return kron_torch([self.ops.combine(torch.softmax(chunk, -1), getattr(self, f"perms{i}"),
+                                            getattr(self, f"P{i}"))
+                           for i, chunk in enumerate(torch.split(logits, self.counts, dim=-1))])
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:

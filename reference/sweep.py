@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import matplotlib
@@ -23,8 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from .mixers import MIXERS  # noqa: E402
-from .train import Config, run  # noqa: E402
+from .mixers import BACKENDS, MIXERS  # noqa: E402
+from .train import DTYPES, Config, run  # noqa: E402
 
 ALL = ["residual", "rezero", "hc", "mhc", "mhc_lite", "kromhc", "behc"]
 PRESETS = {
@@ -37,15 +37,34 @@ PRESETS = {
 }
 
 
-def sweep(out: Path, mixers: list[str], depths: list[int], base: Config) -> list[dict]:
-    """Run the grid, append each summary to ``out/results.jsonl``; returns the summaries."""
+def finished(cfg: Config) -> dict | None:
+    """The summary of an earlier run of exactly ``cfg`` in ``cfg.out``, else None."""
+    run_dir = Path(cfg.out)
+    if not (run_dir / "summary.json").exists() or not (run_dir / "config.json").exists():
+        return None
+    # fields added to Config after the run was made count as their defaults
+    saved = {**asdict(Config()), **json.loads((run_dir / "config.json").read_text())}
+    same = all(saved[k] == v for k, v in asdict(cfg).items() if k not in _IGNORED)
+    return json.loads((run_dir / "summary.json").read_text()) if same else None
+
+
+_IGNORED = {"progress", "resume"}
+
+
+def sweep(out: Path, mixers: list[str], depths: list[int], base: Config,
+          resume: bool = False) -> list[dict]:
+    """Run the grid, append each summary to ``out/results.jsonl``; returns the summaries.
+
+    With ``resume``, a grid point whose run directory holds the summary of the same
+    configuration is read back instead of retrained.
+    """
     out.mkdir(parents=True, exist_ok=True)
     results = []
     (out / "results.jsonl").write_text("")
     grid = [(d, m) for d in depths for m in mixers]
     for depth, mixer in tqdm(grid, desc="sweep", disable=not base.progress):
         cfg = replace(base, mixer=mixer, depth=depth, out=str(out / "runs" / f"{mixer}_L{depth}"))
-        summary = run(cfg)
+        summary = (finished(cfg) if resume else None) or run(cfg)
         results.append(summary)
         with open(out / "results.jsonl", "a") as f:
             f.write(json.dumps(summary) + "\n")
@@ -152,15 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, help="override the preset's steps")
     ap.add_argument("--task", choices=["charlm", "markov"], help="override the preset's task")
     ap.add_argument("--model", choices=["mlp", "transformer"], help="override the preset's model")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), help="override the preset's dtype")
+    ap.add_argument("--backend", choices=BACKENDS, help="override the preset's backend")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse grid points already finished with the same configuration")
     args = ap.parse_args(argv)
     preset = PRESETS[args.preset]
     base = replace(preset["base"], progress=args.progress)
-    for name in ("steps", "task", "model"):
+    for name in ("steps", "task", "model", "dtype", "backend"):
         if getattr(args, name) is not None:
             base = replace(base, **{name: getattr(args, name)})
     out = Path(args.out or f"runs/{args.preset}")
-    results = sweep(out, args.mixers, args.depths or preset["depths"], base)
+    results = sweep(out, args.mixers, args.depths or preset["depths"], base, resume=args.resume)
     path = report(out, results, plot(out, results),
                   "python -m reference.sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
     print(f"report: {path}\nplots:  {', '.join(str(out / p) for p in ('loss_vs_depth.png', 'gain_vs_depth.png', 'loss_curves.png'))}")

@@ -196,7 +196,7 @@ def test_ddp_two_processes_match_one(tmp_path):
     assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), rel=1e-5)
 
 
-def test_tiny_sweep_end_to_end(tmp_path):
+def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
     assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]) == 0
     results = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(results) == len(PRESETS["tiny"]["depths"]) * len(MIXERS)
@@ -204,6 +204,18 @@ def test_tiny_sweep_end_to_end(tmp_path):
         assert (tmp_path / png).stat().st_size > 1000
     report = (tmp_path / "report.md").read_text()
     assert "| hc |" in report and "certified gain fwd" in report
+    # --resume reads finished grid points back (no training); a changed config retrains
+    import reference.sweep as sweep_module
+
+    def no_training(cfg):
+        raise AssertionError(f"retrained {cfg.out}")
+
+    monkeypatch.setattr(sweep_module, "run", no_training)
+    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--resume"]) == 0
+    again = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert again == results
+    with pytest.raises(AssertionError, match="retrained"):
+        sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--resume", "--steps", "7"])
 
 
 def test_bad_cli_arguments(tmp_path):
