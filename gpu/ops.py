@@ -188,6 +188,12 @@ def _kron_tables(sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return T.astype(np.int32), offsets
 
 
+@lru_cache(maxsize=None)
+def _kron_tables_on(sizes: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_kron_tables` on ``device``, copied there once."""
+    return tuple(torch.from_numpy(a).to(device) for a in _kron_tables(sizes))
+
+
 class _KronApply(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, *factors: torch.Tensor) -> torch.Tensor:
@@ -197,13 +203,14 @@ class _KronApply(torch.autograd.Function):
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         F = torch.cat([U.to(acc).expand(*lead, m, m).reshape(M, m * m) for U, m in zip(factors, sizes)],
                       dim=1).contiguous()
-        T, O = (torch.from_numpy(a).to(x.device) for a in _kron_tables(sizes))
+        T, O = _kron_tables_on(sizes, x.device)
         xc = x.reshape(M, n, C).contiguous()
         y = torch.empty_like(xc)
         bm, bc = _kron.blocks(C)
         _kron.kron_apply_fwd_kernel[(triton.cdiv(M, bm), triton.cdiv(C, bc))](
             xc, F, T, y, M, C, F.shape[1], N=n, K=len(sizes), BLOCK_M=bm, BLOCK_C=bc, ACC=_acc(xc))
         ctx.save_for_backward(xc, F, T, O)
+        ctx.sizes = sizes
         ctx.factor_shapes = [(U.shape, U.dtype) for U in factors]
         ctx.x_shape = x.shape
         return y.view(x.shape)
@@ -219,9 +226,10 @@ class _KronApply(torch.autograd.Function):
             xc, F, T, O, dy.reshape(M, n, C).contiguous(), dx, dF, M, C, F.shape[1], N=n, K=K,
             NP=triton.next_power_of_2(n), BLOCK_M=bm, BLOCK_C=bc, ACC=_acc(xc))
         grads = []
+        offsets = _kron_tables(ctx.sizes)[1]                                # host copy: no sync
         for k, (shape, dtype) in enumerate(ctx.factor_shapes):
             m = shape[-1]
-            g = dF[:, int(O[k]):int(O[k + 1])].reshape(*ctx.x_shape[:-2], m, m)
+            g = dF[:, offsets[k]:offsets[k + 1]].reshape(*ctx.x_shape[:-2], m, m)
             g = g.sum_to_size(shape) if g.shape != shape else g            # shared factors
             grads.append(g.to(dtype))
         return (dx.view(ctx.x_shape), *grads)
