@@ -37,6 +37,9 @@ PRESETS = {
 }
 
 
+_IGNORED = {"progress", "resume", "out"}   # fields that do not change a run (out: the dir itself)
+
+
 def finished(cfg: Config) -> dict | None:
     """The summary of an earlier run of exactly ``cfg`` in ``cfg.out``, else None."""
     run_dir = Path(cfg.out)
@@ -46,9 +49,6 @@ def finished(cfg: Config) -> dict | None:
     saved = {**asdict(Config()), **json.loads((run_dir / "config.json").read_text())}
     same = all(saved[k] == v for k, v in asdict(cfg).items() if k not in _IGNORED)
     return json.loads((run_dir / "summary.json").read_text()) if same else None
-
-
-_IGNORED = {"progress", "resume"}
 
 
 def sweep(out: Path, mixers: list[str], depths: list[int], base: Config,
