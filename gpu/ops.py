@@ -206,7 +206,7 @@ class _KronApply(torch.autograd.Function):
         T, O = _kron_tables_on(sizes, x.device)
         xc = x.reshape(M, n, C).contiguous()
         y = torch.empty_like(xc)
-        bm, bc = _kron.blocks(C)
+        bm, bc = _hc.blocks(C)
         _kron.kron_apply_fwd_kernel[(triton.cdiv(M, bm), triton.cdiv(C, bc))](
             xc, F, T, y, M, C, F.shape[1], N=n, K=len(sizes), BLOCK_M=bm, BLOCK_C=bc, ACC=_acc(xc))
         ctx.save_for_backward(xc, F, T, O)
@@ -220,7 +220,7 @@ class _KronApply(torch.autograd.Function):
         xc, F, T, O = ctx.saved_tensors
         M, n, C = xc.shape
         dx, dF = torch.empty_like(xc), torch.empty_like(F)
-        bm, bc = _kron.blocks(C, n)
+        bm, bc = _hc.blocks(C, n)
         K = T.shape[0]
         _kron.kron_apply_bwd_kernel[(triton.cdiv(M, bm),)](
             xc, F, T, O, dy.reshape(M, n, C).contiguous(), dx, dF, M, C, F.shape[1], N=n, K=K,

@@ -19,7 +19,6 @@ import triton
 import triton.language as tl
 
 from .hc_mixing import res_bwd_step, streams_tile
-from .hc_mixing import blocks as hc_blocks
 
 MAX_FACTORS = 4
 
@@ -110,8 +109,3 @@ def kron_apply_bwd_kernel(x_ptr, f_ptr, t_ptr, o_ptr, dy_ptr, dx_ptr, df_ptr, M,
         for s in range(tl.load(o_ptr + k), tl.load(o_ptr + k + 1)):       # entries of U_k
             ds = tl.sum(tl.sum(tl.where(t[None, :, :] == s, g, 0.0), axis=2), axis=1)
             tl.store(df_ptr + m * S + s, ds.to(df_ptr.dtype.element_ty), mask=m < M)
-
-
-def blocks(C: int, n: int = 1) -> tuple[int, int]:
-    """``(BLOCK_M, BLOCK_C)``, as for the HC mixing kernels."""
-    return hc_blocks(C, n)
