@@ -12,6 +12,12 @@ integer flow: source -> row ``i`` (capacity ``r_i``) -> column ``j`` (capacity 1
 ``maximum_flow``. For exactly DS ``P`` the fractional matrix ``s P - F`` has integer
 margins ``r, c``, lies in the transportation polytope, whose vertices are integral, so
 a saturating flow always exists.
+
+The flow picks *some* feasible set of round-ups. With ``closest=True`` the round-ups
+instead maximise the total fractional part they round, which minimises
+``sum |Q - scale P|`` over all roundings with exact margins: the same transportation
+constraints as an integer program (``scipy.optimize.milp``, HiGHS), exact because the
+constraint matrix is totally unimodular. Costs ~5 ms per small matrix instead of ~0.4 ms.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.sparse import csr_matrix
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
 from ._validate import as_matrix
@@ -45,8 +52,27 @@ def _floor_and_fractional(P: np.ndarray, scale: int) -> tuple[np.ndarray, np.nda
     return F.astype(np.int64), frac
 
 
-def quantize(P, scale: int = 127, *, tol: float = 1e-9) -> tuple[np.ndarray, int]:
-    """Integer matrix with exact margins ``scale`` closest to ``scale * P`` (controlled rounding).
+def _closest_round_ups(frac_part: np.ndarray, allowed: np.ndarray, r: np.ndarray,
+                       c: np.ndarray) -> np.ndarray | None:
+    """Round-up mask with row/column counts ``r, c`` maximising the rounded fractional parts
+    (min ``sum |Q - scale P|``); None if infeasible."""
+    n = allowed.shape[0]
+    ri, cj = np.nonzero(allowed)
+    m = ri.size
+    A = coo_matrix((np.ones(2 * m), (np.concatenate([ri, n + cj]), np.tile(np.arange(m), 2))),
+                   shape=(2 * n, m))
+    b = np.concatenate([r, c]).astype(np.float64)
+    res = milp(-frac_part[ri, cj], constraints=LinearConstraint(A, b, b), integrality=np.ones(m),
+               bounds=Bounds(0, 1))
+    if res.status != 0:
+        return None
+    up = np.zeros((n, n), dtype=bool)
+    up[ri, cj] = res.x > 0.5
+    return up
+
+
+def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -> tuple[np.ndarray, int]:
+    """Integer matrix with exact margins ``scale`` within 1 of ``scale * P`` (controlled rounding).
 
     Parameters
     ----------
@@ -56,6 +82,9 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9) -> tuple[np.ndarray, int
         Fixed-point denominator, e.g. 127 for INT8, 255 for UINT8.
     tol : float
         Allowed margin residual of ``P``.
+    closest : bool
+        Choose the rounding minimising ``sum |Q - scale P|`` (an integer program) instead
+        of any feasible one (a max flow).
 
     Returns
     -------
@@ -90,6 +119,14 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9) -> tuple[np.ndarray, int
         raise NotDoublyStochasticError("scale * P has margins that no rounding can make exactly scale")
     if need == 0:
         return F, scale
+    if closest:
+        S = M * scale if M.dtype == object else M * float(scale)
+        frac_part = np.asarray(S - F, dtype=np.float64)
+        up = _closest_round_ups(frac_part, frac, r, c)
+        if up is None:
+            raise NotDoublyStochasticError(
+                "no rounding of scale * P has exact margins with |Q - scale P| < 1; P is too far from DS")
+        return F + up.astype(np.int64), scale
     # nodes: 0 = source, 1..n rows, n+1..2n columns, 2n+1 = sink
     ri, cj = np.nonzero(frac)
     src = np.concatenate([np.zeros(n, np.int64), 1 + ri, n + 1 + np.arange(n)])

@@ -21,8 +21,10 @@ from .kernels import certify_batch as _cert
 from .kernels import hc_mixing as _hc
 from .kernels import kron_apply as _kron
 from .kernels import sinkhorn as _sk
+from .kernels import token_mix as _tm
 
-__all__ = ["sinkhorn", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats"]
+__all__ = ["sinkhorn", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats",
+           "token_mix"]
 
 
 def _grid(batch: int, per_program: int) -> tuple[int]:
@@ -289,3 +291,57 @@ def certify_batch(M: torch.Tensor) -> BatchStats:
     cols = out.unbind(-1)
     batch = M.shape[:-2]
     return BatchStats(*(c.reshape(batch) for c in cols[:-1]), cols[-1].reshape(batch) > 0.5)
+
+
+@lru_cache(maxsize=None)
+def _shifts_on(shifts: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    return torch.tensor(shifts, dtype=torch.int32, device=device)
+
+
+class _TokenMix(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, shifts: tuple[int, ...]) -> torch.Tensor:
+        B, N, D = x.shape
+        xc, wc = x.contiguous(), w.contiguous()
+        s = _shifts_on(shifts, x.device)
+        y = torch.empty_like(xc)
+        bt, bc = _tm.blocks(D)
+        _tm.shift_mix_kernel[(B * triton.cdiv(N, bt), triton.cdiv(D, bc))](
+            xc, wc, s, y, N, D, len(shifts), REVERSE=False, BLOCK_T=bt, BLOCK_C=bc, ACC=_acc(xc))
+        ctx.save_for_backward(xc, wc, s)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x, w, s = ctx.saved_tensors
+        B, N, D = x.shape
+        K = s.shape[0]
+        dyc = dy.contiguous()
+        bt, bc = _tm.blocks(D)
+        dx = torch.empty_like(x)
+        _tm.shift_mix_kernel[(B * triton.cdiv(N, bt), triton.cdiv(D, bc))](
+            dyc, w, s, dx, N, D, K, REVERSE=True, BLOCK_T=bt, BLOCK_C=bc, ACC=_acc(x))
+        chunk = bt * max(1, triton.cdiv(N, bt * 64))                     # <= 64 partials per sequence
+        programs = B * triton.cdiv(N, chunk)
+        acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+        part = torch.empty(programs, K, D, dtype=acc, device=x.device)
+        _tm.shift_mix_dw_kernel[(programs, triton.cdiv(D, bc))](
+            x, dyc, s, part, N, D, K, chunk, KP=triton.next_power_of_2(K), BLOCK_T=bt, BLOCK_C=bc,
+            ACC=_acc(x))
+        return dx, part.sum(0).to(w.dtype), None
+
+
+def token_mix(x: torch.Tensor, w: torch.Tensor, shifts) -> torch.Tensor:
+    """BE-HC token mixing ``y[:, t] = sum_k w[k] x[:, t - s_k]`` (zero before the start).
+
+    ``x (B, N, d)``, ``w (K, d)`` (same dtype), ``shifts`` K integers ``>= 0``; Triton
+    forward and backward, the ``N x N`` matrix never formed. Torch reference:
+    ``reference.token_mixing.shift_mix``.
+    """
+    shifts = tuple(int(v) for v in shifts)
+    if x.ndim != 3 or w.shape != (len(shifts), x.shape[-1]):
+        raise ValueError(f"x (B, N, d) and w (K, d) with K = {len(shifts)} shifts do not match: "
+                         f"{tuple(x.shape)}, {tuple(w.shape)}")
+    if not shifts or min(shifts) < 0:
+        raise ValueError(f"shifts must be a non-empty tuple of integers >= 0, got {shifts}")
+    return _TokenMix.apply(x, w.to(x.dtype), shifts)

@@ -1,4 +1,5 @@
-"""Models that take any mixer: a deep pre-norm MLP stack and a small causal transformer.
+"""Models that take any mixer: a deep pre-norm MLP stack, a small causal transformer, and
+the same transformer with BE-HC token mixing in place of attention.
 
 Each sublayer ``F`` is pre-norm (``F(x) = f(RMSNorm(x))``) and wrapped by its own mixer,
 so a transformer layer has two mixers (attention, MLP), as in HC/mHC.
@@ -12,6 +13,9 @@ import torch.nn.functional as F
 
 from .hyper import HyperConnection
 from .mixers import SINGLE_STREAM, make_mixer
+from .token_mixing import TokenMixBlock
+
+KINDS = ("mlp", "transformer", "tokenmix")
 
 
 class MLPBlock(nn.Module):
@@ -69,24 +73,31 @@ class Model(nn.Module):
 
     Parameters
     ----------
-    kind : ``"mlp"`` (one MLP sublayer per layer: a per-token deep MLP stack) or
-        ``"transformer"`` (attention + MLP sublayers per layer, learned positions).
-    backend : ``"torch"`` or ``"triton"`` (the mixers' Sinkhorn and stream mixing on ``gpu``).
+    kind : ``"mlp"`` (one MLP sublayer per layer: a per-token deep MLP stack),
+        ``"transformer"`` (attention + MLP sublayers per layer, learned positions) or
+        ``"tokenmix"`` (the transformer with :class:`TokenMixBlock`, BE-HC permutation
+        token mixing, in place of attention; same everything else).
+    backend : ``"torch"`` or ``"triton"`` (the mixers' Sinkhorn and stream mixing, and the
+        token mixing, on ``gpu``).
     """
 
     def __init__(self, vocab: int, C: int, depth: int, mixer: str, n_streams: int = 4,
                  kind: str = "mlp", heads: int = 4, max_len: int = 1024, backend: str = "torch") -> None:
         super().__init__()
-        if kind not in ("mlp", "transformer"):
-            raise ValueError(f"kind must be 'mlp' or 'transformer', got {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind = kind
         n = 1 if mixer in SINGLE_STREAM else n_streams
         self.hyper = HyperConnection(n)
         self.embed = nn.Embedding(vocab, C)
-        self.pos = nn.Embedding(max_len, C) if kind == "transformer" else None
+        self.pos = nn.Embedding(max_len, C) if kind != "mlp" else None
 
         def blocks() -> list[nn.Module]:
-            return [AttentionBlock(C, heads), MLPBlock(C)] if kind == "transformer" else [MLPBlock(C)]
+            if kind == "transformer":
+                return [AttentionBlock(C, heads), MLPBlock(C)]
+            if kind == "tokenmix":
+                return [TokenMixBlock(C, max_len, backend), MLPBlock(C)]
+            return [MLPBlock(C)]
 
         self.layers = nn.ModuleList([Layer(blocks(), mixer, n, C, i, backend) for i in range(depth)])
         self.norm = nn.RMSNorm(C)

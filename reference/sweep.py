@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from .mixers import BACKENDS, MIXERS  # noqa: E402
+from .models import KINDS  # noqa: E402
 from .train import DTYPES, Config, run  # noqa: E402
 
 ALL = ["residual", "rezero", "hc", "mhc", "mhc_lite", "kromhc", "behc"]
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depths", nargs="+", type=int, help="override the preset's depths")
     ap.add_argument("--steps", type=int, help="override the preset's steps")
     ap.add_argument("--task", choices=["charlm", "markov"], help="override the preset's task")
-    ap.add_argument("--model", choices=["mlp", "transformer"], help="override the preset's model")
+    ap.add_argument("--model", choices=KINDS, help="override the preset's model")
     ap.add_argument("--dtype", choices=sorted(DTYPES), help="override the preset's dtype")
     ap.add_argument("--backend", choices=BACKENDS, help="override the preset's backend")
     ap.add_argument("--no-progress", dest="progress", action="store_false")

@@ -35,7 +35,7 @@ from .data import TASKS, make_task
 from .metrics import (composite_certificate, composite_gains, h_res_chain, layer_grad_norms,
                       max_ds_residual, summarize)
 from .mixers import BACKENDS, MIXERS, mixing_params
-from .models import Model
+from .models import KINDS, Model
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 EXIT_DIVERGED = 3
@@ -217,7 +217,7 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--depth", type=int, default=d.depth)
     ap.add_argument("--streams", type=int, default=d.streams, help="n (residual/rezero use 1)")
     ap.add_argument("--width", type=int, default=d.width, help="C")
-    ap.add_argument("--model", choices=["mlp", "transformer"], default=d.model)
+    ap.add_argument("--model", choices=KINDS, default=d.model)
     ap.add_argument("--heads", type=int, default=d.heads)
     ap.add_argument("--task", choices=TASKS, default=d.task)
     ap.add_argument("--steps", type=int, default=d.steps)

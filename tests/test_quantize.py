@@ -68,3 +68,27 @@ def test_errors():
     for bad in (0, -3, 1.5, True):
         with pytest.raises(InvalidMatrixError):
             quantize(np.eye(2), bad)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.sampled_from([1, 2, 7, 127]))
+def test_closest_is_l1_optimal_by_brute_force(seed, n, scale):
+    """closest=True minimises sum |Q - scale P| over every rounding with exact margins."""
+    import itertools
+    P = sinkhorn(np.random.default_rng(seed).random((n, n)) + 1e-3, tol=1e-14)
+    Q, _ = quantize(P, scale, closest=True)
+    check(Q, scale, P)
+    F0 = np.floor(scale * P).astype(np.int64)
+    best = min(np.abs(F0 + np.array(bits).reshape(n, n) - scale * P).sum()
+               for bits in itertools.product((0, 1), repeat=n * n)
+               if ((F0 + np.array(bits).reshape(n, n)).sum(0) == scale).all()
+               and ((F0 + np.array(bits).reshape(n, n)).sum(1) == scale).all())
+    assert np.abs(Q - scale * P).sum() <= best + 1e-9
+    assert np.abs(Q - scale * P).sum() <= np.abs(quantize(P, scale)[0] - scale * P).sum() + 1e-9
+
+
+def test_closest_picks_the_nearest_rounding():
+    P = np.array([[0.9, 0.1, 0.0], [0.1, 0.0, 0.9], [0.0, 0.9, 0.1]])
+    Q, _ = quantize(P, 1, closest=True)
+    assert (Q == np.round(P)).all()
+    exact = np.array([[F(2, 3), F(1, 3)], [F(1, 3), F(2, 3)]], dtype=object)
+    assert (quantize(exact, 1, closest=True)[0] == np.eye(2)).all()

@@ -1,0 +1,148 @@
+"""BE-HC token mixing: causal convex combinations of sequence shifts, ``O(K N d)``.
+
+For a sequence ``x (B, N, d)`` and shifts ``s_0 = 0 < s_1 < ... < s_{K-1}`` the mixer is
+
+    y[:, t, c] = sum_k w[k, c] x[:, t - s_k, c]        (x[:, t] = 0 for t < 0)
+
+with ``w[:, c] = softmax(logits[:, c])`` per channel, so each channel mixes tokens by
+``sum_k w_k P_k``. The default shifts are ``0, 1, 2, 4, ...`` (powers of two below
+``max_len``): ``L`` stacked layers reach every offset whose binary expansion has at most
+``L`` ones, so ``ceil(log2 N)`` layers reach every earlier token.
+
+Why it is causal *and* exactly doubly stochastic: left-pad the sequence with
+``S = s_{K-1}`` zero tokens. On the padded length ``N + S``, ``P_k`` is the cyclic shift
+by ``s_k``, a permutation matrix, so ``A = sum_k w_k P_k`` is exactly DS (Birkhoff-von
+Neumann, ``rho(A) = ||A||_2 = 1``). A real output position ``S + t`` reads
+``S + t - s_k >= t >= 0``: never a wrapped entry, never a later token. Only the first
+``S`` (padding) outputs wrap around, and they are dropped. The ``N x N`` block acting on
+real tokens is lower-triangular Toeplitz; it is never formed: the mixer costs
+``K`` shifted multiply-adds, ``O(K N d)`` time and ``O(N d)`` memory, against
+attention's ``O(N^2 d)`` time.
+
+:class:`TokenMixBlock` is the sublayer that takes attention's place:
+``out(mix(v(h)) * sigmoid(g(h)))`` with ``h = RMSNorm(x)``. The gate is per token and
+channel, outside the mixing matrix, which stays ``sum_k w_k P_k``.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from birkhoff import quantize
+
+__all__ = ["power_of_two_shifts", "shift_mix", "token_mixing_matrix", "quantize_shift_weights",
+           "TokenMixBlock"]
+
+
+def power_of_two_shifts(max_len: int) -> tuple[int, ...]:
+    """``(0, 1, 2, 4, ..., 2^m)`` with ``2^m < max_len``: ``K = 1 + ceil(log2 max_len)`` shifts."""
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    shifts = [0]
+    while (s := 1 << (len(shifts) - 1)) < max_len:
+        shifts.append(s)
+    return tuple(shifts)
+
+
+def _check(x: torch.Tensor, w: torch.Tensor, shifts: Sequence[int]) -> None:
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (B, N, d), got {tuple(x.shape)}")
+    if w.shape != (len(shifts), x.shape[-1]):
+        raise ValueError(f"w must have shape (K, d) = ({len(shifts)}, {x.shape[-1]}), got {tuple(w.shape)}")
+    if any(s < 0 for s in shifts):
+        raise ValueError(f"shifts must be >= 0 (causal), got {tuple(shifts)}")
+
+
+def shift_mix(x: torch.Tensor, w: torch.Tensor, shifts: Sequence[int]) -> torch.Tensor:
+    """``y[:, t] = sum_k w[k] * x[:, t - s_k]`` (zero before the start), eager torch reference.
+
+    ``x (B, N, d)``, ``w (K, d)``; autograd keeps only views of ``x``: ``O(N d)`` memory.
+    """
+    _check(x, w, shifts)
+    N = x.shape[1]
+    y = torch.zeros_like(x)
+    for k, s in enumerate(shifts):
+        if s < N:  # the product saves a view of x; the padded copy is transient
+            y = y + F.pad(w[k] * x[:, :N - s], (0, 0, s, 0))
+    return y
+
+
+def token_mixing_matrix(w: Sequence, shifts: Sequence[int], N: int) -> np.ndarray:
+    """Dense ``(N + S) x (N + S)`` operator ``sum_k w_k P_k`` on the padded sequence (one channel).
+
+    ``P_k[i, (i - s_k) mod (N + S)] = 1``; rows ``S..S+N-1`` act on the real tokens.
+    Entries keep the type of ``w`` (``Fraction`` for exact checks). For tests only.
+    """
+    S = max(shifts)
+    size = N + S
+    A = np.full((size, size), type(w[0])(0), dtype=object)
+    for wk, s in zip(w, shifts):
+        for i in range(size):
+            A[i, (i - s) % size] += wk
+    return A
+
+
+def quantize_shift_weights(w: np.ndarray, scale: int = 127) -> np.ndarray:
+    """Integers ``q (K, d)`` with ``sum_k q[k, c] = scale`` exactly and ``|q - scale w| < 1``.
+
+    Per channel, ``birkhoff.quantize(..., closest=True)`` of the ``K x K`` circulant
+    ``circ(w[:, c])`` (DS when ``sum w = 1``); its first row is the rounding. ``q / scale``
+    gives an exactly DS token mixer.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    K, d = w.shape
+    idx = (np.arange(K)[None, :] - np.arange(K)[:, None]) % K        # circ[i, j] = w[(j - i) mod K]
+    return np.stack([quantize(w[idx, c], scale, tol=1e-6, closest=True)[0][0] for c in range(d)], axis=1)
+
+
+def exact_weights(q: np.ndarray, scale: int) -> list[list[Fraction]]:
+    """``q / scale`` as Fractions, per channel: ``[[q_0c / s, ..., q_Kc / s] for c]``."""
+    return [[Fraction(int(v), scale) for v in q[:, c]] for c in range(q.shape[1])]
+
+
+class TokenMixBlock(nn.Module):
+    """BE-HC token mixing sublayer: ``out(shift_mix(v(h), softmax(logits)) * sigmoid(g(h)))``.
+
+    Parameters
+    ----------
+    C : width.
+    max_len : longest sequence; sets the shifts ``power_of_two_shifts(max_len)``.
+    backend : ``"torch"`` (:func:`shift_mix`) or ``"triton"`` (``gpu.ops.token_mix``).
+
+    ``weight_map`` (default None) post-processes the mixing weights ``(K, C)``; the INT8
+    experiments set it to a quantizer.
+    """
+
+    def __init__(self, C: int, max_len: int, backend: str = "torch") -> None:
+        super().__init__()
+        self.shifts = power_of_two_shifts(max_len)
+        self.norm = nn.RMSNorm(C)
+        self.v = nn.Linear(C, C)
+        self.g = nn.Linear(C, C)
+        self.out = nn.Linear(C, C)
+        self.logits = nn.Parameter(torch.zeros(len(self.shifts), C))
+        self.backend = backend
+        self.weight_map = None
+        if backend == "triton":
+            from gpu import ops
+            self._mix = ops.token_mix
+        elif backend == "torch":
+            self._mix = shift_mix
+        else:
+            raise ValueError(f"unknown backend {backend!r}; choose 'torch' or 'triton'")
+
+    def weights(self) -> torch.Tensor:
+        """``w (K, C)``: per channel a probability vector over the shifts."""
+        w = torch.softmax(self.logits, dim=0)
+        return w if self.weight_map is None else self.weight_map(w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        mixed = self._mix(self.v(h), self.weights().to(h.dtype), self.shifts)
+        return self.out(mixed * torch.sigmoid(self.g(h)))
