@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(VPY) benchmarks/bench_bvn.py
 	$(VPY) benchmarks/bench_project.py
 	$(VPY) benchmarks/bench_mixers.py
+	$(VPY) benchmarks/bench_token_mixing.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -5,7 +5,9 @@ DeepSeek-like shapes: tokens 4K-64K, ``n = 4`` streams, ``C`` 1024-7168, bf16. T
 move (inputs read once, outputs written once) and is compared with the device's peak
 HBM bandwidth (``--peak-gbs``, default: H100 SXM 3350 GB/s). Sinkhorn is timed forward
 + backward on ``(tokens, 4, 4)`` logits with t = 20; ``kron_apply`` with per-token 2x2
-factors; ``certify_batch`` on 2^20 and 2^23 fp32 ``n x n`` matrices.
+factors; ``certify_batch`` on 2^20 and 2^23 fp32 ``n x n`` matrices; ``token_mix`` on one
+sequence of ``tokens`` positions with the power-of-two shifts (bytes: ``x`` read once,
+``y`` written once).
 
 Targets (issue 8, H100): ``hc_post_res`` >= 70% of peak bandwidth and >= 3x eager;
 ``sinkhorn`` fwd+bwd >= 10x eager.
@@ -19,6 +21,7 @@ import sys
 import torch
 
 from reference.mixers import TORCH_OPS, kron_torch
+from reference.token_mixing import power_of_two_shifts, shift_mix
 
 
 def _bytes(*tensors: torch.Tensor) -> int:
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     dev, dt, n = torch.device("cuda"), torch.bfloat16, args.streams
     compiled = {"pre": torch.compile(TORCH_OPS.pre), "post_res": torch.compile(TORCH_OPS.post_res),
                 "sinkhorn": torch.compile(TORCH_OPS.sinkhorn), "kron": torch.compile(_kron_eager),
-                "stats": torch.compile(_stats_eager)}
+                "stats": torch.compile(_stats_eager), "token_mix": torch.compile(shift_mix)}
     print(f"device: {torch.cuda.get_device_name()}, bf16, n = {n}\n")
     print("| op | tokens | C | triton (ms) | GB/s | % peak | eager (ms) | x eager | compile (ms) | x compile |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -82,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             if 2 ** len(U) == n:
                 row("kron_apply", M, C, lambda: ops.kron_apply(U, x), lambda: _kron_eager(U, x),
                     lambda: compiled["kron"](U, x), _bytes(x, *U, x))
+            shifts = power_of_two_shifts(M)
+            seq = x[None, :, 0]                                             # (1, M, C)
+            w = torch.softmax(torch.randn(len(shifts), C, device=dev), 0).to(dt)
+            row("token_mix", M, C, lambda: ops.token_mix(seq, w, shifts), lambda: shift_mix(seq, w, shifts),
+                lambda: compiled["token_mix"](seq, w, shifts), 2 * _bytes(seq))
         L = torch.randn(M, n, n, device=dev, dtype=dt, requires_grad=True)
         g = torch.randn(M, n, n, device=dev, dtype=dt)
 

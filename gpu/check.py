@@ -30,6 +30,7 @@ from birkhoff.permutations import permutation_matrices  # noqa: E402
 
 from . import ops  # noqa: E402
 from reference.mixers import TORCH_OPS, kron_torch  # noqa: E402
+from reference.token_mixing import power_of_two_shifts, shift_mix  # noqa: E402
 
 # Triton's interpreter converts fp32 -> bf16 by truncation (checked: 1 + 3 2^-8 -> 1 + 2^-7;
 # it ignores fp_downcast_rounding), i.e. up to one ulp = 2^-7 relative; compiled Triton
@@ -144,11 +145,21 @@ def check_certify(device, dtype, quick):
             yield "certify_batch", dtype, (*batch, n, n), abs_err, rel_err, scale, UNIT[torch.float32]
 
 
+def check_token_mix(device, dtype, quick):
+    _, _, Cs = _cases(quick)
+    for B, N in ((1, 37), (2, 300)) if quick else ((1, 37), (2, 300), (1, 4096), (3, 1031)):
+        shifts = power_of_two_shifts(N)
+        for C in Cs:
+            yield from _fwd_bwd("token_mix", lambda x, w: ops.token_mix(x, w, shifts),
+                                lambda x, w: shift_mix(x, w, shifts),
+                                [(B, N, C), (len(shifts), C)], dtype, device, (B, N, C), 1)
+
+
 def _onehot(perms: torch.Tensor) -> torch.Tensor:
     return torch.tensor(permutation_matrices(perms.numpy()), dtype=torch.float64)
 
 
-CHECKS = (check_sinkhorn, check_hc, check_kron, check_bvn, check_certify)
+CHECKS = (check_sinkhorn, check_hc, check_kron, check_bvn, check_certify, check_token_mix)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Tasks: a char-level LM on a bundled real corpus, and a synthetic Markov chain for fast tests.
+"""Tasks: a char-level LM on a bundled real corpus, a synthetic Markov chain for fast tests,
+and a long-range recall task for the token-mixing study.
 
 Corpus (``reference/corpus/stdlib_docstrings.txt.gz``): the docstrings of the Python
 standard library's pure-Python modules, text present on every Python install, built
@@ -28,7 +29,8 @@ import torch
 
 CORPUS = Path(__file__).parent / "corpus" / "stdlib_docstrings.txt.gz"
 CORPUS_BYTES = 2_000_000
-TASKS = ("charlm", "markov")
+TASKS = ("charlm", "markov", "recall")
+IGNORE = -100  # target value cross_entropy skips
 
 
 def build_corpus(limit: int = CORPUS_BYTES) -> str:
@@ -132,11 +134,46 @@ class Markov:
         return float(-(self.pi[:, None] * self.T * np.log(T)).sum())
 
 
+class Recall:
+    """Long-range recall: name, at the last position, the one class symbol hidden in noise.
+
+    Symbols ``0..classes-1`` are classes, the next ``noise`` symbols are noise. Each
+    sequence is noise except one class symbol at a uniform position ``p < N / 2``; the
+    target is that class at position ``N - 1`` and ``IGNORE`` elsewhere. The answer lies
+    more than ``N / 2`` tokens back, at a distance that changes from sequence to
+    sequence; chance accuracy is ``1 / classes``.
+    """
+
+    name = "recall"
+
+    def __init__(self, seq_len: int, classes: int = 8, noise: int = 8) -> None:
+        if seq_len < 2:
+            raise ValueError(f"recall needs seq_len >= 2, got {seq_len}")
+        self.seq_len, self.classes, self.vocab = seq_len, classes, classes + noise
+
+    def batch(self, seed: int, step: int, batch_size: int, split: str = "train"
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([seed, step, 0 if split == "train" else 1, 7])
+        x = rng.integers(self.classes, self.vocab, size=(batch_size, self.seq_len))
+        label = rng.integers(0, self.classes, size=batch_size)
+        pos = rng.integers(0, max(1, self.seq_len // 2), size=batch_size)
+        x[np.arange(batch_size), pos] = label
+        y = np.full_like(x, IGNORE)
+        y[:, -1] = label
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    def unigram_entropy(self) -> float:
+        """Loss of a uniform guess over the classes (chance)."""
+        return math.log(self.classes)
+
+
 def make_task(name: str, seq_len: int):
     if name == "charlm":
         return CharLM(seq_len)
     if name == "markov":
         return Markov(seq_len)
+    if name == "recall":
+        return Recall(seq_len)
     raise ValueError(f"unknown task {name!r}; choose from {TASKS}")
 
 

@@ -129,12 +129,18 @@ class Mixer(nn.Module):
     """Base class. ``forward(x, block)`` with ``x`` of shape ``(..., n, C)``.
 
     ``last_h_res`` holds ``H_res`` (detached) for the first ``probe`` tokens of the last
-    forward pass, shape ``(probe, n, n)``, for the composite-gain metrics.
+    forward pass, shape ``(probe, n, n)``, for the composite-gain metrics. ``h_res_map``
+    (default None) post-processes ``H_res`` before it is used and recorded: the INT8
+    experiments (``reference.quantization``) set it to a rounding.
     """
 
     n_streams: int = 1
     probe: int = 8
     ops: Ops = TORCH_OPS
+    h_res_map: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def _mapped(self, H_res: torch.Tensor) -> torch.Tensor:
+        return H_res if self.h_res_map is None else self.h_res_map(H_res)
 
     def __init__(self) -> None:
         super().__init__()
@@ -199,7 +205,7 @@ class HC(Mixer):
         H_pre = self.s_a * torch.tanh(h @ self.W_m) + self.A_m            # (.., n)
         A_r = self.s_a * torch.tanh(h @ self.W_r) + self.A_r              # (.., n, n)
         H_post = self.s_b * torch.tanh(h @ self.W_b) + self.B             # (.., n)
-        H_res = A_r.transpose(-1, -2)
+        H_res = self._mapped(A_r.transpose(-1, -2))
         self._record(H_res)
         return _mix(self.ops, x, H_pre, H_post, H_res, block)
 
@@ -233,7 +239,7 @@ class _Manifold(Mixer):
         z = self.norm(x.flatten(-2)) @ self.phi                           # (.., 2n + R)
         H_pre = torch.sigmoid(self.gates[0] * z[..., :n] + self.b_pre)
         H_post = 2.0 * torch.sigmoid(self.gates[1] * z[..., n:2 * n] + self.b_post)
-        H_res = self.h_res(self.gates[2] * z[..., 2 * n:] + self.b_res)
+        H_res = self._mapped(self.h_res(self.gates[2] * z[..., 2 * n:] + self.b_res))
         self._record(H_res)
         return _mix(self.ops, x, H_pre, H_post, H_res, block)
 

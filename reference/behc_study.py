@@ -1,0 +1,259 @@
+"""BE-HC claims, measured: long-context quality and INT8 retention (docs/BEHC.md).
+
+    python -m reference.behc_study tokens  --out runs/behc     # token mixing vs attention
+    python -m reference.behc_study streams --runs runs/paper/runs --out runs/behc
+
+``tokens``: for each task (``recall``: long-range recall; ``charlm``: the bundled corpus)
+and sequence length ``N``, trains the BE-HC token-mixing model and the same model with
+attention (``reference.train``, identical config but ``--model``), then evaluates
+validation loss and accuracy in float and post-training INT8: weights (W8), weights and
+activations (W8A8), and for BE-HC its token-mixing weights rounded exactly DS
+(``birkhoff.quantize``) or naively. Retention = quantized accuracy / float accuracy.
+
+``streams``: loads the deepest checkpoints of a depth sweep (``reference.sweep``) and
+evaluates each stream mixer with ``H_res`` rounded to ``Q / 127`` exactly DS
+(``birkhoff.quantize``) or naively, with and without W8 weights; the composite gain of
+probe token 0's ``prod Q_l / 127`` over all layers is computed in exact integer arithmetic.
+
+Each writes ``OUT/<name>.jsonl``, ``OUT/<name>.md`` (the tables) and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .data import IGNORE, make_task  # noqa: E402
+from .quantization import exact_composite_gains, quantized  # noqa: E402
+from .sweep import finished  # noqa: E402
+from .train import Config, build, run  # noqa: E402
+
+KINDS = {"tokenmix": "BE-HC token mixing", "transformer": "attention (SDPA)"}
+TOKEN_MODES = {  # name -> quantized() keywords
+    "float": None,
+    "W8": dict(weights=True),
+    "W8A8": dict(weights=True, activations=True),
+    "W8 + DS mix": dict(weights=True, mixing="ds"),
+    "W8 + naive mix": dict(weights=True, mixing="naive"),
+    "W8A8 + DS mix": dict(weights=True, activations=True, mixing="ds"),
+}
+STREAM_MODES = {
+    "float": None,
+    "H_res DS": dict(weights=False, mixing="ds"),
+    "H_res naive": dict(weights=False, mixing="naive"),
+    "W8 + H_res DS": dict(weights=True, mixing="ds"),
+    "W8 + H_res naive": dict(weights=True, mixing="naive"),
+}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, task, cfg: Config, batches: int) -> tuple[float, float]:
+    """(mean loss, accuracy) over the scored positions of ``batches`` validation batches."""
+    loss, correct, count = 0.0, 0, 0
+    for k in range(batches):
+        x, y = task.batch(cfg.seed, k, cfg.batch_size, split="val")
+        logits = model(x).float()
+        scored = y != IGNORE
+        loss += float(torch.nn.functional.cross_entropy(logits[scored], y[scored], reduction="sum"))
+        correct += int((logits[scored].argmax(-1) == y[scored]).sum())
+        count += int(scored.sum())
+    return loss / count, correct / count
+
+
+def load(cfg: Config, task) -> torch.nn.Module:
+    model = build(cfg, task.vocab, torch.device("cpu"))
+    model.load_state_dict(torch.load(Path(cfg.out) / "ckpt.pt", map_location="cpu", weights_only=False)["model"])
+    return model.eval()
+
+
+def _measure(model, task, cfg, mode: dict | None, batches: int) -> dict:
+    if mode is None:
+        loss, acc = evaluate(model, task, cfg, batches)
+        return {"loss": loss, "accuracy": acc}
+    with quantized(model, **mode) as roundings:
+        loss, acc = evaluate(model, task, cfg, batches)
+    row = {"loss": loss, "accuracy": acc}
+    if roundings:
+        # one rounding per mixer per forward call: the probe chain of the last batch
+        chain = [r.probe[-1] for r in roundings]
+        row["gain_forward"], row["gain_backward"] = exact_composite_gains(chain)
+        row["max_input_residual"] = max(r.max_residual for r in roundings)
+    return row
+
+
+# ----------------------------------------------------------------------------- tokens
+
+def tokens(args: argparse.Namespace) -> list[dict]:
+    base = Config(mixer=args.mixer, streams=args.streams, width=args.width, depth=args.depth,
+                  heads=args.heads, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                  eval_batches=2, progress=args.progress)
+    rows = []
+    for task_name in args.tasks:
+        for N in args.lengths:
+            task = make_task(task_name, N)
+            for kind in KINDS:
+                cfg = replace(base, task=task_name, seq_len=N, model=kind,
+                              out=str(args.out / "runs" / f"{task_name}_{kind}_N{N}"))
+                summary = finished(cfg) or run(cfg)
+                model = load(cfg, task)
+                for name, mode in TOKEN_MODES.items():
+                    if mode and "mixing" in mode and kind != "tokenmix":
+                        continue
+                    row = {"task": task_name, "N": N, "model": kind, "mode": name,
+                           "chance_loss": summary["unigram_loss"],
+                           **_measure(model, task, cfg, mode, args.eval_batches)}
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
+def _retention(rows: list[dict]) -> None:
+    base = {(r["task"], r["N"], r["model"]): r["accuracy"] for r in rows if r["mode"] == "float"}
+    for r in rows:
+        f = base[(r["task"], r["N"], r["model"])]
+        r["retention"] = r["accuracy"] / f if f > 0 else float("nan")
+
+
+def tokens_report(rows: list[dict], out: Path) -> None:
+    _retention(rows)
+    lines = ["| task | N | model | mode | val loss | accuracy | retention |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['N']} | {KINDS[r['model']]} | {r['mode']} | {r['loss']:.3f} | "
+                     f"{r['accuracy']:.3f} | {r['retention']:.3f} |")
+    (out / "tokens.md").write_text("\n".join(lines) + "\n")
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for kind, label in KINDS.items():
+            pts = sorted((r["N"], r["accuracy"]) for r in rows
+                         if r["task"] == task and r["model"] == kind and r["mode"] == "float")
+            ax.plot(*zip(*pts), "o-", label=label)
+        ax.set(xscale="log", xlabel="sequence length N", ylabel="validation accuracy", title=task)
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "quality_vs_N.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sel = [r for r in rows if r["task"] == task and r["mode"] != "float"]
+        labels = list(dict.fromkeys(f"{'BE-HC' if r['model'] == 'tokenmix' else 'attn'} {r['mode']}" for r in sel))
+        Ns = sorted({r["N"] for r in sel})
+        width = 0.8 / len(Ns)
+        for i, N in enumerate(Ns):
+            vals = {f"{'BE-HC' if r['model'] == 'tokenmix' else 'attn'} {r['mode']}": r["retention"]
+                    for r in sel if r["N"] == N}
+            ax.bar([j + i * width for j in range(len(labels))], [vals.get(lb, 0) for lb in labels], width,
+                   label=f"N = {N}")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=45, ha="right",
+                      fontsize=7)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set(ylabel="accuracy retention (INT8 / float)", title=task)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "retention_tokens.png", dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- streams
+
+def streams(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for mixer in args.mixers:
+        runs = sorted(args.runs.glob(f"{mixer}_L*"), key=lambda p: int(p.name.rsplit("_L", 1)[1]))
+        if not runs:
+            raise FileNotFoundError(f"no {mixer}_L* run under {args.runs}")
+        saved = json.loads((runs[-1] / "config.json").read_text())
+        cfg = replace(Config(**{k: v for k, v in saved.items() if k in Config.__dataclass_fields__}),
+                      out=str(runs[-1]))
+        task = make_task(cfg.task, cfg.seq_len)
+        model = load(cfg, task)
+        for name, mode in STREAM_MODES.items():
+            if mode and mode.get("mixing") == "ds" and mixer == "hc":
+                continue                                    # HC's H_res is not DS: nothing to preserve
+            row = {"mixer": mixer, "depth": cfg.depth, "mode": name,
+                   **_measure(model, task, cfg, mode, args.eval_batches)}
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
+def streams_report(rows: list[dict], out: Path) -> None:
+    lines = ["| mixer | depth | mode | val loss | accuracy | exact composite gain fwd / bwd (probe token) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        gain = f"{r['gain_forward']:.4g} / {r['gain_backward']:.4g}" if "gain_forward" in r else "-"
+        lines.append(f"| {r['mixer']} | {r['depth']} | {r['mode']} | {r['loss']:.4f} | {r['accuracy']:.4f} | {gain} |")
+    (out / "streams.md").write_text("\n".join(lines) + "\n")
+    mixers = list(dict.fromkeys(r["mixer"] for r in rows))
+    modes = list(STREAM_MODES)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(modes)
+    for i, mode in enumerate(modes):
+        by = {r["mixer"]: r for r in rows if r["mode"] == mode}
+        xs = [j + i * width for j in range(len(mixers))]
+        axes[0].bar(xs, [by[m]["loss"] if m in by else 0 for m in mixers], width, label=mode)
+        if mode != "float":
+            axes[1].bar(xs, [by[m].get("gain_forward", float("nan")) if m in by else float("nan") for m in mixers],
+                        width, label=mode)
+    for ax in axes:
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(mixers))], mixers)
+        ax.legend(fontsize=7)
+    depth = rows[0]["depth"]
+    axes[0].set(ylabel="validation loss (nats)", title=f"INT8 H_res at depth {depth}")
+    axes[0].set_ylim(min(r["loss"] for r in rows) * 0.95, max(r["loss"] for r in rows) * 1.02)
+    axes[1].set(yscale="log", ylabel="exact composite forward gain", title=f"prod of {depth} rounded H_res")
+    fig.tight_layout()
+    fig.savefig(out / "retention_streams.png", dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m reference.behc_study", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("tokens", help="token mixing vs attention: quality vs N and INT8 retention")
+    t.add_argument("--tasks", nargs="+", choices=["recall", "charlm"], default=["recall", "charlm"])
+    t.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
+    t.add_argument("--mixer", default="behc")
+    t.add_argument("--streams", type=int, default=4)
+    t.add_argument("--width", type=int, default=64)
+    t.add_argument("--depth", type=int, default=4)
+    t.add_argument("--heads", type=int, default=4)
+    t.add_argument("--steps", type=int, default=300)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=3e-3)
+    s = sub.add_parser("streams", help="INT8 H_res (DS vs naive) in the deepest runs of a depth sweep")
+    s.add_argument("--runs", type=Path, default=Path("runs/paper/runs"))
+    s.add_argument("--mixers", nargs="+", default=["hc", "mhc", "mhc_lite", "kromhc", "behc"])
+    for p in (t, s):
+        p.add_argument("--out", type=Path, default=Path("runs/behc"))
+        p.add_argument("--eval-batches", type=int, default=16, help="validation batches the study scores")
+        p.add_argument("--no-progress", dest="progress", action="store_false")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        rows = tokens(args) if args.cmd == "tokens" else streams(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"reference.behc_study: error: {exc}", file=sys.stderr)
+        return 2
+    (args.out / f"{args.cmd}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tokens_report if args.cmd == "tokens" else streams_report)(rows, args.out)
+    print((args.out / f"{args.cmd}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""INT8 quantization (reference.quantization), the recall task, and the BE-HC study CLI end to end."""
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from reference.data import IGNORE, Recall
+from reference.models import Model
+from reference.quantization import HResRounding, exact_composite_gains, int8_symmetric, quantized
+from reference.token_mixing import TokenMixBlock
+
+
+def test_recall_task():
+    task = Recall(64)
+    x, y = task.batch(0, 3, 32)
+    assert x.shape == y.shape == (32, 64)
+    is_class = x < task.classes
+    assert (is_class.sum(1) == 1).all()                                    # one class symbol
+    pos = is_class.int().argmax(1)
+    assert (pos < 32).all()                                                # in the first half
+    assert (y[:, :-1] == IGNORE).all()
+    assert (y[:, -1] == x[torch.arange(32), pos]).all()
+    assert torch.equal(task.batch(0, 3, 32)[0], x) and not torch.equal(task.batch(0, 4, 32)[0], x)
+    with pytest.raises(ValueError):
+        Recall(1)
+
+
+def test_int8_symmetric():
+    W = torch.randn(5, 33, dtype=torch.float64)
+    Wq = int8_symmetric(W)
+    s = W.abs().amax(-1, keepdim=True) / 127
+    assert ((Wq - W).abs() <= s / 2 + 1e-15).all()
+    assert torch.allclose(Wq / s, torch.round(Wq / s), atol=1e-9)          # integers times s
+    assert (int8_symmetric(torch.zeros(2, 3)) == 0).all()
+
+
+def _stream_model():
+    torch.manual_seed(0)
+    return Model(10, 8, depth=6, mixer="behc", kind="tokenmix", max_len=16).double()
+
+
+def test_quantized_restores_and_rounds_mixing_exactly():
+    model = _stream_model()
+    idx = torch.randint(0, 10, (2, 16))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ref = model(idx)
+    with quantized(model, weights=True, activations=True, mixing="ds") as roundings:
+        out = model(idx)
+        block = next(m for m in model.modules() if isinstance(m, TokenMixBlock))
+        w = block.weights().detach().double() * 127
+        assert torch.equal(w, torch.round(w)) and (w.sum(0) == 127).all()   # exact margins
+        for m in model.mixers():
+            H = m.last_h_res.double() * 127
+            assert torch.allclose(H, torch.round(H), atol=1e-9)
+            Q = torch.round(H).long()
+            assert (Q.sum(-1) == 127).all() and (Q.sum(-2) == 127).all()
+    assert len(roundings) == 12 and all(len(r.probe) == 1 for r in roundings)
+    assert not torch.equal(out, ref)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    torch.testing.assert_close(model(idx), ref)                         # hooks and maps removed
+    assert all(m.h_res_map is None for m in model.mixers())
+
+
+def test_ds_rounding_keeps_exact_gain_naive_does_not():
+    H = torch.tensor([[0.99, 0.01 / 3, 0.01 / 3, 0.01 / 3]])
+    H = torch.stack([H.roll(k, dims=1)[0] for k in range(4)])             # circulant, DS
+    ds, naive = HResRounding("ds"), HResRounding("naive")
+    ds(H[None])
+    naive(H[None])
+    assert exact_composite_gains([ds.probe[0]] * 1000) == (1.0, 1.0)
+    assert (naive.probe[0] == np.diag([126] * 4)).all()                 # 0.42 rounds to 0
+    fwd, bwd = exact_composite_gains([naive.probe[0]] * 1000)
+    assert fwd == bwd == float(Fraction(126, 127) ** 1000)
+    with pytest.raises(ValueError):
+        HResRounding("int4")
+
+
+def test_study_cli_end_to_end(tmp_path):
+    out = tmp_path / "study"
+    r = subprocess.run([sys.executable, "-m", "reference.behc_study", "tokens", "--tasks", "recall",
+                        "--lengths", "16", "--steps", "2", "--width", "8", "--depth", "2",
+                        "--batch-size", "4", "--eval-batches", "1", "--out", str(out), "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(ln) for ln in (out / "tokens.jsonl").read_text().splitlines()]
+    assert {(row["model"], row["mode"]) for row in rows} == {
+        ("tokenmix", m) for m in ("float", "W8", "W8A8", "W8 + DS mix", "W8 + naive mix", "W8A8 + DS mix")
+    } | {("transformer", m) for m in ("float", "W8", "W8A8")}
+    for name in ("tokens.md", "quality_vs_N.png", "retention_tokens.png"):
+        assert (out / name).stat().st_size > 0
+    sweep = tmp_path / "sweep"
+    subprocess.run([sys.executable, "-m", "reference.sweep", "--preset", "tiny", "--mixers", "hc", "kromhc",
+                    "--out", str(sweep), "--no-progress"], check=True, capture_output=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "reference.behc_study", "streams", "--runs", str(sweep / "runs"),
+                        "--mixers", "hc", "kromhc", "--eval-batches", "1", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(ln) for ln in (out / "streams.jsonl").read_text().splitlines()]
+    ds = [row for row in rows if "DS" in row["mode"]]
+    assert {row["mixer"] for row in ds} == {"kromhc"}                       # HC is not DS
+    assert all(row["gain_forward"] == row["gain_backward"] == 1.0 for row in ds)
+    assert (out / "retention_streams.png").stat().st_size > 0
+    r = subprocess.run([sys.executable, "-m", "reference.behc_study", "streams", "--runs", str(tmp_path),
+                        "--mixers", "mhc", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr
