@@ -7,8 +7,9 @@
 and sequence length ``N``, trains the BE-HC token-mixing model and the same model with
 attention (``reference.train``, identical config but ``--model``), then evaluates
 validation loss and accuracy in float and post-training INT8: weights (W8), weights and
-activations (W8A8), and for BE-HC its token-mixing weights rounded exactly DS
-(``birkhoff.quantize``) or naively. Retention = quantized accuracy / float accuracy.
+activations (W8A8; per row / per token, or per tensor), and for BE-HC its token-mixing weights rounded exactly DS
+(``birkhoff.quantize``) or naively. The stream mixers' ``H_res`` (the same in both
+models) stay float here; ``streams`` studies them. Retention = quantized accuracy / float accuracy.
 
 ``streams``: loads the deepest checkpoints of a depth sweep (``reference.sweep``) and
 evaluates each stream mixer with ``H_res`` rounded to ``Q / 127`` exactly DS
@@ -42,16 +43,18 @@ TOKEN_MODES = {  # name -> quantized() keywords
     "float": None,
     "W8": dict(weights=True),
     "W8A8": dict(weights=True, activations=True),
-    "W8 + DS mix": dict(weights=True, mixing="ds"),
-    "W8 + naive mix": dict(weights=True, mixing="naive"),
-    "W8A8 + DS mix": dict(weights=True, activations=True, mixing="ds"),
+    "W8A8 per-tensor": dict(weights=True, activations=True, per_tensor=True),
+    "W8 + DS mix": dict(weights=True, token_mixing="ds"),
+    "W8 + naive mix": dict(weights=True, token_mixing="naive"),
+    "W8A8 + DS mix": dict(weights=True, activations=True, token_mixing="ds"),
+    "W8A8 per-tensor + DS mix": dict(weights=True, activations=True, per_tensor=True, token_mixing="ds"),
 }
 STREAM_MODES = {
     "float": None,
-    "H_res DS": dict(weights=False, mixing="ds"),
-    "H_res naive": dict(weights=False, mixing="naive"),
-    "W8 + H_res DS": dict(weights=True, mixing="ds"),
-    "W8 + H_res naive": dict(weights=True, mixing="naive"),
+    "H_res DS": dict(weights=False, stream_mixing="ds"),
+    "H_res naive": dict(weights=False, stream_mixing="naive"),
+    "W8 + H_res DS": dict(weights=True, stream_mixing="ds"),
+    "W8 + H_res naive": dict(weights=True, stream_mixing="naive"),
 }
 
 
@@ -87,6 +90,7 @@ def _measure(model, task, cfg, mode: dict | None, batches: int) -> dict:
         chain = [r.probe[-1] for r in roundings]
         row["gain_forward"], row["gain_backward"] = exact_composite_gains(chain)
         row["max_input_residual"] = max(r.max_residual for r in roundings)
+        row["rebalanced"] = sum(r.rebalanced for r in roundings) / max(1, sum(r.seen for r in roundings))
     return row
 
 
@@ -100,13 +104,13 @@ def tokens(args: argparse.Namespace) -> list[dict]:
     for task_name in args.tasks:
         for N in args.lengths:
             task = make_task(task_name, N)
-            for kind in KINDS:
+            for kind in args.kinds:
                 cfg = replace(base, task=task_name, seq_len=N, model=kind,
                               out=str(args.out / "runs" / f"{task_name}_{kind}_N{N}"))
                 summary = finished(cfg) or run(cfg)
                 model = load(cfg, task)
                 for name, mode in TOKEN_MODES.items():
-                    if mode and "mixing" in mode and kind != "tokenmix":
+                    if mode and "token_mixing" in mode and kind != "tokenmix":
                         continue
                     row = {"task": task_name, "N": N, "model": kind, "mode": name,
                            "chance_loss": summary["unigram_loss"],
@@ -136,7 +140,8 @@ def tokens_report(rows: list[dict], out: Path) -> None:
         for kind, label in KINDS.items():
             pts = sorted((r["N"], r["accuracy"]) for r in rows
                          if r["task"] == task and r["model"] == kind and r["mode"] == "float")
-            ax.plot(*zip(*pts), "o-", label=label)
+            if pts:
+                ax.plot(*zip(*pts), "o-", label=label)
         ax.set(xscale="log", xlabel="sequence length N", ylabel="validation accuracy", title=task)
         ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
@@ -180,7 +185,7 @@ def streams(args: argparse.Namespace) -> list[dict]:
         task = make_task(cfg.task, cfg.seq_len)
         model = load(cfg, task)
         for name, mode in STREAM_MODES.items():
-            if mode and mode.get("mixing") == "ds" and mixer == "hc":
+            if mode and mode.get("stream_mixing") == "ds" and mixer == "hc":
                 continue                                    # HC's H_res is not DS: nothing to preserve
             row = {"mixer": mixer, "depth": cfg.depth, "mode": name,
                    **_measure(model, task, cfg, mode, args.eval_batches)}
@@ -190,11 +195,13 @@ def streams(args: argparse.Namespace) -> list[dict]:
 
 
 def streams_report(rows: list[dict], out: Path) -> None:
-    lines = ["| mixer | depth | mode | val loss | accuracy | exact composite gain fwd / bwd (probe token) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| mixer | depth | mode | val loss | accuracy | exact composite gain fwd / bwd (probe token) "
+             "| max DS residual of H_res in | share rebalanced |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gain = f"{r['gain_forward']:.4g} / {r['gain_backward']:.4g}" if "gain_forward" in r else "-"
-        lines.append(f"| {r['mixer']} | {r['depth']} | {r['mode']} | {r['loss']:.4f} | {r['accuracy']:.4f} | {gain} |")
+        extra = (f"{r['max_input_residual']:.2e} | {r['rebalanced']:.4f}" if "rebalanced" in r else "- | -")
+        lines.append(f"| {r['mixer']} | {r['depth']} | {r['mode']} | {r['loss']:.4f} | {r['accuracy']:.4f} | {gain} "
+                     f"| {extra} |")
     (out / "streams.md").write_text("\n".join(lines) + "\n")
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
     modes = list(STREAM_MODES)
@@ -203,10 +210,10 @@ def streams_report(rows: list[dict], out: Path) -> None:
     for i, mode in enumerate(modes):
         by = {r["mixer"]: r for r in rows if r["mode"] == mode}
         xs = [j + i * width for j in range(len(mixers))]
-        axes[0].bar(xs, [by[m]["loss"] if m in by else 0 for m in mixers], width, label=mode)
+        axes[0].bar(xs, [by[m]["loss"] if m in by else 0 for m in mixers], width, label=mode, color=f"C{i}")
         if mode != "float":
             axes[1].bar(xs, [by[m].get("gain_forward", float("nan")) if m in by else float("nan") for m in mixers],
-                        width, label=mode)
+                        width, label=mode, color=f"C{i}")
     for ax in axes:
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(mixers))], mixers)
         ax.legend(fontsize=7)
@@ -227,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("tokens", help="token mixing vs attention: quality vs N and INT8 retention")
     t.add_argument("--tasks", nargs="+", choices=["recall", "charlm"], default=["recall", "charlm"])
     t.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
+    t.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
     t.add_argument("--mixer", default="behc")
     t.add_argument("--streams", type=int, default=4)
     t.add_argument("--width", type=int, default=64)

@@ -1,8 +1,9 @@
 """Post-training INT8 quantization of trained models (simulated: integers times scales in float).
 
 * weights: every ``nn.Linear`` / ``nn.Embedding`` weight, symmetric per output row,
-  ``W_q = s round(W / s)``, ``s = max|W_row| / 127``;
-* activations (optional): every ``nn.Linear`` input, symmetric per token, same rule;
+  ``W_q = s round(W / s)``, ``s = max|W_row| / 127`` (or one ``s`` per matrix);
+* activations (optional): every ``nn.Linear`` input, symmetric per token (or per
+  tensor), same rule;
 * mixing matrices, two ways:
   ``"ds"``    - ``birkhoff.quantize``: integers ``Q`` with every row and column summing to
                 exactly 127, so ``Q / 127`` is exactly doubly stochastic;
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from birkhoff import quantize
+from birkhoff import quantize, sinkhorn
 
 from .mixers import Mixer
 from .token_mixing import TokenMixBlock, quantize_shift_weights
@@ -33,9 +34,12 @@ SCALE = 127
 MIXING = ("ds", "naive")
 
 
-def int8_symmetric(t: torch.Tensor) -> torch.Tensor:
-    """``s round(t / s)`` with ``s = max|t| / 127`` along the last dimension (0 rows stay 0)."""
-    s = t.detach().abs().amax(-1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny) / SCALE
+def int8_symmetric(t: torch.Tensor, per_tensor: bool = False) -> torch.Tensor:
+    """``s round(t / s)``, ``s = max|t| / 127`` along the last dimension (per row / per token),
+    or over the whole tensor with ``per_tensor``; all-zero rows stay 0."""
+    a = t.detach().abs()
+    m = a.amax() if per_tensor else a.amax(-1, keepdim=True)
+    s = m.clamp_min(torch.finfo(t.dtype).tiny) / SCALE
     return torch.round(t / s).clamp(-SCALE, SCALE) * s
 
 
@@ -43,23 +47,30 @@ class HResRounding:
     """``H_res (..., n, n) -> Q / 127`` per matrix; keeps probe token 0's integer ``Q`` per call.
 
     ``mode="ds"``: ``birkhoff.quantize(H, 127, tol)`` (a max-flow rounding: exact margins,
-    ``|Q - 127 H| < 1``); ``mode="naive"``: ``Q = round(127 H)``. ``tol`` admits mHC's
-    SK_20 output, whose rows are off by up to ~2e-3 in trained deep models;
-    ``max_residual`` records the largest margin residual of any ``H`` seen.
+    ``|Q - 127 H| < 1``); an ``H`` off DS by more than ``tol`` (mHC's SK_20 output: rows
+    off by up to 1e-2 in a trained 1000-layer model) is first balanced by
+    ``birkhoff.sinkhorn`` to 1e-12, and counted in ``rebalanced``. ``mode="naive"``:
+    ``Q = round(127 H)``. ``max_residual`` is the largest margin residual of any ``H`` seen.
     """
 
-    def __init__(self, mode: str, tol: float = 1e-2) -> None:
+    def __init__(self, mode: str, tol: float = 1e-6) -> None:
         if mode not in MIXING:
             raise ValueError(f"mode must be one of {MIXING}, got {mode!r}")
         self.mode, self.tol = mode, tol
         self.probe: list[np.ndarray] = []
         self.max_residual = 0.0
+        self.rebalanced = self.seen = 0
 
     def __call__(self, H: torch.Tensor) -> torch.Tensor:
         flat = H.detach().to(torch.float64).reshape(-1, *H.shape[-2:]).cpu().numpy()
-        self.max_residual = max(self.max_residual, float(np.abs(flat.sum(-1) - 1).max()),
-                                float(np.abs(flat.sum(-2) - 1).max()))
+        residual = np.maximum(np.abs(flat.sum(-1) - 1).max(-1), np.abs(flat.sum(-2) - 1).max(-1))
+        self.max_residual = max(self.max_residual, float(residual.max()))
         if self.mode == "ds":
+            off = residual > self.tol
+            if off.any():                                   # batched balancing, then exact rounding
+                flat[off] = sinkhorn(flat[off], tol=1e-12)
+            self.rebalanced += int(off.sum())
+            self.seen += len(flat)
             Q = np.stack([quantize(P, SCALE, tol=self.tol)[0] for P in flat])
         else:
             Q = np.round(SCALE * flat).astype(np.int64)
@@ -78,28 +89,37 @@ def _ds_weights(w: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def quantized(model: nn.Module, *, weights: bool = True, activations: bool = False,
-              mixing: str | None = None) -> Iterator[list[HResRounding]]:
+              per_tensor: bool = False, stream_mixing: str | None = None,
+              token_mixing: str | None = None) -> Iterator[list[HResRounding]]:
     """Run ``model`` INT8-quantized inside the block; everything is restored on exit.
 
-    Yields the :class:`HResRounding` of every stream mixer (empty unless ``mixing``), in
-    application order, so callers can read the probe token's integer chain.
+    ``per_tensor`` uses one scale per weight matrix and per activation tensor (coarser)
+    instead of one per row / per token.
+    ``stream_mixing`` rounds every stream mixer's ``H_res`` (per token, per layer: one
+    ``birkhoff.quantize`` each, ~0.4 ms); ``token_mixing`` rounds the token-mixing
+    weights once. Yields the :class:`HResRounding` of every stream mixer (empty unless
+    ``stream_mixing``), in application order, so callers can read the probe token's chain.
     """
-    if mixing is not None and mixing not in MIXING:
-        raise ValueError(f"mixing must be None or one of {MIXING}, got {mixing!r}")
+    for mode in (stream_mixing, token_mixing):
+        if mode is not None and mode not in MIXING:
+            raise ValueError(f"mixing must be None or one of {MIXING}, got {mode!r}")
     saved, hooks, roundings = [], [], []
     try:
         for mod in model.modules():
             if weights and isinstance(mod, (nn.Linear, nn.Embedding)):
                 saved.append((mod.weight, mod.weight.detach().clone()))
                 with torch.no_grad():
-                    mod.weight.copy_(int8_symmetric(mod.weight))
+                    mod.weight.copy_(int8_symmetric(mod.weight, per_tensor))
             if activations and isinstance(mod, nn.Linear):
-                hooks.append(mod.register_forward_pre_hook(lambda m, args: (int8_symmetric(args[0]),)))
-            if mixing and isinstance(mod, Mixer) and mod.n_streams > 1:
-                mod.h_res_map = HResRounding(mixing)
+                hooks.append(mod.register_forward_pre_hook(
+                    lambda m, args: (int8_symmetric(args[0], per_tensor),)))
+            if stream_mixing and isinstance(mod, Mixer) and mod.n_streams > 1:
+                mod.h_res_map = HResRounding(stream_mixing)
                 roundings.append(mod.h_res_map)
-            if mixing and isinstance(mod, TokenMixBlock):
-                mod.weight_map = _ds_weights if mixing == "ds" else _naive_weights
+            if token_mixing and isinstance(mod, TokenMixBlock):
+                with torch.no_grad():                       # fixed at inference: round once
+                    w_q = (_ds_weights if token_mixing == "ds" else _naive_weights)(mod.weights())
+                mod.weight_map = lambda w, w_q=w_q: w_q
         yield roundings
     finally:
         with torch.no_grad():

@@ -37,6 +37,9 @@ def test_int8_symmetric():
     assert ((Wq - W).abs() <= s / 2 + 1e-15).all()
     assert torch.allclose(Wq / s, torch.round(Wq / s), atol=1e-9)          # integers times s
     assert (int8_symmetric(torch.zeros(2, 3)) == 0).all()
+    T = int8_symmetric(W, per_tensor=True)
+    assert ((T - W).abs() <= W.abs().max() / 254 + 1e-15).all()
+    assert len(torch.unique(torch.round(T / (W.abs().max() / 127)))) <= 255
 
 
 def _stream_model():
@@ -49,7 +52,7 @@ def test_quantized_restores_and_rounds_mixing_exactly():
     idx = torch.randint(0, 10, (2, 16))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ref = model(idx)
-    with quantized(model, weights=True, activations=True, mixing="ds") as roundings:
+    with quantized(model, weights=True, activations=True, stream_mixing="ds", token_mixing="ds") as roundings:
         out = model(idx)
         block = next(m for m in model.modules() if isinstance(m, TokenMixBlock))
         w = block.weights().detach().double() * 127
@@ -77,6 +80,10 @@ def test_ds_rounding_keeps_exact_gain_naive_does_not():
     assert (naive.probe[0] == np.diag([126] * 4)).all()                 # 0.42 rounds to 0
     fwd, bwd = exact_composite_gains([naive.probe[0]] * 1000)
     assert fwd == bwd == float(Fraction(126, 127) ** 1000)
+    off = HResRounding("ds")                                # SK_20-like: rows off by 1e-3
+    Q = off(torch.tensor([[[0.7, 0.301], [0.3, 0.699]]], dtype=torch.float64))[0] * 127
+    assert torch.equal(Q.round().sum(0), torch.full((2,), 127.0)) and torch.equal(Q.round().sum(1), Q.round().sum(0))
+    assert off.rebalanced == off.seen == 1 and ds.rebalanced == 0 and off.max_residual == pytest.approx(1e-3)
     with pytest.raises(ValueError):
         HResRounding("int4")
 
@@ -90,8 +97,9 @@ def test_study_cli_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(ln) for ln in (out / "tokens.jsonl").read_text().splitlines()]
     assert {(row["model"], row["mode"]) for row in rows} == {
-        ("tokenmix", m) for m in ("float", "W8", "W8A8", "W8 + DS mix", "W8 + naive mix", "W8A8 + DS mix")
-    } | {("transformer", m) for m in ("float", "W8", "W8A8")}
+        ("tokenmix", m) for m in ("float", "W8", "W8A8", "W8A8 per-tensor", "W8 + DS mix", "W8 + naive mix",
+                                  "W8A8 + DS mix", "W8A8 per-tensor + DS mix")
+    } | {("transformer", m) for m in ("float", "W8", "W8A8", "W8A8 per-tensor")}
     for name in ("tokens.md", "quality_vs_N.png", "retention_tokens.png"):
         assert (out / name).stat().st_size > 0
     sweep = tmp_path / "sweep"
