@@ -138,7 +138,7 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    Q, scale = quantize(_single(args.file), args.scale, tol=args.tol)
+    Q, scale = quantize(_single(args.file), args.scale, tol=args.tol, closest=args.closest)
     save_matrix(args.output or "-", Q)
     print(f"quantize: integer matrix with every row and column summing to {scale}",
           file=sys.stderr if not args.output else sys.stdout)
@@ -185,6 +185,7 @@ def _args_quantize(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="doubly stochastic matrix")
     p.add_argument("--scale", type=_positive_int, default=127, help="fixed-point scale (default 127)")
     p.add_argument("--tol", type=_nonneg_float, default=1e-9, help="allowed margin residual")
+    p.add_argument("--closest", action="store_true", help="minimise sum |Q - scale P| (integer program)")
     p.add_argument("-o", "--output", help="write Q here; default stdout csv")
 
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from birkhoff import quantize
 
-__all__ = ["power_of_two_shifts", "shift_mix", "token_mixing_matrix", "quantize_shift_weights",
+__all__ = ["power_of_two_shifts", "shift_mix", "token_mixing_matrix", "quantize_shift_weights", "exact_weights",
            "TokenMixBlock"]
 
 

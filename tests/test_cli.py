@@ -113,6 +113,10 @@ def test_bvn_kron_quantize_commands(tmp_path):
     out = run("quantize", DATA_DIR / "mhc_sk20.npy", "--tol", "1e-6", "-o", tmp_path / "q.npy")
     Q = np.load(tmp_path / "q.npy")
     assert out.returncode == 0 and (Q.sum(0) == 127).all() and (Q.sum(1) == 127).all()
+    out = run("quantize", DATA_DIR / "mhc_sk20.npy", "--tol", "1e-6", "--closest", "-o", tmp_path / "c.npy")
+    C, P = np.load(tmp_path / "c.npy"), np.load(DATA_DIR / "mhc_sk20.npy")
+    assert out.returncode == 0 and (C.sum(0) == 127).all() and (C.sum(1) == 127).all()
+    assert np.abs(C - 127 * P).sum() <= np.abs(Q - 127 * P).sum()
     for args in (["quantize", DATA_DIR / "not_ds.csv"], ["quantize", DATA_DIR / "exact_ds.csv", "--scale", "0"],
                  ["kron", tmp_path / "missing.csv"], ["bvn", DATA_DIR / "product_chain.npy"]):
         res = run(*args)
