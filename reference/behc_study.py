@@ -38,7 +38,7 @@ from .quantization import exact_composite_gains, quantized  # noqa: E402
 from .sweep import finished  # noqa: E402
 from .train import Config, build, run  # noqa: E402
 
-KINDS = {"tokenmix": "BE-HC token mixing", "transformer": "attention (SDPA)"}
+LABELS = {"tokenmix": "BE-HC token mixing", "transformer": "attention (SDPA)"}
 TOKEN_MODES = {  # name -> quantized() keywords
     "float": None,
     "W8": dict(weights=True),
@@ -131,13 +131,13 @@ def tokens_report(rows: list[dict], out: Path) -> None:
     _retention(rows)
     lines = ["| task | N | model | mode | val loss | accuracy | retention |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['N']} | {KINDS[r['model']]} | {r['mode']} | {r['loss']:.3f} | "
+        lines.append(f"| {r['task']} | {r['N']} | {LABELS[r['model']]} | {r['mode']} | {r['loss']:.3f} | "
                      f"{r['accuracy']:.3f} | {r['retention']:.3f} |")
     (out / "tokens.md").write_text("\n".join(lines) + "\n")
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for kind, label in KINDS.items():
+        for kind, label in LABELS.items():
             pts = sorted((r["N"], r["accuracy"]) for r in rows
                          if r["task"] == task and r["model"] == kind and r["mode"] == "float")
             if pts:
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("tokens", help="token mixing vs attention: quality vs N and INT8 retention")
     t.add_argument("--tasks", nargs="+", choices=["recall", "charlm"], default=["recall", "charlm"])
     t.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
-    t.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
+    t.add_argument("--kinds", nargs="+", choices=list(LABELS), default=list(LABELS))
     t.add_argument("--mixer", default="behc")
     t.add_argument("--streams", type=int, default=4)
     t.add_argument("--width", type=int, default=64)
