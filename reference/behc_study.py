@@ -22,6 +22,7 @@ Each writes ``OUT/<name>.jsonl``, ``OUT/<name>.md`` (the tables) and PNG plots.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -79,10 +80,7 @@ def load(cfg: Config, task) -> torch.nn.Module:
 
 
 def _measure(model, task, cfg, mode: dict | None, batches: int) -> dict:
-    if mode is None:
-        loss, acc = evaluate(model, task, cfg, batches)
-        return {"loss": loss, "accuracy": acc}
-    with quantized(model, **mode) as roundings:
+    with quantized(model, **mode) if mode else contextlib.nullcontext([]) as roundings:
         loss, acc = evaluate(model, task, cfg, batches)
     row = {"loss": loss, "accuracy": acc}
     if roundings:
