@@ -7,7 +7,7 @@ from .bvn import Decomposition, bvn_decompose, marcus_ree_bound
 from .certify import (BatchCertificate, Certificate, ProductCertificate, certify,
                       certify_batch, certify_product, composite_lipschitz_bound,
                       hc_lipschitz_bound)
-from .errors import (BirkhoffError, ConvergenceError, InvalidMatrixError,
+from .errors import (BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError,
                      NoTotalSupportError, NotDoublyStochasticError)
 from .kron import kron, kron_apply, kron_factor_sizes, kromhc_factor
 from .permutations import (all_permutations, cyclic_permutations, from_permutations,
@@ -19,7 +19,7 @@ from .sinkhorn import SinkhornInfo, has_total_support, sinkhorn, sinkhorn_logits
 __version__ = "0.1.0"
 
 __all__ = [
-    "BirkhoffError", "InvalidMatrixError", "NoTotalSupportError", "ConvergenceError",
+    "BirkhoffError", "InvalidMatrixError", "InvalidArgumentError", "NoTotalSupportError", "ConvergenceError",
     "NotDoublyStochasticError",
     "sinkhorn", "sinkhorn_logits", "sinkhorn_mp", "has_total_support", "SinkhornInfo",
     "permutation_matrix", "from_permutations", "all_permutations", "cyclic_permutations",

@@ -1,6 +1,8 @@
-"""The one place that turns user input into a checked array.
+"""The one place that turns user input into checked values: matrices and scalar arguments.
 
-Every public entry point calls :func:`as_matrix`. It returns either
+Every public entry point calls :func:`as_matrix` for its matrices and :func:`real`,
+:func:`count` or :func:`option` for its scalars (the CLI too). :func:`as_matrix`
+returns either
 
 * a ``float64`` ndarray (float input of any precision up to 64 bits: the values are
   kept exactly, ``float32``/``float16`` widen losslessly), or
@@ -8,7 +10,8 @@ Every public entry point calls :func:`as_matrix`. It returns either
   ``Fraction``, ``Decimal``, integer/bool dtypes, ``longdouble``, mpmath ``mpf``).
 
 Floats are rationals, so both kinds denote exact rational matrices; the kind only
-decides which arithmetic the callers use.
+decides which arithmetic the callers use. Bad matrices raise ``InvalidMatrixError``,
+bad scalars ``InvalidArgumentError``.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from .errors import InvalidMatrixError
+from .errors import InvalidArgumentError, InvalidMatrixError
 
-__all__ = ["as_matrix", "is_exact", "to_float", "to_fraction", "fraction_of"]
+__all__ = ["as_matrix", "is_exact", "to_float", "to_fraction", "fraction_of", "real", "count", "option"]
 
 
 def fraction_of(x: Any) -> Fraction:
@@ -169,3 +172,51 @@ def as_matrix(A: Any, *, batched: bool = False, nonnegative: bool = False,
 
 def _show(x: Any) -> str:
     return str(x) if isinstance(x, Fraction) else repr(float(x))
+
+
+# ----------------------------------------------------------------------------- scalars
+
+_ROUNDING = {"nearest": 0.0, "down": -np.inf, "up": np.inf}
+
+
+def real(value: Any, name: str, *, positive: bool = False, rounding: str = "nearest") -> float:
+    """A finite real ``>= 0`` (``> 0`` with ``positive``) as a float.
+
+    Accepts Python and numpy ints and floats, ``Fraction``, ``Decimal`` and mpmath ``mpf``;
+    rejects ``None``, bools, strings, complex numbers and arrays. An exact value that is
+    not a float is rounded ``"down"`` or ``"up"`` when the caller needs a one-sided
+    bound (a tolerance that must not grow, a Lipschitz constant that must not shrink).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, Decimal, mpmath.mpf)):
+        raise InvalidArgumentError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    try:
+        q = fraction_of(value)
+    except InvalidMatrixError:
+        raise InvalidArgumentError(f"{name} must be finite, got {value!r}") from None
+    if q < 0 or (positive and q == 0):
+        raise InvalidArgumentError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    x = float(q)
+    direction = _ROUNDING[rounding]
+    if direction and Fraction(x) != q and (Fraction(x) > q) == (direction < 0):
+        x = float(np.nextafter(x, direction))
+    if not np.isfinite(x):
+        raise InvalidArgumentError(f"{name} is beyond the float range, got {value!r}")
+    return x
+
+
+def count(value: Any, name: str, *, low: int = 0, high: int | None = None) -> int:
+    """An integer in ``[low, high]`` (Python or numpy int; bools and floats are rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise InvalidArgumentError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    v = int(value)
+    if v < low or (high is not None and v > high):
+        span = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise InvalidArgumentError(f"{name} must be an integer {span}, got {v}")
+    return v
+
+
+def option(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """One of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise InvalidArgumentError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value

@@ -23,9 +23,9 @@ from fractions import Fraction
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._validate import as_matrix, is_exact, to_fraction
-from .certify import margin_residuals
-from .errors import InvalidMatrixError, NotDoublyStochasticError
+from ._validate import as_matrix, count, is_exact, real, to_fraction
+from .exact import margin_residuals
+from .errors import NotDoublyStochasticError
 from .permutations import from_permutations
 
 __all__ = ["Decomposition", "bvn_decompose", "marcus_ree_bound"]
@@ -147,17 +147,17 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
     NotDoublyStochasticError
         Margins off by more than ``tol`` (exact mode: by anything), message with residuals.
     InvalidMatrixError
-        Negative, NaN/Inf, non-square or empty input; bad ``tol``/``max_terms``.
+        Negative, NaN/Inf, non-square or empty input.
+    InvalidArgumentError
+        A bad ``tol`` or ``max_terms``.
     """
-    if not (np.isfinite(tol) and tol >= 0):
-        raise InvalidMatrixError(f"tol must be a finite number >= 0, got {tol!r}")
+    tol = real(tol, "tol", rounding="down")
+    limit = None if max_terms is None else count(max_terms, "max_terms", low=1)
     M = as_matrix(P, nonnegative=True, name="P")
     exact = is_exact(M) if exact is None else bool(exact)
     M = to_fraction(M) if exact else M.astype(np.float64)
     n = M.shape[0]
-    limit = marcus_ree_bound(n) if max_terms is None else int(max_terms)
-    if limit < 1:
-        raise InvalidMatrixError(f"max_terms must be >= 1, got {max_terms!r}")
+    limit = marcus_ree_bound(n) if limit is None else limit
     _check_ds(M, tol, exact)
     R = M.copy()
     # Float mode: entries at rounding-noise level of what has been subtracted are zeros.

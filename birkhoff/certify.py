@@ -27,13 +27,13 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ._validate import as_matrix
+from ._validate import as_matrix, real
 from .errors import InvalidMatrixError
 from .project import certify_projection, project
-from .exact import (ETA, deflate, div_down, div_up, entry_interval, gamma, inflate,
-                    matmul_enclosure, mul_up, sqrt_down, sqrt_up, sum_enclosure)
+from .exact import (ETA, deflate, div_down, div_up, entry_interval, gamma, inflate, margin_residuals,
+                    matmul_enclosure, mul_up, residual_bound, sqrt_down, sqrt_up, sum_enclosure)
 
-__all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify", "margin_residuals",
+__all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify",
            "certify_batch", "certify_product", "hc_lipschitz_bound",
            "composite_lipschitz_bound"]
 
@@ -181,11 +181,6 @@ class _Sums:
     col_res: np.ndarray
 
 
-def _residual_bound(enc: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    lo, hi = enc
-    return np.max(np.maximum(np.abs(lo), np.abs(hi)), axis=-1)
-
-
 def _exact_sums(M: np.ndarray, nonneg: np.ndarray) -> _Sums:
     """Sums of a validated ``(..., n, n)`` matrix, exact or tightly enclosed."""
     rows, cols = sum_enclosure(M, -1), sum_enclosure(M, -2)
@@ -195,16 +190,6 @@ def _exact_sums(M: np.ndarray, nonneg: np.ndarray) -> _Sums:
         A = np.abs(M)
         abs_rows, abs_cols = sum_enclosure(A, -1), sum_enclosure(A, -2)
     return _Sums(rows, cols, abs_rows, abs_cols, *margin_residuals(M))
-
-
-def margin_residuals(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rigorous upper bounds of ``max |row sum - 1|`` and ``max |column sum - 1|``.
-
-    ``M`` is a validated ``(..., n, n)`` array (float64 or Fraction); the results
-    have the batch shape (0-d for one matrix) and are exactly 0 for exact margins.
-    """
-    return (_residual_bound(sum_enclosure(M, -1, offset=-1.0)),
-            _residual_bound(sum_enclosure(M, -2, offset=-1.0)))
 
 
 def _magnitude(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -297,9 +282,8 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
 
 
 def _check_tol(tol: float) -> float:
-    if not (np.isfinite(tol) and tol >= 0):
-        raise InvalidMatrixError(f"tol must be a finite number >= 0, got {tol!r}")
-    return float(tol)
+    """``tol`` as a float, exact values rounded down (a residual within it is within the true ``tol``)."""
+    return real(tol, "tol", rounding="down")
 
 
 def _certify_arrays(M: np.ndarray, tol: float) -> dict[str, Any]:
@@ -429,9 +413,9 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
         P_lo = np.maximum(P_lo, 0.0)
     d_row = _drift(factors["row_residual"], factors["gain_forward"][:, 1])
     d_col = _drift(factors["col_residual"][::-1], factors["gain_backward"][::-1, 1])
-    res_row_iv = max(_residual_bound((sum_enclosure(P_lo, -1, -1.0)[0],
+    res_row_iv = max(residual_bound((sum_enclosure(P_lo, -1, -1.0)[0],
                                       sum_enclosure(P_hi, -1, -1.0)[1])), 0.0)
-    res_col_iv = max(_residual_bound((sum_enclosure(P_lo, -2, -1.0)[0],
+    res_col_iv = max(residual_bound((sum_enclosure(P_lo, -2, -1.0)[0],
                                       sum_enclosure(P_hi, -2, -1.0)[1])), 0.0)
     row_res = 0.0 if exact_all else min(d_row, float(res_row_iv))
     col_res = 0.0 if exact_all else min(d_col, float(res_col_iv))
@@ -495,8 +479,7 @@ def hc_lipschitz_bound(H_res, H_pre, H_post, lip_f: float = 1.0) -> float:
     static mixing maps and ``F`` with Lipschitz constant ``lip_f``:
     ``Lip <= ||H_res||_2 + ||H_post||_2 lip_f ||H_pre||_2``.
     """
-    if not (np.isfinite(lip_f) and lip_f >= 0):
-        raise InvalidMatrixError(f"lip_f must be a finite number >= 0, got {lip_f!r}")
+    lip_f = real(lip_f, "lip_f", rounding="up")
     cert = certify(H_res)
     n = cert.n
     pre = _vector_norm_up(H_pre, "H_pre")
@@ -504,7 +487,7 @@ def hc_lipschitz_bound(H_res, H_pre, H_post, lip_f: float = 1.0) -> float:
     for name, h in (("H_pre", H_pre), ("H_post", H_post)):
         if np.size(h) != n:
             raise InvalidMatrixError(f"{name} must have {n} entries to match H_res, got {np.size(h)}")
-    branch = mul_up(mul_up(post, float(lip_f)), pre)
+    branch = mul_up(mul_up(post, lip_f), pre)
     return float(np.nextafter(cert.spectral_norm[1] + float(branch), _INF))
 
 

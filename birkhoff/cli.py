@@ -9,16 +9,20 @@ one line, set ``BIRKHOFF_DEBUG=1`` for the traceback).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
-from typing import Callable, Sequence
+from fractions import Fraction
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .bvn import bvn_decompose
 from .certify import certify, certify_product
-from .errors import BirkhoffError, ConvergenceError, InvalidMatrixError
+from ._validate import count, real
+from .errors import BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .io import load_matrix, save_matrix
 from .kron import kron
 from .project import certify_projection, project, project_cvxpy
@@ -36,24 +40,33 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (np.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return v
+def _checked(parse: Callable[[str], Any], check: Callable[[Any], Any]) -> Callable[[str], Any]:
+    """An argparse ``type``: ``parse`` the text, then ``check`` it with ``birkhoff._validate``."""
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text.strip())
+        except (ValueError, ZeroDivisionError):
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        try:
+            return check(value)
+        except InvalidArgumentError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return v
+def _number(text: str) -> float | Fraction:
+    """``1e-9`` as a float, ``1/3`` as an exact Fraction."""
+    return Fraction(text) if "/" in text else float(text)
+
+
+def _nonneg(value: float | Fraction) -> float | Fraction:
+    real(value, "the value")          # validated here; the exact value goes on to the API
+    return value
+
+
+_nonneg_real = _checked(_number, _nonneg)
+_nonneg_int = _checked(int, lambda v: count(v, "the value"))
+_positive_int = _checked(int, lambda v: count(v, "the value", low=1))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -146,9 +159,13 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_proofs(args: argparse.Namespace) -> int:
-    from proofs_checks.__main__ import main as proofs_main   # needs torch: imported on demand
-
-    return proofs_main((["--quick"] if args.quick else []) + (["--json"] if args.json else []))
+    """``python -m proofs_checks`` in a child process: it sits above ``birkhoff`` and needs torch."""
+    for module, extra in (("torch", "pip install -e '.[train]'"), ("proofs_checks", "install the birkhoff-hc "
+                                                                   "distribution with its proofs_checks package")):
+        if importlib.util.find_spec(module) is None:
+            raise InvalidArgumentError(f"'birkhoff proofs' needs {module}, which is not installed ({extra})")
+    cmd = [sys.executable, "-m", "proofs_checks"] + (["--quick"] if args.quick else []) + (["--json"] if args.json else [])
+    return subprocess.call(cmd)
 
 
 def _args_proofs(p: argparse.ArgumentParser) -> None:
@@ -156,17 +173,10 @@ def _args_proofs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _positive_int(text: str) -> int:
-    v = _nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return v
-
-
 def _args_bvn(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="doubly stochastic matrix")
     p.add_argument("--exact", action="store_true", help="Fraction arithmetic (needs exact margins)")
-    p.add_argument("--tol", type=_nonneg_float, default=1e-9, help="allowed margin residual (float mode)")
+    p.add_argument("--tol", type=_nonneg_real, default=1e-9, help="allowed margin residual (float mode)")
     p.add_argument("--json", action="store_true", help="weights and permutations as JSON")
 
 
@@ -184,7 +194,7 @@ def _args_project(p: argparse.ArgumentParser) -> None:
 def _args_quantize(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="doubly stochastic matrix")
     p.add_argument("--scale", type=_positive_int, default=127, help="fixed-point scale (default 127)")
-    p.add_argument("--tol", type=_nonneg_float, default=1e-9, help="allowed margin residual")
+    p.add_argument("--tol", type=_nonneg_real, default=1e-9, help="allowed margin residual")
     p.add_argument("--closest", action="store_true", help="minimise sum |Q - scale P| (integer program)")
     p.add_argument("-o", "--output", help="write Q here; default stdout csv")
 
@@ -194,7 +204,7 @@ Command = tuple[Callable[[argparse.Namespace], int], Callable[[argparse.Argument
 
 def _args_certify(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="matrix file (.npy .npz .csv .txt .json, - for stdin)")
-    p.add_argument("--tol", type=_nonneg_float, default=0.0,
+    p.add_argument("--tol", type=_nonneg_real, default=0.0,
                    help="residual allowed for 'doubly stochastic' (default 0: exact)")
     p.add_argument("--json", action="store_true", help="print the certificate as JSON")
     p.add_argument("--product", action="store_true",
@@ -207,9 +217,10 @@ def _args_sinkhorn(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="nonnegative matrix or stack (..., n, n)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--iters", type=_nonneg_int, help="exactly N row-then-column sweeps (mHC SK_t)")
-    g.add_argument("--tol", type=_nonneg_float, help="iterate to this max marginal error (default 1e-12)")
-    p.add_argument("--max-iter", type=_nonneg_int, default=10_000, help="sweep limit (default 10000)")
-    p.add_argument("--dps", type=_nonneg_int, help="mpmath with D decimal digits (single matrix)")
+    g.add_argument("--tol", type=_nonneg_real, help="iterate to this max marginal error (default 1e-12)")
+    p.add_argument("--max-iter", type=_positive_int, default=10_000, help="sweep limit (default 10000)")
+    p.add_argument("--dps", type=_checked(int, lambda v: count(v, "the value", low=15)),
+                   help="mpmath with D decimal digits (>= 15; single matrix)")
     p.add_argument("-o", "--output", help="write the result here (format by extension); default stdout csv")
 
 

@@ -17,6 +17,11 @@ class InvalidMatrixError(BirkhoffError, ValueError):
     negative where nonnegative is required, or an unreadable/malformed file."""
 
 
+class InvalidArgumentError(BirkhoffError, ValueError):
+    """A scalar argument or option is invalid: ``tol``, ``iters``, ``scale``, ``lip_f``, ``dps``,
+    ``n``, ... of the wrong type (``None``, a string, a bool) or out of its range."""
+
+
 class NoTotalSupportError(BirkhoffError, ValueError):
     """Sinkhorn scaling cannot converge: the zero pattern has no total support.
 
@@ -58,6 +63,7 @@ class NotDoublyStochasticError(BirkhoffError, ValueError):
 __all__ = [
     "BirkhoffError",
     "InvalidMatrixError",
+    "InvalidArgumentError",
     "NoTotalSupportError",
     "ConvergenceError",
     "NotDoublyStochasticError",

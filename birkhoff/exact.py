@@ -249,3 +249,19 @@ def _mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mid = lo + 0.5 * (hi - lo)
     rad = np.nextafter(np.maximum(mid - lo, hi - mid), _INF)
     return mid, rad
+
+
+def residual_bound(enc: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``max |x|`` over the last axis for an enclosure ``(lo, hi)`` of ``x``: an upper bound."""
+    lo, hi = enc
+    return np.max(np.maximum(np.abs(lo), np.abs(hi)), axis=-1)
+
+
+def margin_residuals(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rigorous upper bounds of ``max |row sum - 1|`` and ``max |column sum - 1|``.
+
+    ``M`` is a validated ``(..., n, n)`` array (float64 or Fraction); the results
+    have the batch shape (0-d for one matrix) and are exactly 0 for exact margins.
+    """
+    return (residual_bound(sum_enclosure(M, -1, offset=-1.0)),
+            residual_bound(sum_enclosure(M, -2, offset=-1.0)))

@@ -16,7 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validate import as_matrix, fraction_of
+from ._validate import as_matrix, count, fraction_of
+from .errors import InvalidArgumentError
 from .errors import InvalidMatrixError
 
 __all__ = ["kron", "kron_apply", "kromhc_factor", "kron_factor_sizes"]
@@ -90,6 +91,8 @@ def kromhc_factor(a) -> np.ndarray:
     gives an exact factor.
     """
     A = np.asarray(a)
+    if A.dtype.kind not in "fiubO":
+        raise InvalidArgumentError(f"a must be real numbers in [0, 1], got {a!r}")
     exact = A.dtype == object or A.dtype.kind in "iub"
     if exact:
         A = np.vectorize(fraction_of, otypes=[object])(A) if A.size else A.astype(object)
@@ -111,8 +114,7 @@ def kron_factor_sizes(n: int, max_factor: int | None = None) -> list[int]:
     A prime ``n`` has the single factor ``[n]``: no Kronecker structure, so KromHC
     degenerates to one full ``n x n`` DS factor (and ``n = 1`` to ``[1]``).
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise InvalidMatrixError(f"n must be a positive integer, got {n!r}")
+    n = count(n, "n", low=1)
     primes, m, p = [], int(n), 2
     while p * p <= m:
         while m % p == 0:
@@ -123,6 +125,7 @@ def kron_factor_sizes(n: int, max_factor: int | None = None) -> list[int]:
         primes.append(m)
     if max_factor is None:
         return primes
+    max_factor = count(max_factor, "max_factor", low=1)
     sizes: list[int] = []
     for q in primes:
         if sizes and sizes[-1] * q <= max_factor:

@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from ._validate import fraction_of
+from ._validate import count, fraction_of
 from .errors import InvalidMatrixError
 
 __all__ = ["permutation_matrix", "permutation_matrices", "from_permutations",
@@ -100,8 +100,7 @@ def all_permutations(n: int) -> np.ndarray:
 
     Lexicographic order starts with the identity. ``n <= 8`` (``8! = 40320``).
     """
-    if not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_ALL_PERMUTATIONS_N:
-        raise InvalidMatrixError(f"all_permutations needs 1 <= n <= {MAX_ALL_PERMUTATIONS_N}, got {n!r}")
+    n = count(n, "n", low=1, high=MAX_ALL_PERMUTATIONS_N)
     out = np.fromiter(itertools.chain.from_iterable(itertools.permutations(range(n))),
                       dtype=np.int64, count=math.factorial(n) * n)
     return out.reshape(-1, n)
@@ -109,7 +108,6 @@ def all_permutations(n: int) -> np.ndarray:
 
 def cyclic_permutations(n: int) -> np.ndarray:
     """The ``n`` cyclic shifts as ``(n, n)``: row ``k`` is ``i -> (i + k) mod n``; identity first."""
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise InvalidMatrixError(f"cyclic_permutations needs n >= 1, got {n!r}")
+    n = count(n, "n", low=1)
     i = np.arange(n)
     return (i[None, :] + i[:, None]) % n

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._validate import as_matrix, to_float, to_fraction
+from ._validate import as_matrix, count, real, to_float, to_fraction
 from .errors import ConvergenceError, InvalidMatrixError
 from .exact import fraction_interval, sqrt_down, sqrt_up
 
@@ -195,8 +195,8 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     ConvergenceError
         The effective tolerance was not reached in ``max_iter`` iterations.
     """
-    if not (np.isfinite(tol) and tol > 0):
-        raise InvalidMatrixError(f"tol must be a finite number > 0, got {tol!r}")
+    tol = real(tol, "tol", positive=True)
+    max_iter = count(max_iter, "max_iter", low=1)
     M = to_float(as_matrix(A, batched=True, name="A"))
     shape, n = M.shape[:-2], M.shape[-1]
     flat = M.reshape(-1, n, n)

@@ -29,9 +29,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from ._validate import as_matrix
-from .certify import margin_residuals
-from .errors import InvalidMatrixError, NotDoublyStochasticError
+from ._validate import as_matrix, count, real
+from .exact import margin_residuals
+from .errors import NotDoublyStochasticError
 from .exact import two_prod
 
 __all__ = ["quantize"]
@@ -98,11 +98,8 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
         ``P`` is off DS by more than ``tol``, or (near-DS float input) no rounding with
         exact margins and ``|Q - scale P| < 1`` exists.
     """
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise InvalidMatrixError(f"scale must be a positive integer, got {scale!r}")
-    if not (np.isfinite(tol) and tol >= 0):
-        raise InvalidMatrixError(f"tol must be a finite number >= 0, got {tol!r}")
-    scale = int(scale)
+    scale = count(scale, "scale", low=1)
+    tol = real(tol, "tol", rounding="down")
     M = as_matrix(P, nonnegative=True, name="P")
     row_res, col_res = (float(r) for r in margin_residuals(M))
     if max(row_res, col_res) > tol:

@@ -21,8 +21,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 from scipy.special import logsumexp
 
-from ._validate import as_matrix, to_float
-from .errors import ConvergenceError, InvalidMatrixError, NoTotalSupportError
+from ._validate import as_matrix, count, real, to_float
+from .errors import ConvergenceError, NoTotalSupportError
 
 __all__ = ["SinkhornInfo", "sinkhorn", "sinkhorn_logits", "sinkhorn_mp", "has_total_support"]
 
@@ -259,13 +259,9 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
     return P, info
 
 
-def _check_counts(iters: int | None, max_iter: int, tol: float) -> None:
-    if iters is not None and (not isinstance(iters, (int, np.integer)) or iters < 0):
-        raise InvalidMatrixError(f"iters must be a nonnegative integer, got {iters!r}")
-    if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise InvalidMatrixError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not (tol >= 0 and np.isfinite(tol)):
-        raise InvalidMatrixError(f"tol must be a finite number >= 0, got {tol!r}")
+def _check_counts(iters: int | None, max_iter: int, tol: float) -> tuple[int | None, int, float]:
+    return (None if iters is None else count(iters, "iters"), count(max_iter, "max_iter", low=1),
+            real(tol, "tol", rounding="down"))
 
 
 def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int = 10_000,
@@ -303,7 +299,7 @@ def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int =
     ConvergenceError
         (tolerance mode) ``tol`` not reached within ``max_iter`` sweeps.
     """
-    _check_counts(iters, max_iter, tol)
+    iters, max_iter, tol = _check_counts(iters, max_iter, tol)
     M = to_float(as_matrix(A, batched=True, nonnegative=True, name="A"))
     if iters is None:
         _check_total_support(M)
@@ -325,7 +321,7 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
     ``L`` is any finite real array of shape ``(..., n, n)``; ``exp`` is never formed,
     so logits of magnitude ``1e3`` and beyond are fine.
     """
-    _check_counts(iters, 1, 0.0)
+    iters = count(iters, "iters")
     logA = to_float(as_matrix(L, batched=True, name="L"))
     P, info = _scale(logA, None, iters=iters, tol=0.0, max_iter=1, log_domain=True)
     return (P, info) if return_info else P
@@ -350,8 +346,10 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000) -> np.nd
     ndarray of mpmath.mpf, shape (n, n)
         Rounded to ``dps`` digits; read at that precision (``mpmath.mp.dps``/``workdps``).
     """
-    if not isinstance(dps, (int, np.integer)) or dps < 15:
-        raise InvalidMatrixError(f"dps must be an integer >= 15, got {dps!r}")
+    dps = count(dps, "dps", low=15)
+    max_iter = count(max_iter, "max_iter", low=1)
+    if tol is not None:
+        real(tol, "tol")
     M = as_matrix(A, nonnegative=True, name="A")
     _check_total_support(M)
     n = M.shape[0]

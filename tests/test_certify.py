@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from birkhoff import (InvalidMatrixError, certify, certify_batch, certify_product,
+from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, certify_batch, certify_product,
                       composite_lipschitz_bound, from_permutations, hc_lipschitz_bound)
 from strategies import exact_ds, positive_matrix, square
 
@@ -88,7 +88,7 @@ def test_tol_and_non_ds():
     assert c.row_residual == 0 and c.col_residual == 0.25 and not c.doubly_stochastic
     assert certify([[0.5, 0.5], [0.25, 0.75]], tol=0.25).doubly_stochastic
     assert not certify([[1.5, -0.5], [-0.5, 1.5]]).doubly_stochastic  # exact margins, signed
-    with pytest.raises(InvalidMatrixError):
+    with pytest.raises(InvalidArgumentError):
         certify(np.eye(2), tol=-1)
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from birkhoff import (InvalidMatrixError, certify, kron, kron_apply, kron_factor_sizes,
+from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, kron, kron_apply, kron_factor_sizes,
                       kromhc_factor, sinkhorn)
 from strategies import exact_ds
 
@@ -56,5 +56,5 @@ def test_factor_sizes():
     assert kron_factor_sizes(7) == [7] and kron_factor_sizes(1) == [1]
     for n in range(1, 200):
         assert int(np.prod(kron_factor_sizes(n))) == n
-    with pytest.raises(InvalidMatrixError):
+    with pytest.raises(InvalidArgumentError):
         kron_factor_sizes(0)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from birkhoff import (InvalidMatrixError, all_permutations, certify, cyclic_permutations,
+from birkhoff import (InvalidArgumentError, InvalidMatrixError, all_permutations, certify, cyclic_permutations,
                       from_permutations, permutation_matrix)
 from strategies import fraction_weights, permutations
 
@@ -24,7 +24,7 @@ def test_all_permutations_order_and_count():
         assert A.shape == (math.factorial(n), n) and np.array_equal(A[0], np.arange(n))
         assert len({tuple(r) for r in A}) == len(A)
         assert [tuple(r) for r in A] == sorted(tuple(r) for r in A)   # lexicographic
-    with pytest.raises(InvalidMatrixError):
+    with pytest.raises(InvalidArgumentError):
         all_permutations(9)
 
 

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from birkhoff import (InvalidMatrixError, certify, certify_projection, from_permutations,
+from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, certify_projection, from_permutations,
                       project, project_cvxpy, sinkhorn)
 from proofs_checks.c10_projection import kkt_violation
 
@@ -94,7 +94,7 @@ def test_certify_distance_field():
 def test_errors():
     with pytest.raises(InvalidMatrixError):
         project(np.ones((2, 3)))
-    with pytest.raises(InvalidMatrixError):
+    with pytest.raises(InvalidArgumentError):
         project(np.eye(2), tol=0)
     p = project(np.eye(3))
     with pytest.raises(InvalidMatrixError):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from birkhoff import (InvalidMatrixError, NotDoublyStochasticError, certify, certify_product,
+from birkhoff import (InvalidArgumentError, NotDoublyStochasticError, certify, certify_product,
                       permutation_matrix, quantize, sinkhorn)
 from strategies import exact_ds
 
@@ -66,7 +66,7 @@ def test_errors():
     with pytest.raises(NotDoublyStochasticError, match="tol"):
         quantize([[0.5, 0.5], [0.5, 0.4]])
     for bad in (0, -3, 1.5, True):
-        with pytest.raises(InvalidMatrixError):
+        with pytest.raises(InvalidArgumentError):
             quantize(np.eye(2), bad)
 
 
