@@ -1,4 +1,5 @@
-"""Triton kernels mirroring ``birkhoff`` / ``reference``, imported lazily.
+"""GPU ops: Triton kernels (:mod:`gpu.ops`), their torch twins (:mod:`gpu.naive`) and the
+backend switch (:mod:`gpu.backend`). Imports ``birkhoff`` only, never ``reference``.
 
 ``import gpu`` works on a machine without a GPU (and without triton); the kernels load
 on first use of ``gpu.ops``. On a CPU they run under ``TRITON_INTERPRET=1``.
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["ops"]
+__all__ = ["ops", "naive"]
 
 
 def __getattr__(name: str):
-    if name == "ops":
-        return importlib.import_module(".ops", __name__)
+    if name in ("ops", "naive"):
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(name)

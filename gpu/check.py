@@ -2,7 +2,8 @@
 
 References are float64 and take exactly the inputs the kernel gets (bf16 inputs are
 upcast exactly), so the error is the kernel's own arithmetic: ``birkhoff.sinkhorn_logits``
-for the Sinkhorn forward, torch autograd through ``reference.mixers`` ops otherwise.
+for the Sinkhorn forward and ``birkhoff.certify_batch`` for the statistics, torch
+autograd through the kernel's twin in :mod:`gpu.naive` otherwise.
 Tolerance: ``u (1 + max|ref|)`` with, for bf16 outputs, ``u = 2^-8`` (half-ulp rounding,
 doubled) on a GPU and ``u = 2^-7`` under the interpreter (which truncates), and
 ``u = 2^-17`` for fp32 (accumulation over up to ~100 terms). Each gradient is checked on
@@ -26,11 +27,8 @@ if not torch.cuda.is_available():
 
 from birkhoff import (all_permutations, certify_batch, cyclic_permutations,  # noqa: E402
                       kron_factor_sizes, sinkhorn_logits)
-from birkhoff.permutations import permutation_matrices  # noqa: E402
 
-from . import ops  # noqa: E402
-from reference.mixers import TORCH_OPS, kron_torch  # noqa: E402
-from reference.token_mixing import power_of_two_shifts, shift_mix  # noqa: E402
+from . import naive, ops  # noqa: E402
 
 # Triton's interpreter converts fp32 -> bf16 by truncation (checked: 1 + 3 2^-8 -> 1 + 2^-7;
 # it ignores fp_downcast_rounding), i.e. up to one ulp = 2^-7 relative; compiled Triton
@@ -65,7 +63,7 @@ def check_sinkhorn(device, dtype, quick):
             yield "sinkhorn fwd", dtype, (*batch, n, n), *_errors(P.cpu(), ref)
             g = torch.randn(*batch, n, n).to(dtype).double()
             (P * g.to(device, dtype)).sum().backward()
-            (TORCH_OPS.sinkhorn(ref_in, iters) * g).sum().backward()
+            (naive.sinkhorn(ref_in, iters) * g).sum().backward()
             yield "sinkhorn bwd", dtype, (*batch, n, n), *_errors(L.grad.cpu(), ref_in.grad)
 
 
@@ -95,9 +93,9 @@ def check_hc(device, dtype, quick):
         for batch in batches[:2]:
             for C in Cs:
                 shape = (*batch, n, C)
-                yield from _fwd_bwd("hc_pre", ops.hc_pre, TORCH_OPS.pre,
+                yield from _fwd_bwd("hc_pre", ops.hc_pre, naive.hc_pre,
                                     [(*batch, n, C), (*batch, n)], dtype, device, shape, 1)
-                yield from _fwd_bwd("hc_post_res", ops.hc_post_res, TORCH_OPS.post_res,
+                yield from _fwd_bwd("hc_post_res", ops.hc_post_res, naive.hc_post_res,
                                     [(*batch, n, C), (*batch, C), (*batch, n, n), (*batch, n)],
                                     dtype, device, shape, 2)
 
@@ -109,7 +107,7 @@ def check_bvn(device, dtype, quick):
         for batch in batches:
             shape = (*batch, len(perms), n)
             yield from _fwd_bwd("bvn_combine", lambda w: ops.bvn_combine(w, perms.to(w.device)),
-                                lambda w: TORCH_OPS.combine(w, perms, _onehot(perms)),
+                                lambda w: naive.bvn_combine(w, perms),
                                 [(*batch, len(perms))], dtype, device, shape, 0)
 
 
@@ -121,7 +119,7 @@ def check_kron(device, dtype, quick):
             for C in Cs:
                 shapes = [(*batch, n, C)] + [(*batch, m, m) for m in sizes]
                 yield from _fwd_bwd("kron_apply", lambda x, *U: ops.kron_apply(U, x),
-                                    lambda x, *U: torch.einsum("...ij,...jc->...ic", kron_torch(list(U)), x),
+                                    lambda x, *U: naive.kron_apply(U, x),
                                     shapes, dtype, device, (*batch, n, C), 1)
 
 
@@ -148,15 +146,11 @@ def check_certify(device, dtype, quick):
 def check_token_mix(device, dtype, quick):
     _, _, Cs = _cases(quick)
     for B, N in ((1, 37), (2, 300)) if quick else ((1, 37), (2, 300), (1, 4096), (3, 1031)):
-        shifts = power_of_two_shifts(N)
+        shifts = naive.power_of_two_shifts(N)
         for C in Cs:
             yield from _fwd_bwd("token_mix", lambda x, w: ops.token_mix(x, w, shifts),
-                                lambda x, w: shift_mix(x, w, shifts),
+                                lambda x, w: naive.token_mix(x, w, shifts),
                                 [(B, N, C), (len(shifts), C)], dtype, device, (B, N, C), 1)
-
-
-def _onehot(perms: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(permutation_matrices(perms.numpy()), dtype=torch.float64)
 
 
 CHECKS = (check_sinkhorn, check_hc, check_kron, check_bvn, check_certify, check_token_mix)

@@ -1,14 +1,19 @@
 """Public GPU API: ``torch.autograd.Function`` wrappers around the Triton kernels.
 
 Every op accepts fp32 or bf16 (and fp64 for gradient checks) and accumulates in fp32.
-Tensors must be on the device Triton runs on (CUDA, or CPU under ``TRITON_INTERPRET=1``).
+Tensors must be on one device where Triton runs (CUDA, or CPU under
+``TRITON_INTERPRET=1``). Every entry checks types, dtypes, shapes and devices first and
+raises ``TypeError`` / ``ValueError`` with the offending argument named. The torch twin
+of each op, same name and signature, is in :mod:`gpu.naive`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import weakref
 from functools import lru_cache
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -22,9 +27,45 @@ from .kernels import hc_mixing as _hc
 from .kernels import kron_apply as _kron
 from .kernels import sinkhorn as _sk
 from .kernels import token_mix as _tm
+from .naive import BatchStats
 
 __all__ = ["sinkhorn", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats",
            "token_mix"]
+
+
+FLOATS = (torch.float32, torch.bfloat16, torch.float64)
+MAX_STREAMS = 16
+
+
+def _inputs(**named: torch.Tensor) -> torch.device:
+    """Check that every named input is a float tensor and that all share one device Triton runs on."""
+    for name, t in named.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype not in FLOATS:
+            raise TypeError(f"{name} must be float32, bfloat16 or float64, got {t.dtype}")
+    devices = {t.device for t in named.values()}
+    if len(devices) > 1:
+        raise ValueError("inputs are on different devices: "
+                         + ", ".join(f"{k} on {t.device}" for k, t in named.items()))
+    device = devices.pop()
+    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError("gpu.ops on CPU tensors runs under Triton's interpreter: set TRITON_INTERPRET=1 "
+                           "before triton is imported, or use CUDA tensors")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"gpu.ops runs on CUDA (or CPU under the interpreter), got device {device}")
+    return device
+
+
+def _shape(name: str, t: torch.Tensor, expected: tuple[int, ...], what: str) -> None:
+    if tuple(t.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {what} = {tuple(expected)}, got {tuple(t.shape)}")
+
+
+def _count(name: str, v, low: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    return int(v)
 
 
 def _grid(batch: int, per_program: int) -> tuple[int]:
@@ -61,11 +102,11 @@ class _Sinkhorn(torch.autograd.Function):
 
 def sinkhorn(logits: torch.Tensor, iters: int = 20) -> torch.Tensor:
     """``SK_t(exp(logits))`` over ``(..., n, n)``, ``n <= 16``; Triton forward and backward."""
-    if logits.ndim < 2 or logits.shape[-1] != logits.shape[-2]:
-        raise ValueError(f"logits must have shape (..., n, n), got {tuple(logits.shape)}")
-    if iters < 0:
-        raise ValueError(f"iters must be >= 0, got {iters}")
-    return _Sinkhorn.apply(logits, int(iters))
+    _inputs(logits=logits)
+    if logits.ndim < 2 or logits.shape[-1] != logits.shape[-2] or not 1 <= logits.shape[-1] <= MAX_STREAMS:
+        raise ValueError(f"logits must have shape (..., n, n) with 1 <= n <= {MAX_STREAMS}, "
+                         f"got {tuple(logits.shape)}")
+    return _Sinkhorn.apply(logits, _count("iters", iters, 0))
 
 
 def _acc(t: torch.Tensor):
@@ -73,11 +114,12 @@ def _acc(t: torch.Tensor):
 
 
 def _streams(x: torch.Tensor) -> tuple[int, int, int]:
-    if x.ndim < 2:
-        raise ValueError(f"x must have shape (..., n, C), got {tuple(x.shape)}")
+    """``(tokens, n, C)`` of ``x (..., n, C)``."""
+    if x.ndim < 2 or x.shape[-1] < 1:
+        raise ValueError(f"x must have shape (..., n, C) with C >= 1, got {tuple(x.shape)}")
     n, C = x.shape[-2:]
-    if not 1 <= n <= 16:
-        raise ValueError(f"hc ops handle 1 <= n <= 16 streams, got {n}")
+    if not 1 <= n <= MAX_STREAMS:
+        raise ValueError(f"hc ops handle 1 <= n <= {MAX_STREAMS} streams, got n = {n}")
     return x.numel() // (n * C), n, C
 
 
@@ -134,12 +176,21 @@ class _HCPostRes(torch.autograd.Function):
 
 def hc_pre(x: torch.Tensor, H_pre: torch.Tensor) -> torch.Tensor:
     """``sum_n H_pre[..., n] x[..., n, :]``: the layer input of an HC layer, ``(..., C)``."""
+    _inputs(x=x, H_pre=H_pre)
+    _streams(x)
+    _shape("H_pre", H_pre, x.shape[:-1], "x.shape[:-1]")
     return _HCPre.apply(x, H_pre)
 
 
 def hc_post_res(x: torch.Tensor, f_out: torch.Tensor, H_res: torch.Tensor,
                 H_post: torch.Tensor) -> torch.Tensor:
     """``H_res x + H_post^T f_out`` per token: the next residual streams ``(..., n, C)``."""
+    _inputs(x=x, f_out=f_out, H_res=H_res, H_post=H_post)
+    _, n, C = _streams(x)
+    lead = tuple(x.shape[:-2])
+    _shape("f_out", f_out, (*lead, C), "(..., C)")
+    _shape("H_res", H_res, (*lead, n, n), "(..., n, n)")
+    _shape("H_post", H_post, (*lead, n), "(..., n)")
     return _HCPostRes.apply(x, f_out, H_res, H_post)
 
 
@@ -172,13 +223,40 @@ class _BvnCombine(torch.autograd.Function):
 
 
 def bvn_combine(weights: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
-    """``H_res = sum_k weights[..., k] P_k`` (``P_k[i, perms[k, i]] = 1``): ``(..., n, n)``."""
-    if perms.ndim != 2 or weights.shape[-1] != perms.shape[0]:
+    """``H_res = sum_k weights[..., k] P_k`` (``P_k[i, perms[k, i]] = 1``): ``(..., n, n)``.
+
+    ``perms (K, n)`` integer rows, each a permutation of ``0..n-1`` (checked once per
+    tensor version: an out-of-range index would read or write outside ``H``).
+    """
+    _inputs(weights=weights)
+    if not isinstance(perms, torch.Tensor) or perms.dtype.is_floating_point or perms.is_complex() \
+            or perms.dtype == torch.bool:
+        raise TypeError(f"perms must be an integer torch.Tensor, got {getattr(perms, 'dtype', type(perms).__name__)}")
+    if perms.ndim != 2 or weights.ndim < 1 or weights.shape[-1] != perms.shape[0]:
         raise ValueError(f"weights (..., K) and perms (K, n) do not match: {tuple(weights.shape)}, "
                          f"{tuple(perms.shape)}")
-    if not 1 <= perms.shape[1] <= 16:
-        raise ValueError(f"bvn_combine handles 1 <= n <= 16, got {perms.shape[1]}")
+    if not 1 <= perms.shape[1] <= MAX_STREAMS:
+        raise ValueError(f"bvn_combine handles 1 <= n <= {MAX_STREAMS}, got {perms.shape[1]}")
+    _check_perms(perms)
     return _BvnCombine.apply(weights, perms)
+
+
+_CHECKED: dict[int, int] = {}          # id(perms) -> the tensor version that was checked
+
+
+def _check_perms(perms: torch.Tensor) -> None:
+    """Every row of ``perms`` is a permutation of ``0..n-1``; a tensor is checked again only after
+    an in-place change (its version), so a mixer's ``perms`` buffer costs one host copy in all."""
+    if _CHECKED.get(id(perms)) == perms._version:
+        return
+    p = perms.detach().cpu().numpy()
+    wrong = (np.sort(p, axis=1) != np.arange(p.shape[1])).any(axis=1)
+    if wrong.any():
+        bad = int(np.flatnonzero(wrong)[0])
+        raise ValueError(f"perms[{bad}] = {p[bad].tolist()} is not a permutation of 0..{p.shape[1] - 1}")
+    if id(perms) not in _CHECKED:
+        weakref.finalize(perms, _CHECKED.pop, id(perms), None)
+    _CHECKED[id(perms)] = perms._version
 
 
 @lru_cache(maxsize=None)
@@ -244,6 +322,7 @@ def kron_apply(factors: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor
     of ``x``; ``prod n_k = n <= 16``, at most 4 factors. Differentiable in ``x`` and factors.
     """
     factors = list(factors)
+    _inputs(x=x, **{f"factors[{k}]": U for k, U in enumerate(factors)})
     if not 1 <= len(factors) <= _kron.MAX_FACTORS:
         raise ValueError(f"kron_apply takes 1 to {_kron.MAX_FACTORS} factors, got {len(factors)}")
     lead = x.shape[:-2]
@@ -258,17 +337,6 @@ def kron_apply(factors: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor
     return _KronApply.apply(x, *factors)
 
 
-class BatchStats(NamedTuple):
-    """Float statistics per matrix (batch shape ``B``); see :func:`certify_batch`."""
-
-    row_residual: torch.Tensor
-    col_residual: torch.Tensor
-    min_entry: torch.Tensor
-    gain_forward: torch.Tensor
-    gain_backward: torch.Tensor
-    finite: torch.Tensor
-
-
 def certify_batch(M: torch.Tensor) -> BatchStats:
     """Per-matrix ``max |M 1 - 1|``, ``max |M^T 1 - 1|``, ``min M``, ``||M||_inf``, ``||M||_1``, finiteness.
 
@@ -276,10 +344,9 @@ def certify_batch(M: torch.Tensor) -> BatchStats:
     screening for millions of matrices: values carry rounding error ~``n u max|M|``, and
     are meaningless where ``finite`` is False. Rigorous bounds: ``birkhoff.certify_batch``.
     """
+    _inputs(M=M)
     if M.ndim < 2 or M.shape[-1] != M.shape[-2]:
         raise ValueError(f"M must have shape (..., n, n), got {tuple(M.shape)}")
-    if not M.is_floating_point():
-        raise TypeError(f"M must be a float tensor, got {M.dtype}")
     n = M.shape[-1]
     Mc = M.reshape(-1, n, n).contiguous()
     acc = torch.float64 if M.dtype == torch.float64 else torch.float32
@@ -336,9 +403,10 @@ def token_mix(x: torch.Tensor, w: torch.Tensor, shifts) -> torch.Tensor:
 
     ``x (B, N, d)``, ``w (K, d)`` (same dtype), ``shifts`` K integers ``>= 0``; Triton
     forward and backward, the ``N x N`` matrix never formed. Torch reference:
-    ``reference.token_mixing.shift_mix``.
+    ``gpu.naive.token_mix``.
     """
-    shifts = tuple(int(v) for v in shifts)
+    _inputs(x=x, w=w)
+    shifts = tuple(_count("shifts", v, 0) for v in shifts)
     if x.ndim != 3 or w.shape != (len(shifts), x.shape[-1]):
         raise ValueError(f"x (B, N, d) and w (K, d) with K = {len(shifts)} shifts do not match: "
                          f"{tuple(x.shape)}, {tuple(w.shape)}")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._index import block_rows
+
 
 @triton.jit
 def bvn_combine_fwd_kernel(w_ptr, p_ptr, h_ptr, M, K, n, NP: tl.constexpr, BLOCK_M: tl.constexpr,
                            ACC: tl.constexpr):
-    m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    m = block_rows(tl.program_id(0), BLOCK_M)
     r = tl.arange(0, NP)
     acc = tl.zeros([BLOCK_M, NP, NP], dtype=ACC)
     for k in range(K):
@@ -30,7 +32,7 @@ def bvn_combine_fwd_kernel(w_ptr, p_ptr, h_ptr, M, K, n, NP: tl.constexpr, BLOCK
 @triton.jit
 def bvn_combine_bwd_kernel(dh_ptr, p_ptr, dw_ptr, M, K, n, NP: tl.constexpr, BLOCK_M: tl.constexpr,
                            ACC: tl.constexpr):
-    m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    m = block_rows(tl.program_id(0), BLOCK_M)
     r = tl.arange(0, NP)
     mask = (m[:, None, None] < M) & (r[None, :, None] < n) & (r[None, None, :] < n)
     dh = tl.load(dh_ptr + (m[:, None, None] * n + r[None, :, None]) * n + r[None, None, :],

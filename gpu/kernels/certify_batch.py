@@ -12,6 +12,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._index import block_rows
+
 MAX_N = 64
 FIELDS = ("row_residual", "col_residual", "min_entry", "gain_forward", "gain_backward",
           "finite")                                 # the kernel writes them in this order
@@ -20,7 +22,7 @@ FIELDS = ("row_residual", "col_residual", "min_entry", "gain_forward", "gain_bac
 @triton.jit
 def certify_batch_kernel(M_ptr, out_ptr, B, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
                          ACC: tl.constexpr):
-    b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    b = block_rows(tl.program_id(0), BLOCK_B)
     r = tl.arange(0, BLOCK_N)
     line = r[None, :] < n
     mask = (b[:, None, None] < B) & (r[None, :, None] < n) & (r[None, None, :] < n)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._index import block_rows
+
 
 @triton.jit
-def _tile(m0, c0, M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
-    m = m0 + tl.arange(0, BLOCK_M)
+def _tile(pid_m, c0, M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
+    m = block_rows(pid_m, BLOCK_M)
     c = c0 + tl.arange(0, BLOCK_C)
     return m, c, (m[:, None] < M) & (c[None, :] < C)
 
@@ -27,7 +29,7 @@ def _tile(m0, c0, M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
 @triton.jit
 def hc_pre_fwd_kernel(x_ptr, h_ptr, y_ptr, M, C, N: tl.constexpr, BLOCK_M: tl.constexpr,
                       BLOCK_C: tl.constexpr, ACC: tl.constexpr):
-    m, c, mask = _tile(tl.program_id(0) * BLOCK_M, tl.program_id(1) * BLOCK_C, M, C, BLOCK_M, BLOCK_C)
+    m, c, mask = _tile(tl.program_id(0), tl.program_id(1) * BLOCK_C, M, C, BLOCK_M, BLOCK_C)
     acc = tl.zeros([BLOCK_M, BLOCK_C], dtype=ACC)
     for j in tl.static_range(N):
         hj = tl.load(h_ptr + m * N + j, mask=m < M, other=0.0).to(ACC)
@@ -39,11 +41,10 @@ def hc_pre_fwd_kernel(x_ptr, h_ptr, y_ptr, M, C, N: tl.constexpr, BLOCK_M: tl.co
 @triton.jit
 def hc_pre_bwd_kernel(x_ptr, h_ptr, dy_ptr, dx_ptr, dh_ptr, M, C, N: tl.constexpr,
                       NP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
-    m0 = tl.program_id(0) * BLOCK_M
     streams = tl.arange(0, NP)
     dh = tl.zeros([BLOCK_M, NP], dtype=ACC)
     for c0 in range(0, C, BLOCK_C):
-        m, c, mask = _tile(m0, c0, M, C, BLOCK_M, BLOCK_C)
+        m, c, mask = _tile(tl.program_id(0), c0, M, C, BLOCK_M, BLOCK_C)
         dy = tl.load(dy_ptr + m[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
         for j in tl.static_range(N):
             hj = tl.load(h_ptr + m * N + j, mask=m < M, other=0.0).to(ACC)
@@ -51,7 +52,7 @@ def hc_pre_bwd_kernel(x_ptr, h_ptr, dy_ptr, dx_ptr, dh_ptr, M, C, N: tl.constexp
             tl.store(dx_ptr + (m[:, None] * N + j) * C + c[None, :],
                      (hj[:, None] * dy).to(dx_ptr.dtype.element_ty), mask=mask)
             dh += tl.where(streams[None, :] == j, tl.sum(xj * dy, axis=1)[:, None], 0.0)
-    m = m0 + tl.arange(0, BLOCK_M)
+    m = block_rows(tl.program_id(0), BLOCK_M)
     tl.store(dh_ptr + m[:, None] * N + streams[None, :], dh.to(dh_ptr.dtype.element_ty),
              mask=(m[:, None] < M) & (streams[None, :] < N))
 
@@ -59,7 +60,7 @@ def hc_pre_bwd_kernel(x_ptr, h_ptr, dy_ptr, dx_ptr, dh_ptr, M, C, N: tl.constexp
 @triton.jit
 def hc_post_res_fwd_kernel(x_ptr, f_ptr, hr_ptr, hp_ptr, out_ptr, M, C, N: tl.constexpr,
                            BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
-    m, c, mask = _tile(tl.program_id(0) * BLOCK_M, tl.program_id(1) * BLOCK_C, M, C, BLOCK_M, BLOCK_C)
+    m, c, mask = _tile(tl.program_id(0), tl.program_id(1) * BLOCK_C, M, C, BLOCK_M, BLOCK_C)
     f = tl.load(f_ptr + m[:, None] * C + c[None, :], mask=mask, other=0.0).to(ACC)
     for i in tl.static_range(N):
         hp = tl.load(hp_ptr + m * N + i, mask=m < M, other=0.0).to(ACC)
@@ -97,7 +98,7 @@ def res_bwd_step(X, dX, dH, do_i, h_i, i, NP: tl.constexpr):
 def hc_post_res_bwd_kernel(x_ptr, f_ptr, hr_ptr, hp_ptr, do_ptr, dx_ptr, df_ptr, dhr_ptr, dhp_ptr,
                            M, C, N: tl.constexpr, NP: tl.constexpr, BLOCK_M: tl.constexpr,
                            BLOCK_C: tl.constexpr, ACC: tl.constexpr):
-    m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    m = block_rows(tl.program_id(0), BLOCK_M)
     r = tl.arange(0, NP)
     dhr = tl.zeros([BLOCK_M, NP, NP], dtype=ACC)        # [m, i, j]
     dhp = tl.zeros([BLOCK_M, NP], dtype=ACC)

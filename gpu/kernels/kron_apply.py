@@ -18,6 +18,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._index import block_rows
+
 from .hc_mixing import res_bwd_step, streams_tile
 
 MAX_FACTORS = 4
@@ -48,7 +50,7 @@ def kron_apply_fwd_kernel(x_ptr, f_ptr, t_ptr, y_ptr, M, C, S, N: tl.constexpr, 
                           BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
     # entry-wise like hc_post_res: 2-D (BLOCK_M, BLOCK_C) FMAs; on an H100 this ran ~6x
     # faster than one (BLOCK_M, N, BLOCK_C) tile reduced over N
-    m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    m = block_rows(tl.program_id(0), BLOCK_M)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     mask = (m[:, None] < M) & (c[None, :] < C)
     mc = tl.minimum(m, M - 1)                                # clamped rows: loads stay in bounds
@@ -77,7 +79,7 @@ def _factor_tile(f_ptr, t_ptr, m, S, k: tl.constexpr, K: tl.constexpr, N: tl.con
 def kron_apply_bwd_kernel(x_ptr, f_ptr, t_ptr, o_ptr, dy_ptr, dx_ptr, df_ptr, M, C, S,
                           N: tl.constexpr, K: tl.constexpr, NP: tl.constexpr, BLOCK_M: tl.constexpr,
                           BLOCK_C: tl.constexpr, ACC: tl.constexpr):
-    m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    m = block_rows(tl.program_id(0), BLOCK_M)
     mc = tl.minimum(m, M - 1)
     r = tl.arange(0, NP)
     dH = tl.zeros([BLOCK_M, NP, NP], dtype=ACC)                        # [m, i, j]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._index import block_rows
+
 MAX_N = 16
 
 
@@ -36,8 +38,7 @@ def _half_step(Y, mask, AXIS: tl.constexpr):
 
 @triton.jit
 def _load(L_ptr, B, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, FP64: tl.constexpr):
-    pid = tl.program_id(0)
-    b = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+    b = block_rows(tl.program_id(0), BLOCK_B)
     r = tl.arange(0, BLOCK_N)
     offs = b[:, None, None] * n * n + r[None, :, None] * n + r[None, None, :]
     mask = (b[:, None, None] < B) & (r[None, :, None] < n) & (r[None, None, :] < n)
@@ -60,7 +61,7 @@ def sinkhorn_fwd_kernel(L_ptr, P_ptr, B, n, iters, BLOCK_B: tl.constexpr, BLOCK_
 def sinkhorn_bwd_kernel(L_ptr, dP_ptr, dL_ptr, S_ptr, B, n, iters, BLOCK_B: tl.constexpr,
                         BLOCK_N: tl.constexpr, FP64: tl.constexpr):
     Y, offs, mask = _load(L_ptr, B, n, BLOCK_B, BLOCK_N, FP64)
-    b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    b = block_rows(tl.program_id(0), BLOCK_B)
     s_offs = b[:, None] * (2 * iters * BLOCK_N) + tl.arange(0, BLOCK_N)[None, :]
     s_mask = b[:, None] < B
     for k in tl.range(0, iters):                             # recompute, keep the normalisers

@@ -16,13 +16,15 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._index import block_rows
+
 
 @triton.jit
 def shift_mix_kernel(x_ptr, w_ptr, s_ptr, y_ptr, N, D, K, REVERSE: tl.constexpr,
                      BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr, ACC: tl.constexpr):
     tiles = tl.cdiv(N, BLOCK_T)
     b = tl.program_id(0) // tiles
-    t = (tl.program_id(0) % tiles) * BLOCK_T + tl.arange(0, BLOCK_T)
+    t = block_rows(tl.program_id(0) % tiles, BLOCK_T)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     base = b.to(tl.int64) * N * D
     acc = tl.zeros([BLOCK_T, BLOCK_C], dtype=ACC)
@@ -48,7 +50,7 @@ def shift_mix_dw_kernel(x_ptr, dy_ptr, s_ptr, part_ptr, N, D, K, CHUNK, KP: tl.c
     ks = tl.arange(0, KP)
     acc = tl.zeros([KP, BLOCK_C], dtype=ACC)
     for tb in range(t0, t0 + CHUNK, BLOCK_T):
-        t = tb + tl.arange(0, BLOCK_T)
+        t = (tb + tl.arange(0, BLOCK_T)).to(tl.int64)          # positions, int64 like block_rows
         valid = (t[:, None] < N) & (t[:, None] < t0 + CHUNK) & (c[None, :] < D)
         dy = tl.load(dy_ptr + base + t[:, None] * D + c[None, :], mask=valid, other=0.0).to(ACC)
         for k in range(K):
@@ -56,7 +58,7 @@ def shift_mix_dw_kernel(x_ptr, dy_ptr, s_ptr, part_ptr, N, D, K, CHUNK, KP: tl.c
             xs = tl.load(x_ptr + base + (t[:, None] - s) * D + c[None, :],
                          mask=valid & (t[:, None] >= s), other=0.0).to(ACC)
             acc += tl.where(ks[:, None] == k, tl.sum(dy * xs, axis=0)[None, :], 0.0)
-    tl.store(part_ptr + (tl.program_id(0) * K + ks[:, None]) * D + c[None, :], acc,
+    tl.store(part_ptr + (tl.program_id(0).to(tl.int64) * K + ks[:, None]) * D + c[None, :], acc,
              mask=(ks[:, None] < K) & (c[None, :] < D))
 
 
