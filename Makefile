@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(VPY)
 
 demo: $(STAMP)
 	$(VPY) -m birkhoff.demo
-	OMP_NUM_THREADS=1 $(VPY) -m reference.sweep --preset demo --out runs/demo
+	OMP_NUM_THREADS=1 $(VPY) -m reference.studies.sweep --preset demo --out runs/demo
 
 test: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider; rc=$$?; \

@@ -22,15 +22,14 @@ import subprocess
 import sys
 import time
 
-IMPLS = ["residual", "rezero", "hc", "mhc", "mhc_lite", "kromhc", "behc", "peer:HC", "peer:mHC"]
+PEERS = ["peer:HC", "peer:mHC"]
 
 
 def worker(impl: str, depth: int, C: int, n: int, batch: int, seq: int, steps: int) -> dict:
     import torch
     import torch.nn as nn
 
-    from reference.hyper import HyperConnection
-    from reference.mixers import SINGLE_STREAM, make_mixer
+    from reference.hyper import stream_functions
     from reference.models import MLPBlock
 
     torch.manual_seed(0)
@@ -44,24 +43,16 @@ def worker(impl: str, depth: int, C: int, n: int, batch: int, seq: int, steps: i
         kwargs = {} if impl == "peer:HC" else {"log_domain_sinkhorn": True}
         init, expand, reduce = factory(n)
         layers = nn.ModuleList([init(dim=C, branch=b, layer_index=i, **kwargs) for i, b in enumerate(blocks)])
+    else:                                   # ours through the same (init, expand, reduce) shape
+        init, expand, reduce = stream_functions(impl, n, C)
+        layers = nn.ModuleList([init(b, i) for i, b in enumerate(blocks)])
 
-        def step():
-            r = expand(x)
-            for layer in layers:
-                r = layer(r)
-            reduce(r).sum().backward()
-        params = sum(p.numel() for p in layers.parameters()) - sum(p.numel() for p in blocks.parameters())
-    else:
-        streams = 1 if impl in SINGLE_STREAM else n
-        hyper = HyperConnection(streams)
-        mixers = nn.ModuleList([make_mixer(impl, n, C, layer=i) for i in range(depth)])
-
-        def step():
-            r = hyper.expand(x)
-            for mixer, block in zip(mixers, blocks):
-                r = mixer(r, block)
-            hyper.reduce(r).sum().backward()
-        params = sum(p.numel() for p in mixers.parameters())
+    def step():
+        r = expand(x)
+        for layer in layers:
+            r = layer(r)
+        reduce(r).sum().backward()
+    params = sum(p.numel() for p in layers.parameters()) - sum(p.numel() for p in blocks.parameters())
     for _ in range(2):
         step()
     times = []
@@ -92,8 +83,10 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, *map(int, shape))))
         return
+    from reference.mixers import MIXERS
+
     rows = []
-    for impl in IMPLS:
+    for impl in [*MIXERS, *PEERS]:                 # residual first: the baseline of the overhead column
         out = subprocess.run([sys.executable, __file__, "--worker", impl, "--depth", shape[0],
                               "--width", shape[1], "--streams", shape[2], "--batch", shape[3],
                               "--seq", shape[4], "--steps", shape[5]],

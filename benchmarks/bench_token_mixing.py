@@ -50,13 +50,14 @@ def child(args: argparse.Namespace) -> dict:
     """One (model, N) measurement in this process; returns the result row."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from reference.models import Model
+    from reference.models import Model, ModelConfig
 
     kind, backend = MODELS[args.model]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    model = Model(256, args.width, args.depth, args.mixer, args.streams, kind, args.heads,
-                  max_len=args.seq_len, backend=args.backend).to(device)
+    model = Model(ModelConfig(vocab=256, width=args.width, depth=args.depth, mixer=args.mixer,
+                              n_streams=args.streams, kind=kind, heads=args.heads, max_len=args.seq_len,
+                              backend=args.backend)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     idx = torch.randint(0, 256, (args.batch, args.seq_len), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")

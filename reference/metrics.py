@@ -3,7 +3,8 @@
 The composite residual map of a depth-L stack is ``P = H_res^(L) ... H_res^(1)``
 (per token, for dynamic mixers). DeepSeek's "Amax gain" pair is its max absolute row
 sum (forward signal gain) and max absolute column sum (backward gradient gain). We
-form ``P`` in float64 for a few probe tokens and report the max over them.
+form ``P`` in float64 for a few probe tokens and report the max over them; the chain
+``(L, probe, n, n)`` comes from a :class:`reference.tap.HResProbe` passed to the forward.
 """
 
 from __future__ import annotations
@@ -14,13 +15,6 @@ import numpy as np
 import torch
 
 from birkhoff import certify_product
-
-
-def h_res_chain(mixers) -> torch.Tensor:
-    """``(L, probe, n, n)`` float64 stack of the last recorded ``H_res`` of every mixer."""
-    Hs = [m.last_h_res.to(torch.float64) for m in mixers]
-    probe = min(h.shape[0] for h in Hs)
-    return torch.stack([h[:probe] for h in Hs])
 
 
 def composite_gains(chain: torch.Tensor) -> tuple[float, float]:

@@ -39,7 +39,6 @@ the permutation mixers give the identity a softmax weight of 0.99 (per factor fo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -47,150 +46,123 @@ import torch
 import torch.nn as nn
 
 from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
-from birkhoff.permutations import permutation_matrices
+from gpu.backend import Backend, backend as get_backend
+from gpu.naive import kron
 
-__all__ = ["MIXERS", "BACKENDS", "make_mixer", "mixing_params", "sinkhorn_log", "Mixer", "Ops",
-           "backend_ops"]
+from .tap import Tap
+
+__all__ = ["MIXERS", "register", "make_mixer", "mixing_params", "stream_count", "stream_mixers", "Mixer"]
 
 Block = Callable[[torch.Tensor], torch.Tensor]
+Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 SK_ITERS = 20
 IDENTITY_MASS = 0.99
 
-
-def sinkhorn_log(logits: torch.Tensor, iters: int = SK_ITERS) -> torch.Tensor:
-    """``SK_t(exp(L))`` in the log domain, rows then columns, batched over ``(..., n, n)``."""
-    L = logits
-    for _ in range(iters):
-        L = L - torch.logsumexp(L, dim=-1, keepdim=True)
-        L = L - torch.logsumexp(L, dim=-2, keepdim=True)
-    return L.exp()
+MIXERS: dict[str, type["Mixer"]] = {}
 
 
-def kron_torch(factors: list[torch.Tensor]) -> torch.Tensor:
-    """Batched ``U_1 (x) ... (x) U_K`` over ``(..., n_k, n_k)`` factors: ``(..., n, n)``."""
-    H = factors[0]
-    for U in factors[1:]:  # (a, b) (x) (c, d) -> (a c, b d)
-        a, b = H.shape[-2:]
-        c, d = U.shape[-2:]
-        H = H[..., :, None, :, None] * U[..., None, :, None, :]
-        H = H.reshape(*H.shape[:-4], a * c, b * d)
-    return H
-
-
-def _pre_torch(x: torch.Tensor, H_pre: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("...n,...nc->...c", H_pre, x)
-
-
-def _post_res_torch(x: torch.Tensor, f_out: torch.Tensor, H_res: torch.Tensor,
-                    H_post: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("...ij,...jc->...ic", H_res, x) + H_post.unsqueeze(-1) * f_out.unsqueeze(-2)
-
-
-def _combine_torch(w: torch.Tensor, perms: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("...k,kij->...ij", w, onehot.to(w.dtype))
-
-
-@dataclass(frozen=True)
-class Ops:
-    """The primitives a hyper-connection layer needs; swapped as a set by ``backend``.
-
-    ``combine(w, perms, onehot)`` is ``sum_k w_k P_k`` (``perms (K, n)`` indices and their
-    ``(K, n, n)`` one-hot stack; each backend uses the form it needs).
-    """
-
-    sinkhorn: Callable[[torch.Tensor, int], torch.Tensor]
-    pre: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    post_res: Callable[..., torch.Tensor]
-    combine: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-TORCH_OPS = Ops(sinkhorn_log, _pre_torch, _post_res_torch, _combine_torch)
-BACKENDS = ("torch", "triton")
-
-
-def backend_ops(backend: str) -> Ops:
-    """``torch`` (eager reference) or ``triton`` (``gpu.ops`` kernels, imported on demand)."""
-    if backend == "torch":
-        return TORCH_OPS
-    if backend == "triton":
-        from gpu import ops
-        return Ops(ops.sinkhorn, ops.hc_pre, ops.hc_post_res,
-                   lambda w, perms, onehot: ops.bvn_combine(w, perms))
-    raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
-
-
-def _mix(ops: Ops, x: torch.Tensor, H_pre: torch.Tensor, H_post: torch.Tensor,
-         H_res: torch.Tensor, block: Block) -> torch.Tensor:
-    """``H_res x + H_post^T F(H_pre x)`` for per-token ``H_pre, H_post (.., n)``, ``H_res (.., n, n)``."""
-    return ops.post_res(x, block(ops.pre(x, H_pre)), H_res, H_post)
+def register(name: str) -> Callable[[type["Mixer"]], type["Mixer"]]:
+    """Class decorator: add a :class:`Mixer` subclass to :data:`MIXERS` under ``name``."""
+    def add(cls: type["Mixer"]) -> type["Mixer"]:
+        if name in MIXERS:
+            raise ValueError(f"mixer {name!r} is already registered")
+        cls.name = name
+        MIXERS[name] = cls
+        return cls
+    return add
 
 
 class Mixer(nn.Module):
-    """Base class. ``forward(x, block)`` with ``x`` of shape ``(..., n, C)``.
+    """Base class: ``forward(x, block, tap=None)`` maps streams ``x (..., n, C)`` to the next layer's.
 
-    ``last_h_res`` holds ``H_res`` (detached) for the first ``probe`` tokens of the last
-    forward pass, shape ``(probe, n, n)``, for the composite-gain metrics. ``h_res_map``
-    (default None) post-processes ``H_res`` before it is used and recorded: the INT8
-    experiments (``reference.quantization``) set it to a rounding.
+    Subclasses define :meth:`coefficients` (``H_pre (..., n)``, ``H_post (..., n)``,
+    ``H_res (..., n, n)`` for each token of ``x``) and :meth:`closed_form` (their parameter
+    count). Every subclass takes ``(n_streams, C, layer_index, ops)``: ``layer_index`` is
+    the global index of the wrapped sublayer, ``ops`` the :class:`gpu.backend.Backend`
+    whose Sinkhorn, permutation combine and stream mixing it uses. ``single_stream``
+    mixers run on one stream whatever ``n_streams`` is asked for.
     """
 
-    n_streams: int = 1
-    probe: int = 8
-    ops: Ops = TORCH_OPS
-    h_res_map: Callable[[torch.Tensor], torch.Tensor] | None = None
+    name: str = ""
+    single_stream: bool = False
 
-    def _mapped(self, H_res: torch.Tensor) -> torch.Tensor:
-        return H_res if self.h_res_map is None else self.h_res_map(H_res)
-
-    def __init__(self) -> None:
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
         super().__init__()
-        self.last_h_res: torch.Tensor | None = None
+        self.n_streams = 1 if self.single_stream else n_streams
+        self.ops = ops or get_backend("torch")
 
-    def _record(self, H_res: torch.Tensor) -> None:
-        self.last_h_res = H_res.detach().reshape(-1, *H_res.shape[-2:])[: self.probe]
+    def coefficients(self, x: torch.Tensor) -> Coefficients:  # overridden
+        """``(H_pre, H_post, H_res)`` for every token of ``x (..., n, C)``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, block: Block, tap: Tap | None = None) -> torch.Tensor:
+        """``H_res x + H_post^T F(H_pre x)``; ``tap.h_res`` sees (and may replace) ``H_res``."""
+        H_pre, H_post, H_res = self.coefficients(x)
+        if tap is not None:
+            H_res = tap.h_res(self, H_res)
+        return self.ops.hc_post_res(x, block(self.ops.hc_pre(x, H_pre)), H_res, H_post)
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:  # overridden
         raise NotImplementedError
 
 
-class Residual(Mixer):
-    """``x + F(x)``: ``H_res = [1]``, no parameters."""
+class _SingleStream(Mixer):
+    """``x + g F(x)`` on one stream: ``H_res = [1]``, ``H_pre = [1]``, ``H_post = [g]``."""
 
-    def forward(self, x: torch.Tensor, block: Block) -> torch.Tensor:
-        self._record(torch.ones(1, 1, 1, dtype=x.dtype, device=x.device))
-        return x + block(x[..., 0, :]).unsqueeze(-2)
+    single_stream = True
+
+    def gain(self) -> torch.Tensor | float:  # overridden
+        raise NotImplementedError
+
+    def coefficients(self, x: torch.Tensor) -> Coefficients:
+        one = x.new_ones(x.shape[:-1])
+        return one, one * self.gain(), one.unsqueeze(-1)
+
+    def forward(self, x: torch.Tensor, block: Block, tap: Tap | None = None) -> torch.Tensor:
+        if tap is not None:
+            tap.h_res(self, x.new_ones(1, 1, 1))
+        return x + self.gain() * block(x[..., 0, :]).unsqueeze(-2)
+
+
+@register("residual")
+class Residual(_SingleStream):
+    """``x + F(x)``: no parameters."""
+
+    def gain(self) -> float:
+        return 1.0
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
         return 0
 
 
-class ReZero(Mixer):
+@register("rezero")
+class ReZero(_SingleStream):
     """``x + alpha F(x)`` with ``alpha = 0`` at init (Bachlechner et al. 2021)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+        super().__init__(n_streams, C, layer_index, ops)
         self.alpha = nn.Parameter(torch.zeros(()))
 
-    def forward(self, x: torch.Tensor, block: Block) -> torch.Tensor:
-        self._record(torch.ones(1, 1, 1, dtype=x.dtype, device=x.device))
-        return x + self.alpha * block(x[..., 0, :]).unsqueeze(-2)
+    def gain(self) -> torch.Tensor:
+        return self.alpha
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
         return 1
 
 
+@register("hc")
 class HC(Mixer):
     """Unconstrained hyper-connections (Zhu et al. 2024), static + dynamic (see module doc)."""
 
-    def __init__(self, n: int, C: int, layer: int) -> None:
-        super().__init__()
-        self.n_streams = n
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+        super().__init__(n_streams, C, layer_index, ops)
+        n = self.n_streams
         self.norm = nn.RMSNorm(C, elementwise_affine=False)
         A_m = torch.zeros(n)
-        A_m[layer % n] = 1.0
+        A_m[layer_index % n] = 1.0
         self.A_m = nn.Parameter(A_m)
         self.A_r = nn.Parameter(torch.eye(n))
         self.B = nn.Parameter(torch.ones(n))
@@ -200,14 +172,12 @@ class HC(Mixer):
         self.s_a = nn.Parameter(torch.tensor(0.01))
         self.s_b = nn.Parameter(torch.tensor(0.01))
 
-    def forward(self, x: torch.Tensor, block: Block) -> torch.Tensor:
+    def coefficients(self, x: torch.Tensor) -> Coefficients:
         h = self.norm(x)                                                  # (.., n, C)
         H_pre = self.s_a * torch.tanh(h @ self.W_m) + self.A_m            # (.., n)
         A_r = self.s_a * torch.tanh(h @ self.W_r) + self.A_r              # (.., n, n)
         H_post = self.s_b * torch.tanh(h @ self.W_b) + self.B             # (.., n)
-        H_res = self._mapped(A_r.transpose(-1, -2))
-        self._record(H_res)
-        return _mix(self.ops, x, H_pre, H_post, H_res, block)
+        return H_pre, H_post, A_r.transpose(-1, -2)
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
@@ -221,9 +191,9 @@ class _Manifold(Mixer):
     gates ``a_pre, a_post, a_res`` and biases ``b_pre (n), b_post (n), b_res (R)``.
     """
 
-    def __init__(self, n: int, C: int, R: int, b_res: torch.Tensor) -> None:
-        super().__init__()
-        self.n_streams = n
+    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, b_res: torch.Tensor) -> None:
+        super().__init__(n_streams, C, layer_index, ops)
+        n, R = self.n_streams, len(b_res)
         self.norm = nn.RMSNorm(n * C, elementwise_affine=False)
         self.phi = nn.Parameter(0.02 * torch.randn(n * C, 2 * n + R))
         self.gates = nn.Parameter(torch.full((3,), 0.01))
@@ -234,14 +204,12 @@ class _Manifold(Mixer):
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:  # overridden
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, block: Block) -> torch.Tensor:
+    def coefficients(self, x: torch.Tensor) -> Coefficients:
         n = self.n_streams
         z = self.norm(x.flatten(-2)) @ self.phi                           # (.., 2n + R)
         H_pre = torch.sigmoid(self.gates[0] * z[..., :n] + self.b_pre)
         H_post = 2.0 * torch.sigmoid(self.gates[1] * z[..., n:2 * n] + self.b_post)
-        H_res = self._mapped(self.h_res(self.gates[2] * z[..., 2 * n:] + self.b_res))
-        self._record(H_res)
-        return _mix(self.ops, x, H_pre, H_post, H_res, block)
+        return H_pre, H_post, self.h_res(self.gates[2] * z[..., 2 * n:] + self.b_res)
 
     @staticmethod
     def _common(n: int, C: int, R: int) -> int:
@@ -256,14 +224,15 @@ def _identity_logits(K: int) -> torch.Tensor:
     return b
 
 
+@register("mhc")
 class MHC(_Manifold):
     """DeepSeek mHC: ``H_res = SK_20(exp(H~_res))``."""
 
-    def __init__(self, n: int, C: int) -> None:
-        b = torch.zeros(n, n)
-        if n > 1:
-            b.fill_diagonal_(math.log(IDENTITY_MASS / (1 - IDENTITY_MASS) * (n - 1)))
-        super().__init__(n, C, n * n, b.flatten())
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+        b = torch.zeros(n_streams, n_streams)
+        if n_streams > 1:
+            b.fill_diagonal_(math.log(IDENTITY_MASS / (1 - IDENTITY_MASS) * (n_streams - 1)))
+        super().__init__(n_streams, C, layer_index, ops, b.flatten())
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
         n = self.n_streams
@@ -277,84 +246,78 @@ class MHC(_Manifold):
 class _PermutationMixture(_Manifold):
     """``H_res = sum_k softmax(logits)_k P_k`` over a fixed permutation set (identity first)."""
 
-    def __init__(self, n: int, C: int, perms: np.ndarray) -> None:
-        super().__init__(n, C, len(perms), _identity_logits(len(perms)))
+    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, perms: np.ndarray) -> None:
+        super().__init__(n_streams, C, layer_index, ops, _identity_logits(len(perms)))
         self.register_buffer("perms", torch.tensor(perms), persistent=False)          # (K, n)
-        self.register_buffer("P", torch.tensor(permutation_matrices(perms), dtype=torch.float32),
-                             persistent=False)                                        # (K, n, n)
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.ops.combine(torch.softmax(logits, dim=-1), self.perms, self.P)
+        return self.ops.bvn_combine(torch.softmax(logits, dim=-1), self.perms)
 
 
+@register("mhc_lite")
 class MHCLite(_PermutationMixture):
     """mHC-lite: convex combination of all ``n!`` permutation matrices."""
 
-    def __init__(self, n: int, C: int) -> None:
-        super().__init__(n, C, all_permutations(n))
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+        super().__init__(n_streams, C, layer_index, ops, all_permutations(n_streams))
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
         return _Manifold._common(n, C, math.factorial(n))
 
 
-class BEHC(_PermutationMixture):
-    """BE-HC stream mixing: convex combination of the ``n`` cyclic shifts (identity = shift 0)."""
-
-    def __init__(self, n: int, C: int) -> None:
-        super().__init__(n, C, cyclic_permutations(n))
-
-    @staticmethod
-    def closed_form(n: int, C: int) -> int:
-        return _Manifold._common(n, C, n)
-
-
+@register("kromhc")
 class KromHC(_Manifold):
     """KromHC: ``H_res = U_1 (x) ... (x) U_K``, each factor a permutation mixture of its mode."""
 
-    def __init__(self, n: int, C: int) -> None:
-        self.sizes = kron_factor_sizes(n)
-        counts = [math.factorial(m) for m in self.sizes]
-        super().__init__(n, C, sum(counts), torch.cat([_identity_logits(k) for k in counts]))
-        self.counts = counts
-        for i, m in enumerate(self.sizes):
-            perms = all_permutations(m)
-            self.register_buffer(f"perms{i}", torch.tensor(perms), persistent=False)
-            self.register_buffer(f"P{i}", torch.tensor(permutation_matrices(perms), dtype=torch.float32),
-                                 persistent=False)
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+        sizes = kron_factor_sizes(n_streams)
+        self.counts = [math.factorial(m) for m in sizes]
+        super().__init__(n_streams, C, layer_index, ops, torch.cat([_identity_logits(k) for k in self.counts]))
+        for i, m in enumerate(sizes):
+            self.register_buffer(f"perms{i}", torch.tensor(all_permutations(m)), persistent=False)
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
-        return kron_torch([self.ops.combine(torch.softmax(chunk, -1), getattr(self, f"perms{i}"),
-                                            getattr(self, f"P{i}"))
-                           for i, chunk in enumerate(torch.split(logits, self.counts, dim=-1))])
+        return kron([self.ops.bvn_combine(torch.softmax(chunk, -1), getattr(self, f"perms{i}"))
+                     for i, chunk in enumerate(torch.split(logits, self.counts, dim=-1))])
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
         return _Manifold._common(n, C, sum(math.factorial(m) for m in kron_factor_sizes(n)))
 
 
-MIXERS: dict[str, Callable[..., Mixer]] = {
-    "residual": lambda n, C, layer: Residual(),
-    "rezero": lambda n, C, layer: ReZero(),
-    "hc": lambda n, C, layer: HC(n, C, layer),
-    "mhc": lambda n, C, layer: MHC(n, C),
-    "mhc_lite": lambda n, C, layer: MHCLite(n, C),
-    "kromhc": lambda n, C, layer: KromHC(n, C),
-    "behc": lambda n, C, layer: BEHC(n, C),
-}
-_CLASSES = {"residual": Residual, "rezero": ReZero, "hc": HC, "mhc": MHC,
-            "mhc_lite": MHCLite, "kromhc": KromHC, "behc": BEHC}
-SINGLE_STREAM = {"residual", "rezero"}
+@register("behc")
+class BEHC(_PermutationMixture):
+    """BE-HC stream mixing: convex combination of the ``n`` cyclic shifts (identity = shift 0)."""
+
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+        super().__init__(n_streams, C, layer_index, ops, cyclic_permutations(n_streams))
+
+    @staticmethod
+    def closed_form(n: int, C: int) -> int:
+        return _Manifold._common(n, C, n)
+
+
+def _lookup(name: str) -> type[Mixer]:
+    if name not in MIXERS:
+        raise ValueError(f"unknown mixer {name!r}; choose from {sorted(MIXERS)}")
+    return MIXERS[name]
+
+
+def stream_mixers() -> list[str]:
+    """The registered mixers that mix several streams (all but the single-stream baselines)."""
+    return [name for name, cls in MIXERS.items() if not cls.single_stream]
+
+
+def stream_count(name: str, n_streams: int) -> int:
+    """The number of streams mixer ``name`` runs on when ``n_streams`` are asked for (1 or ``n_streams``)."""
+    return 1 if _lookup(name).single_stream else n_streams
 
 
 def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = "torch") -> Mixer:
-    """The mixer ``name`` for ``n_streams`` streams of width ``C`` at depth index ``layer``;
-    ``backend="triton"`` runs its Sinkhorn and stream mixing on the ``gpu`` kernels."""
-    if name not in MIXERS:
-        raise ValueError(f"unknown mixer {name!r}; choose from {sorted(MIXERS)}")
-    mixer = MIXERS[name](1 if name in SINGLE_STREAM else n_streams, C, layer)
-    mixer.ops = backend_ops(backend)
-    return mixer
+    """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``;
+    ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels."""
+    return _lookup(name)(n_streams, C, layer, get_backend(backend))
 
 
 def mixing_params(name: str, n: int, C: int) -> int:
@@ -365,6 +328,4 @@ def mixing_params(name: str, n: int, C: int) -> int:
     ``common(n!)`` (``~nC n!``), kromhc ``common(sum_k n_k!)`` (``2 log2(n)`` for powers of
     two: ``~2 n^2 C`` from pre/post), behc ``common(n)`` (``~3 n^2 C``).
     """
-    if name not in _CLASSES:
-        raise ValueError(f"unknown mixer {name!r}; choose from {sorted(MIXERS)}")
-    return _CLASSES[name].closed_form(1 if name in SINGLE_STREAM else n, C)
+    return _lookup(name).closed_form(stream_count(name, n), C)

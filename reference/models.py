@@ -7,12 +7,19 @@ so a transformer layer has two mixers (attention, MLP), as in HC/mHC.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .hyper import HyperConnection
-from .mixers import SINGLE_STREAM, make_mixer
+from gpu.backend import BACKENDS, backend
+
+from .checkpoint import load_checkpoint
+from .hyper import HyperConnected, expand_streams, reduce_streams
+from .mixers import MIXERS, stream_count
+from .tap import Tap
 from .token_mixing import TokenMixBlock
 
 KINDS = ("mlp", "transformer", "tokenmix")
@@ -51,67 +58,104 @@ class AttentionBlock(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
 
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a :class:`Model`'s architecture (a checkpoint stores it).
+
+    kind : ``"mlp"`` (one MLP sublayer per layer: a per-token deep MLP stack),
+        ``"transformer"`` (attention + MLP sublayers per layer, learned positions) or
+        ``"tokenmix"`` (the transformer with :class:`TokenMixBlock`, BE-HC permutation
+        token mixing, in place of attention; same everything else).
+    backend : ``"torch"`` or ``"triton"`` (the mixers' Sinkhorn and stream mixing, and the
+        token mixing, on the ``gpu`` kernels).
+    """
+
+    vocab: int
+    width: int
+    depth: int
+    mixer: str
+    n_streams: int = 4
+    kind: str = "mlp"
+    heads: int = 4
+    max_len: int = 1024
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.mixer not in MIXERS:
+            raise ValueError(f"unknown mixer {self.mixer!r}; choose from {sorted(MIXERS)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose from {BACKENDS}")
+
+
 class Layer(nn.Module):
-    """One depth step: sublayers, each wrapped by its mixer."""
+    """One depth step: sublayers, each wrapped by its own :class:`HyperConnected` mixer."""
 
-    def __init__(self, blocks: list[nn.Module], mixer: str, n_streams: int, C: int, index: int,
-                 backend: str = "torch"):
+    def __init__(self, blocks: list[nn.Module], cfg: ModelConfig, index: int) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.mixers = nn.ModuleList(
-            [make_mixer(mixer, n_streams, C, layer=len(blocks) * index + k, backend=backend)
-             for k in range(len(blocks))])
+        self.sublayers = nn.ModuleList(
+            [HyperConnected(block, cfg.mixer, cfg.n_streams, cfg.width, layer_index=len(blocks) * index + k,
+                            backend=cfg.backend) for k, block in enumerate(blocks)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block, mixer in zip(self.blocks, self.mixers):
-            x = mixer(x, block)
+    def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
+        for sub in self.sublayers:
+            x = sub(x, tap)
         return x
 
 
 class Model(nn.Module):
     """Embedding -> ``n`` streams -> ``depth`` layers -> sum of streams -> RMSNorm -> logits.
 
-    Parameters
-    ----------
-    kind : ``"mlp"`` (one MLP sublayer per layer: a per-token deep MLP stack),
-        ``"transformer"`` (attention + MLP sublayers per layer, learned positions) or
-        ``"tokenmix"`` (the transformer with :class:`TokenMixBlock`, BE-HC permutation
-        token mixing, in place of attention; same everything else).
-    backend : ``"torch"`` or ``"triton"`` (the mixers' Sinkhorn and stream mixing, and the
-        token mixing, on ``gpu``).
+    ``Model(ModelConfig(vocab=96, mixer="kromhc", ...))``; ``model(idx, tap=None)``, where
+    a :class:`reference.tap.Tap` sees every mixing matrix of the pass.
     """
 
-    def __init__(self, vocab: int, C: int, depth: int, mixer: str, n_streams: int = 4,
-                 kind: str = "mlp", heads: int = 4, max_len: int = 1024, backend: str = "torch") -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        self.kind = kind
-        n = 1 if mixer in SINGLE_STREAM else n_streams
-        self.hyper = HyperConnection(n)
-        self.embed = nn.Embedding(vocab, C)
-        self.pos = nn.Embedding(max_len, C) if kind != "mlp" else None
+        self.config = cfg = config
+        self.n_streams = stream_count(cfg.mixer, cfg.n_streams)
+        self.embed = nn.Embedding(cfg.vocab, cfg.width)
+        self.pos = nn.Embedding(cfg.max_len, cfg.width) if cfg.kind != "mlp" else None
+        ops = backend(cfg.backend)
 
         def blocks() -> list[nn.Module]:
-            if kind == "transformer":
-                return [AttentionBlock(C, heads), MLPBlock(C)]
-            if kind == "tokenmix":
-                return [TokenMixBlock(C, max_len, backend), MLPBlock(C)]
-            return [MLPBlock(C)]
+            if cfg.kind == "transformer":
+                return [AttentionBlock(cfg.width, cfg.heads), MLPBlock(cfg.width)]
+            if cfg.kind == "tokenmix":
+                return [TokenMixBlock(cfg.width, cfg.max_len, ops), MLPBlock(cfg.width)]
+            return [MLPBlock(cfg.width)]
 
-        self.layers = nn.ModuleList([Layer(blocks(), mixer, n, C, i, backend) for i in range(depth)])
-        self.norm = nn.RMSNorm(C)
-        self.head = nn.Linear(C, vocab)
+        self.layers = nn.ModuleList([Layer(blocks(), cfg, i) for i in range(cfg.depth)])
+        self.norm = nn.RMSNorm(cfg.width)
+        self.head = nn.Linear(cfg.width, cfg.vocab)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
         h = self.embed(idx)
         if self.pos is not None:
             h = h + self.pos(torch.arange(idx.shape[-1], device=idx.device))
-        x = self.hyper.expand(h)
+        x = expand_streams(h, self.n_streams)
         for layer in self.layers:
-            x = layer(x)
-        return self.head(self.norm(self.hyper.reduce(x)))
+            x = layer(x, tap)
+        return self.head(self.norm(reduce_streams(x)))
 
     def mixers(self) -> list[nn.Module]:
         """All mixers in application order."""
-        return [m for layer in self.layers for m in layer.mixers]
+        return [sub.mixer for layer in self.layers for sub in layer.sublayers]
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                        backend: str | None = None) -> "Model":
+        """The model stored in a ``reference`` checkpoint (``ckpt.pt``: config and weights).
+
+        Read with ``torch.load(weights_only=True)``: tensors and plain containers only.
+        ``backend`` overrides the stored one (e.g. a triton-trained model on a CPU).
+        """
+        ckpt = load_checkpoint(path, map_location)
+        cfg = ModelConfig(**ckpt["model_config"])
+        model = cls(replace(cfg, backend=backend) if backend else cfg)
+        model.load_state_dict(ckpt["model"])
+        return model.to(map_location)

@@ -32,45 +32,15 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from birkhoff import quantize
+from gpu.backend import Backend, backend
+from gpu.naive import power_of_two_shifts, token_mix
 
-__all__ = ["power_of_two_shifts", "shift_mix", "token_mixing_matrix", "quantize_shift_weights", "exact_weights",
+from .tap import Tap
+
+__all__ = ["power_of_two_shifts", "token_mix", "token_mixing_matrix", "quantize_shift_weights", "exact_weights",
            "TokenMixBlock"]
-
-
-def power_of_two_shifts(max_len: int) -> tuple[int, ...]:
-    """``(0, 1, 2, 4, ..., 2^m)`` with ``2^m < max_len``: ``K = 1 + ceil(log2 max_len)`` shifts."""
-    if max_len < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len}")
-    shifts = [0]
-    while (s := 1 << (len(shifts) - 1)) < max_len:
-        shifts.append(s)
-    return tuple(shifts)
-
-
-def _check(x: torch.Tensor, w: torch.Tensor, shifts: Sequence[int]) -> None:
-    if x.ndim != 3:
-        raise ValueError(f"x must have shape (B, N, d), got {tuple(x.shape)}")
-    if w.shape != (len(shifts), x.shape[-1]):
-        raise ValueError(f"w must have shape (K, d) = ({len(shifts)}, {x.shape[-1]}), got {tuple(w.shape)}")
-    if any(s < 0 for s in shifts):
-        raise ValueError(f"shifts must be >= 0 (causal), got {tuple(shifts)}")
-
-
-def shift_mix(x: torch.Tensor, w: torch.Tensor, shifts: Sequence[int]) -> torch.Tensor:
-    """``y[:, t] = sum_k w[k] * x[:, t - s_k]`` (zero before the start), eager torch reference.
-
-    ``x (B, N, d)``, ``w (K, d)``; autograd keeps only views of ``x``: ``O(N d)`` memory.
-    """
-    _check(x, w, shifts)
-    N = x.shape[1]
-    y = torch.zeros_like(x)
-    for k, s in enumerate(shifts):
-        if s < N:  # the product saves a view of x; the padded copy is transient
-            y = y + F.pad(w[k] * x[:, :N - s], (0, 0, s, 0))
-    return y
 
 
 def token_mixing_matrix(w: Sequence, shifts: Sequence[int], N: int) -> np.ndarray:
@@ -107,19 +77,21 @@ def exact_weights(q: np.ndarray, scale: int) -> list[list[Fraction]]:
 
 
 class TokenMixBlock(nn.Module):
-    """BE-HC token mixing sublayer: ``out(shift_mix(v(h), softmax(logits)) * sigmoid(g(h)))``.
+    """BE-HC token mixing sublayer: ``out(token_mix(v(h), softmax(logits)) * sigmoid(g(h)))``.
 
     Parameters
     ----------
     C : width.
     max_len : longest sequence; sets the shifts ``power_of_two_shifts(max_len)``.
-    backend : ``"torch"`` (:func:`shift_mix`) or ``"triton"`` (``gpu.ops.token_mix``).
+    ops : the :class:`gpu.backend.Backend` whose ``token_mix`` runs the mixing (default torch).
 
-    ``weight_map`` (default None) post-processes the mixing weights ``(K, C)``; the INT8
-    experiments set it to a quantizer.
+    ``forward(x, tap)`` hands the weights ``(K, C)`` to ``tap.token_weights`` (the INT8
+    experiments round them there) and mixes with what it returns.
     """
 
-    def __init__(self, C: int, max_len: int, backend: str = "torch") -> None:
+    uses_tap = True        # HyperConnected hands it the forward's tap
+
+    def __init__(self, C: int, max_len: int, ops: Backend | None = None) -> None:
         super().__init__()
         self.shifts = power_of_two_shifts(max_len)
         self.norm = nn.RMSNorm(C)
@@ -127,22 +99,14 @@ class TokenMixBlock(nn.Module):
         self.g = nn.Linear(C, C)
         self.out = nn.Linear(C, C)
         self.logits = nn.Parameter(torch.zeros(len(self.shifts), C))
-        self.backend = backend
-        self.weight_map = None
-        if backend == "triton":
-            from gpu import ops
-            self._mix = ops.token_mix
-        elif backend == "torch":
-            self._mix = shift_mix
-        else:
-            raise ValueError(f"unknown backend {backend!r}; choose 'torch' or 'triton'")
+        self.ops = ops or backend("torch")
 
     def weights(self) -> torch.Tensor:
         """``w (K, C)``: per channel a probability vector over the shifts."""
-        w = torch.softmax(self.logits, dim=0)
-        return w if self.weight_map is None else self.weight_map(w)
+        return torch.softmax(self.logits, dim=0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
         h = self.norm(x)
-        mixed = self._mix(self.v(h), self.weights().to(h.dtype), self.shifts)
+        w = self.weights() if tap is None else tap.token_weights(self, self.weights())
+        mixed = self.ops.token_mix(self.v(h), w.to(h.dtype), self.shifts)
         return self.out(mixed * torch.sigmoid(self.g(h)))

@@ -3,12 +3,12 @@
     python -m reference.train --mixer mhc --depth 256 --streams 4 --task charlm --out runs/x
     torchrun --nproc_per_node 2 -m reference.train --mixer kromhc ...   # DDP (gloo on CPU)
 
-Writes ``OUT/config.json``, ``OUT/metrics.jsonl`` (one line per step: loss, tokens/s,
-per-layer gradient-norm summary, composite Amax gains of ``prod H_res``, max DS
-residual), ``OUT/summary.json`` (final/validation loss, unigram baseline, the
-``birkhoff.certify_product`` certificate of the composite map) and ``OUT/ckpt.pt``
-(every ``--ckpt-every`` steps and at the end; ``--resume`` continues from it and gives
-the same trajectory as an uninterrupted run). A NaN/Inf loss is logged as
+Writes the run folder of :mod:`reference.runs`: ``OUT/config.json``, ``OUT/metrics.jsonl``
+(one line per step: loss, tokens/s, per-layer gradient-norm summary, composite Amax
+gains of ``prod H_res`` over the probe tokens, max DS residual), ``OUT/summary.json``
+(final/validation loss, unigram baseline, the ``birkhoff.certify_product`` certificate
+of the composite map) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end;
+``--resume`` continues from it and gives the same trajectory as an uninterrupted run). A NaN/Inf loss is logged as
 ``"diverged": true`` and ends the run with exit code 3.
 
 Batches are a function of ``(seed, step)``; with ``W`` processes each rank takes its
@@ -24,46 +24,26 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from gpu.backend import BACKENDS
+
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TASKS, make_task
-from .metrics import (composite_certificate, composite_gains, h_res_chain, layer_grad_norms,
-                      max_ds_residual, summarize)
-from .mixers import BACKENDS, MIXERS, mixing_params
+from .metrics import composite_certificate, composite_gains, layer_grad_norms, max_ds_residual, summarize
+from .mixers import MIXERS, mixing_params
 from .models import KINDS, Model
+from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, write_json
+from .tap import HResProbe
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 EXIT_DIVERGED = 3
-
-
-@dataclass
-class Config:
-    mixer: str = "mhc"
-    depth: int = 16
-    streams: int = 4
-    width: int = 32
-    model: str = "mlp"
-    heads: int = 4
-    task: str = "charlm"
-    steps: int = 200
-    batch_size: int = 16
-    seq_len: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    seed: int = 0
-    dtype: str = "float32"
-    backend: str = "torch"
-    out: str = "runs/train"
-    ckpt_every: int = 0
-    eval_batches: int = 8
-    resume: bool = False
-    progress: bool = True
+PROBE_TOKENS = 8
 
 
 # ----------------------------------------------------------------------------- setup
@@ -91,9 +71,9 @@ def all_mean(x: float, world: int, device: torch.device) -> float:
 
 
 def build(cfg: Config, vocab: int, device: torch.device) -> Model:
+    """The run's model, initialised from ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
-    model = Model(vocab, cfg.width, cfg.depth, cfg.mixer, cfg.streams, cfg.model, cfg.heads,
-                  max_len=max(cfg.seq_len, 1), backend=cfg.backend)
+    model = Model(cfg.model_config(vocab))
     if cfg.dtype == "float64":
         model = model.double()
     return model.to(device)
@@ -114,18 +94,16 @@ def run(cfg: Config) -> dict:
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, lines = 0, []
-    if cfg.resume and (out / "ckpt.pt").exists():
-        ckpt = torch.load(out / "ckpt.pt", map_location=device, weights_only=False)
+    if cfg.resume and (out / CKPT).exists():
+        ckpt = load_checkpoint(out / CKPT, device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         start = ckpt["step"]
-        if (out / "metrics.jsonl").exists():
-            lines = [ln for ln in (out / "metrics.jsonl").read_text().splitlines()
-                     if json.loads(ln)["step"] < start]
+        lines = [json.dumps(rec) for rec in read_metrics(out) if rec["step"] < start]
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        (out / "metrics.jsonl").write_text("".join(ln + "\n" for ln in lines))
+        write_json(out / CONFIG, asdict(cfg))
+        (out / METRICS).write_text("".join(ln + "\n" for ln in lines))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     shard = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
     losses: list[float] = []
@@ -135,8 +113,9 @@ def run(cfg: Config) -> dict:
     for step in bar:
         t0 = time.perf_counter()
         x, y = (t[shard].to(device) for t in task.batch(cfg.seed, step, cfg.batch_size))
+        probe = HResProbe(PROBE_TOKENS)
         with autocast:
-            logits = net(x)
+            logits = net(x, tap=probe)
             loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -148,7 +127,7 @@ def run(cfg: Config) -> dict:
         if finite:
             opt.step()
         dt = time.perf_counter() - t0
-        chain = h_res_chain(model.mixers())
+        chain = probe.chain
         gain_f, gain_b = composite_gains(chain)
         record = {"step": step, "loss": loss_value if finite else None,
                   "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
@@ -157,7 +136,7 @@ def run(cfg: Config) -> dict:
         if not finite:
             record["diverged"] = True
         if rank == 0:
-            with open(out / "metrics.jsonl", "a") as f:
+            with open(out / METRICS, "a") as f:
                 f.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{loss_value:.3f}", gain=f"{gain_f:.3g}")
         if not finite:
@@ -165,41 +144,45 @@ def run(cfg: Config) -> dict:
             break
         losses.append(loss_value)
         if rank == 0 and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
-            save(out, model, opt, step + 1)
+            save(cfg, model, opt, step + 1)
     bar.close()
-    summary = finish(cfg, model, task, device, world, out, losses, diverged, start)
+    summary = finish(cfg, model, task, device, losses, diverged, start)
     if rank == 0:
         if not diverged:
-            save(out, model, opt, cfg.steps)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+            save(cfg, model, opt, cfg.steps)
+        write_json(out / SUMMARY, summary)
     return summary
 
 
-def save(out: Path, model: Model, opt: torch.optim.Optimizer, step: int) -> None:
-    tmp = out / "ckpt.pt.tmp"
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
-    tmp.replace(out / "ckpt.pt")
+def save(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int) -> None:
+    """``OUT/ckpt.pt``: model config, run config, weights, optimizer state, step (atomic)."""
+    save_checkpoint(Path(cfg.out) / CKPT, model_config=asdict(model.config), train_config=asdict(cfg),
+                    model=model.state_dict(), opt=opt.state_dict(), step=step)
 
 
 @torch.no_grad()
-def finish(cfg: Config, model: Model, task, device: torch.device, world: int, out: Path,
-           losses: list[float], diverged: bool, start: int) -> dict:
-    """Validation loss, baselines, composite certificate; the summary dict."""
-    val = []
-    if not diverged:
-        for k in range(cfg.eval_batches):
-            x, y = (t.to(device) for t in task.batch(cfg.seed, k, cfg.batch_size, split="val"))
-            logits = model(x)
-            val.append(float(torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())))
-    chain = h_res_chain(model.mixers())
+def final_chain(cfg: Config, model: Model, task, device: torch.device) -> torch.Tensor:
+    """``(L, probe, n, n)`` ``H_res`` chain of the final model on the first validation batch's probe tokens."""
+    probe = HResProbe(PROBE_TOKENS)
+    model(task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device), tap=probe)
+    return probe.chain
+
+
+def finish(cfg: Config, model: Model, task, device: torch.device, losses: list[float], diverged: bool,
+           start: int) -> dict:
+    """Validation loss, baselines, composite gains and certificate of the final model; the summary dict."""
+    val_loss = None
+    if not diverged and cfg.eval_batches > 0:
+        val_loss = evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device)[0]
+    chain = final_chain(cfg, model, task, device)
     gain_f, gain_b = composite_gains(chain)
     tail = losses[-10:]
     return {
-        "mixer": cfg.mixer, "depth": cfg.depth, "streams": model.hyper.n_streams,
+        "mixer": cfg.mixer, "depth": cfg.depth, "streams": model.n_streams,
         "width": cfg.width, "model": cfg.model, "task": cfg.task, "steps": cfg.steps,
         "diverged": diverged, "resumed_from": start,
         "final_loss": sum(tail) / len(tail) if tail else None,
-        "val_loss": sum(val) / len(val) if val else None,
+        "val_loss": val_loss,
         "unigram_loss": task.unigram_entropy(),
         "gain_forward": gain_f, "gain_backward": gain_b, "ds_residual": max_ds_residual(chain),
         "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width),

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from reference.data import IGNORE, Recall
-from reference.models import Model
-from reference.quantization import HResRounding, exact_composite_gains, int8_symmetric, quantized
-from reference.token_mixing import TokenMixBlock
+from reference.models import Model, ModelConfig
+from reference.quantization import MixingRounding, exact_composite_gains, int8_symmetric, quantized
+from reference.tap import HResProbe, Tap
 
 
 def test_recall_task():
@@ -44,7 +44,7 @@ def test_int8_symmetric():
 
 def _stream_model():
     torch.manual_seed(0)
-    return Model(10, 8, depth=6, mixer="behc", kind="tokenmix", max_len=16).double()
+    return Model(ModelConfig(vocab=10, width=8, depth=6, mixer="behc", kind="tokenmix", max_len=16)).double()
 
 
 def test_quantized_restores_and_rounds_mixing_exactly():
@@ -52,45 +52,58 @@ def test_quantized_restores_and_rounds_mixing_exactly():
     idx = torch.randint(0, 10, (2, 16))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ref = model(idx)
-    with quantized(model, weights=True, activations=True, stream_mixing="ds", token_mixing="ds") as roundings:
-        out = model(idx)
-        block = next(m for m in model.modules() if isinstance(m, TokenMixBlock))
-        w = block.weights().detach().double() * 127
+    rounding = MixingRounding(stream_mixing="ds", token_mixing="ds")
+
+    class Seen(Tap):                                  # what the mixers and blocks actually use
+        def __init__(self):
+            self.h, self.w = HResProbe(tokens=10 ** 6), []
+
+        def h_res(self, mixer, H):
+            return self.h.h_res(mixer, rounding.h_res(mixer, H))
+
+        def token_weights(self, block, w):
+            self.w.append(rounding.token_weights(block, w))
+            return self.w[-1]
+
+    seen = Seen()
+    with quantized(model, weights=True, activations=True):
+        out = model(idx, tap=seen)
+    assert len(seen.w) == 6
+    for w in seen.w:
+        w = w.double() * 127
         assert torch.equal(w, torch.round(w)) and (w.sum(0) == 127).all()   # exact margins
-        for m in model.mixers():
-            H = m.last_h_res.double() * 127
-            assert torch.allclose(H, torch.round(H), atol=1e-9)
-            Q = torch.round(H).long()
-            assert (Q.sum(-1) == 127).all() and (Q.sum(-2) == 127).all()
-    assert len(roundings) == 12 and all(len(r.probe) == 1 for r in roundings)
+    H = seen.h.chain * 127
+    assert H.shape[0] == 12 and torch.allclose(H, torch.round(H), atol=1e-9)
+    Q = torch.round(H).long()
+    assert (Q.sum(-1) == 127).all() and (Q.sum(-2) == 127).all()
+    assert len(rounding.probe) == 12 and rounding.seen == 12 * 2 * 16
     assert not torch.equal(out, ref)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
-    torch.testing.assert_close(model(idx), ref)                         # hooks and maps removed
-    assert all(m.h_res_map is None for m in model.mixers())
+    torch.testing.assert_close(model(idx), ref)                         # weights restored, hooks removed
 
 
 def test_ds_rounding_keeps_exact_gain_naive_does_not():
     H = torch.tensor([[0.99, 0.01 / 3, 0.01 / 3, 0.01 / 3]])
     H = torch.stack([H.roll(k, dims=1)[0] for k in range(4)])             # circulant, DS
-    ds, naive = HResRounding("ds"), HResRounding("naive")
-    ds(H[None])
-    naive(H[None])
+    ds, naive = MixingRounding(stream_mixing="ds"), MixingRounding(stream_mixing="naive")
+    ds.h_res(None, H[None])
+    naive.h_res(None, H[None])
     assert exact_composite_gains([ds.probe[0]] * 1000) == (1.0, 1.0)
     assert (naive.probe[0] == np.diag([126] * 4)).all()                 # 0.42 rounds to 0
     fwd, bwd = exact_composite_gains([naive.probe[0]] * 1000)
     assert fwd == bwd == float(Fraction(126, 127) ** 1000)
-    off = HResRounding("ds")                                # SK_20-like: rows off by 1e-3
-    Q = off(torch.tensor([[[0.7, 0.301], [0.3, 0.699]]], dtype=torch.float64))[0] * 127
+    off = MixingRounding(stream_mixing="ds")                # SK_20-like: rows off by 1e-3
+    Q = off.h_res(None, torch.tensor([[[0.7, 0.301], [0.3, 0.699]]], dtype=torch.float64))[0] * 127
     assert torch.equal(Q.round().sum(0), torch.full((2,), 127.0)) and torch.equal(Q.round().sum(1), Q.round().sum(0))
     assert off.rebalanced == off.seen == 1 and ds.rebalanced == 0 and off.max_residual == pytest.approx(1e-3)
     with pytest.raises(ValueError):
-        HResRounding("int4")
+        MixingRounding(stream_mixing="int4")
 
 
 def test_study_cli_end_to_end(tmp_path):
     out = tmp_path / "study"
-    r = subprocess.run([sys.executable, "-m", "reference.behc_study", "tokens", "--tasks", "recall",
+    r = subprocess.run([sys.executable, "-m", "reference.studies.behc", "tokens", "--tasks", "recall",
                         "--lengths", "16", "--steps", "2", "--width", "8", "--depth", "2",
                         "--batch-size", "4", "--eval-batches", "1", "--out", str(out), "--no-progress"],
                        capture_output=True, text=True, timeout=300)
@@ -103,9 +116,9 @@ def test_study_cli_end_to_end(tmp_path):
     for name in ("tokens.md", "quality_vs_N.png", "retention_tokens.png"):
         assert (out / name).stat().st_size > 0
     sweep = tmp_path / "sweep"
-    subprocess.run([sys.executable, "-m", "reference.sweep", "--preset", "tiny", "--mixers", "hc", "kromhc",
+    subprocess.run([sys.executable, "-m", "reference.studies.sweep", "--preset", "tiny", "--mixers", "hc", "kromhc",
                     "--out", str(sweep), "--no-progress"], check=True, capture_output=True, timeout=300)
-    r = subprocess.run([sys.executable, "-m", "reference.behc_study", "streams", "--runs", str(sweep / "runs"),
+    r = subprocess.run([sys.executable, "-m", "reference.studies.behc", "streams", "--runs", str(sweep / "runs"),
                         "--mixers", "hc", "kromhc", "--eval-batches", "1", "--out", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -114,6 +127,6 @@ def test_study_cli_end_to_end(tmp_path):
     assert {row["mixer"] for row in ds} == {"kromhc"}                       # HC is not DS
     assert all(row["gain_forward"] == row["gain_backward"] == 1.0 for row in ds)
     assert (out / "retention_streams.png").stat().st_size > 0
-    r = subprocess.run([sys.executable, "-m", "reference.behc_study", "streams", "--runs", str(tmp_path),
+    r = subprocess.run([sys.executable, "-m", "reference.studies.behc", "streams", "--runs", str(tmp_path),
                         "--mixers", "mhc", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr

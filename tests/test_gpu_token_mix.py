@@ -1,4 +1,4 @@
-"""gpu.token_mix (Triton) against reference.token_mixing.shift_mix (torch autograd)."""
+"""gpu.token_mix (Triton) against its torch twin gpu.naive.token_mix (torch autograd)."""
 
 import pytest
 import torch
@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpu.ops import token_mix
-from reference.models import Model
-from reference.token_mixing import power_of_two_shifts, shift_mix
+from reference.models import Model, ModelConfig
+from gpu import naive
+from gpu.naive import power_of_two_shifts
 
 
 def _inputs(B, N, d, K, seed, dtype=torch.float64):
@@ -25,7 +26,7 @@ def test_matches_reference_forward_backward(B, N, d, seed, extra):
     x, w = _inputs(B, N, d, len(shifts), seed)
     x.requires_grad_()
     w.requires_grad_()
-    y, ref = token_mix(x, w, shifts), shift_mix(x, w, shifts)
+    y, ref = token_mix(x, w, shifts), naive.token_mix(x, w, shifts)
     torch.testing.assert_close(y, ref, atol=1e-13, rtol=1e-13)
     dy = torch.randn(y.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
     g = torch.autograd.grad((y * dy).sum(), (x, w))
@@ -40,7 +41,7 @@ def test_low_precision_inputs_fp32_accumulation(dtype):
     x, w = _inputs(2, 200, 96, len(shifts), 3, dtype)
     y = token_mix(x, w, shifts)
     assert y.dtype == dtype
-    ref = shift_mix(x.double(), w.double(), shifts)
+    ref = naive.token_mix(x.double(), w.double(), shifts)
     unit = 2.0 ** -7 if dtype == torch.bfloat16 else 2.0 ** -20
     assert float((y.double() - ref).abs().max()) <= unit * (1 + float(ref.abs().max()))
 
@@ -58,10 +59,11 @@ def test_model_backend_triton_matches_torch():
     losses = []
     for backend in ("torch", "triton"):
         torch.manual_seed(1)
-        model = Model(12, 16, depth=2, mixer="residual", kind="tokenmix", max_len=40, backend=backend)
+        model = Model(ModelConfig(vocab=12, width=16, depth=2, mixer="residual", kind="tokenmix", max_len=40,
+                                  backend=backend))
         loss = model(idx).logsumexp(-1).mean()
         loss.backward()
-        losses.append((loss.item(), model.layers[0].blocks[0].logits.grad.clone()))
+        losses.append((loss.item(), model.layers[0].sublayers[0].layer.logits.grad.clone()))
     assert abs(losses[0][0] - losses[1][0]) < 1e-5
     torch.testing.assert_close(losses[0][1], losses[1][1], atol=1e-6, rtol=1e-4)
 

@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from reference.data import CharLM, Markov
-from reference.mixers import MIXERS, SINGLE_STREAM, make_mixer, mixing_params, sinkhorn_log
-from reference.models import MLPBlock, Model
-from reference.sweep import PRESETS, main as sweep_main
+from gpu import naive
+from reference.mixers import MIXERS, make_mixer, mixing_params, stream_count, stream_mixers
+from reference.models import MLPBlock, Model, ModelConfig
+from reference.studies.sweep import PRESETS, main as sweep_main
+from reference.tap import HResProbe
 from reference.train import Config, main as train_main, run
 
 EXACT_DS = ["mhc_lite", "kromhc", "behc"]
@@ -35,7 +37,7 @@ def test_mixer_shapes_and_gradients(name):
     torch.manual_seed(0)
     mixer = make_mixer(name, 4, 8)
     block = MLPBlock(8)
-    n = 1 if name in SINGLE_STREAM else 4
+    n = stream_count(name, 4)
     x = torch.randn(2, 5, n, 8, requires_grad=True)
     y = mixer(x, block)
     assert y.shape == x.shape
@@ -51,8 +53,9 @@ def test_exactly_ds_mixers_stay_ds_away_from_init(name, n):
     torch.manual_seed(n)
     mixer = make_mixer(name, n, 4)
     randomize(mixer, scale=3.0)                     # far from init
-    mixer(torch.randn(3, 7, n, 4), MLPBlock(4))
-    H = mixer.last_h_res
+    probe = HResProbe()
+    mixer(torch.randn(3, 7, n, 4), MLPBlock(4), probe)
+    H = probe.chain[0]
     assert (H >= 0).all()
     assert (H.sum(-1) - 1).abs().max() <= 1e-6 and (H.sum(-2) - 1).abs().max() <= 1e-6
 
@@ -61,13 +64,14 @@ def test_mhc_is_sk20_and_not_exactly_ds():
     torch.manual_seed(0)
     mixer = make_mixer("mhc", 4, 8)
     randomize(mixer, scale=3.0)
-    mixer(torch.randn(2, 6, 4, 8), MLPBlock(8))
-    H = mixer.last_h_res
+    probe = HResProbe()
+    mixer(torch.randn(2, 6, 4, 8), MLPBlock(8), probe)
+    H = probe.chain[0]
     assert (H.sum(-2) - 1).abs().max() <= 1e-5          # columns are normalised last
     assert (H.sum(-1) - 1).abs().max() > 1e-4          # rows are not, after 20 sweeps
     L = torch.randn(3, 4, 4, dtype=torch.float64) * 5
     from birkhoff import sinkhorn_logits
-    assert torch.allclose(sinkhorn_log(L), torch.from_numpy(sinkhorn_logits(L.numpy(), 20)))
+    assert torch.allclose(naive.sinkhorn(L), torch.from_numpy(sinkhorn_logits(L.numpy(), 20)))
 
 
 @pytest.mark.parametrize("name", sorted(MIXERS))
@@ -76,13 +80,14 @@ def test_identity_like_at_init(name):
     torch.manual_seed(1)
     mixer = make_mixer(name, 4, 8)
     block = MLPBlock(8)
-    n = 1 if name in SINGLE_STREAM else 4
+    n = stream_count(name, 4)
     h = torch.randn(2, 3, 8)
     x = h.unsqueeze(-2).expand(2, 3, n, 8)
-    y = mixer(x, block)
+    probe = HResProbe()
+    y = mixer(x, block, probe)
     expected = h if name == "rezero" else h + block(h)
     assert torch.allclose(y, expected.unsqueeze(-2).expand_as(y), atol=0.05)
-    H = mixer.last_h_res
+    H = probe.chain[0]
     assert (H.diagonal(dim1=-2, dim2=-1) >= 0.97).all()
 
 
@@ -104,7 +109,8 @@ def test_parameter_count_growth_classes():
 @pytest.mark.parametrize("kind", ["mlp", "transformer"])
 def test_models_take_any_mixer(kind):
     for name in sorted(MIXERS):
-        model = Model(11, 8, 2, name, 4, kind, heads=2, max_len=16)
+        model = Model(ModelConfig(vocab=11, width=8, depth=2, mixer=name, n_streams=4, kind=kind, heads=2,
+                                  max_len=16))
         out = model(torch.randint(0, 11, (2, 9)))
         assert out.shape == (2, 9, 11) and torch.isfinite(out).all()
         assert len(model.mixers()) == (4 if kind == "transformer" else 2)
@@ -112,7 +118,7 @@ def test_models_take_any_mixer(kind):
 
 def test_transformer_is_causal():
     torch.manual_seed(0)
-    model = Model(11, 8, 2, "mhc", 4, "transformer", heads=2, max_len=16)
+    model = Model(ModelConfig(vocab=11, width=8, depth=2, mixer="mhc", kind="transformer", heads=2, max_len=16))
     idx = torch.randint(0, 11, (1, 9))
     changed = idx.clone()
     changed[0, 6] = (idx[0, 6] + 1) % 11
@@ -205,7 +211,7 @@ def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
     report = (tmp_path / "report.md").read_text()
     assert "| hc |" in report and "certified gain fwd" in report
     # --resume reads finished grid points back (no training); a changed config retrains
-    import reference.sweep as sweep_module
+    import reference.studies.sweep as sweep_module
 
     def no_training(cfg):
         raise AssertionError(f"retrained {cfg.out}")
@@ -235,3 +241,99 @@ def test_triton_backend_same_trajectory(tmp_path, mixer):
         return [json.loads(l)["loss"] for l in (Path(d) / "metrics.jsonl").read_text().splitlines()]
     assert losses(tmp_path / "triton") == pytest.approx(losses(tmp_path / "torch"), rel=1e-5)
     assert b["final_loss"] == pytest.approx(a["final_loss"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- architecture
+
+@pytest.mark.parametrize("name", sorted(MIXERS))
+def test_torch_compile_trains_every_mixer(name):
+    """The forward keeps no hidden state, so torch.compile(model) runs a training step (CPU, inductor)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab=11, width=8, depth=1, mixer=name, n_streams=4, kind="mlp")
+    eager, compiled = Model(cfg), Model(cfg)
+    compiled.load_state_dict(eager.state_dict())
+    idx = torch.randint(0, 11, (2, 9))
+    losses = []
+    for model, fn in ((eager, eager), (compiled, torch.compile(compiled))):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        for _ in range(2):
+            loss = torch.nn.functional.cross_entropy(fn(idx).flatten(0, 1), idx.flatten())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        losses.append(loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert not any(hasattr(m, "last_h_res") for m in eager.mixers())
+
+
+def test_one_registry_adding_a_mixer_is_one_class(tmp_path):
+    """A new mixer is one class plus its @register line; Model, configs and parameter counts pick it up."""
+    from reference.mixers import Mixer, register
+
+    try:
+        @register("averaging")
+        class Averaging(Mixer):                       # H_res = J/n, H_pre = 1/n, H_post = 1
+            def coefficients(self, x):
+                n = self.n_streams
+                one = x.new_ones(x.shape[:-1])
+                return one / n, one, x.new_full((*x.shape[:-1], n), 1.0 / n)
+
+            @staticmethod
+            def closed_form(n, C):
+                return 0
+
+        model = Model(ModelConfig(vocab=11, width=8, depth=2, mixer="averaging"))
+        assert model(torch.randint(0, 11, (2, 5))).shape == (2, 5, 11)
+        assert mixing_params("averaging", 4, 8) == 0 and "averaging" in MIXERS
+        with pytest.raises(ValueError, match="already registered"):
+            register("averaging")(Averaging)
+    finally:
+        MIXERS.pop("averaging", None)
+
+
+def test_checkpoint_rebuilds_its_model(tmp_path):
+    from reference.checkpoint import CheckpointError, load_checkpoint
+    from reference.runs import load_model
+
+    cfg = replace(TINY, mixer="kromhc", depth=2, model="transformer", heads=2, out=str(tmp_path))
+    run(cfg)
+    ckpt = load_checkpoint(tmp_path / "ckpt.pt")                   # weights_only=True inside
+    assert ckpt["model_config"]["mixer"] == "kromhc" and ckpt["train_config"]["depth"] == 2
+    model = Model.from_checkpoint(tmp_path / "ckpt.pt")
+    assert model.config == ModelConfig(**ckpt["model_config"]) and model.config.kind == "transformer"
+    loaded, read_cfg = load_model(tmp_path)
+    idx = torch.randint(0, 8, (2, 8))
+    torch.testing.assert_close(model(idx), loaded(idx))
+    assert read_cfg.mixer == "kromhc" and read_cfg.out == str(tmp_path)
+    (tmp_path / "bad.pt").write_bytes((tmp_path / "ckpt.pt").read_bytes()[:100])       # truncated
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"model": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a reference checkpoint"):
+        Model.from_checkpoint(tmp_path / "foreign.pt")
+    assert not list(tmp_path.glob("*.tmp"))                        # atomic writes leave no temporaries
+
+
+@pytest.mark.parametrize("name", stream_mixers())
+def test_drop_in_module_wraps_any_layer(name):
+    """HyperConnected(layer, mixer, n, C) around a plain nn.Module equals the mixer applied to it."""
+    from reference.hyper import HyperConnected, expand_streams, reduce_streams, stream_functions
+
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.LayerNorm(8), torch.nn.Linear(8, 8))
+    wrapped = HyperConnected(layer, name, 4, 8, layer_index=3)
+    x = expand_streams(torch.randn(2, 5, 8), 4)
+    assert x.shape == (2, 5, 4, 8) and torch.equal(reduce_streams(x), 4 * x[..., 0, :])
+    probe = HResProbe()
+    y = wrapped(x, probe)
+    H_pre, H_post, H_res = wrapped.mixer.coefficients(x)
+    expected = torch.einsum("...ij,...jc->...ic", H_res, x) + H_post[..., None] * layer(
+        torch.einsum("...n,...nc->...c", H_pre, x))[..., None, :]
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(probe.chain[0], H_res.reshape(-1, 4, 4)[:8].double())
+    init, expand, reduce = stream_functions(name, 4, 8)
+    same = init(layer, 3)
+    same.load_state_dict(wrapped.state_dict())
+    h = torch.randn(2, 5, 8)
+    torch.testing.assert_close(same(expand(h)), wrapped(expand_streams(h, 4)))
+    assert reduce(same(expand(h))).shape == (2, 5, 8)

@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference.models import Model
+from reference.models import Model, ModelConfig
 from reference.token_mixing import (TokenMixBlock, exact_weights, power_of_two_shifts,
-                                    quantize_shift_weights, shift_mix, token_mixing_matrix)
+                                    quantize_shift_weights, token_mix, token_mixing_matrix)
 
 
 def _weights(K, d, seed=0, dtype=torch.float64):
@@ -36,7 +36,7 @@ def test_equals_dense_operator_on_padded_sequence(N, d, B, seed, shifts):
     shifts = tuple(sorted(shifts))
     w = _weights(len(shifts), d, seed)
     x = torch.randn(B, N, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    y = shift_mix(x, w, shifts)
+    y = token_mix(x, w, shifts)
     assert y.shape == x.shape
     S = max(shifts)
     for c in range(d):
@@ -82,7 +82,7 @@ def test_causality_by_jacobian():
     dep = J.abs().sum((1, 3))
     assert float(dep.triu(1).abs().max()) == 0.0
     assert float(dep.diagonal().min()) > 0 and float(dep[19, 0]) == 0.0   # 19 = 16+2+1: three hops
-    model = Model(10, 8, depth=3, mixer="behc", kind="tokenmix", max_len=32).double()
+    model = Model(ModelConfig(vocab=10, width=8, depth=3, mixer="behc", kind="tokenmix", max_len=32)).double()
     idx = torch.randint(0, 10, (2, 32))
     idx2 = idx.clone()
     idx2[:, 20:] = (idx2[:, 20:] + 1) % 10
@@ -95,7 +95,7 @@ def test_memory_is_linear_in_sequence_length():
         total = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: total.append(t.numel()) or t, lambda t: t):
             x = torch.randn(2, N, 4, requires_grad=True)
-            shift_mix(x, _weights(len(power_of_two_shifts(N)), 4, dtype=torch.float32),
+            token_mix(x, _weights(len(power_of_two_shifts(N)), 4, dtype=torch.float32),
                       power_of_two_shifts(N)).sum()
         return sum(total)
     for N in (64, 512, 4096):
@@ -105,12 +105,12 @@ def test_memory_is_linear_in_sequence_length():
 def test_bad_input():
     x = torch.randn(2, 5, 3)
     with pytest.raises(ValueError):
-        shift_mix(x, torch.ones(2, 4), (0, 1))           # w does not match d
+        token_mix(x, torch.ones(2, 4), (0, 1))           # w does not match d
     with pytest.raises(ValueError):
-        shift_mix(x[0], torch.ones(2, 3), (0, 1))        # not (B, N, d)
+        token_mix(x[0], torch.ones(2, 3), (0, 1))        # not (B, N, d)
     with pytest.raises(ValueError):
-        shift_mix(x, torch.ones(2, 3), (0, -1))          # anti-causal shift
+        token_mix(x, torch.ones(2, 3), (0, -1))          # anti-causal shift
+    with pytest.raises(ValueError, match="backend"):
+        ModelConfig(vocab=10, width=8, depth=2, mixer="residual", kind="tokenmix", backend="cuda")
     with pytest.raises(ValueError):
-        TokenMixBlock(4, 8, backend="cuda")
-    with pytest.raises(ValueError):
-        Model(10, 8, 2, "residual", kind="attention")
+        ModelConfig(vocab=10, width=8, depth=2, mixer="residual", kind="attention")

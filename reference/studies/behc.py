@@ -1,7 +1,7 @@
 """BE-HC claims, measured: long-context quality and INT8 retention (docs/BEHC.md).
 
-    python -m reference.behc_study tokens  --out runs/behc     # token mixing vs attention
-    python -m reference.behc_study streams --runs runs/paper/runs --out runs/behc
+    python -m reference.studies.behc tokens  --out runs/behc     # token mixing vs attention
+    python -m reference.studies.behc streams --runs runs/paper/runs --out runs/behc
 
 ``tokens``: for each task (``recall``: long-range recall; ``charlm``: the bundled corpus)
 and sequence length ``N``, trains the BE-HC token-mixing model and the same model with
@@ -11,7 +11,7 @@ activations (W8A8; per row / per token, or per tensor), and for BE-HC its token-
 (``birkhoff.quantize``) or naively. The stream mixers' ``H_res`` (the same in both
 models) stay float here; ``streams`` studies them. Retention = quantized accuracy / float accuracy.
 
-``streams``: loads the deepest checkpoints of a depth sweep (``reference.sweep``) and
+``streams``: loads the deepest checkpoints of a depth sweep (``reference.studies.sweep``) and
 evaluates each stream mixer with ``H_res`` rounded to ``Q / 127`` exactly DS
 (``birkhoff.quantize``) or naively, with and without W8 weights; the composite gain of
 probe token 0's ``prod Q_l / 127`` over all layers is computed in exact integer arithmetic.
@@ -22,7 +22,6 @@ Each writes ``OUT/<name>.jsonl``, ``OUT/<name>.md`` (the tables) and PNG plots.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -32,63 +31,47 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
-from .data import IGNORE, make_task  # noqa: E402
-from .quantization import exact_composite_gains, quantized  # noqa: E402
-from .sweep import finished  # noqa: E402
-from .train import Config, build, run  # noqa: E402
+from ..data import make_task  # noqa: E402
+from ..mixers import stream_mixers  # noqa: E402
+from ..quantization import MixingRounding, exact_composite_gains, quantized  # noqa: E402
+from ..runs import CONFIG, Config, evaluate, finished, load_model, read_config  # noqa: E402
+from ..train import run  # noqa: E402
 
 LABELS = {"tokenmix": "BE-HC token mixing", "transformer": "attention (SDPA)"}
-TOKEN_MODES = {  # name -> quantized() keywords
-    "float": None,
-    "W8": dict(weights=True),
-    "W8A8": dict(weights=True, activations=True),
-    "W8A8 per-tensor": dict(weights=True, activations=True, per_tensor=True),
-    "W8 + DS mix": dict(weights=True, token_mixing="ds"),
-    "W8 + naive mix": dict(weights=True, token_mixing="naive"),
-    "W8A8 + DS mix": dict(weights=True, activations=True, token_mixing="ds"),
-    "W8A8 per-tensor + DS mix": dict(weights=True, activations=True, per_tensor=True, token_mixing="ds"),
+# name -> (quantized() keywords, MixingRounding keywords)
+FLOAT = (dict(weights=False), {})
+TOKEN_MODES = {
+    "float": FLOAT,
+    "W8": (dict(weights=True), {}),
+    "W8A8": (dict(weights=True, activations=True), {}),
+    "W8A8 per-tensor": (dict(weights=True, activations=True, per_tensor=True), {}),
+    "W8 + DS mix": (dict(weights=True), dict(token_mixing="ds")),
+    "W8 + naive mix": (dict(weights=True), dict(token_mixing="naive")),
+    "W8A8 + DS mix": (dict(weights=True, activations=True), dict(token_mixing="ds")),
+    "W8A8 per-tensor + DS mix": (dict(weights=True, activations=True, per_tensor=True), dict(token_mixing="ds")),
 }
 STREAM_MODES = {
-    "float": None,
-    "H_res DS": dict(weights=False, stream_mixing="ds"),
-    "H_res naive": dict(weights=False, stream_mixing="naive"),
-    "W8 + H_res DS": dict(weights=True, stream_mixing="ds"),
-    "W8 + H_res naive": dict(weights=True, stream_mixing="naive"),
+    "float": FLOAT,
+    "H_res DS": (dict(weights=False), dict(stream_mixing="ds")),
+    "H_res naive": (dict(weights=False), dict(stream_mixing="naive")),
+    "W8 + H_res DS": (dict(weights=True), dict(stream_mixing="ds")),
+    "W8 + H_res naive": (dict(weights=True), dict(stream_mixing="naive")),
 }
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, task, cfg: Config, batches: int) -> tuple[float, float]:
-    """(mean loss, accuracy) over the scored positions of ``batches`` validation batches."""
-    loss, correct, count = 0.0, 0, 0
-    for k in range(batches):
-        x, y = task.batch(cfg.seed, k, cfg.batch_size, split="val")
-        logits = model(x).float()
-        scored = y != IGNORE
-        loss += float(torch.nn.functional.cross_entropy(logits[scored], y[scored], reduction="sum"))
-        correct += int((logits[scored].argmax(-1) == y[scored]).sum())
-        count += int(scored.sum())
-    return loss / count, correct / count
-
-
-def load(cfg: Config, task) -> torch.nn.Module:
-    model = build(cfg, task.vocab, torch.device("cpu"))
-    model.load_state_dict(torch.load(Path(cfg.out) / "ckpt.pt", map_location="cpu", weights_only=False)["model"])
-    return model.eval()
-
-
-def _measure(model, task, cfg, mode: dict | None, batches: int) -> dict:
-    with quantized(model, **mode) if mode else contextlib.nullcontext([]) as roundings:
-        loss, acc = evaluate(model, task, cfg, batches)
+def _measure(model, task, cfg: Config, mode: tuple[dict, dict], batches: int) -> dict:
+    """Validation loss and accuracy of ``model`` quantized as ``mode``; exact composite gains when
+    ``H_res`` is rounded (probe token 0 of the last batch, over all layers)."""
+    weight_kw, mixing_kw = mode
+    rounding = MixingRounding(**mixing_kw)
+    with quantized(model, **weight_kw):
+        loss, acc = evaluate(model, task, cfg.seed, cfg.batch_size, batches, tap=rounding)
     row = {"loss": loss, "accuracy": acc}
-    if roundings:
-        # one rounding per mixer per forward call: the probe chain of the last batch
-        chain = [r.probe[-1] for r in roundings]
-        row["gain_forward"], row["gain_backward"] = exact_composite_gains(chain)
-        row["max_input_residual"] = max(r.max_residual for r in roundings)
-        row["rebalanced"] = sum(r.rebalanced for r in roundings) / max(1, sum(r.seen for r in roundings))
+    if rounding.probe:
+        row["gain_forward"], row["gain_backward"] = exact_composite_gains(rounding.probe)
+        row["max_input_residual"] = rounding.max_residual
+        row["rebalanced"] = rounding.rebalanced / max(1, rounding.seen)
     return row
 
 
@@ -106,9 +89,9 @@ def tokens(args: argparse.Namespace) -> list[dict]:
                 cfg = replace(base, task=task_name, seq_len=N, model=kind,
                               out=str(args.out / "runs" / f"{task_name}_{kind}_N{N}"))
                 summary = finished(cfg) or run(cfg)
-                model = load(cfg, task)
+                model = load_model(cfg.out)[0]
                 for name, mode in TOKEN_MODES.items():
-                    if mode and "token_mixing" in mode and kind != "tokenmix":
+                    if "token_mixing" in mode[1] and kind != "tokenmix":
                         continue
                     row = {"task": task_name, "N": N, "model": kind, "mode": name,
                            "chance_loss": summary["unigram_loss"],
@@ -171,19 +154,25 @@ def tokens_report(rows: list[dict], out: Path) -> None:
 
 # ----------------------------------------------------------------------------- streams
 
+def deepest_runs(runs: Path) -> dict[str, Config]:
+    """Per mixer, the config of its deepest run among the run folders directly under ``runs``."""
+    deepest: dict[str, Config] = {}
+    for cfg in (read_config(p.parent) for p in sorted(runs.glob(f"*/{CONFIG}"))):
+        if cfg.mixer not in deepest or cfg.depth > deepest[cfg.mixer].depth:
+            deepest[cfg.mixer] = cfg
+    return deepest
+
+
 def streams(args: argparse.Namespace) -> list[dict]:
     rows = []
+    deepest = deepest_runs(args.runs)
     for mixer in args.mixers:
-        runs = sorted(args.runs.glob(f"{mixer}_L*"), key=lambda p: int(p.name.rsplit("_L", 1)[1]))
-        if not runs:
-            raise FileNotFoundError(f"no {mixer}_L* run under {args.runs}")
-        saved = json.loads((runs[-1] / "config.json").read_text())
-        cfg = replace(Config(**{k: v for k, v in saved.items() if k in Config.__dataclass_fields__}),
-                      out=str(runs[-1]))
+        if mixer not in deepest:
+            raise FileNotFoundError(f"no {mixer} run under {args.runs}")
+        model, cfg = load_model(deepest[mixer].out)
         task = make_task(cfg.task, cfg.seq_len)
-        model = load(cfg, task)
         for name, mode in STREAM_MODES.items():
-            if mode and mode.get("stream_mixing") == "ds" and mixer == "hc":
+            if mode[1].get("stream_mixing") == "ds" and mixer == "hc":
                 continue                                    # HC's H_res is not DS: nothing to preserve
             row = {"mixer": mixer, "depth": cfg.depth, "mode": name,
                    **_measure(model, task, cfg, mode, args.eval_batches)}
@@ -227,7 +216,7 @@ def streams_report(rows: list[dict], out: Path) -> None:
 # ----------------------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.behc_study", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m reference.studies.behc", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tokens", help="token mixing vs attention: quality vs N and INT8 retention")
     t.add_argument("--tasks", nargs="+", choices=["recall", "charlm"], default=["recall", "charlm"])
@@ -243,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lr", type=float, default=3e-3)
     s = sub.add_parser("streams", help="INT8 H_res (DS vs naive) in the deepest runs of a depth sweep")
     s.add_argument("--runs", type=Path, default=Path("runs/paper/runs"))
-    s.add_argument("--mixers", nargs="+", default=["hc", "mhc", "mhc_lite", "kromhc", "behc"])
+    s.add_argument("--mixers", nargs="+", choices=stream_mixers(), default=stream_mixers())
     for p in (t, s):
         p.add_argument("--out", type=Path, default=Path("runs/behc"))
         p.add_argument("--eval-batches", type=int, default=16, help="validation batches the study scores")
@@ -253,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = tokens(args) if args.cmd == "tokens" else streams(args)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"reference.behc_study: error: {exc}", file=sys.stderr)
+        print(f"reference.studies.behc: error: {exc}", file=sys.stderr)
         return 2
     (args.out / f"{args.cmd}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tokens_report if args.cmd == "tokens" else streams_report)(rows, args.out)

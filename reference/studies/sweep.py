@@ -1,7 +1,7 @@
 """Depth x mixer sweep: ``results.jsonl``, PNG plots and ``report.md``.
 
-    python -m reference.sweep --preset demo --out runs/demo      # a few minutes on 2 cores
-    python -m reference.sweep --preset paper --out runs/paper    # depths 16, 64, 256, 1000
+    python -m reference.studies.sweep --preset demo --out runs/demo      # a few minutes on 2 cores
+    python -m reference.studies.sweep --preset paper --out runs/paper    # depths 16, 64, 256, 1000
 
 Every grid point is one ``reference.train.run`` (deep pre-norm MLP stack on the bundled
 char corpus by default) in ``OUT/runs/<mixer>_L<depth>/``. Plots: final loss vs depth
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -23,11 +23,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from .mixers import BACKENDS, MIXERS  # noqa: E402
-from .models import KINDS  # noqa: E402
-from .train import DTYPES, Config, run  # noqa: E402
+from gpu.backend import BACKENDS  # noqa: E402
 
-ALL = ["residual", "rezero", "hc", "mhc", "mhc_lite", "kromhc", "behc"]
+from ..mixers import MIXERS  # noqa: E402
+from ..models import KINDS  # noqa: E402
+from ..runs import Config, finished, read_metrics  # noqa: E402
+from ..train import DTYPES, run  # noqa: E402
 PRESETS = {
     "demo": dict(depths=[2, 8, 32], base=Config(width=32, streams=4, steps=80, batch_size=8,
                                                   seq_len=32, lr=3e-3)),
@@ -36,20 +37,6 @@ PRESETS = {
     "tiny": dict(depths=[2, 4], base=Config(width=8, streams=4, steps=6, batch_size=4,
                                             seq_len=8, task="markov", eval_batches=1)),
 }
-
-
-_IGNORED = {"progress", "resume", "out"}   # fields that do not change a run (out: the dir itself)
-
-
-def finished(cfg: Config) -> dict | None:
-    """The summary of an earlier run of exactly ``cfg`` in ``cfg.out``, else None."""
-    run_dir = Path(cfg.out)
-    if not (run_dir / "summary.json").exists() or not (run_dir / "config.json").exists():
-        return None
-    # fields added to Config after the run was made count as their defaults
-    saved = {**asdict(Config()), **json.loads((run_dir / "config.json").read_text())}
-    same = all(saved[k] == v for k, v in asdict(cfg).items() if k not in _IGNORED)
-    return json.loads((run_dir / "summary.json").read_text()) if same else None
 
 
 def sweep(out: Path, mixers: list[str], depths: list[int], base: Config,
@@ -64,7 +51,7 @@ def sweep(out: Path, mixers: list[str], depths: list[int], base: Config,
     (out / "results.jsonl").write_text("")
     grid = [(d, m) for d in depths for m in mixers]
     for depth, mixer in tqdm(grid, desc="sweep", disable=not base.progress):
-        cfg = replace(base, mixer=mixer, depth=depth, out=str(out / "runs" / f"{mixer}_L{depth}"))
+        cfg = replace(base, mixer=mixer, depth=depth, out=str(run_dir(out, mixer, depth)))
         summary = (finished(cfg) if resume else None) or run(cfg)
         results.append(summary)
         with open(out / "results.jsonl", "a") as f:
@@ -72,14 +59,14 @@ def sweep(out: Path, mixers: list[str], depths: list[int], base: Config,
     return results
 
 
+def run_dir(out: Path, mixer: str, depth: int) -> Path:
+    """Where the sweep in ``out`` keeps the run of ``mixer`` at ``depth``."""
+    return out / "runs" / f"{mixer}_L{depth}"
+
+
 def _curve(out: Path, mixer: str, depth: int) -> tuple[list[int], list[float]]:
-    steps, losses = [], []
-    for line in (out / "runs" / f"{mixer}_L{depth}" / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if rec["loss"] is not None:
-            steps.append(rec["step"])
-            losses.append(rec["loss"])
-    return steps, losses
+    points = [(r["step"], r["loss"]) for r in read_metrics(run_dir(out, mixer, depth)) if r["loss"] is not None]
+    return [p[0] for p in points], [p[1] for p in points]
 
 
 def plot(out: Path, results: list[dict]) -> list[str]:
@@ -164,10 +151,10 @@ def report(out: Path, results: list[dict], plots: list[str], command: str) -> Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.sweep", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m reference.studies.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     ap.add_argument("--out", default=None, help="default runs/<preset>")
-    ap.add_argument("--mixers", nargs="+", choices=sorted(MIXERS), default=ALL)
+    ap.add_argument("--mixers", nargs="+", choices=list(MIXERS), default=list(MIXERS))
     ap.add_argument("--depths", nargs="+", type=int, help="override the preset's depths")
     ap.add_argument("--steps", type=int, help="override the preset's steps")
     ap.add_argument("--task", choices=["charlm", "markov"], help="override the preset's task")
@@ -186,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"runs/{args.preset}")
     results = sweep(out, args.mixers, args.depths or preset["depths"], base, resume=args.resume)
     path = report(out, results, plot(out, results),
-                  "python -m reference.sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
+                  "python -m reference.studies.sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
     print(f"report: {path}\nplots:  {', '.join(str(out / p) for p in ('loss_vs_depth.png', 'gain_vs_depth.png', 'loss_curves.png'))}")
     return 0
 

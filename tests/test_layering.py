@@ -1,0 +1,49 @@
+"""Imports point down the stack only: birkhoff < gpu < reference < {proofs_checks, benchmarks}.
+
+Every import counts, also one inside a function. ``birkhoff`` imports neither torch nor triton.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER = {"birkhoff": 0, "gpu": 1, "reference": 2, "proofs_checks": 3, "benchmarks": 3}
+FORBIDDEN = {"birkhoff": {"torch", "triton"}, "gpu": {"reference"}}
+
+
+def _imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module.split(".")[0]
+
+
+def _sources(pkg: str):
+    return [p for p in sorted((ROOT / pkg).rglob("*.py")) if ".venv" not in p.parts]
+
+
+@pytest.mark.parametrize("pkg", sorted(LAYER))
+def test_imports_point_down(pkg):
+    bad = [f"{p.relative_to(ROOT)}:{line}: {pkg} imports {mod}"
+           for p in _sources(pkg) for line, mod in _imports(p)
+           if (mod in LAYER and mod != pkg and LAYER[mod] >= LAYER[pkg] and not LAYER[mod] == LAYER[pkg] == 3)
+           or mod in FORBIDDEN.get(pkg, ())]
+    assert not bad, "\n".join(bad)
+
+
+def test_studies_read_runs_through_one_module():
+    """Only reference/runs.py and reference/checkpoint.py call torch.load / torch.save or name run files."""
+    owners = {"runs.py", "checkpoint.py"}
+    files = {"config.json", "metrics.jsonl", "summary.json", "ckpt.pt"}
+    for p in _sources("reference"):
+        if p.name in owners:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert (node.value.id, node.attr) not in {("torch", "load"), ("torch", "save")}, p
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value not in files, f"{p} names {node.value}"
