@@ -42,10 +42,19 @@ SCHEMA = "birkhoff.certificate/1"
 Interval = tuple[float, float]
 
 
-def _num(x: float) -> float | str:
-    """JSON-safe float: non-finite values become the strings ``"inf"``/``"-inf"``."""
+def _num(x: float) -> float | str | None:
+    """JSON-safe float: infinities become the strings ``"inf"``/``"-inf"``; NaN (which no
+    certificate holds: see :func:`_interval`) would be ``null``, never a bound."""
     x = float(x)
+    if np.isnan(x):
+        return None
     return x if np.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def _interval(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``(lo, hi)`` of a nonnegative quantity stacked on the last axis; an end that the
+    arithmetic left undefined (NaN, from ``inf - inf``) becomes its trivial bound, 0 or ``inf``."""
+    return np.stack([np.where(np.isnan(lo), 0.0, lo), np.where(np.isnan(hi), _INF, hi)], -1)
 
 
 @dataclass(frozen=True)
@@ -220,7 +229,8 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
             trace: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
     """Spectral radius, spectral norm and gains for a batch of interval matrices."""
     n = M_lo.shape[-1]
-    mid = M_lo if M_lo is M_hi else M_lo + 0.5 * (M_hi - M_lo)
+    with np.errstate(over="ignore", invalid="ignore"):     # unbounded entries: mid is unused (not finite)
+        mid = M_lo if M_lo is M_hi else M_lo + 0.5 * (M_hi - M_lo)
     mig, mag = _magnitude(M_lo, M_hi)
     gf = (np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1))
     gb = (np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))
@@ -276,9 +286,8 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     rho_lo = np.maximum(np.where(nonneg, rho_lo_nn, rho_lo_signed), 0.0)
     rho_hi = np.minimum(np.where(nonneg, rho_hi_nn, rho_hi_signed), norm_hi)
     norm_lo = np.maximum(norm_lo, rho_lo)
-    return {"spectral_radius": np.stack([rho_lo, rho_hi], -1),
-            "spectral_norm": np.stack([norm_lo, norm_hi], -1),
-            "gain_forward": np.stack(gf, -1), "gain_backward": np.stack(gb, -1)}
+    return {"spectral_radius": _interval(rho_lo, rho_hi), "spectral_norm": _interval(norm_lo, norm_hi),
+            "gain_forward": _interval(*gf), "gain_backward": _interval(*gb)}
 
 
 def _check_tol(tol: float) -> float:
@@ -376,8 +385,9 @@ def _drift(res: np.ndarray, gain: np.ndarray) -> float:
     ``d_k <= ||M_k||_inf d_{k-1} + rho_k`` (rows, factors in application order).
     """
     d = 0.0
-    for r, g in zip(res, gain):
-        d = float(np.nextafter(float(mul_up(g, d)) + r, _INF)) if (d or r) else 0.0
+    with np.errstate(over="ignore"):                       # an overflowing drift is bounded by inf
+        for r, g in zip(res, gain):
+            d = float(np.nextafter(np.float64(mul_up(g, d)) + r, _INF)) if (d or r) else 0.0
     return d
 
 
@@ -469,7 +479,8 @@ def _vector_norm_up(h, name: str) -> float:
     lo, hi = entry_interval(a)
     _, mag = _magnitude(lo, hi)
     k = mag.size
-    return float(sqrt_up(inflate(np.sum(mag * mag), 2 * gamma(k + 1), 4 * k * ETA)))
+    with np.errstate(over="ignore"):                  # an overflowing norm is bounded by inf
+        return float(sqrt_up(inflate(np.sum(mag * mag), 2 * gamma(k + 1), 4 * k * ETA)))
 
 
 def hc_lipschitz_bound(H_res, H_pre, H_post, lip_f: float = 1.0) -> float:

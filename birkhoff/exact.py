@@ -87,11 +87,17 @@ def two_prod(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def mul_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest-known float ``>= a b`` (exact when the product is representable)."""
+    """Smallest-known float ``>= a b`` (exact when the product is representable).
+
+    An exact zero factor gives 0 even against ``inf`` (an unbounded bound times an exact 0
+    is 0); any other undefined product (NaN input) gives ``inf``.
+    """
     p, e, valid = two_prod(a, b)
     step_up = ~valid | (e > 0)
-    with np.errstate(over="ignore"):  # stepping past the largest float gives inf: still an upper bound
-        return np.where(step_up, np.nextafter(p, _INF), p)
+    with np.errstate(over="ignore", invalid="ignore"):  # past the largest float: inf, still an upper bound
+        up = np.where(step_up, np.nextafter(p, _INF), p)
+    zero = (np.asarray(a) == 0) | (np.asarray(b) == 0)
+    return np.where(zero, 0.0, np.where(np.isnan(up), _INF, up))
 
 
 def _sqrt_exact(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +170,8 @@ def entry_interval(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _exact_row_interval(row: np.ndarray, offset: float) -> tuple[float, float]:
     vals = [float(v) for v in row] + [offset]
+    if not all(math.isfinite(v) for v in vals):      # an unbounded endpoint: nothing finite to say
+        return -_INF, _INF
     try:
         d = math.fsum(vals)          # correctly rounded exact sum
         if math.fsum(vals + [-d]) == 0.0:
@@ -240,21 +248,30 @@ def matmul_enclosure(A_lo: np.ndarray, A_hi: np.ndarray, B_lo: np.ndarray, B_hi:
         C_r = inflate(rad, 2 * g + 8 * U, 8 * (k + 2) * ETA)
         lo = np.nextafter(C_m - C_r, -_INF)
         hi = np.nextafter(C_m + C_r, _INF)
-    return lo, hi
+    # an overflowed midpoint (partial sums may overflow whatever the true value) or an
+    # undefined radius (inf * 0) leaves nothing finite to claim: the trivial enclosure
+    unknown = ~np.isfinite(C_m) | np.isnan(C_r)
+    return np.where(unknown, -_INF, lo), np.where(unknown, _INF, hi)
 
 
 def _mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Midpoint and radius with ``[mid - rad, mid + rad]`` containing ``[lo, hi]``; an unbounded
+    interval gets midpoint 0 and radius ``inf``."""
     if lo is hi:
-        return lo, np.zeros_like(lo)
-    mid = lo + 0.5 * (hi - lo)
-    rad = np.nextafter(np.maximum(mid - lo, hi - mid), _INF)
-    return mid, rad
+        bounded = np.isfinite(lo)
+        return np.where(bounded, lo, 0.0), np.where(bounded, 0.0, _INF)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mid = lo + 0.5 * (hi - lo)
+        rad = np.nextafter(np.maximum(mid - lo, hi - mid), _INF)
+    bounded = np.isfinite(mid) & np.isfinite(rad)
+    return np.where(bounded, mid, 0.0), np.where(bounded, rad, _INF)
 
 
 def residual_bound(enc: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``max |x|`` over the last axis for an enclosure ``(lo, hi)`` of ``x``: an upper bound."""
     lo, hi = enc
-    return np.max(np.maximum(np.abs(lo), np.abs(hi)), axis=-1)
+    bound = np.maximum(np.abs(lo), np.abs(hi))
+    return np.max(np.where(np.isnan(bound), _INF, bound), axis=-1)
 
 
 def margin_residuals(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -179,7 +179,7 @@ def _linear(M: np.ndarray, iters: int | None, target: float, max_iter: int,
                 if done.sum() * 4 >= active.size:
                     r_out[active[done]], c_out[active[done]] = r[done], ca[done]
                     keep = ~done
-                    active, Ma, ca, Ac = active[keep], Ma[keep], ca[keep], Ac[keep]
+                    active, Ma, r, ca, Ac = active[keep], Ma[keep], r[keep], ca[keep], Ac[keep]
         if active.size and it:
             r_out[active], c_out[active] = r, ca
     return r_out.reshape(shape), c_out.reshape(shape), it
@@ -219,7 +219,13 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
     iteration's own estimate is below, sweeping resumes with a tighter target.
     """
     P = residuals = None
-    if not log_domain:
+    if iters == 0:                       # SK_0 is the identity map: P = A in either domain
+        log_domain = False
+        P = M.copy() if M is not None else np.exp(logA)
+        zeros = np.zeros(P.shape[:-1])
+        log_r = log_c = zeros
+        residuals, it = _marginal_residuals(P), 0
+    elif not log_domain:
         # Scaling A by a positive constant does not change P; max 1 keeps A c in range.
         scale = np.max(M, axis=(-2, -1), keepdims=True)
         scale = np.where(scale > 0, scale, 1.0)

@@ -8,8 +8,11 @@ Writes the run folder of :mod:`reference.runs`: ``OUT/config.json``, ``OUT/metri
 gains of ``prod H_res`` over the probe tokens, max DS residual), ``OUT/summary.json``
 (final/validation loss, unigram baseline, the ``birkhoff.certify_product`` certificate
 of the composite map) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end;
-``--resume`` continues from it and gives the same trajectory as an uninterrupted run). A NaN/Inf loss is logged as
-``"diverged": true`` and ends the run with exit code 3.
+``--resume`` continues from it and gives the same trajectory as an uninterrupted run;
+resuming a finished run changes nothing). A NaN/Inf loss or gradient norm is logged as
+``"diverged": true``, recorded in ``summary.json`` (``"divergence"``: step, cause, last
+finite loss) and ends the run with exit code 3. Bad arguments, a foreign or truncated
+checkpoint, or a checkpoint of another model exit with code 2 and one line.
 
 Batches are a function of ``(seed, step)``; with ``W`` processes each rank takes its
 ``batch_size / W`` rows of the same global batch, and DDP averages the gradients, so the
@@ -38,7 +41,7 @@ from .data import TASKS, make_task
 from .metrics import composite_certificate, composite_gains, layer_grad_norms, max_ds_residual, summarize
 from .mixers import MIXERS, mixing_params
 from .models import KINDS, Model
-from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, write_json
+from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, read_summary, write_json
 from .tap import HResProbe
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -81,10 +84,45 @@ def build(cfg: Config, vocab: int, device: torch.device) -> Model:
 
 # ----------------------------------------------------------------------------- run
 
-def run(cfg: Config) -> dict:
-    """Train one configuration; returns the summary dict (also written to OUT/summary.json)."""
+def _preflight(cfg: Config) -> None:
+    """Refuse, with one clear line, what would otherwise fail deep inside a step."""
     if cfg.mixer not in MIXERS:
         raise ValueError(f"unknown mixer {cfg.mixer!r}; choose from {sorted(MIXERS)}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ValueError(f"--lr must be a finite number > 0, got {cfg.lr}")
+    if cfg.backend == "triton" and not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("--backend triton needs a CUDA device, or TRITON_INTERPRET=1 in the environment "
+                         "to run the kernels under Triton's CPU interpreter")
+
+
+def _resume(cfg: Config, model: Model, opt: torch.optim.Optimizer, device: torch.device) -> int:
+    """Load ``OUT/ckpt.pt`` into ``model`` and ``opt``; returns its step. The checkpoint must be of
+    the same architecture and not past ``cfg.steps``."""
+    ckpt = load_checkpoint(Path(cfg.out) / CKPT, device)
+    if ckpt["model_config"] != asdict(model.config):
+        diff = {k: (v, ckpt["model_config"].get(k)) for k, v in asdict(model.config).items()
+                if ckpt["model_config"].get(k) != v}
+        raise ValueError(f"{cfg.out}/{CKPT} holds another model; (asked, stored): {diff}")
+    if ckpt["step"] > cfg.steps:
+        raise ValueError(f"{cfg.out}/{CKPT} is at step {ckpt['step']}, past --steps {cfg.steps}: "
+                         "a run cannot be resumed backwards")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["opt"])
+    return ckpt["step"]
+
+
+def _json_number(x: float) -> float | None:
+    """JSON has no NaN or Inf: a non-finite value is written as null."""
+    return x if math.isfinite(x) else None
+
+
+def run(cfg: Config) -> dict:
+    """Train one configuration; returns the summary dict (also written to OUT/summary.json).
+
+    A non-finite loss or gradient norm ends the run before the optimizer step: the
+    summary then has ``"diverged": true`` and ``"divergence"`` (step, cause, last finite loss).
+    """
+    _preflight(cfg)
     rank, world, device = setup_distributed()
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by {world} processes")
@@ -95,10 +133,9 @@ def run(cfg: Config) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, lines = 0, []
     if cfg.resume and (out / CKPT).exists():
-        ckpt = load_checkpoint(out / CKPT, device)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        start = ckpt["step"]
+        start = _resume(cfg, model, opt, device)
+        if start == cfg.steps and (out / SUMMARY).exists():
+            return read_summary(out)                      # finished already: nothing to redo or overwrite
         lines = [json.dumps(rec) for rec in read_metrics(out) if rec["step"] < start]
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -107,7 +144,8 @@ def run(cfg: Config) -> dict:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     shard = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
     losses: list[float] = []
-    diverged = False
+    divergence = None
+    chain = None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress or rank != 0,
                desc=f"{cfg.mixer} L={cfg.depth}", leave=False)
     for step in bar:
@@ -120,35 +158,44 @@ def run(cfg: Config) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grads = layer_grad_norms(model.layers)
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        total = float(torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                     cfg.grad_clip if cfg.grad_clip > 0 else math.inf))
         loss_value = all_mean(float(loss.detach()), world, device)
-        finite = math.isfinite(loss_value)
-        if finite:
-            opt.step()
+        cause = "loss" if not math.isfinite(loss_value) else "gradient" if not math.isfinite(total) else None
+        if cause is None:
+            try:
+                opt.step()
+            except RuntimeError as exc:          # lr ~1e38: AdamW's step size overflows float32
+                if "overflow" not in str(exc):
+                    raise
+                cause = "optimizer step overflow"
+        if cause:
+            divergence = {"step": step, "cause": cause, "loss": repr(loss_value), "grad_norm": repr(total),
+                          "last_finite_loss": losses[-1] if losses else None}
         dt = time.perf_counter() - t0
         chain = probe.chain
         gain_f, gain_b = composite_gains(chain)
-        record = {"step": step, "loss": loss_value if finite else None,
-                  "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
-                  "grad_norm": summarize(grads), "gain_forward": gain_f, "gain_backward": gain_b,
-                  "ds_residual": max_ds_residual(chain)}
-        if not finite:
+        record = {"step": step, "loss": _json_number(loss_value), "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
+                  "grad_norm": summarize(grads), "grad_norm_total": _json_number(total),
+                  "gain_forward": _json_number(gain_f), "gain_backward": _json_number(gain_b),
+                  "ds_residual": _json_number(max_ds_residual(chain))}
+        if divergence:
             record["diverged"] = True
         if rank == 0:
             with open(out / METRICS, "a") as f:
                 f.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{loss_value:.3f}", gain=f"{gain_f:.3g}")
-        if not finite:
-            diverged = True
+        if divergence:
             break
         losses.append(loss_value)
         if rank == 0 and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             save(cfg, model, opt, step + 1)
     bar.close()
-    summary = finish(cfg, model, task, device, losses, diverged, start)
+    if divergence is None:
+        chain = final_chain(cfg, model, task, device)
+    summary = finish(cfg, model, task, device, chain, losses, divergence, start)
     if rank == 0:
-        if not diverged:
+        if divergence is None:
             save(cfg, model, opt, cfg.steps)
         write_json(out / SUMMARY, summary)
     return summary
@@ -168,26 +215,31 @@ def final_chain(cfg: Config, model: Model, task, device: torch.device) -> torch.
     return probe.chain
 
 
-def finish(cfg: Config, model: Model, task, device: torch.device, losses: list[float], diverged: bool,
-           start: int) -> dict:
-    """Validation loss, baselines, composite gains and certificate of the final model; the summary dict."""
+def finish(cfg: Config, model: Model, task, device: torch.device, chain: torch.Tensor,
+           losses: list[float], divergence: dict | None, start: int) -> dict:
+    """Validation loss, baselines, composite gains and certificate of ``chain``; the summary dict.
+
+    ``chain`` is the final model's (or, after a divergence, the diverging step's); a
+    non-finite chain has no certificate and its gains are written as null.
+    """
     val_loss = None
-    if not diverged and cfg.eval_batches > 0:
+    if divergence is None and cfg.eval_batches > 0:
         val_loss = evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device)[0]
-    chain = final_chain(cfg, model, task, device)
     gain_f, gain_b = composite_gains(chain)
+    finite = bool(torch.isfinite(chain).all())
     tail = losses[-10:]
     return {
         "mixer": cfg.mixer, "depth": cfg.depth, "streams": model.n_streams,
         "width": cfg.width, "model": cfg.model, "task": cfg.task, "steps": cfg.steps,
-        "diverged": diverged, "resumed_from": start,
+        "diverged": divergence is not None, "divergence": divergence, "resumed_from": start,
         "final_loss": sum(tail) / len(tail) if tail else None,
         "val_loss": val_loss,
         "unigram_loss": task.unigram_entropy(),
-        "gain_forward": gain_f, "gain_backward": gain_b, "ds_residual": max_ds_residual(chain),
+        "gain_forward": _json_number(gain_f), "gain_backward": _json_number(gain_b),
+        "ds_residual": _json_number(max_ds_residual(chain)),
         "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width),
         "params": sum(p.numel() for p in model.parameters()),
-        "certificate": composite_certificate(chain),
+        "certificate": composite_certificate(chain) if finite else None,
     }
 
 

@@ -337,3 +337,63 @@ def test_drop_in_module_wraps_any_layer(name):
     h = torch.randn(2, 5, 8)
     torch.testing.assert_close(same(expand(h)), wrapped(expand_streams(h, 4)))
     assert reduce(same(expand(h))).shape == (2, 5, 8)
+
+
+# ----------------------------------------------------------------------------- failing cleanly
+
+SMALL = ["--depth", "2", "--task", "markov", "--width", "8", "--batch-size", "4", "--seq-len", "8", "--no-progress"]
+
+
+@pytest.mark.parametrize("name", sorted(MIXERS))
+@pytest.mark.parametrize("lr, clip", [("1e10", "0"), ("1e10", "1"), ("1e38", "1")])
+def test_every_mixer_diverges_cleanly(tmp_path, name, lr, clip):
+    """A blown-up run ends with exit 3, a summary that says where and why, and never a traceback."""
+    code = train_main(["--mixer", name, "--lr", lr, "--grad-clip", clip, "--steps", "20", "--out", str(tmp_path),
+                       *SMALL])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    if code == 0:                       # a few mixers survive some settings: then nothing diverged
+        assert not summary["diverged"] and len(records) == 20
+        return
+    assert code == 3 and summary["diverged"] and records[-1]["diverged"]
+    d = summary["divergence"]
+    assert d["step"] == records[-1]["step"] and d["cause"] in ("loss", "gradient", "optimizer step overflow")
+    assert not (tmp_path / "ckpt.pt").exists()                    # a diverged model is not saved
+
+
+def test_resume_edges(tmp_path):
+    out = str(tmp_path)
+    args = ["--mixer", "mhc", "--out", out, *SMALL]
+    assert train_main(args + ["--steps", "6"]) == 0
+    before = (tmp_path / "summary.json").read_text(), (tmp_path / "ckpt.pt").read_bytes()
+    assert train_main(args + ["--steps", "6", "--resume"]) == 0             # finished: nothing changes
+    assert ((tmp_path / "summary.json").read_text(), (tmp_path / "ckpt.pt").read_bytes()) == before
+    assert train_main(args + ["--steps", "4", "--resume"]) == 2             # backwards: refused
+    assert (tmp_path / "ckpt.pt").read_bytes() == before[1]
+    assert train_main(["--mixer", "kromhc", "--out", out, *SMALL, "--steps", "8", "--resume"]) == 2
+    deeper = [a if a != "2" else "3" for a in args]
+    assert train_main(deeper + ["--steps", "8", "--resume"]) == 2
+    with open(tmp_path / "metrics.jsonl", "a") as f:                       # a killed run's half line
+        f.write('{"step": 6, "lo')
+    (tmp_path / "summary.json").unlink()
+    assert train_main(args + ["--steps", "8", "--resume"]) == 0
+    assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == list(range(8))
+    for content in (b"", b"not a checkpoint", (tmp_path / "ckpt.pt").read_bytes()[:200]):
+        (tmp_path / "ckpt.pt").write_bytes(content)
+        assert train_main(args + ["--steps", "9", "--resume"]) == 2
+
+
+@pytest.mark.parametrize("bad", [["--heads", "0", "--model", "transformer"], ["--heads", "3", "--model", "transformer"],
+                                 ["--lr", "inf"], ["--lr", "nan"], ["--lr", "-1"]])
+def test_bad_runs_exit_2_with_one_line(tmp_path, capsys, bad):
+    assert train_main(["--mixer", "mhc", "--steps", "2", "--out", str(tmp_path), *SMALL, *bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("reference.train: error:") and len(err.splitlines()) == 1
+
+
+def test_triton_backend_without_device_or_interpreter(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    if torch.cuda.is_available():
+        pytest.skip("with CUDA present the triton backend is valid")
+    assert train_main(["--mixer", "mhc", "--backend", "triton", "--steps", "2", "--out", str(tmp_path), *SMALL]) == 2
+    assert "TRITON_INTERPRET=1" in capsys.readouterr().err

@@ -167,3 +167,26 @@ def test_sinkhorn_mp_exact_input_and_support_check():
     assert abs(sum(P[0]) - 1) < mpmath.mpf(10) ** -24
     with pytest.raises(NoTotalSupportError):
         sinkhorn_mp([[1, 1], [0, 1]])
+
+
+@given(st.integers(1, 6), st.integers(0, 5), st.integers(1, 4), st.integers(0, 2 ** 32 - 1))
+def test_batches_mixing_converged_and_unconverged_matrices(n_ds, n_hard, max_iter, seed):
+    """Any max_iter on a batch of converged (DS) and unconverged matrices: a result or ConvergenceError."""
+    rng = np.random.default_rng(seed)
+    n = 4
+    ds = np.full((n_ds, n, n), 1.0 / n)
+    hard = rng.random((n_hard, n, n)) ** 8 + 1e-3
+    A = rng.permutation(np.concatenate([ds, hard]))
+    try:
+        P, info = sinkhorn(A, max_iter=max_iter, tol=1e-12, return_info=True)
+    except ConvergenceError as exc:
+        assert not exc.info.converged.all()
+        return
+    assert info.converged.all() and np.allclose(P.sum(-1), 1, atol=1e-12)
+
+
+def test_zero_sweeps_is_the_identity_map():
+    A = np.random.default_rng(1).random((2, 3, 3)) * 7
+    for log_domain in (False, True):
+        assert np.array_equal(sinkhorn(A, iters=0, log_domain=log_domain), A)
+    np.testing.assert_array_equal(sinkhorn_logits(np.log(A), iters=0), np.exp(np.log(A)))
