@@ -120,7 +120,10 @@ def _newton_direction(W: np.ndarray, g: np.ndarray, mu: np.ndarray) -> np.ndarra
     S = -(np.swapaxes(W * inv_r[:, :, None], -1, -2) @ W)
     S[:, np.arange(n), np.arange(n)] += np.einsum("bij->bj", W) + mu[:, None]
     rhs = -g_v + np.einsum("bij,bi->bj", W, inv_r * g_u)
-    d_v = np.linalg.solve(S, rhs[..., None])[..., 0]
+    try:
+        d_v = np.linalg.solve(S, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:       # S singular in floating point (tiny shift, |A| large):
+        d_v = np.stack([np.linalg.lstsq(Sb, rb, rcond=None)[0] for Sb, rb in zip(S, rhs)])  # least norm
     d_u = inv_r * (-g_u - np.einsum("bij,bj->bi", W, d_v))
     return np.concatenate([d_u, d_v], axis=-1)
 
@@ -180,8 +183,11 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
         Any finite real matrices.
     tol : float
         Target max marginal error of ``X``. Floating point limits what is attainable
-        to about ``8 n eps max|A - mean|`` (for ``A ~ 1e8`` that is ~1e-6); the effective
-        tolerance is the larger of the two.
+        to about ``8 n eps max|A_c|`` for the doubly centred ``A_c`` (row and column means
+        removed, which does not move the projection; for ``A ~ 1e8`` that is ~1e-6); the
+        effective tolerance is the larger of the two. Tested from ``|A| ~ 1e-300`` to
+        ``1e150``; beyond ~``1e154`` the squares in the dual objective overflow and
+        ``ConvergenceError`` is raised.
     max_iter : int
         Newton iteration limit. Random N(0, 1) inputs need ~10 iterations; the count grows
         with the scale of A (a 64 x 64 at 1e8 needs ~500: each step crosses a few kinks).
@@ -200,20 +206,28 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     M = to_float(as_matrix(A, batched=True, name="A"))
     shape, n = M.shape[:-2], M.shape[-1]
     flat = M.reshape(-1, n, n)
-    centred = flat - flat.mean(axis=(-2, -1), keepdims=True)
+    # Row and column shifts do not move the projection (<X, a 1^T + 1 b^T> is the same for
+    # every DS X), so solve for the doubly centred matrix: [[1e17]] becomes [[0]], and
+    # X = max(0, A - u 1^T - 1 v^T) with u = u_c + rows - mean, v = v_c + cols.
+    rows, cols = flat.mean(-1), flat.mean(-2)
+    mean = rows.mean(-1)
+    centred = flat - rows[:, :, None] - cols[:, None, :] + mean[:, None, None]
     size = np.max(np.abs(centred), axis=(-2, -1))
     tol_eff = np.maximum(tol, 8.0 * n * np.finfo(np.float64).eps * size)
-    u, v, it, res = _newton(flat, tol_eff, 1.0 + size, max_iter)
+    u_c, v_c, it, res = _newton(centred, tol_eff, 1.0 + size, max_iter)
+    u, v = u_c + rows - mean[:, None], v_c + cols
     converged = res <= tol_eff
     if not converged.all():
         raise ConvergenceError(
             f"projection did not reach tol={tol:g} in {max_iter} Newton iterations "
             f"(max marginal error {res.max():.3e})")
-    X = np.maximum(flat - u[:, :, None] - v[:, None, :], 0.0)
+    X = np.maximum(centred - u_c[:, :, None] - v_c[:, None, :], 0.0)
     objective = np.sum((X - flat) ** 2, axis=(-2, -1))
-    dual = np.sum(flat * flat, axis=(-2, -1)) - 2.0 * _phi(flat, u, v)
+    # primal and dual values move by the same constant under the centring: gap from the centred problem
+    dual_c = np.sum(centred * centred, axis=(-2, -1)) - 2.0 * _phi(centred, u_c, v_c)
+    gap = np.sum((X - centred) ** 2, axis=(-2, -1)) - dual_c
     out = dict(X=X.reshape(M.shape), u=u.reshape(shape + (n,)), v=v.reshape(shape + (n,)),
-               objective=objective.reshape(shape), gap=(objective - dual).reshape(shape),
+               objective=objective.reshape(shape), gap=gap.reshape(shape),
                converged=converged.reshape(shape))
     if not shape:
         out.update(objective=float(out["objective"]), gap=float(out["gap"]),

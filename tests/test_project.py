@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, certify_projection, from_permutations,
@@ -99,3 +99,37 @@ def test_errors():
     p = project(np.eye(3))
     with pytest.raises(InvalidMatrixError):
         certify_projection(np.eye(4), p)
+
+
+@settings(max_examples=80)
+@given(st.integers(1, 6), st.sampled_from([-300, -100, -8, 0, 3, 5, 6, 8, 12, 17, 50, 100, 150]), st.booleans(),
+       st.integers(0, 2 ** 32 - 1))
+def test_no_crash_across_scales(n, e, signed, seed):
+    """Random inputs from 1e-300 to 1e150: a converged projection and a valid certified interval."""
+    rng = np.random.default_rng(seed)
+    A = rng.random((n, n)) * 10.0 ** e
+    if signed:
+        A -= A.mean()
+    p = project(A)
+    assert p.converged and np.isfinite(p.X).all()
+    lo, hi = certify_projection(A, p)
+    assert 0 <= lo <= hi < np.inf
+
+
+@settings(max_examples=25)
+@given(st.integers(2, 5), st.sampled_from([-3, 0, 1, 2]), st.integers(0, 2 ** 32 - 1))   # Clarabel fails above ~1e4
+def test_certified_interval_contains_the_cvxpy_optimum(n, e, seed):
+    A = np.random.default_rng(seed).random((n, n)) * 10.0 ** e
+    lo, hi = certify_projection(A, project(A))
+    ref = np.sqrt(project_cvxpy(A).objective)
+    assert lo <= ref * (1 + 1e-6) + 1e-9 and ref <= hi * (1 + 1e-6) + 1e-9      # cvxpy itself is float
+
+
+def test_huge_trivial_inputs():
+    assert np.array_equal(project(np.array([[1e17]])).X, [[1.0]])
+    A = np.array([[1e17, 0.0], [0.0, 1.0]])                # optimum I: distance exactly 1e17 - 1
+    lo, hi = certify_projection(A, project(A))
+    assert lo <= 10 ** 17 - 1 <= hi and hi - lo <= 64
+    for s in (1e5, 1e6, 1e17):                          # scales that used to raise LinAlgError
+        for seed in range(20):
+            assert project(np.random.default_rng(seed).random((6, 6)) * s).converged
