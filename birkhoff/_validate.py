@@ -77,9 +77,24 @@ def is_exact(M: np.ndarray) -> bool:
     return M.dtype == object
 
 
-def to_float(M: np.ndarray) -> np.ndarray:
-    """Nearest float64 of each entry (exact for float arrays, correctly rounded for Fractions)."""
-    return M.astype(np.float64) if M.dtype == object else M
+def to_float(M: np.ndarray, name: str = "matrix") -> np.ndarray:
+    """Nearest float64 of each entry (exact for float arrays, correctly rounded for Fractions).
+
+    For the float64 algorithms: an exact entry beyond the float range, or a nonzero one
+    that would round to 0 (changing the zero pattern), raises ``InvalidMatrixError``.
+    """
+    if M.dtype != object:
+        return M
+    try:
+        F = M.astype(np.float64)
+    except OverflowError:
+        raise InvalidMatrixError(f"{name} has an exact entry beyond the float64 range (|x| > 1.8e308); "
+                                 "this computation runs in float64 (certify, bvn, quantize and kron stay "
+                                 "exact)") from None
+    if ((F == 0) & (M != 0)).any():
+        raise InvalidMatrixError(f"{name} has a nonzero exact entry below the float64 range (|x| < 5e-324); "
+                                 "this computation runs in float64")
+    return F
 
 
 def to_fraction(M: np.ndarray) -> np.ndarray:

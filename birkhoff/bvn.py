@@ -18,6 +18,7 @@ number of terms, never exactness. Exact mode works in
 from __future__ import annotations
 
 from dataclasses import dataclass
+import bisect
 from fractions import Fraction
 
 import numpy as np
@@ -71,18 +72,33 @@ def _matching(mask: np.ndarray) -> np.ndarray | None:
     return sigma if mask[rows, sigma].all() else None
 
 
-def _bottleneck(R: np.ndarray, mask: np.ndarray, ceiling: float) -> tuple[np.ndarray, float] | None:
-    """Permutation inside ``mask`` maximising its smallest entry of ``R``, and that entry.
+def _ranks(R: np.ndarray, mask: np.ndarray, ceiling) -> tuple[np.ndarray, float]:
+    """Exact entries replaced by their ranks among the distinct values (1, 2, ...; 0 off the mask),
+    and the rank of the largest value ``<= ceiling``.
+
+    The bottleneck permutation depends only on the order of the entries, and ranks order
+    exactly like the Fractions, however far below the float range they lie.
+    """
+    values = sorted(set(R[mask]))
+    rank = {v: i + 1 for i, v in enumerate(values)}
+    Rf = np.zeros(R.shape)
+    Rf[mask] = [rank[v] for v in R[mask]]
+    return Rf, (np.inf if ceiling == np.inf else float(bisect.bisect_right(values, ceiling)))
+
+
+def _bottleneck(R: np.ndarray, mask: np.ndarray, ceiling) -> np.ndarray | None:
+    """Permutation inside ``mask`` maximising its smallest entry of ``R``.
 
     ``None`` when the pattern has no perfect matching. The optimum lies between the
     minimum along the max-product permutation (LSA on ``-log R``, feasible) and
     ``min(ceiling, min_i max_j R_ij, min_j max_i R_ij)``; ``ceiling`` is the previous
     step's value (the remainder only decreases, so the optimum never increases). The
-    search gallops down from the top, where the optimum usually sits.
+    search gallops down from the top, where the optimum usually sits. Exact input is
+    searched through its ranks (:func:`_ranks`).
     """
     n = R.shape[0]
     rows = np.arange(n)
-    Rf = R.astype(np.float64) if R.dtype == object else R  # zeros outside the mask already
+    Rf, ceiling = _ranks(R, mask, ceiling) if R.dtype == object else (R, ceiling)  # zeros off the mask
     with np.errstate(divide="ignore"):
         cost = -np.log(Rf)
     _, sigma = linear_sum_assignment(np.where(mask, cost, 1e300))
@@ -91,11 +107,10 @@ def _bottleneck(R: np.ndarray, mask: np.ndarray, ceiling: float) -> tuple[np.nda
     low = Rf[rows, sigma].min()
     high = min(ceiling, Rf.max(axis=1).min(), Rf.max(axis=0).min())
     if low >= high:
-        return sigma, low
+        return sigma
     vals = np.unique(Rf[(Rf > low) & (Rf <= high)])
     # vals[lo] is feasible (lo = -1 stands for 'low'); nothing above vals[hi] is.
     lo, hi, step = -1, len(vals) - 1, 1
-    best = low
     while lo < hi:
         probe = max(hi - step + 1, lo + 1)
         cand = _matching(Rf >= vals[probe])
@@ -103,9 +118,9 @@ def _bottleneck(R: np.ndarray, mask: np.ndarray, ceiling: float) -> tuple[np.nda
             hi = probe - 1
             step *= 2
         else:
-            lo, sigma, best = probe, cand, vals[probe]
+            lo, sigma = probe, cand
             step = max(1, (hi - lo) // 2)
-    return sigma, best
+    return sigma
 
 
 def _check_ds(M: np.ndarray, tol: float, exact: bool) -> None:
@@ -171,11 +186,10 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
         mask = R > 0
         if not mask.any():
             break
-        found = _bottleneck(R, mask, ceiling)
-        if found is None:
+        sigma = _bottleneck(R, mask, ceiling)
+        if sigma is None:
             break
-        sigma, ceiling = found
-        w = R[rows, sigma].min()
+        w = ceiling = R[rows, sigma].min()
         R[rows, sigma] -= w
         if not exact:
             on = R[rows, sigma]

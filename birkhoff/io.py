@@ -34,12 +34,15 @@ __all__ = ["load_matrix", "save_matrix"]
 _TEXT = {".csv", ".txt", ".tsv", ".dat"}
 _SPLIT = re.compile(r"[,\s]+")
 _INT = re.compile(r"^[+-]?\d+$")
+_DIGITS = re.compile(r"[^0-9]")
 
 
 def _parse_tokens(blocks: list[list[list[str]]], where: str) -> np.ndarray:
     flat = [t for b in blocks for row in b for t in row]
     rational = any("/" in t for t in flat)
-    exact = rational or all(_INT.match(t) for t in flat)
+    # more significant digits than a double holds (mpmath output): read every entry exactly
+    long_decimal = any(len(_DIGITS.sub("", t.split("e")[0].split("E")[0]).lstrip("0")) > 17 for t in flat)
+    exact = rational or long_decimal or all(_INT.match(t) for t in flat)
     conv = Fraction if exact else float
 
     def parse(t: str, pos: str):
@@ -120,7 +123,10 @@ def _read_binary(raw: bytes, suffix: str, where: str) -> np.ndarray:
             key = keys[0]
         if key is None:
             raise InvalidMatrixError(f"{where}: .npz holds {keys}; name the array 'M'")
-        return obj[key]
+        try:
+            return obj[key]
+        except ValueError as exc:                     # an object (pickled) array inside
+            raise InvalidMatrixError(f"{where}: array {key!r} is not readable ({exc})") from None
     return obj
 
 
@@ -149,6 +155,8 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
     except OSError as exc:
         raise InvalidMatrixError(f"cannot read {where!r}: {exc.strerror or exc}") from None
     suffix = Path(where).suffix.lower() if where != "-" else ""
+    if not raw.strip():
+        raise InvalidMatrixError(f"{where}: no numbers found (empty {'input' if where == '-' else 'file'})")
     if suffix in (".npy", ".npz") or raw[:6] == b"\x93NUMPY" or raw[:2] == b"PK":
         arr = _read_binary(raw, suffix or ".npy", where)
     else:
@@ -163,7 +171,11 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
         else:
             raise InvalidMatrixError(
                 f"{where}: unknown extension {suffix!r} (use .npy .npz .csv .txt .json)")
-    return as_matrix(arr, batched=True, square=False, name=where)
+    M = as_matrix(arr, batched=True, square=False, name=where)
+    if M.ndim > 3:
+        raise InvalidMatrixError(f"{where}: holds an array of shape {M.shape}; a matrix (n, m) or a stack "
+                                 "(L, n, m) is needed")
+    return M
 
 
 def _token(x: Any) -> str:
@@ -171,7 +183,7 @@ def _token(x: Any) -> str:
         return str(x)
     if isinstance(x, mpmath.mpf):
         bits = max(53, int(x.man_exp[0]).bit_length()) if x else 53
-        return mpmath.nstr(x, mpmath.libmp.prec_to_dps(bits) + 1)
+        return mpmath.nstr(x, mpmath.libmp.repr_dps(bits))   # enough digits to read back exactly
     return repr(float(x))
 
 
@@ -185,8 +197,11 @@ def save_matrix(path: str | os.PathLike, M) -> None:
 
     Floats are written with ``repr`` (shortest string that reads back to the same
     double), Fractions as ``p/q`` and mpmath numbers at their full precision, so text
-    formats round-trip exactly. ``.npy``/``.npz`` store float64 and refuse exact
-    matrices that float64 cannot hold exactly.
+    formats round-trip: floats and Fractions exactly; mpmath numbers come back as the
+    exact decimals written (a file with a decimal longer than 17 digits is read in exact
+    arithmetic), which round to the same ``mpf`` at the precision they were written at.
+    ``.npy``/``.npz`` store float64 and refuse exact matrices that float64 cannot hold
+    exactly. Files are written atomically (a temporary file, then a rename).
     """
     arr = np.asarray(M)
     has_mpf = arr.dtype == object and any(isinstance(x, mpmath.mpf) for x in arr.flat)
@@ -218,7 +233,11 @@ def save_matrix(path: str | os.PathLike, M) -> None:
         sys.stdout.write(data.decode())
         sys.stdout.flush()
         return
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        Path(path).write_bytes(data)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise InvalidMatrixError(f"cannot write {where!r}: {exc.strerror or exc}") from None

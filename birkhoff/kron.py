@@ -12,13 +12,13 @@ residual stream" of KromHC) and applies ``U_k`` as a mode-``k`` product.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from ._validate import as_matrix, count, fraction_of
-from .errors import InvalidArgumentError
-from .errors import InvalidMatrixError
+from .errors import InvalidArgumentError, InvalidMatrixError
 
 __all__ = ["kron", "kron_apply", "kromhc_factor", "kron_factor_sizes"]
 
@@ -32,9 +32,22 @@ def _factors(factors: Sequence, name: str = "factor") -> list[np.ndarray]:
     return mats
 
 
+MAX_KRON_ENTRIES = {"float": 2 ** 27, "exact": 2 ** 22}   # 1 GiB of float64; ~4M Fractions
+
+
 def kron(*factors) -> np.ndarray:
-    """``U_1 (x) ... (x) U_K`` (square factors). Exact (Fractions) when every factor is exact."""
+    """``U_1 (x) ... (x) U_K`` (square factors). Exact (Fractions) when every factor is exact.
+
+    The product is formed, so its size is checked first: at most ``2^27`` float entries
+    (1 GiB) or ``2^22`` exact ones; use :func:`kron_apply` to apply larger products.
+    """
     mats = _factors(factors)
+    kind = "exact" if mats[0].dtype == object else "float"
+    entries = math.prod(m.size for m in mats)
+    if entries > MAX_KRON_ENTRIES[kind]:
+        raise InvalidArgumentError(
+            f"the Kronecker product of these {len(mats)} factors has {entries:.3g} {kind} entries "
+            f"(limit {MAX_KRON_ENTRIES[kind]}); apply it with kron_apply instead of forming it")
     out = mats[0]
     for m in mats[1:]:
         out = np.kron(out, m)

@@ -203,7 +203,7 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     """
     tol = real(tol, "tol", positive=True)
     max_iter = count(max_iter, "max_iter", low=1)
-    M = to_float(as_matrix(A, batched=True, name="A"))
+    M = to_float(as_matrix(A, batched=True, name="A"), "A")
     shape, n = M.shape[:-2], M.shape[-1]
     flat = M.reshape(-1, n, n)
     # Row and column shifts do not move the projection (<X, a 1^T + 1 b^T> is the same for
@@ -252,7 +252,7 @@ def project_cvxpy(A, solver: str | None = None, **solve_kwargs) -> Projection:
     """
     import cvxpy as cp
 
-    M = to_float(as_matrix(A, name="A"))
+    M = to_float(as_matrix(A, name="A"), "A")
     n = M.shape[0]
     X = cp.Variable((n, n))
     rows = cp.sum(X, axis=1) == 1
@@ -309,7 +309,7 @@ def certify_projection(A, result) -> tuple[float, float]:
     (ours or cvxpy's); only the width depends on its accuracy.
     """
     Aq = to_fraction(as_matrix(A, name="A"))
-    X = to_float(as_matrix(result.X, name="result.X"))
+    X = to_float(as_matrix(result.X, name="result.X"), "result.X")
     u = np.asarray(result.u, dtype=np.float64).reshape(-1)
     v = np.asarray(result.v, dtype=np.float64).reshape(-1)
     n = Aq.shape[0]

@@ -29,7 +29,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from ._validate import as_matrix, count, real
+from ._validate import as_matrix, count, real, to_fraction
 from .exact import margin_residuals
 from .errors import NotDoublyStochasticError
 from .exact import two_prod
@@ -38,10 +38,11 @@ __all__ = ["quantize"]
 
 
 def _floor_and_fractional(P: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact ``floor(scale * P)`` (int64) and the mask where ``scale * P`` is not an integer."""
+    """Exact ``floor(scale * P)`` (int64, or Python ints for exact ``P``) and the mask where
+    ``scale * P`` is not an integer."""
     if P.dtype == object:
         S = P * scale
-        F = np.vectorize(math.floor, otypes=[np.int64])(S)
+        F = np.vectorize(math.floor, otypes=[object])(S)
         return F, S != F
     p, e, valid = two_prod(P, np.float64(scale))       # scale * P = p + e exactly
     integral = p == np.floor(p)
@@ -90,6 +91,8 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
     -------
     Q : ndarray of int64, shape (n, n)
         ``0 <= Q <= scale``, ``Q.sum(0) == Q.sum(1) == scale``, ``|Q - scale P| < 1``.
+        For ``scale >= 2**63`` an object array of Python ints (any scale works: above
+        ``2**53`` the rounding is computed in exact rational arithmetic).
     scale : int
 
     Raises
@@ -101,6 +104,8 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
     scale = count(scale, "scale", low=1)
     tol = real(tol, "tol", rounding="down")
     M = as_matrix(P, nonnegative=True, name="P")
+    if scale > 2 ** 53:                                 # scale * P is no longer exact in float64
+        M = to_fraction(M)
     row_res, col_res = (float(r) for r in margin_residuals(M))
     if max(row_res, col_res) > tol:
         raise NotDoublyStochasticError(
@@ -109,13 +114,13 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
     n = M.shape[0]
     F, frac = _floor_and_fractional(M, scale)
     frac &= F < scale                                   # rounding up must stay <= scale
-    r = scale - F.sum(axis=1)
-    c = scale - F.sum(axis=0)
+    r = (scale - F.sum(axis=1)).astype(np.int64)        # round-ups per row / column: at most n
+    c = (scale - F.sum(axis=0)).astype(np.int64)
     need = int(r.sum())
     if (r < 0).any() or (c < 0).any() or need != int(c.sum()):
         raise NotDoublyStochasticError("scale * P has margins that no rounding can make exactly scale")
     if need == 0:
-        return F, scale
+        return _integers(F, scale), scale
     if closest:
         S = M * scale if M.dtype == object else M * float(scale)
         frac_part = np.asarray(S - F, dtype=np.float64)
@@ -123,7 +128,7 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
         if up is None:
             raise NotDoublyStochasticError(
                 "no rounding of scale * P has exact margins with |Q - scale P| < 1; P is too far from DS")
-        return F + up.astype(np.int64), scale
+        return _integers(F + up.astype(np.int64), scale), scale
     # nodes: 0 = source, 1..n rows, n+1..2n columns, 2n+1 = sink
     ri, cj = np.nonzero(frac)
     src = np.concatenate([np.zeros(n, np.int64), 1 + ri, n + 1 + np.arange(n)])
@@ -137,4 +142,9 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
             f"no rounding of scale * P has exact margins with |Q - scale P| < 1 "
             f"(max flow {flow.flow_value} of {need} round-ups); P is too far from DS")
     up = flow.flow.tocsr()[1:n + 1, n + 1:2 * n + 1].toarray() > 0
-    return F + up.astype(np.int64), scale
+    return _integers(F + up.astype(np.int64), scale), scale
+
+
+def _integers(Q: np.ndarray, scale: int) -> np.ndarray:
+    """``Q`` as int64 where every entry fits (``scale < 2**63``), else as Python ints."""
+    return Q.astype(np.int64) if scale < 2 ** 63 else Q.astype(object)

@@ -306,7 +306,7 @@ def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int =
         (tolerance mode) ``tol`` not reached within ``max_iter`` sweeps.
     """
     iters, max_iter, tol = _check_counts(iters, max_iter, tol)
-    M = to_float(as_matrix(A, batched=True, nonnegative=True, name="A"))
+    M = to_float(as_matrix(A, batched=True, nonnegative=True, name="A"), "A")
     if iters is None:
         _check_total_support(M)
     if log_domain is None:
@@ -328,7 +328,7 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
     so logits of magnitude ``1e3`` and beyond are fine.
     """
     iters = count(iters, "iters")
-    logA = to_float(as_matrix(L, batched=True, name="L"))
+    logA = to_float(as_matrix(L, batched=True, name="L"), "L")
     P, info = _scale(logA, None, iters=iters, tol=0.0, max_iter=1, log_domain=True)
     return (P, info) if return_info else P
 

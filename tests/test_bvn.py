@@ -72,3 +72,15 @@ def test_max_terms_truncates():
     d = bvn_decompose(P, max_terms=3)
     assert len(d) == 3 and d.residual > 1e-6
     assert certify(d.matrix(), tol=1.0).nonnegative
+
+
+@given(st.integers(2, 5), st.lists(st.integers(300, 400), min_size=1, max_size=4), st.integers(0, 2 ** 32 - 1))
+def test_exact_mode_below_the_float_range(n, exponents, seed):
+    """Weights like 1/10^350 underflow float64; exact mode must decompose them exactly all the same."""
+    rng = np.random.default_rng(seed)
+    tiny = [F(1, 10 ** e) for e in exponents]
+    w = tiny + [1 - sum(tiny, F(0))]
+    perms = np.array([rng.permutation(n) for _ in w])
+    P = from_permutations(np.array(w, dtype=object), perms)
+    d = bvn_decompose(P)
+    assert d.exact and (d.matrix() == P).all() and sum(d.weights, F(0)) == 1

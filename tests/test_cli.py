@@ -133,3 +133,13 @@ def test_project_and_distance(tmp_path):
     assert d["distance"] == [0.0, 0.0]
     res = run("certify", DATA_DIR / "product_chain.npy", "--product", "--distance")
     assert res.returncode == 2 and res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["sinkhorn"], ["project"], ["certify", "--distance"]])
+def test_exact_entries_beyond_float_range(tmp_path, args):
+    big = "1" + "0" * 400
+    path = tmp_path / "big.csv"
+    path.write_text(f"{big} 1\n1 {big}\n")
+    out = run(args[0], path, *args[1:])
+    assert out.returncode == 2 and "float64 range" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert run("certify", path, "--product").returncode == 1             # exact paths still answer

@@ -87,3 +87,39 @@ def test_missing_and_binary_garbage(tmp_path):
     (tmp_path / "x.xlsx").write_text("1")
     with pytest.raises(InvalidMatrixError, match="unknown extension"):
         load_matrix(tmp_path / "x.xlsx")
+
+
+@pytest.mark.parametrize("dps", [15, 31, 50, 100])
+def test_mpmath_round_trip_through_text(tmp_path, dps):
+    """Long decimals are read exactly, and give back the very mpf that was written."""
+    with mpmath.workdps(dps):
+        M = np.array([[mpmath.mpf(1) / 3, 1 - mpmath.mpf(1) / 3], [mpmath.mpf(2) / 7, mpmath.mpf(5) / 7]], dtype=object)
+        save_matrix(tmp_path / "m.csv", M)
+        L = load_matrix(tmp_path / "m.csv")
+        for got, want in zip(L.flat, M.flat):
+            with mpmath.workdps(400):
+                exact = mpmath.mpf(got.numerator) / got.denominator if isinstance(got, F) else mpmath.mpf(got)
+            assert +exact == want
+
+
+@pytest.mark.parametrize("content, needle", [(b"", "empty"), (b"  \n\n", "empty")])
+def test_empty_input(tmp_path, content, needle):
+    (tmp_path / "e.txt").write_bytes(content)
+    with pytest.raises(InvalidMatrixError, match=needle):
+        load_matrix(tmp_path / "e.txt")
+
+
+def test_unreadable_arrays(tmp_path):
+    np.savez(tmp_path / "o.npz", M=np.array([[1, 2], [3, 4]], dtype=object))
+    np.save(tmp_path / "4d.npy", np.ones((2, 2, 3, 3)))
+    with pytest.raises(InvalidMatrixError, match="not readable"):
+        load_matrix(tmp_path / "o.npz")
+    with pytest.raises(InvalidMatrixError, match="stack"):
+        load_matrix(tmp_path / "4d.npy")
+
+
+def test_writes_are_atomic(tmp_path):
+    save_matrix(tmp_path / "m.csv", np.eye(2))
+    with pytest.raises(InvalidMatrixError, match="cannot write"):
+        save_matrix(tmp_path / "missing" / "m.csv", np.eye(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]            # no temporary left behind

@@ -58,3 +58,10 @@ def test_factor_sizes():
         assert int(np.prod(kron_factor_sizes(n))) == n
     with pytest.raises(InvalidArgumentError):
         kron_factor_sizes(0)
+
+
+def test_kron_refuses_products_too_large_to_form():
+    with pytest.raises(InvalidArgumentError, match="kron_apply"):
+        kron(*[np.full((2, 2), 0.5)] * 40)
+    with pytest.raises(InvalidArgumentError, match="exact"):
+        kron(*[np.array([[F(1, 2)] * 2] * 2, dtype=object)] * 40)

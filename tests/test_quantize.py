@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from birkhoff import (InvalidArgumentError, NotDoublyStochasticError, certify, certify_product,
-                      permutation_matrix, quantize, sinkhorn)
+                      from_permutations, permutation_matrix, quantize, sinkhorn)
 from strategies import exact_ds
 
 
@@ -92,3 +92,16 @@ def test_closest_picks_the_nearest_rounding():
     assert (Q == np.round(P)).all()
     exact = np.array([[F(2, 3), F(1, 3)], [F(1, 3), F(2, 3)]], dtype=object)
     assert (quantize(exact, 1, closest=True)[0] == np.eye(2)).all()
+
+
+@pytest.mark.parametrize("scale", [2 ** 53 + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 70, 10 ** 30])
+def test_scales_past_int64_and_float_precision(scale):
+    """Big scales round in exact arithmetic; past 2^63 the integers are Python ints."""
+    w = np.array([F(3, 7), F(2, 7), F(1, 7), F(1, 7)], dtype=object)
+    P = from_permutations(w, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1]])
+    for closest in (False, True):
+        Q, s = quantize(P, scale, closest=closest)
+        assert s == scale and Q.dtype == (np.int64 if scale < 2 ** 63 else object)
+        assert all(sum(int(q) for q in row) == scale for row in Q)
+        assert all(sum(int(Q[i, j]) for i in range(3)) == scale for j in range(3))
+        assert all(abs(int(Q[i, j]) - P[i, j] * scale) < 1 for i in range(3) for j in range(3))
