@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, certify_batch, certify_product,
-                      composite_lipschitz_bound, from_permutations, hc_lipschitz_bound)
+                      composite_lipschitz_bound, from_permutations, hc_lipschitz_bound, sinkhorn)
 from strategies import exact_ds, positive_matrix, square
 
 fr = np.vectorize(F, otypes=[object])
@@ -194,3 +194,22 @@ def test_hc_lipschitz_bad_shapes():
         hc_lipschitz_bound(np.eye(3), np.ones(2), np.ones(3))
     with pytest.raises(InvalidMatrixError):
         composite_lipschitz_bound([])
+
+
+@pytest.mark.parametrize("n", [65, 120])
+def test_large_matrices_use_power_iteration_witnesses(n):
+    """Above DIRECT_MAX_N the witness vectors come from power iterations: bounds stay rigorous and tight."""
+    rng = np.random.default_rng(n)
+    A = rng.random((n, n))
+    P = sinkhorn(A, tol=1e-13)
+    for M in (A, P, A - 0.5):
+        c = certify(M)
+        sigma = np.linalg.svd(M, compute_uv=False)[0]
+        rho = np.max(np.abs(np.linalg.eigvals(M)))
+        assert c.spectral_norm[0] <= sigma * (1 + 1e-12) and sigma <= c.spectral_norm[1] * (1 + 1e-12)
+        assert c.spectral_radius[0] <= rho * (1 + 1e-12) and rho <= c.spectral_radius[1] * (1 + 1e-12)
+        assert c.spectral_norm[0] >= sigma * (1 - 1e-9)                        # the witness is good
+        if (M >= 0).all():                     # signed matrices: the upper bound is |M|'s (Schur test)
+            assert c.spectral_norm[1] - c.spectral_norm[0] <= 1e-6 * sigma
+    assert c.spectral_norm[0] > 0
+    assert certify(P).spectral_radius[1] - 1 < 1e-12
