@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(VPY) benchmarks/bench_project.py
 	$(VPY) benchmarks/bench_mixers.py
 	$(VPY) benchmarks/bench_token_mixing.py
+	$(VPY) benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -55,6 +55,8 @@ class HyperConnected(nn.Module):
         (:attr:`n_streams` is 1 for the single-stream mixers).
     layer_index : global index of this sublayer (the mixers' initialisation depends on it).
     backend : ``"torch"`` or ``"triton"`` (``gpu`` kernels).
+    init : ``"reference"`` (the papers' public code, default) or ``"symmetric"``
+        (see :mod:`reference.mixers`).
 
     ``forward(x, tap=None, **layer_kwargs)``: ``x (..., n, C)``; ``tap`` sees ``H_res``
     (:mod:`reference.tap`), and the layer's own mixing matrices too when the layer sets
@@ -62,10 +64,10 @@ class HyperConnected(nn.Module):
     """
 
     def __init__(self, layer: nn.Module, mixer: str, n_streams: int, C: int, layer_index: int = 0,
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", init: str = "reference") -> None:
         super().__init__()
         self.layer = layer
-        self.mixer = make_mixer(mixer, n_streams, C, layer=layer_index, backend=backend)
+        self.mixer = make_mixer(mixer, n_streams, C, layer=layer_index, backend=backend, init=init)
         self.n_streams = stream_count(mixer, n_streams)
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None, **layer_kwargs) -> torch.Tensor:
@@ -74,14 +76,14 @@ class HyperConnected(nn.Module):
         return self.mixer(x, partial(self.layer, **layer_kwargs) if layer_kwargs else self.layer, tap)
 
 
-def stream_functions(mixer: str, n_streams: int, C: int, backend: str = "torch"
+def stream_functions(mixer: str, n_streams: int, C: int, backend: str = "torch", init: str = "reference"
                      ) -> tuple[Callable[..., HyperConnected], Callable[[torch.Tensor], torch.Tensor],
                                 Callable[[torch.Tensor], torch.Tensor]]:
     """``(init, expand, reduce)`` in the manner of ``hyper-connections``:
     ``init(layer, layer_index)`` -> :class:`HyperConnected`, ``expand(h)``, ``reduce(x)``."""
     n = stream_count(mixer, n_streams)
 
-    def init(layer: nn.Module, layer_index: int = 0) -> HyperConnected:
-        return HyperConnected(layer, mixer, n, C, layer_index, backend)
+    def wrap(layer: nn.Module, layer_index: int = 0) -> HyperConnected:
+        return HyperConnected(layer, mixer, n, C, layer_index, backend, init)
 
-    return init, partial(expand_streams, n_streams=n), reduce_streams
+    return wrap, partial(expand_streams, n_streams=n), reduce_streams

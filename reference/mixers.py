@@ -23,22 +23,38 @@ the coefficients are *dynamic* (per token) plus a static bias, as in the papers:
   of ``n`` (``birkhoff.kron_factor_sizes``: 2x2 factors for powers of two), each
   ``U_k`` a softmax-weighted combination of the ``n_k!`` permutations of its mode
   (for 2x2: ``[[a, 1-a], [1-a, a]]``). Exactly DS.
-* ``behc`` - same pre/post; ``H_res = sum_k softmax(.)_k P_k`` over a fixed set of ``K``
-  permutations: by default the ``n`` cyclic shifts ``i -> i + k mod n`` (shift 0 is the
-  identity), so ``K = n``. Exactly DS.
+* ``behc`` - a **reconstruction**: BE-HC has no public code or method text, only an
+  abstract ("exactly doubly stochastic mixing as convex combinations of permutation
+  matrices"). We chose mHC's pre/post and ``H_res = sum_k softmax(.)_k P_k`` over the ``n``
+  cyclic shifts ``i -> i + k mod n`` (shift 0 is the identity): ``K = n`` terms, the
+  smallest permutation set whose mixtures reach every stream from every other (the
+  ``n`` shifts act transitively), against mHC-lite's ``n!``. Exactly DS.
 
-Common init (our choice, stated because identity-like ``H_res`` matters at depth):
-``phi`` ~ N(0, 0.02^2), gates ``a = 0.01``; ``b_pre = logit(1/n)`` (``H_pre = 1/n``: the
-mean of the streams), ``b_post = 0`` (``H_post = 1``: every stream gets ``F``'s output),
-and ``b_res`` puts 0.99 of the mass on the identity: ``mhc`` diagonal logit
-``log(99 (n - 1))`` (``SK(exp(.))`` of it is exactly ``0.99 I + 0.01 (J - I)/(n - 1)``);
-the permutation mixers give the identity a softmax weight of 0.99 (per factor for
-``kromhc``). With all streams equal at init, every mixer starts as ``x + F(x)``.
+Initialisation of ``mhc``, ``mhc_lite``, ``kromhc``, ``behc`` (``init=``):
+
+* ``"reference"`` (default) follows the public reference code: KromHC
+  (github wz1119/KromHC, ``hyper_conn/Kromhc.py``, ``mhc.py``, ``mhc_lite.py``) and
+  mHC-lite (github FFTYYY/mhc-lite, ``model.py``). Static ``H_pre`` and ``H_post``
+  logits are +1 on stream ``layer_index mod n`` and -1 on the others, so
+  ``H_pre = sigmoid(.) ~ [0.73, 0.27, ...]`` and ``H_post = 2 sigmoid(.) ~ [1.46, 0.54, ...]``;
+  the residual logits are 0 for the identity and -8 for every other permutation (per
+  factor for ``kromhc``; off the diagonal for ``mhc``); the dynamic projection ``phi``
+  starts at 0; the three gates at 0.01. ``layer_index`` is the sublayer's global index,
+  so consecutive sublayers read from and write to different streams, and the streams
+  differ from the first step on. ``behc`` (a reconstruction: no code is public) uses the
+  same convention over its cyclic shifts.
+* ``"symmetric"`` is this project's earlier start, kept for the ablation: ``phi ~
+  N(0, 0.02^2)`` (its own random stream per mixer name), gates 0.01, ``b_pre = logit(1/n)``
+  (``H_pre = 1/n``), ``b_post = 0`` (``H_post = 1``), and 0.99 of ``H_res``'s mass on the
+  identity (``mhc``: diagonal logit ``log(99 (n - 1))``, for which ``SK(exp(.))`` is exactly
+  ``0.99 I + 0.01 (J - I)/(n - 1)``; the permutation mixers: identity weight 0.99, per
+  factor for ``kromhc``). All streams start equal and only ``phi`` tells them apart.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -51,12 +67,14 @@ from gpu.naive import kron
 
 from .tap import Tap
 
-__all__ = ["MIXERS", "register", "make_mixer", "mixing_params", "stream_count", "stream_mixers", "Mixer"]
+__all__ = ["MIXERS", "INITS", "register", "make_mixer", "mixing_params", "stream_count", "stream_mixers", "Mixer"]
 
 Block = Callable[[torch.Tensor], torch.Tensor]
 Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 SK_ITERS = 20
-IDENTITY_MASS = 0.99
+IDENTITY_MASS = 0.99                 # symmetric init: identity weight of H_res
+OFF_LOGIT = -8.0                     # reference init: logit of every non-identity permutation
+INITS = ("reference", "symmetric")
 
 MIXERS: dict[str, type["Mixer"]] = {}
 
@@ -77,17 +95,21 @@ class Mixer(nn.Module):
 
     Subclasses define :meth:`coefficients` (``H_pre (..., n)``, ``H_post (..., n)``,
     ``H_res (..., n, n)`` for each token of ``x``) and :meth:`closed_form` (their parameter
-    count). Every subclass takes ``(n_streams, C, layer_index, ops)``: ``layer_index`` is
-    the global index of the wrapped sublayer, ``ops`` the :class:`gpu.backend.Backend`
-    whose Sinkhorn, permutation combine and stream mixing it uses. ``single_stream``
+    count). Every subclass takes ``(n_streams, C, layer_index, ops, init)``: ``layer_index``
+    is the global index of the wrapped sublayer, ``ops`` the :class:`gpu.backend.Backend`
+    whose Sinkhorn, permutation combine and stream mixing it uses, ``init`` one of
+    :data:`INITS` (see the module doc; ``hc`` and the single-stream mixers have one init). ``single_stream``
     mixers run on one stream whatever ``n_streams`` is asked for.
     """
 
     name: str = ""
     single_stream: bool = False
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
+                 init: str = "reference") -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.n_streams = 1 if self.single_stream else n_streams
         self.ops = ops or get_backend("torch")
 
@@ -96,11 +118,15 @@ class Mixer(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, block: Block, tap: Tap | None = None) -> torch.Tensor:
-        """``H_res x + H_post^T F(H_pre x)``; ``tap.h_res`` sees (and may replace) ``H_res``."""
+        """``H_res x + H_post^T F(H_pre x)``; ``tap.h_res`` sees (and may replace) ``H_res``,
+        ``tap.streams`` sees the result."""
         H_pre, H_post, H_res = self.coefficients(x)
         if tap is not None:
             H_res = tap.h_res(self, H_res)
-        return self.ops.hc_post_res(x, block(self.ops.hc_pre(x, H_pre)), H_res, H_post)
+        out = self.ops.hc_post_res(x, block(self.ops.hc_pre(x, H_pre)), H_res, H_post)
+        if tap is not None:
+            tap.streams(self, out)
+        return out
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:  # overridden
@@ -122,7 +148,10 @@ class _SingleStream(Mixer):
     def forward(self, x: torch.Tensor, block: Block, tap: Tap | None = None) -> torch.Tensor:
         if tap is not None:
             tap.h_res(self, x.new_ones(1, 1, 1))
-        return x + self.gain() * block(x[..., 0, :]).unsqueeze(-2)
+        out = x + self.gain() * block(x[..., 0, :]).unsqueeze(-2)
+        if tap is not None:
+            tap.streams(self, out)
+        return out
 
 
 @register("residual")
@@ -141,8 +170,9 @@ class Residual(_SingleStream):
 class ReZero(_SingleStream):
     """``x + alpha F(x)`` with ``alpha = 0`` at init (Bachlechner et al. 2021)."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
-        super().__init__(n_streams, C, layer_index, ops)
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
+                 init: str = "reference") -> None:
+        super().__init__(n_streams, C, layer_index, ops, init)
         self.alpha = nn.Parameter(torch.zeros(()))
 
     def gain(self) -> torch.Tensor:
@@ -157,8 +187,9 @@ class ReZero(_SingleStream):
 class HC(Mixer):
     """Unconstrained hyper-connections (Zhu et al. 2024), static + dynamic (see module doc)."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
-        super().__init__(n_streams, C, layer_index, ops)
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
+                 init: str = "reference") -> None:
+        super().__init__(n_streams, C, layer_index, ops, init)
         n = self.n_streams
         self.norm = nn.RMSNorm(C, elementwise_affine=False)
         A_m = torch.zeros(n)
@@ -191,15 +222,27 @@ class _Manifold(Mixer):
     gates ``a_pre, a_post, a_res`` and biases ``b_pre (n), b_post (n), b_res (R)``.
     """
 
-    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, b_res: torch.Tensor) -> None:
-        super().__init__(n_streams, C, layer_index, ops)
-        n, R = self.n_streams, len(b_res)
+    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, init: str) -> None:
+        super().__init__(n_streams, C, layer_index, ops, init)
+        n = self.n_streams
+        b_res = self.res_logits(init)
         self.norm = nn.RMSNorm(n * C, elementwise_affine=False)
-        self.phi = nn.Parameter(0.02 * torch.randn(n * C, 2 * n + R))
         self.gates = nn.Parameter(torch.full((3,), 0.01))
-        self.b_pre = nn.Parameter(torch.full((n,), math.log(1.0 / (n - 1)) if n > 1 else 10.0))
-        self.b_post = nn.Parameter(torch.zeros(n))
+        if init == "reference":
+            self.phi = nn.Parameter(torch.zeros(n * C, 2 * n + len(b_res)))
+            b_pre = torch.full((n,), -1.0)
+            b_pre[layer_index % n] = 1.0
+            self.b_pre, self.b_post = nn.Parameter(b_pre), nn.Parameter(b_pre.clone())
+        else:
+            draw = torch.Generator().manual_seed(int(torch.randint(2 ** 62, ())) ^ zlib.crc32(self.name.encode()))
+            self.phi = nn.Parameter(0.02 * torch.randn(n * C, 2 * n + len(b_res), generator=draw))
+            self.b_pre = nn.Parameter(torch.full((n,), math.log(1.0 / (n - 1)) if n > 1 else 10.0))
+            self.b_post = nn.Parameter(torch.zeros(n))
         self.b_res = nn.Parameter(b_res)
+
+    def res_logits(self, init: str) -> torch.Tensor:  # overridden
+        """The static residual logits ``b_res`` at init."""
+        raise NotImplementedError
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:  # overridden
         raise NotImplementedError
@@ -216,8 +259,13 @@ class _Manifold(Mixer):
         return n * C * (2 * n + R) + 3 + 2 * n + R
 
 
-def _identity_logits(K: int) -> torch.Tensor:
-    """Logits over ``K`` permutations (identity first) giving the identity weight 0.99."""
+def _identity_logits(K: int, init: str) -> torch.Tensor:
+    """Logits over ``K`` permutations (identity first): reference ``[0, -8, ..., -8]``;
+    symmetric: the identity gets softmax weight 0.99."""
+    if init == "reference":
+        b = torch.full((K,), OFF_LOGIT)
+        b[0] = 0.0
+        return b
     b = torch.zeros(K)
     if K > 1:
         b[0] = math.log(IDENTITY_MASS / (1 - IDENTITY_MASS) * (K - 1))
@@ -228,11 +276,20 @@ def _identity_logits(K: int) -> torch.Tensor:
 class MHC(_Manifold):
     """DeepSeek mHC: ``H_res = SK_20(exp(H~_res))``."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
-        b = torch.zeros(n_streams, n_streams)
-        if n_streams > 1:
-            b.fill_diagonal_(math.log(IDENTITY_MASS / (1 - IDENTITY_MASS) * (n_streams - 1)))
-        super().__init__(n_streams, C, layer_index, ops, b.flatten())
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
+                 init: str = "reference") -> None:
+        super().__init__(n_streams, C, layer_index, ops, init)
+
+    def res_logits(self, init: str) -> torch.Tensor:
+        n = self.n_streams
+        if init == "reference":                       # mhc.py: 0 on the diagonal, -8 off it
+            b = torch.full((n, n), OFF_LOGIT)
+            b.fill_diagonal_(0.0)
+        else:
+            b = torch.zeros(n, n)
+            if n > 1:
+                b.fill_diagonal_(math.log(IDENTITY_MASS / (1 - IDENTITY_MASS) * (n - 1)))
+        return b.flatten()
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
         n = self.n_streams
@@ -246,9 +303,14 @@ class MHC(_Manifold):
 class _PermutationMixture(_Manifold):
     """``H_res = sum_k softmax(logits)_k P_k`` over a fixed permutation set (identity first)."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, perms: np.ndarray) -> None:
-        super().__init__(n_streams, C, layer_index, ops, _identity_logits(len(perms)))
+    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, init: str,
+                 perms: np.ndarray) -> None:
+        self._perm_count = len(perms)
+        super().__init__(n_streams, C, layer_index, ops, init)
         self.register_buffer("perms", torch.tensor(perms), persistent=False)          # (K, n)
+
+    def res_logits(self, init: str) -> torch.Tensor:
+        return _identity_logits(self._perm_count, init)
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
         return self.ops.bvn_combine(torch.softmax(logits, dim=-1), self.perms)
@@ -258,8 +320,9 @@ class _PermutationMixture(_Manifold):
 class MHCLite(_PermutationMixture):
     """mHC-lite: convex combination of all ``n!`` permutation matrices."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
-        super().__init__(n_streams, C, layer_index, ops, all_permutations(n_streams))
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
+                 init: str = "reference") -> None:
+        super().__init__(n_streams, C, layer_index, ops, init, all_permutations(n_streams))
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
@@ -270,12 +333,16 @@ class MHCLite(_PermutationMixture):
 class KromHC(_Manifold):
     """KromHC: ``H_res = U_1 (x) ... (x) U_K``, each factor a permutation mixture of its mode."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
+                 init: str = "reference") -> None:
         sizes = kron_factor_sizes(n_streams)
         self.counts = [math.factorial(m) for m in sizes]
-        super().__init__(n_streams, C, layer_index, ops, torch.cat([_identity_logits(k) for k in self.counts]))
+        super().__init__(n_streams, C, layer_index, ops, init)
         for i, m in enumerate(sizes):
             self.register_buffer(f"perms{i}", torch.tensor(all_permutations(m)), persistent=False)
+
+    def res_logits(self, init: str) -> torch.Tensor:
+        return torch.cat([_identity_logits(k, init) for k in self.counts])      # per factor
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
         return kron([self.ops.bvn_combine(torch.softmax(chunk, -1), getattr(self, f"perms{i}"))
@@ -288,10 +355,12 @@ class KromHC(_Manifold):
 
 @register("behc")
 class BEHC(_PermutationMixture):
-    """BE-HC stream mixing: convex combination of the ``n`` cyclic shifts (identity = shift 0)."""
+    """BE-HC stream mixing (a reconstruction, see the module doc): convex combination of the
+    ``n`` cyclic shifts (identity = shift 0)."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None) -> None:
-        super().__init__(n_streams, C, layer_index, ops, cyclic_permutations(n_streams))
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
+                 init: str = "reference") -> None:
+        super().__init__(n_streams, C, layer_index, ops, init, cyclic_permutations(n_streams))
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
@@ -314,10 +383,12 @@ def stream_count(name: str, n_streams: int) -> int:
     return 1 if _lookup(name).single_stream else n_streams
 
 
-def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = "torch") -> Mixer:
+def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = "torch",
+               init: str = "reference") -> Mixer:
     """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``;
-    ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels."""
-    return _lookup(name)(n_streams, C, layer, get_backend(backend))
+    ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels;
+    ``init`` is ``"reference"`` (the papers' public code) or ``"symmetric"`` (see the module doc)."""
+    return _lookup(name)(n_streams, C, layer, get_backend(backend), init)
 
 
 def mixing_params(name: str, n: int, C: int) -> int:

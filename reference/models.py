@@ -18,7 +18,7 @@ from gpu.backend import BACKENDS, backend
 
 from .checkpoint import load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
-from .mixers import MIXERS, stream_count
+from .mixers import INITS, MIXERS, stream_count
 from .tap import Tap
 from .token_mixing import TokenMixBlock
 
@@ -68,6 +68,8 @@ class ModelConfig:
         token mixing, in place of attention; same everything else).
     backend : ``"torch"`` or ``"triton"`` (the mixers' Sinkhorn and stream mixing, and the
         token mixing, on the ``gpu`` kernels).
+    init : the mixers' initialisation, ``"reference"`` (the papers' public code) or
+        ``"symmetric"`` (see :mod:`reference.mixers`).
     """
 
     vocab: int
@@ -79,6 +81,7 @@ class ModelConfig:
     heads: int = 4
     max_len: int = 1024
     backend: str = "torch"
+    init: str = "reference"
 
     def __post_init__(self) -> None:
         for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
@@ -90,6 +93,8 @@ class ModelConfig:
             raise ValueError(f"unknown mixer {self.mixer!r}; choose from {sorted(MIXERS)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose from {BACKENDS}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; choose from {INITS}")
 
 
 class Layer(nn.Module):
@@ -99,7 +104,7 @@ class Layer(nn.Module):
         super().__init__()
         self.sublayers = nn.ModuleList(
             [HyperConnected(block, cfg.mixer, cfg.n_streams, cfg.width, layer_index=len(blocks) * index + k,
-                            backend=cfg.backend) for k, block in enumerate(blocks)])
+                            backend=cfg.backend, init=cfg.init) for k, block in enumerate(blocks)])
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
         for sub in self.sublayers:

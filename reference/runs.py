@@ -49,6 +49,7 @@ class Config:
     seed: int = 0
     dtype: str = "float32"
     backend: str = "torch"
+    init: str = "reference"
     out: str = "runs/train"
     ckpt_every: int = 0
     eval_batches: int = 8
@@ -59,7 +60,7 @@ class Config:
         """The architecture this run trains, for a task with ``vocab`` symbols."""
         return ModelConfig(vocab=vocab, width=self.width, depth=self.depth, mixer=self.mixer,
                            n_streams=self.streams, kind=self.model, heads=self.heads,
-                           max_len=max(self.seq_len, 1), backend=self.backend)
+                           max_len=max(self.seq_len, 1), backend=self.backend, init=self.init)
 
 
 # fields that do not change what a run computes (out: the folder itself)
@@ -67,9 +68,10 @@ _BOOKKEEPING = {"progress", "resume", "out"}
 
 
 def read_config(run_dir: str | os.PathLike) -> Config:
-    """The :class:`Config` of a run; fields added after the run was made take their defaults,
-    ``out`` is ``run_dir``."""
+    """The :class:`Config` of a run; fields added after the run was made take their defaults
+    (``init``: ``"symmetric"``, the only init before the field existed), ``out`` is ``run_dir``."""
     saved = _read_json(Path(run_dir) / CONFIG)
+    saved.setdefault("init", "symmetric")
     known = {f.name for f in fields(Config)}
     return Config(**{**{k: v for k, v in saved.items() if k in known}, "out": str(run_dir)})
 

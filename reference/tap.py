@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["Tap", "HResProbe"]
+__all__ = ["Tap", "HResProbe", "StreamSpread", "HResOverride"]
 
 
 class Tap:
@@ -28,6 +28,9 @@ class Tap:
     def token_weights(self, block: nn.Module, w: torch.Tensor) -> torch.Tensor:
         """Token-mixing weights ``w (K, C)`` of ``block``; returns the weights the block uses."""
         return w
+
+    def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
+        """The streams ``x (..., n, C)`` that ``mixer`` hands to the next layer (read only)."""
 
 
 class HResProbe(Tap):
@@ -49,3 +52,37 @@ class HResProbe(Tap):
     def chain(self) -> torch.Tensor:
         probe = min(h.shape[0] for h in self.h)
         return torch.stack([h[:probe].to(torch.float64) for h in self.h])
+
+
+class StreamSpread(Tap):
+    """Do the streams differ? ``spread`` = max over layers of ``||x - mean_j x_j|| / ||x||``.
+
+    0 means every stream carries the same vector (the mixer acts as a one-stream
+    residual); an unconstrained or well-used mixer keeps it well above 0.
+    """
+
+    def __init__(self) -> None:
+        self.spread = 0.0
+
+    def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
+        x = x.detach().float()
+        centred = x - x.mean(dim=-2, keepdim=True)
+        self.spread = max(self.spread, float(centred.norm() / x.norm().clamp_min(1e-30)))
+
+
+class HResOverride(Tap):
+    """The ``H_res`` ablation: every ``H_res`` replaced by ``I`` (``"identity"``) or by ``J / n``
+    (``"average"``: full averaging of the streams). If the loss does not move, ``H_res`` is unused."""
+
+    KINDS = ("identity", "average")
+
+    def __init__(self, kind: str) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        self.kind = kind
+
+    def h_res(self, mixer: nn.Module, H_res: torch.Tensor) -> torch.Tensor:
+        n = H_res.shape[-1]
+        if self.kind == "identity":
+            return torch.eye(n, dtype=H_res.dtype, device=H_res.device).expand_as(H_res)
+        return torch.full_like(H_res, 1.0 / n)

@@ -1,5 +1,11 @@
 """BE-HC token mixing: causal convex combinations of sequence shifts, ``O(K N d)``.
 
+A **reconstruction**: the BE-HC abstract says tokens are mixed by convex combinations of
+permutation matrices in ``O(K N d)``, and nothing more is public. We chose static,
+per-channel softmax weights over causal shifts by powers of two (below), made exactly
+doubly stochastic by left padding; they are not content-dependent, which is why they
+cannot learn recall (docs/BEHC.md).
+
 For a sequence ``x (B, N, d)`` and shifts ``s_0 = 0 < s_1 < ... < s_{K-1}`` the mixer is
 
     y[:, t, c] = sum_k w[k, c] x[:, t - s_k, c]        (x[:, t] = 0 for t < 0)

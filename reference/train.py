@@ -7,7 +7,9 @@ Writes the run folder of :mod:`reference.runs`: ``OUT/config.json``, ``OUT/metri
 (one line per step: loss, tokens/s, per-layer gradient-norm summary, composite Amax
 gains of ``prod H_res`` over the probe tokens, max DS residual), ``OUT/summary.json``
 (final/validation loss, unigram baseline, the ``birkhoff.certify_product`` certificate
-of the composite map) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end;
+of the composite map, and whether the streams are used: ``stream_spread`` and
+``h_res_ablation``, the change of validation loss with every ``H_res`` set to ``I`` or
+``J / n``) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end;
 ``--resume`` continues from it and gives the same trajectory as an uninterrupted run;
 resuming a finished run changes nothing). A NaN/Inf loss or gradient norm is logged as
 ``"diverged": true``, recorded in ``summary.json`` (``"divergence"``: step, cause, last
@@ -39,10 +41,10 @@ from gpu.backend import BACKENDS
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TASKS, make_task
 from .metrics import composite_certificate, composite_gains, layer_grad_norms, max_ds_residual, summarize
-from .mixers import MIXERS, mixing_params
+from .mixers import INITS, MIXERS, mixing_params
 from .models import KINDS, Model
 from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, read_summary, write_json
-from .tap import HResProbe
+from .tap import HResOverride, HResProbe, StreamSpread
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 EXIT_DIVERGED = 3
@@ -208,6 +210,14 @@ def save(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int) -> No
 
 
 @torch.no_grad()
+def stream_spread(cfg: Config, model: Model, task, device: torch.device) -> float:
+    """Max over layers of ``||x - mean_j x_j|| / ||x||`` on the first validation batch."""
+    spread = StreamSpread()
+    model(task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device), tap=spread)
+    return spread.spread
+
+
+@torch.no_grad()
 def final_chain(cfg: Config, model: Model, task, device: torch.device) -> torch.Tensor:
     """``(L, probe, n, n)`` ``H_res`` chain of the final model on the first validation batch's probe tokens."""
     probe = HResProbe(PROBE_TOKENS)
@@ -222,9 +232,12 @@ def finish(cfg: Config, model: Model, task, device: torch.device, chain: torch.T
     ``chain`` is the final model's (or, after a divergence, the diverging step's); a
     non-finite chain has no certificate and its gains are written as null.
     """
-    val_loss = None
+    val_loss, ablation, spread = None, None, None
     if divergence is None and cfg.eval_batches > 0:
         val_loss = evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device)[0]
+        ablation = {kind: evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device,
+                                   tap=HResOverride(kind))[0] - val_loss for kind in HResOverride.KINDS}
+        spread = stream_spread(cfg, model, task, device)
     gain_f, gain_b = composite_gains(chain)
     finite = bool(torch.isfinite(chain).all())
     tail = losses[-10:]
@@ -235,6 +248,7 @@ def finish(cfg: Config, model: Model, task, device: torch.device, chain: torch.T
         "final_loss": sum(tail) / len(tail) if tail else None,
         "val_loss": val_loss,
         "unigram_loss": task.unigram_entropy(),
+        "stream_spread": spread, "h_res_ablation": ablation,
         "gain_forward": _json_number(gain_f), "gain_backward": _json_number(gain_b),
         "ds_residual": _json_number(max_ds_residual(chain)),
         "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width),
@@ -264,6 +278,8 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype,
                     help="bfloat16 = autocast with float32 weights")
+    ap.add_argument("--init", choices=INITS, default=d.init,
+                    help="mixers' initialisation: reference (the papers' public code) or symmetric (ablation)")
     ap.add_argument("--backend", choices=BACKENDS, default=d.backend,
                     help="triton: mixers' Sinkhorn and stream mixing on the gpu kernels")
     ap.add_argument("--out", default=d.out)

@@ -45,3 +45,10 @@ def test_bench_token_mixing_quick():
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| 256 |") or r.startswith("| 512 |")]
     assert len(rows) == 2 and "error" not in out.stdout
+
+
+def test_bench_scale_quick():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_scale.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("| `") == 7

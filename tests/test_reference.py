@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from reference.data import CharLM, Markov
+from birkhoff import all_permutations, cyclic_permutations, from_permutations
 from gpu import naive
 from reference.mixers import MIXERS, make_mixer, mixing_params, stream_count, stream_mixers
 from reference.models import MLPBlock, Model, ModelConfig
@@ -75,10 +76,10 @@ def test_mhc_is_sk20_and_not_exactly_ds():
 
 
 @pytest.mark.parametrize("name", sorted(MIXERS))
-def test_identity_like_at_init(name):
-    """Equal streams in, equal streams out, each ~x + F(x): every mixer starts as a residual."""
+def test_symmetric_init_is_a_plain_residual(name):
+    """init="symmetric": equal streams in, equal streams out, each ~x + F(x)."""
     torch.manual_seed(1)
-    mixer = make_mixer(name, 4, 8)
+    mixer = make_mixer(name, 4, 8, init="symmetric")
     block = MLPBlock(8)
     n = stream_count(name, 4)
     h = torch.randn(2, 3, 8)
@@ -397,3 +398,76 @@ def test_triton_backend_without_device_or_interpreter(tmp_path, capsys, monkeypa
         pytest.skip("with CUDA present the triton backend is valid")
     assert train_main(["--mixer", "mhc", "--backend", "triton", "--steps", "2", "--out", str(tmp_path), *SMALL]) == 2
     assert "TRITON_INTERPRET=1" in capsys.readouterr().err
+
+
+SIG1 = 1 / (1 + math.exp(-1))                    # sigmoid(+1) = 0.731
+OFF = math.exp(-8)
+
+
+@pytest.mark.parametrize("name", ["mhc", "mhc_lite", "kromhc", "behc"])
+@pytest.mark.parametrize("layer", [0, 1, 6])
+def test_reference_init_matches_the_papers_code(name, layer):
+    """KromHC / mHC-lite code: H_pre, H_post from logits +1 on stream layer mod 4 and -1 elsewhere;
+    residual logits 0 (identity) and -8 (other permutations); phi = 0; gates 0.01."""
+    n = 4
+    mixer = make_mixer(name, n, 8, layer=layer)
+    x = torch.randn(3, n, 8, dtype=torch.float64)
+    H_pre, H_post, H_res = mixer.double().coefficients(x)
+    hot = torch.full((n,), 1 - SIG1, dtype=torch.float64)
+    hot[layer % n] = SIG1
+    torch.testing.assert_close(H_pre, hot.expand(3, n))                      # ~[0.73, 0.27, 0.27, 0.27]
+    torch.testing.assert_close(H_post, (2 * hot).expand(3, n))               # ~[1.46, 0.54, 0.54, 0.54]
+    assert (mixer.phi == 0).all() and torch.equal(mixer.gates.float(), torch.full((3,), 0.01))
+    if name == "mhc":
+        L = torch.full((n, n), -8.0, dtype=torch.float64).fill_diagonal_(0.0)
+        expected = naive.sinkhorn(L, 20)
+    else:
+        perms = {"mhc_lite": all_permutations(n), "behc": cyclic_permutations(n)}.get(name)
+        if perms is None:                                                    # two 2x2 factors [0, -8]
+            a = 1 / (1 + OFF)
+            U = torch.tensor([[a, 1 - a], [1 - a, a]], dtype=torch.float64)
+            expected = torch.kron(U, U)
+        else:
+            w = torch.full((len(perms),), OFF, dtype=torch.float64)
+            w[0] = 1.0
+            expected = torch.tensor(from_permutations((w / w.sum()).numpy(), perms))
+    torch.testing.assert_close(H_res, expected.expand(3, n, n))
+    assert (H_res.diagonal(dim1=-2, dim2=-1) > 0.99).all()
+
+
+def test_reference_init_uses_the_streams():
+    """Equal streams in: the reference init reads one stream and writes unequally, so streams differ at once."""
+    torch.manual_seed(0)
+    h = torch.randn(2, 3, 8)
+    x = h.unsqueeze(-2).expand(2, 3, 4, 8)
+    block = MLPBlock(8)
+    for name in ("mhc", "mhc_lite", "kromhc", "behc"):
+        y = make_mixer(name, 4, 8, layer=2)(x, block)
+        spread = (y - y.mean(-2, keepdim=True)).norm() / y.norm()
+        symmetric = make_mixer(name, 4, 8, layer=2, init="symmetric")(x, block)
+        assert spread > 0.05 and (symmetric - symmetric.mean(-2, keepdim=True)).norm() / symmetric.norm() < 1e-2
+
+
+def test_symmetric_init_draws_differ_between_mixers():
+    """kromhc and behc have the same phi shape at n = 4; their draws must still differ."""
+    torch.manual_seed(0)
+    a = make_mixer("kromhc", 4, 8, init="symmetric").phi
+    torch.manual_seed(0)
+    b = make_mixer("behc", 4, 8, init="symmetric").phi
+    assert a.shape == b.shape and not torch.equal(a, b)
+
+
+def test_stream_usage_in_every_summary(tmp_path):
+    """summary.json says whether the streams are used: spread, and the H_res ablation (I and J/n)."""
+    from reference.tap import HResOverride, StreamSpread
+
+    ref = run(replace(TINY, mixer="kromhc", depth=3, steps=20, lr=1e-2, out=str(tmp_path / "r")))
+    sym = run(replace(TINY, mixer="kromhc", depth=3, steps=20, lr=1e-2, init="symmetric", out=str(tmp_path / "s")))
+    assert set(ref["h_res_ablation"]) == set(HResOverride.KINDS)
+    assert ref["stream_spread"] > 10 * sym["stream_spread"]       # the reference init uses the streams
+    residual = run(replace(TINY, mixer="residual", depth=2, out=str(tmp_path / "res")))
+    assert residual["stream_spread"] == 0 and residual["h_res_ablation"] == {"identity": 0.0, "average": 0.0}
+    spread = StreamSpread()
+    x = torch.randn(2, 4, 8)
+    spread.streams(None, torch.stack([x, x], -2))
+    assert spread.spread == 0
