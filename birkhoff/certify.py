@@ -446,7 +446,11 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
     """
     tol = _check_tol(tol)
     if isinstance(Ms, (list, tuple)) and Ms and not np.isscalar(Ms[0]) and np.ndim(Ms[0]) == 2:
-        Ms = np.stack([as_matrix(m, name=f"Ms[{i}]") for i, m in enumerate(Ms)])
+        mats = [as_matrix(m, name=f"Ms[{i}]") for i, m in enumerate(Ms)]
+        shapes = sorted({m.shape for m in mats})
+        if len(shapes) > 1:
+            raise InvalidMatrixError(f"Ms must be matrices of one size n x n, got shapes {shapes}")
+        Ms = np.stack(mats)
     A = as_matrix(Ms, batched=True, name="Ms")
     if A.ndim == 2:
         A = A[None]

@@ -30,7 +30,7 @@ from fractions import Fraction
 import numpy as np
 
 from ._validate import as_matrix, count, is_exact, real, to_float, to_fraction
-from .errors import ConvergenceError, InvalidMatrixError
+from .errors import ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .exact import fraction_interval, sqrt_down, sqrt_up
 
 __all__ = ["Projection", "project", "project_cvxpy", "certify_projection"]
@@ -328,6 +328,8 @@ def certify_projection(A, result) -> tuple[float, float]:
     (ours or cvxpy's); only the width depends on its accuracy.
     """
     M = as_matrix(A, name="A")
+    if not all(hasattr(result, k) for k in ("X", "u", "v")):
+        raise InvalidArgumentError(f"result must be a Projection (fields X, u, v), got {type(result).__name__}")
     X = to_float(as_matrix(result.X, name="result.X"), "result.X")
     u = np.asarray(result.u, dtype=np.float64).reshape(-1)
     v = np.asarray(result.v, dtype=np.float64).reshape(-1)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from birkhoff import (BirkhoffError, InvalidArgumentError, bvn_decompose, certify, certify_batch,
-                      certify_product, cyclic_permutations, hc_lipschitz_bound, kron_factor_sizes,
-                      kromhc_factor, project, quantize, sinkhorn, sinkhorn_logits, sinkhorn_mp)
+from birkhoff import (BirkhoffError, InvalidArgumentError, InvalidMatrixError, bvn_decompose, certify,
+                      certify_batch, certify_product, certify_projection, cyclic_permutations,
+                      hc_lipschitz_bound, kron_factor_sizes, kromhc_factor, project, quantize, sinkhorn,
+                      sinkhorn_logits, sinkhorn_mp)
 from birkhoff import cli
 from birkhoff._validate import real
 
@@ -115,3 +116,11 @@ def test_real_rounds_exact_values_the_asked_way(q):
     down, up, near = (real(q, "x", rounding=r) for r in ("down", "up", "nearest"))
     assert Fraction(down) <= q <= Fraction(up) and near == float(q)
     assert up == down or np.nextafter(down, np.inf) == up        # adjacent floats: the tightest pair
+
+
+def test_mismatched_or_missing_structured_arguments():
+    with pytest.raises(InvalidMatrixError, match="one size"):
+        certify_product([np.eye(2), np.eye(3)])
+    for bad in (None, 5, {"X": 1}):
+        with pytest.raises(InvalidArgumentError, match="Projection"):
+            certify_projection(np.eye(2), bad)
