@@ -21,6 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
+from birkhoff._validate import count
+
 from .kernels import bvn_combine as _bvn
 from .kernels import certify_batch as _cert
 from .kernels import hc_mixing as _hc
@@ -62,12 +64,6 @@ def _shape(name: str, t: torch.Tensor, expected: tuple[int, ...], what: str) -> 
         raise ValueError(f"{name} must have shape {what} = {tuple(expected)}, got {tuple(t.shape)}")
 
 
-def _count(name: str, v, low: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(v)
-
-
 def _grid(batch: int, per_program: int) -> tuple[int]:
     return (max(1, -(-batch // per_program)),)
 
@@ -106,7 +102,7 @@ def sinkhorn(logits: torch.Tensor, iters: int = 20) -> torch.Tensor:
     if logits.ndim < 2 or logits.shape[-1] != logits.shape[-2] or not 1 <= logits.shape[-1] <= MAX_STREAMS:
         raise ValueError(f"logits must have shape (..., n, n) with 1 <= n <= {MAX_STREAMS}, "
                          f"got {tuple(logits.shape)}")
-    return _Sinkhorn.apply(logits, _count("iters", iters, 0))
+    return _Sinkhorn.apply(logits, count(iters, "iters"))
 
 
 def _acc(t: torch.Tensor):
@@ -406,7 +402,7 @@ def token_mix(x: torch.Tensor, w: torch.Tensor, shifts) -> torch.Tensor:
     ``gpu.naive.token_mix``.
     """
     _inputs(x=x, w=w)
-    shifts = tuple(_count("shifts", v, 0) for v in shifts)
+    shifts = tuple(count(v, "shifts") for v in shifts)
     if x.ndim != 3 or w.shape != (len(shifts), x.shape[-1]):
         raise ValueError(f"x (B, N, d) and w (K, d) with K = {len(shifts)} shifts do not match: "
                          f"{tuple(x.shape)}, {tuple(w.shape)}")
