@@ -471,3 +471,23 @@ def test_stream_usage_in_every_summary(tmp_path):
     x = torch.randn(2, 4, 8)
     spread.streams(None, torch.stack([x, x], -2))
     assert spread.spread == 0
+
+
+def test_stability_study_end_to_end(tmp_path):
+    """The smoke grid: lr 1e-2 trains, lr 1e3 does not; the report and its three plots are written."""
+    from reference.studies.stability import classify, main as stability_main, max_stable, spikes
+
+    assert stability_main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and max_stable(rows) == {("residual", 2): 0.01, ("kromhc", 2): 0.01}
+    assert all(not r["stable"] for r in rows if r["lr"] == 1e3)
+    for png in ("loss_vs_lr.png", "max_stable_lr.png", "gain_over_training.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    assert "Largest stable learning rate" in (tmp_path / "report.md").read_text()
+    assert spikes([1.0] * 10 + [1.6, 1.0], lambda v, m: v > m + 0.5) == 1           # one loss spike
+    assert spikes([1.0] * 10 + [1.4], lambda v, m: v > m + 0.5) == 0
+    calm = {"diverged": False, "val_loss": 1.0, "unigram_loss": 2.0}
+    assert classify(calm, [{"loss": 1.0, "grad_norm_total": 1.0}] * 12, 0.5)["stable"]
+    spiky = [{"loss": 1.0, "grad_norm_total": 1.0}] * 10 + [{"loss": 3.0, "grad_norm_total": 50.0}]
+    verdict = classify(calm, spiky, 0.5)
+    assert verdict == {"diverged": False, "loss_spikes": 1, "grad_spikes": 1, "stable": False}
