@@ -121,8 +121,10 @@ def _json_number(x: float) -> float | None:
 def run(cfg: Config) -> dict:
     """Train one configuration; returns the summary dict (also written to OUT/summary.json).
 
-    A non-finite loss or gradient norm ends the run before the optimizer step: the
-    summary then has ``"diverged": true`` and ``"divergence"`` (step, cause, last finite loss).
+    A non-finite loss or gradient norm, or an optimizer step that overflows, ends the run
+    (the weights of that step are not updated): the summary then has ``"diverged": true``
+    and ``"divergence"`` (step, cause, last finite loss). Every number written is finite
+    or null.
     """
     _preflight(cfg)
     rank, world, device = setup_distributed()
@@ -178,7 +180,8 @@ def run(cfg: Config) -> dict:
         chain = probe.chain
         gain_f, gain_b = composite_gains(chain)
         record = {"step": step, "loss": _json_number(loss_value), "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
-                  "grad_norm": summarize(grads), "grad_norm_total": _json_number(total),
+                  "grad_norm": {k: _json_number(v) for k, v in summarize(grads).items()},
+                  "grad_norm_total": _json_number(total),
                   "gain_forward": _json_number(gain_f), "gain_backward": _json_number(gain_b),
                   "ds_residual": _json_number(max_ds_residual(chain))}
         if divergence:

@@ -491,3 +491,10 @@ def test_stability_study_end_to_end(tmp_path):
     spiky = [{"loss": 1.0, "grad_norm_total": 1.0}] * 10 + [{"loss": 3.0, "grad_norm_total": 50.0}]
     verdict = classify(calm, spiky, 0.5)
     assert verdict == {"diverged": False, "loss_spikes": 1, "grad_spikes": 1, "stable": False}
+
+
+def test_metrics_are_strict_json_after_a_divergence(tmp_path):
+    train_main(["--mixer", "hc", "--lr", "1e10", "--grad-clip", "0", "--steps", "20", "--out", str(tmp_path), *SMALL])
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
