@@ -137,13 +137,17 @@ def plot(out: Path, rows: list[dict]) -> list[str]:
     names.append("loss_vs_lr.png")
 
     best = max_stable(rows)
+    floor = min(r["lr"] for r in rows) / 2                  # where "no stable lr in the grid" is drawn
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, m in enumerate(mixers):
-        pts = [(d, best[m, d]) for d in depths if best.get((m, d))]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=m, alpha=0.8, lw=1 + 0.3 * (len(mixers) - i))
+        shift = 1 + 0.04 * (i - len(mixers) / 2)              # side by side: equal values stay visible
+        pts = [(d * shift, best[m, d] or floor) for d in depths]
+        ax.plot(*zip(*pts), marker="o", label=m, color=f"C{i}", lw=1)
+        ax.scatter([d for d, v in pts if v == floor], [floor] * sum(v == floor for _, v in pts), marker="x",
+                   s=80, color=f"C{i}")
+    ax.axhline(floor, color="k", lw=0.5, ls=":")
     ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="largest stable learning rate",
-           title="Stability vs depth")
+           title=f"Stability vs depth (x on the dotted line: none stable, lr >= {2 * floor:g})")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
