@@ -43,5 +43,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or not set(KEYS) <= set(ckpt):
         raise CheckpointError(f"{path} is not a reference checkpoint (expected keys {list(KEYS)})")
-    ckpt["model_config"].setdefault("init", "symmetric")      # written before the field existed
+    ckpt["model_config"].setdefault("init", "symmetric")      # written before these fields existed
+    ckpt["model_config"].setdefault("sk_order", "rows_cols")
     return ckpt

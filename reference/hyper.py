@@ -57,6 +57,7 @@ class HyperConnected(nn.Module):
     backend : ``"torch"`` or ``"triton"`` (``gpu`` kernels).
     init : ``"reference"`` (the papers' public code, default) or ``"symmetric"``
         (see :mod:`reference.mixers`).
+    sk_order : mHC's Sinkhorn order, ``"cols_rows"`` (default, ends on rows) or ``"rows_cols"``.
 
     ``forward(x, tap=None, **layer_kwargs)``: ``x (..., n, C)``; ``tap`` sees ``H_res``
     (:mod:`reference.tap`), and the layer's own mixing matrices too when the layer sets
@@ -64,10 +65,11 @@ class HyperConnected(nn.Module):
     """
 
     def __init__(self, layer: nn.Module, mixer: str, n_streams: int, C: int, layer_index: int = 0,
-                 backend: str = "torch", init: str = "reference") -> None:
+                 backend: str = "torch", init: str = "reference", sk_order: str = "cols_rows") -> None:
         super().__init__()
         self.layer = layer
-        self.mixer = make_mixer(mixer, n_streams, C, layer=layer_index, backend=backend, init=init)
+        self.mixer = make_mixer(mixer, n_streams, C, layer=layer_index, backend=backend, init=init,
+                                sk_order=sk_order)
         self.n_streams = stream_count(mixer, n_streams)
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None, **layer_kwargs) -> torch.Tensor:

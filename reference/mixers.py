@@ -49,6 +49,17 @@ Initialisation of ``mhc``, ``mhc_lite``, ``kromhc``, ``behc`` (``init=``):
   identity (``mhc``: diagonal logit ``log(99 (n - 1))``, for which ``SK(exp(.))`` is exactly
   ``0.99 I + 0.01 (J - I)/(n - 1)``; the permutation mixers: identity weight 0.99, per
   factor for ``kromhc``). All streams start equal and only ``phi`` tells them apart.
+
+mHC's Sinkhorn order (``sk_order=``): ``"cols_rows"`` (default) normalises columns, then
+rows, in each of the 20 sweeps, ``M <- T_r(T_c(M))``. This is what the KromHC repository's
+``hyper_conn/mhc.py`` does (logsumexp over dim -2, then dim -1) and what DeepSeek-V4's
+hyper-connection docstring in Hugging Face transformers quotes; the paper text itself was
+not checked here. Ending on rows makes every row sum 1 (up to rounding), so the
+*forward* Amax gain of ``H_res``, and of any product of such matrices, is 1, and the
+backward gain (column sums) drifts. ``"rows_cols"`` is this project's earlier order: it
+ends on columns, so the backward gain is 1 and the forward gain drifts (docs/DEPTH.md's
+runs: forward gain up to 1.22 at 1000 layers). Both run on the same kernel:
+columns-first on ``L`` is rows-first on ``L^T``, transposed back.
 """
 
 from __future__ import annotations
@@ -67,7 +78,7 @@ from gpu.naive import kron
 
 from .tap import Tap
 
-__all__ = ["MIXERS", "INITS", "register", "make_mixer", "mixing_params", "stream_count", "stream_mixers", "Mixer"]
+__all__ = ["MIXERS", "INITS", "SK_ORDERS", "register", "make_mixer", "mixing_params", "stream_count", "stream_mixers", "Mixer"]
 
 Block = Callable[[torch.Tensor], torch.Tensor]
 Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -75,6 +86,7 @@ SK_ITERS = 20
 IDENTITY_MASS = 0.99                 # symmetric init: identity weight of H_res
 OFF_LOGIT = -8.0                     # reference init: logit of every non-identity permutation
 INITS = ("reference", "symmetric")
+SK_ORDERS = ("cols_rows", "rows_cols")   # mhc: columns then rows (ends on rows), or rows then columns
 
 MIXERS: dict[str, type["Mixer"]] = {}
 
@@ -95,23 +107,28 @@ class Mixer(nn.Module):
 
     Subclasses define :meth:`coefficients` (``H_pre (..., n)``, ``H_post (..., n)``,
     ``H_res (..., n, n)`` for each token of ``x``) and :meth:`closed_form` (their parameter
-    count). Every subclass takes ``(n_streams, C, layer_index, ops, init)``: ``layer_index``
-    is the global index of the wrapped sublayer, ``ops`` the :class:`gpu.backend.Backend`
-    whose Sinkhorn, permutation combine and stream mixing it uses, ``init`` one of
-    :data:`INITS` (see the module doc; ``hc`` and the single-stream mixers have one init). ``single_stream``
-    mixers run on one stream whatever ``n_streams`` is asked for.
+    count). Every subclass takes ``(n_streams, C, layer_index, ops, **options)``:
+    ``layer_index`` is the global index of the wrapped sublayer, ``ops`` the
+    :class:`gpu.backend.Backend` whose Sinkhorn, permutation combine and stream mixing it
+    uses; the options are ``init`` (one of :data:`INITS`, see the module doc; ``hc`` and
+    the single-stream mixers have one init) and ``sk_order`` (one of :data:`SK_ORDERS`,
+    used by ``mhc``). ``single_stream`` mixers run on one stream whatever ``n_streams``
+    is asked for.
     """
 
     name: str = ""
     single_stream: bool = False
 
-    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
-                 init: str = "reference") -> None:
+    def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None, *,
+                 init: str = "reference", sk_order: str = "cols_rows") -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if sk_order not in SK_ORDERS:
+            raise ValueError(f"sk_order must be one of {SK_ORDERS}, got {sk_order!r}")
         self.n_streams = 1 if self.single_stream else n_streams
         self.ops = ops or get_backend("torch")
+        self.init, self.sk_order = init, sk_order
 
     def coefficients(self, x: torch.Tensor) -> Coefficients:  # overridden
         """``(H_pre, H_post, H_res)`` for every token of ``x (..., n, C)``."""
@@ -171,8 +188,8 @@ class ReZero(_SingleStream):
     """``x + alpha F(x)`` with ``alpha = 0`` at init (Bachlechner et al. 2021)."""
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
-                 init: str = "reference") -> None:
-        super().__init__(n_streams, C, layer_index, ops, init)
+                 **options) -> None:
+        super().__init__(n_streams, C, layer_index, ops, **options)
         self.alpha = nn.Parameter(torch.zeros(()))
 
     def gain(self) -> torch.Tensor:
@@ -188,8 +205,8 @@ class HC(Mixer):
     """Unconstrained hyper-connections (Zhu et al. 2024), static + dynamic (see module doc)."""
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
-                 init: str = "reference") -> None:
-        super().__init__(n_streams, C, layer_index, ops, init)
+                 **options) -> None:
+        super().__init__(n_streams, C, layer_index, ops, **options)
         n = self.n_streams
         self.norm = nn.RMSNorm(C, elementwise_affine=False)
         A_m = torch.zeros(n)
@@ -222,9 +239,9 @@ class _Manifold(Mixer):
     gates ``a_pre, a_post, a_res`` and biases ``b_pre (n), b_post (n), b_res (R)``.
     """
 
-    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, init: str) -> None:
-        super().__init__(n_streams, C, layer_index, ops, init)
-        n = self.n_streams
+    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, **options) -> None:
+        super().__init__(n_streams, C, layer_index, ops, **options)
+        n, init = self.n_streams, self.init
         b_res = self.res_logits(init)
         self.norm = nn.RMSNorm(n * C, elementwise_affine=False)
         self.gates = nn.Parameter(torch.full((3,), 0.01))
@@ -277,8 +294,8 @@ class MHC(_Manifold):
     """DeepSeek mHC: ``H_res = SK_20(exp(H~_res))``."""
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
-                 init: str = "reference") -> None:
-        super().__init__(n_streams, C, layer_index, ops, init)
+                 **options) -> None:
+        super().__init__(n_streams, C, layer_index, ops, **options)
 
     def res_logits(self, init: str) -> torch.Tensor:
         n = self.n_streams
@@ -293,7 +310,11 @@ class MHC(_Manifold):
 
     def h_res(self, logits: torch.Tensor) -> torch.Tensor:
         n = self.n_streams
-        return self.ops.sinkhorn(logits.unflatten(-1, (n, n)), SK_ITERS)
+        L = logits.unflatten(-1, (n, n))
+        if self.sk_order == "rows_cols":
+            return self.ops.sinkhorn(L, SK_ITERS)
+        # columns first, ending on rows: SK on L^T sweeps L's columns first; transpose back
+        return self.ops.sinkhorn(L.mT, SK_ITERS).mT
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
@@ -303,10 +324,10 @@ class MHC(_Manifold):
 class _PermutationMixture(_Manifold):
     """``H_res = sum_k softmax(logits)_k P_k`` over a fixed permutation set (identity first)."""
 
-    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, init: str,
-                 perms: np.ndarray) -> None:
+    def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, perms: np.ndarray,
+                 **options) -> None:
         self._perm_count = len(perms)
-        super().__init__(n_streams, C, layer_index, ops, init)
+        super().__init__(n_streams, C, layer_index, ops, **options)
         self.register_buffer("perms", torch.tensor(perms), persistent=False)          # (K, n)
 
     def res_logits(self, init: str) -> torch.Tensor:
@@ -321,8 +342,8 @@ class MHCLite(_PermutationMixture):
     """mHC-lite: convex combination of all ``n!`` permutation matrices."""
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
-                 init: str = "reference") -> None:
-        super().__init__(n_streams, C, layer_index, ops, init, all_permutations(n_streams))
+                 **options) -> None:
+        super().__init__(n_streams, C, layer_index, ops, all_permutations(n_streams), **options)
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
@@ -334,10 +355,10 @@ class KromHC(_Manifold):
     """KromHC: ``H_res = U_1 (x) ... (x) U_K``, each factor a permutation mixture of its mode."""
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
-                 init: str = "reference") -> None:
+                 **options) -> None:
         sizes = kron_factor_sizes(n_streams)
         self.counts = [math.factorial(m) for m in sizes]
-        super().__init__(n_streams, C, layer_index, ops, init)
+        super().__init__(n_streams, C, layer_index, ops, **options)
         for i, m in enumerate(sizes):
             self.register_buffer(f"perms{i}", torch.tensor(all_permutations(m)), persistent=False)
 
@@ -359,8 +380,8 @@ class BEHC(_PermutationMixture):
     ``n`` cyclic shifts (identity = shift 0)."""
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
-                 init: str = "reference") -> None:
-        super().__init__(n_streams, C, layer_index, ops, init, cyclic_permutations(n_streams))
+                 **options) -> None:
+        super().__init__(n_streams, C, layer_index, ops, cyclic_permutations(n_streams), **options)
 
     @staticmethod
     def closed_form(n: int, C: int) -> int:
@@ -384,11 +405,12 @@ def stream_count(name: str, n_streams: int) -> int:
 
 
 def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = "torch",
-               init: str = "reference") -> Mixer:
+               init: str = "reference", sk_order: str = "cols_rows") -> Mixer:
     """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``;
     ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels;
-    ``init`` is ``"reference"`` (the papers' public code) or ``"symmetric"`` (see the module doc)."""
-    return _lookup(name)(n_streams, C, layer, get_backend(backend), init)
+    ``init`` is ``"reference"`` (the papers' public code) or ``"symmetric"``; ``sk_order`` is mHC's
+    sweep order (see the module doc)."""
+    return _lookup(name)(n_streams, C, layer, get_backend(backend), init=init, sk_order=sk_order)
 
 
 def mixing_params(name: str, n: int, C: int) -> int:

@@ -18,7 +18,7 @@ from gpu.backend import BACKENDS, backend
 
 from .checkpoint import load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
-from .mixers import INITS, MIXERS, stream_count
+from .mixers import INITS, MIXERS, SK_ORDERS, stream_count
 from .tap import Tap
 from .token_mixing import TokenMixBlock
 
@@ -70,6 +70,8 @@ class ModelConfig:
         token mixing, on the ``gpu`` kernels).
     init : the mixers' initialisation, ``"reference"`` (the papers' public code) or
         ``"symmetric"`` (see :mod:`reference.mixers`).
+    sk_order : mHC's Sinkhorn order, ``"cols_rows"`` (ends on rows: forward gain 1) or
+        ``"rows_cols"`` (ends on columns: backward gain 1).
     """
 
     vocab: int
@@ -82,6 +84,7 @@ class ModelConfig:
     max_len: int = 1024
     backend: str = "torch"
     init: str = "reference"
+    sk_order: str = "cols_rows"
 
     def __post_init__(self) -> None:
         for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
@@ -95,6 +98,8 @@ class ModelConfig:
             raise ValueError(f"unknown backend {self.backend!r}; choose from {BACKENDS}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; choose from {INITS}")
+        if self.sk_order not in SK_ORDERS:
+            raise ValueError(f"unknown sk_order {self.sk_order!r}; choose from {SK_ORDERS}")
 
 
 class Layer(nn.Module):
@@ -104,7 +109,8 @@ class Layer(nn.Module):
         super().__init__()
         self.sublayers = nn.ModuleList(
             [HyperConnected(block, cfg.mixer, cfg.n_streams, cfg.width, layer_index=len(blocks) * index + k,
-                            backend=cfg.backend, init=cfg.init) for k, block in enumerate(blocks)])
+                            backend=cfg.backend, init=cfg.init, sk_order=cfg.sk_order)
+             for k, block in enumerate(blocks)])
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
         for sub in self.sublayers:

@@ -50,6 +50,7 @@ class Config:
     dtype: str = "float32"
     backend: str = "torch"
     init: str = "reference"
+    sk_order: str = "cols_rows"
     out: str = "runs/train"
     ckpt_every: int = 0
     eval_batches: int = 8
@@ -60,7 +61,8 @@ class Config:
         """The architecture this run trains, for a task with ``vocab`` symbols."""
         return ModelConfig(vocab=vocab, width=self.width, depth=self.depth, mixer=self.mixer,
                            n_streams=self.streams, kind=self.model, heads=self.heads,
-                           max_len=max(self.seq_len, 1), backend=self.backend, init=self.init)
+                           max_len=max(self.seq_len, 1), backend=self.backend, init=self.init,
+                           sk_order=self.sk_order)
 
 
 # fields that do not change what a run computes (out: the folder itself)
@@ -69,9 +71,11 @@ _BOOKKEEPING = {"progress", "resume", "out"}
 
 def read_config(run_dir: str | os.PathLike) -> Config:
     """The :class:`Config` of a run; fields added after the run was made take their defaults
-    (``init``: ``"symmetric"``, the only init before the field existed), ``out`` is ``run_dir``."""
+    as they were before the field existed (``init``: ``"symmetric"``, ``sk_order``:
+    ``"rows_cols"``); ``out`` is ``run_dir``."""
     saved = _read_json(Path(run_dir) / CONFIG)
     saved.setdefault("init", "symmetric")
+    saved.setdefault("sk_order", "rows_cols")
     known = {f.name for f in fields(Config)}
     return Config(**{**{k: v for k, v in saved.items() if k in known}, "out": str(run_dir)})
 

@@ -41,7 +41,7 @@ from gpu.backend import BACKENDS
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TASKS, make_task
 from .metrics import composite_certificate, composite_gains, layer_grad_norms, max_ds_residual, summarize
-from .mixers import INITS, MIXERS, mixing_params
+from .mixers import INITS, MIXERS, SK_ORDERS, mixing_params
 from .models import KINDS, Model
 from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, read_summary, write_json
 from .tap import HResOverride, HResProbe, StreamSpread
@@ -283,6 +283,8 @@ def parse(argv: list[str] | None = None) -> Config:
                     help="bfloat16 = autocast with float32 weights")
     ap.add_argument("--init", choices=INITS, default=d.init,
                     help="mixers' initialisation: reference (the papers' public code) or symmetric (ablation)")
+    ap.add_argument("--sk-order", choices=SK_ORDERS, default=d.sk_order,
+                    help="mhc's Sinkhorn order: cols_rows ends on rows (forward gain 1), rows_cols on columns")
     ap.add_argument("--backend", choices=BACKENDS, default=d.backend,
                     help="triton: mixers' Sinkhorn and stream mixing on the gpu kernels")
     ap.add_argument("--out", default=d.out)
