@@ -40,9 +40,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from ..mixers import MIXERS  # noqa: E402
+from ..mixers import INITS, MIXERS, SK_ORDERS  # noqa: E402
 from ..runs import Config, finished, read_metrics  # noqa: E402
 from ..train import DTYPES, run  # noqa: E402
+from .markdown import USAGE_HEADER, fmt, usage_cells, write_report  # noqa: E402
 
 WINDOW = 10
 GRAD_SPIKE = 10.0
@@ -172,10 +173,6 @@ def plot(out: Path, rows: list[dict]) -> list[str]:
     return names
 
 
-def _fmt(x, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
 def report(out: Path, rows: list[dict], plots: list[str], command: str, spike_nats: float) -> Path:
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
     depths = sorted({r["depth"] for r in rows})
@@ -187,22 +184,17 @@ def report(out: Path, rows: list[dict], plots: list[str], command: str, spike_na
              "| mixer | " + " | ".join(f"L = {d}" for d in depths) + " |",
              "|---|" + "---:|" * len(depths)]
     for m in mixers:
-        lines.append(f"| {m} | " + " | ".join(_fmt(best.get((m, d)), "g") for d in depths) + " |")
+        lines.append(f"| {m} | " + " | ".join(fmt(best.get((m, d)), "g") for d in depths) + " |")
     lines += ["", "## Every run", "",
-              "| mixer | depth | lr | val loss | gain fwd | loss spikes | grad spikes | diverged | stable "
-              "| stream spread | dloss H_res=I | dloss H_res=J/n |",
+              f"| mixer | depth | lr | val loss | gain fwd | loss spikes | grad spikes | diverged | stable "
+              f"| {USAGE_HEADER} |",
               "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"]
     for r in rows:
-        ab = r["h_res_ablation"] or {}
-        lines.append(f"| {r['mixer']} | {r['depth']} | {r['lr']:g} | {_fmt(r['val_loss'], '.4f')} | "
-                     f"{_fmt(r['gain_forward'], '.3g')} | {r['loss_spikes']} | {r['grad_spikes']} | "
+        lines.append(f"| {r['mixer']} | {r['depth']} | {r['lr']:g} | {fmt(r['val_loss'])} | "
+                     f"{fmt(r['gain_forward'], '.3g')} | {r['loss_spikes']} | {r['grad_spikes']} | "
                      f"{'**yes**' if r['diverged'] else 'no'} | {'yes' if r['stable'] else 'no'} | "
-                     f"{_fmt(r['stream_spread'], '.2e')} | {_fmt(ab.get('identity'), '+.1e')} | "
-                     f"{_fmt(ab.get('average'), '+.1e')} |")
-    lines += [""] + [f"![{p}]({p})" for p in plots] + [""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+                     f"{usage_cells(r)} |")
+    return write_report(out, lines, plots)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,12 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lrs", nargs="+", type=float, help="override the preset's learning rates")
     ap.add_argument("--steps", type=int, help="override the preset's steps")
     ap.add_argument("--dtype", choices=sorted(DTYPES), help="override the preset's dtype")
+    ap.add_argument("--init", choices=INITS, help="override the mixers' initialisation (default reference)")
+    ap.add_argument("--sk-order", choices=SK_ORDERS, help="override mhc's Sinkhorn order (default cols_rows)")
     ap.add_argument("--spike-nats", type=float, default=0.5)
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
     preset = PRESETS[args.preset]
     base = replace(preset["base"], progress=args.progress)
-    for name in ("steps", "dtype"):
+    for name in ("steps", "dtype", "init", "sk_order"):
         if getattr(args, name) is not None:
             base = replace(base, **{name: getattr(args, name)})
     out = Path(args.out or f"runs/stability-{args.preset}")

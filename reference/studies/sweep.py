@@ -29,6 +29,7 @@ from ..mixers import INITS, MIXERS, stream_mixers  # noqa: E402
 from ..models import KINDS  # noqa: E402
 from ..runs import Config, finished, read_metrics  # noqa: E402
 from ..train import DTYPES, run  # noqa: E402
+from .markdown import USAGE_HEADER, fmt, usage_cells, write_report  # noqa: E402
 PRESETS = {
     "demo": dict(depths=[2, 8, 32], base=Config(width=32, streams=4, steps=80, batch_size=8,
                                                   seq_len=32, lr=3e-3)),
@@ -118,10 +119,6 @@ def plot(out: Path, results: list[dict]) -> list[str]:
     return names
 
 
-def _fmt(x, spec: str = ".4f") -> str:
-    return "-" if x is None else format(x, spec)
-
-
 USED = 1e-3        # nats: an ablation that moves the validation loss less than this changes nothing
 
 
@@ -161,24 +158,18 @@ def report(out: Path, results: list[dict], plots: list[str], command: str) -> Pa
         "change of validation loss with every `H_res` replaced by `I` or by `J/n`.", "",
         _usage(results), "",
         "| mixer | depth | final loss | val loss | gain fwd | gain bwd | max DS residual "
-        "| certified gain fwd | exact DS | stream spread | dloss H_res=I | dloss H_res=J/n "
-        "| mixing params / layer | diverged |",
+        f"| certified gain fwd | exact DS | {USAGE_HEADER} | mixing params / layer | diverged |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|",
     ]
     for r in results:
         c = r["certificate"]
-        certified = f"[{_fmt(c['gain_forward'][0], '.9g')}, {_fmt(c['gain_forward'][1], '.9g')}]" if c else "-"
-        ablation = r.get("h_res_ablation") or {}
+        certified = f"[{fmt(c['gain_forward'][0], '.9g')}, {fmt(c['gain_forward'][1], '.9g')}]" if c else "-"
         lines.append(
-            f"| {r['mixer']} | {r['depth']} | {_fmt(r['final_loss'])} | {_fmt(r['val_loss'])} | "
-            f"{_fmt(r['gain_forward'], '.6g')} | {_fmt(r['gain_backward'], '.6g')} | {_fmt(r['ds_residual'], '.2e')} | "
-            f"{certified} | {'yes' if c and c['exact'] else 'no'} | {_fmt(r.get('stream_spread'), '.2e')} | "
-            f"{_fmt(ablation.get('identity'), '+.1e')} | {_fmt(ablation.get('average'), '+.1e')} | "
+            f"| {r['mixer']} | {r['depth']} | {fmt(r['final_loss'])} | {fmt(r['val_loss'])} | "
+            f"{fmt(r['gain_forward'], '.6g')} | {fmt(r['gain_backward'], '.6g')} | {fmt(r['ds_residual'], '.2e')} | "
+            f"{certified} | {'yes' if c and c['exact'] else 'no'} | {usage_cells(r)} | "
             f"{r['mixing_params_per_layer']} | {'**yes**' if r['diverged'] else 'no'} |")
-    lines += [""] + [f"![{p}]({p})" for p in plots] + [""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_report(out, lines, plots)
 
 
 def main(argv: list[str] | None = None) -> int:
