@@ -222,8 +222,7 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
     if iters == 0:                       # SK_0 is the identity map: P = A in either domain
         log_domain = False
         P = M.copy() if M is not None else np.exp(logA)
-        zeros = np.zeros(P.shape[:-1])
-        log_r = log_c = zeros
+        log_r = log_c = np.zeros(P.shape[:-1])
         residuals, it = _marginal_residuals(P), 0
     elif not log_domain:
         # Scaling A by a positive constant does not change P; max 1 keeps A c in range.
