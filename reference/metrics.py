@@ -34,6 +34,13 @@ def max_ds_residual(chain: torch.Tensor) -> float:
     return float(torch.maximum(rows, cols))
 
 
+def off_identity_mass(chain: torch.Tensor) -> float:
+    """Mean over layers and probe tokens of ``1 - tr(H_res) / n``: how far ``H_res`` has moved from
+    ``I`` (0 at the identity; for a DS matrix, the mass each stream sends to the others)."""
+    n = chain.shape[-1]
+    return float(1.0 - chain.diagonal(dim1=-2, dim2=-1).sum(-1).mean() / n)
+
+
 def layer_grad_norms(layers) -> list[float]:
     """l2 norm of the gradients of each layer's parameters (0 where none)."""
     out = []

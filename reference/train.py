@@ -40,7 +40,8 @@ from gpu.backend import BACKENDS
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TASKS, make_task
-from .metrics import composite_certificate, composite_gains, layer_grad_norms, max_ds_residual, summarize
+from .metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
+                      off_identity_mass, summarize)
 from .mixers import INITS, MIXERS, SK_ORDERS, mixing_params
 from .models import KINDS, Model
 from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, read_summary, write_json
@@ -254,6 +255,7 @@ def finish(cfg: Config, model: Model, task, device: torch.device, chain: torch.T
         "stream_spread": spread, "h_res_ablation": ablation,
         "gain_forward": _json_number(gain_f), "gain_backward": _json_number(gain_b),
         "ds_residual": _json_number(max_ds_residual(chain)),
+        "h_res_off_identity": _json_number(off_identity_mass(chain)),
         "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width),
         "params": sum(p.numel() for p in model.parameters()),
         "certificate": composite_certificate(chain) if finite else None,

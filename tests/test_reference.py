@@ -471,7 +471,9 @@ def test_stream_usage_in_every_summary(tmp_path):
     sym = run(replace(TINY, mixer="kromhc", depth=3, steps=20, lr=1e-2, init="symmetric", out=str(tmp_path / "s")))
     assert set(ref["h_res_ablation"]) == set(HResOverride.KINDS)
     assert ref["stream_spread"] > 10 * sym["stream_spread"]       # the reference init uses the streams
+    assert 0 < ref["h_res_off_identity"] < 0.01                   # H_res starts (and stays) near I
     residual = run(replace(TINY, mixer="residual", depth=2, out=str(tmp_path / "res")))
+    assert residual["h_res_off_identity"] == 0
     assert residual["stream_spread"] == 0 and residual["h_res_ablation"] == {"identity": 0.0, "average": 0.0}
     spread = StreamSpread()
     x = torch.randn(2, 4, 8)
