@@ -29,6 +29,7 @@ __all__ = [
     "U", "ETA", "gamma", "two_sum", "two_prod", "inflate", "deflate",
     "mul_up", "sqrt_up", "sqrt_down", "div_down", "div_up",
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
+    "residual_bound", "margin_residuals",
 ]
 
 U = 2.0 ** -53            # unit roundoff of float64

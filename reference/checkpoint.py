@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CheckpointError", "LEGACY_DEFAULTS", "atomic_write", "save_checkpoint", "load_checkpoint"]
 
 KEYS = ("model_config", "train_config", "model", "opt", "step")
+# config fields added later, with the value every run made before them had
+LEGACY_DEFAULTS = {"init": "symmetric", "sk_order": "rows_cols"}
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary file next to ``path``, then rename it onto ``path``: readers never see
+    a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
 
 
 class CheckpointError(ValueError):
@@ -27,10 +39,7 @@ def save_checkpoint(path: str | os.PathLike, **payload) -> None:
     missing = set(KEYS) - set(payload)
     if missing:
         raise ValueError(f"checkpoint payload lacks {sorted(missing)}")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -43,6 +52,5 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or not set(KEYS) <= set(ckpt):
         raise CheckpointError(f"{path} is not a reference checkpoint (expected keys {list(KEYS)})")
-    ckpt["model_config"].setdefault("init", "symmetric")      # written before these fields existed
-    ckpt["model_config"].setdefault("sk_order", "rows_cols")
+    ckpt["model_config"] = {**LEGACY_DEFAULTS, **ckpt["model_config"]}
     return ckpt

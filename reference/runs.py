@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint import LEGACY_DEFAULTS, atomic_write
 from .data import IGNORE
 from .models import Model, ModelConfig
 from .tap import Tap
@@ -71,21 +72,16 @@ _BOOKKEEPING = {"progress", "resume", "out"}
 
 def read_config(run_dir: str | os.PathLike) -> Config:
     """The :class:`Config` of a run; fields added after the run was made take their defaults
-    as they were before the field existed (``init``: ``"symmetric"``, ``sk_order``:
-    ``"rows_cols"``); ``out`` is ``run_dir``."""
-    saved = _read_json(Path(run_dir) / CONFIG)
-    saved.setdefault("init", "symmetric")
-    saved.setdefault("sk_order", "rows_cols")
+    as they were before the field existed (:data:`reference.checkpoint.LEGACY_DEFAULTS`);
+    ``out`` is ``run_dir``."""
+    saved = {**LEGACY_DEFAULTS, **_read_json(Path(run_dir) / CONFIG)}
     known = {f.name for f in fields(Config)}
     return Config(**{**{k: v for k, v in saved.items() if k in known}, "out": str(run_dir)})
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """``obj`` as indented JSON at ``path``, atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 
 def _read_json(path: Path) -> Any:
