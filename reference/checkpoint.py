@@ -18,7 +18,7 @@ __all__ = ["CheckpointError", "LEGACY_DEFAULTS", "atomic_write", "save_checkpoin
 
 KEYS = ("model_config", "train_config", "model", "opt", "step")
 # config fields added later, with the value every run made before them had
-LEGACY_DEFAULTS = {"init": "symmetric", "sk_order": "rows_cols"}
+LEGACY_DEFAULTS = {"init": "symmetric", "sk_order": "rows_cols", "norm": "pre"}
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:

@@ -1,8 +1,9 @@
 """Models that take any mixer: a deep pre-norm MLP stack, a small causal transformer, and
 the same transformer with BE-HC token mixing in place of attention.
 
-Each sublayer ``F`` is pre-norm (``F(x) = f(RMSNorm(x))``) and wrapped by its own mixer,
-so a transformer layer has two mixers (attention, MLP), as in HC/mHC.
+Each sublayer ``F`` is pre-norm (``F(x) = f(RMSNorm(x))``; ``norm="none"`` drops that
+RMSNorm, the ablation of the stability study) and wrapped by its own mixer, so a
+transformer layer has two mixers (attention, MLP), as in HC/mHC.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gpu.backend import BACKENDS, backend
 from .checkpoint import load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
 from .mixers import INITS, MIXERS, SK_ORDERS, stream_count
+from .norms import NORMS, sublayer_norm
 from .tap import Tap
 from .token_mixing import TokenMixBlock
 
@@ -28,9 +30,9 @@ KINDS = ("mlp", "transformer", "tokenmix")
 class MLPBlock(nn.Module):
     """``W_2 GELU(W_1 RMSNorm(x))``, hidden width ``4C``."""
 
-    def __init__(self, C: int) -> None:
+    def __init__(self, C: int, norm: str = "pre") -> None:
         super().__init__()
-        self.norm = nn.RMSNorm(C)
+        self.norm = sublayer_norm(C, norm)
         self.up = nn.Linear(C, 4 * C)
         self.down = nn.Linear(4 * C, C)
 
@@ -41,12 +43,12 @@ class MLPBlock(nn.Module):
 class AttentionBlock(nn.Module):
     """Causal multi-head self-attention on ``RMSNorm(x)`` (``scaled_dot_product_attention``)."""
 
-    def __init__(self, C: int, heads: int) -> None:
+    def __init__(self, C: int, heads: int, norm: str = "pre") -> None:
         super().__init__()
         if C % heads:
             raise ValueError(f"width {C} is not divisible by {heads} heads")
         self.heads = heads
-        self.norm = nn.RMSNorm(C)
+        self.norm = sublayer_norm(C, norm)
         self.qkv = nn.Linear(C, 3 * C)
         self.out = nn.Linear(C, C)
 
@@ -72,6 +74,8 @@ class ModelConfig:
         ``"symmetric"`` (see :mod:`reference.mixers`).
     sk_order : mHC's Sinkhorn order, ``"cols_rows"`` (ends on rows: forward gain 1) or
         ``"rows_cols"`` (ends on columns: backward gain 1).
+    norm : ``"pre"`` (RMSNorm on every sublayer's input) or ``"none"`` (no sublayer norm;
+        the final RMSNorm before the head stays).
     """
 
     vocab: int
@@ -85,6 +89,7 @@ class ModelConfig:
     backend: str = "torch"
     init: str = "reference"
     sk_order: str = "cols_rows"
+    norm: str = "pre"
 
     def __post_init__(self) -> None:
         for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
@@ -100,6 +105,8 @@ class ModelConfig:
             raise ValueError(f"unknown init {self.init!r}; choose from {INITS}")
         if self.sk_order not in SK_ORDERS:
             raise ValueError(f"unknown sk_order {self.sk_order!r}; choose from {SK_ORDERS}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; choose from {NORMS}")
 
 
 class Layer(nn.Module):
@@ -135,10 +142,10 @@ class Model(nn.Module):
 
         def blocks() -> list[nn.Module]:
             if cfg.kind == "transformer":
-                return [AttentionBlock(cfg.width, cfg.heads), MLPBlock(cfg.width)]
+                return [AttentionBlock(cfg.width, cfg.heads, cfg.norm), MLPBlock(cfg.width, cfg.norm)]
             if cfg.kind == "tokenmix":
-                return [TokenMixBlock(cfg.width, cfg.max_len, ops), MLPBlock(cfg.width)]
-            return [MLPBlock(cfg.width)]
+                return [TokenMixBlock(cfg.width, cfg.max_len, ops, cfg.norm), MLPBlock(cfg.width, cfg.norm)]
+            return [MLPBlock(cfg.width, cfg.norm)]
 
         self.layers = nn.ModuleList([Layer(blocks(), cfg, i) for i in range(cfg.depth)])
         self.norm = nn.RMSNorm(cfg.width)

@@ -52,6 +52,7 @@ class Config:
     backend: str = "torch"
     init: str = "reference"
     sk_order: str = "cols_rows"
+    norm: str = "pre"
     out: str = "runs/train"
     ckpt_every: int = 0
     eval_batches: int = 8
@@ -63,7 +64,7 @@ class Config:
         return ModelConfig(vocab=vocab, width=self.width, depth=self.depth, mixer=self.mixer,
                            n_streams=self.streams, kind=self.model, heads=self.heads,
                            max_len=max(self.seq_len, 1), backend=self.backend, init=self.init,
-                           sk_order=self.sk_order)
+                           sk_order=self.sk_order, norm=self.norm)
 
 
 # fields that do not change what a run computes (out: the folder itself)

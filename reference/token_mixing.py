@@ -43,6 +43,7 @@ from birkhoff import quantize
 from gpu.backend import Backend, backend
 from gpu.naive import power_of_two_shifts, token_mix
 
+from .norms import sublayer_norm
 from .tap import Tap
 
 __all__ = ["power_of_two_shifts", "token_mix", "token_mixing_matrix", "quantize_shift_weights", "exact_weights",
@@ -90,6 +91,7 @@ class TokenMixBlock(nn.Module):
     C : width.
     max_len : longest sequence; sets the shifts ``power_of_two_shifts(max_len)``.
     ops : the :class:`gpu.backend.Backend` whose ``token_mix`` runs the mixing (default torch).
+    norm : the input normalisation, ``"pre"`` (RMSNorm) or ``"none"`` (:mod:`reference.norms`).
 
     ``forward(x, tap)`` hands the weights ``(K, C)`` to ``tap.token_weights`` (the INT8
     experiments round them there) and mixes with what it returns.
@@ -97,10 +99,10 @@ class TokenMixBlock(nn.Module):
 
     uses_tap = True        # HyperConnected hands it the forward's tap
 
-    def __init__(self, C: int, max_len: int, ops: Backend | None = None) -> None:
+    def __init__(self, C: int, max_len: int, ops: Backend | None = None, norm: str = "pre") -> None:
         super().__init__()
         self.shifts = power_of_two_shifts(max_len)
-        self.norm = nn.RMSNorm(C)
+        self.norm = sublayer_norm(C, norm)
         self.v = nn.Linear(C, C)
         self.g = nn.Linear(C, C)
         self.out = nn.Linear(C, C)

@@ -44,6 +44,7 @@ from .metrics import (composite_certificate, composite_gains, layer_grad_norms, 
                       off_identity_mass, summarize)
 from .mixers import INITS, MIXERS, SK_ORDERS, mixing_params
 from .models import KINDS, Model
+from .norms import NORMS
 from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, read_summary, write_json
 from .tap import HResOverride, HResProbe, StreamSpread
 
@@ -287,6 +288,8 @@ def parse(argv: list[str] | None = None) -> Config:
                     help="mixers' initialisation: reference (the papers' public code) or symmetric (ablation)")
     ap.add_argument("--sk-order", choices=SK_ORDERS, default=d.sk_order,
                     help="mhc's Sinkhorn order: cols_rows ends on rows (forward gain 1), rows_cols on columns")
+    ap.add_argument("--norm", choices=NORMS, default=d.norm,
+                    help="sublayer input norm: pre (RMSNorm) or none (ablation)")
     ap.add_argument("--backend", choices=BACKENDS, default=d.backend,
                     help="triton: mixers' Sinkhorn and stream mixing on the gpu kernels")
     ap.add_argument("--out", default=d.out)

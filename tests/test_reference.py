@@ -16,7 +16,7 @@ from reference.data import CharLM, Markov
 from birkhoff import all_permutations, cyclic_permutations, from_permutations
 from gpu import naive
 from reference.mixers import MIXERS, make_mixer, mixing_params, stream_count, stream_mixers
-from reference.models import MLPBlock, Model, ModelConfig
+from reference.models import KINDS, MLPBlock, Model, ModelConfig
 from reference.studies.sweep import PRESETS, main as sweep_main
 from reference.tap import HResProbe
 from reference.train import Config, main as train_main, run
@@ -481,17 +481,37 @@ def test_stream_usage_in_every_summary(tmp_path):
     assert spread.spread == 0
 
 
+def test_norm_none_drops_every_sublayer_norm():
+    """``norm="none"``: no RMSNorm inside any sublayer (the final one before the head stays)."""
+    for kind in KINDS:
+        cfg = ModelConfig(vocab=5, width=8, depth=2, mixer="kromhc", kind=kind, heads=2, max_len=8)
+        pre, none = Model(cfg), Model(replace(cfg, norm="none"))
+
+        def norms(model: Model) -> int:
+            return sum(isinstance(m, torch.nn.RMSNorm) for layer in model.layers for sub in layer.sublayers
+                       for m in sub.layer.modules())
+
+        assert norms(pre) == 2 * len(pre.layers[0].sublayers) and norms(none) == 0
+        assert torch.isfinite(none(torch.zeros(1, 4, dtype=torch.long))).all()
+    with pytest.raises(ValueError, match="norm"):
+        ModelConfig(vocab=5, width=8, depth=1, mixer="mhc", norm="post")
+
+
 def test_stability_study_end_to_end(tmp_path):
     """The smoke grid: lr 1e-2 trains, lr 1e3 does not; the report and its three plots are written."""
     from reference.studies.stability import classify, main as stability_main, max_stable, spikes
 
     assert stability_main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 4 and max_stable(rows) == {("residual", 2): 0.01, ("kromhc", 2): 0.01}
+    assert len(rows) == 6 and max_stable(rows) == {("residual", 2, ""): 0.01, ("kromhc", 2, ""): 0.01,
+                                                    ("kromhc", 2, "bfloat16"): 0.01, ("kromhc", 2, "no norm"): 0.01}
+    assert {r["grid"] for r in rows} == {"main", "bf16", "no-norm"}
+    assert (tmp_path / "runs" / "kromhc_L2_lr0.01_bfloat16" / "summary.json").exists()
     assert all(not r["stable"] for r in rows if r["lr"] == 1e3)
     for png in ("loss_vs_lr.png", "max_stable_lr.png", "gain_over_training.png"):
         assert (tmp_path / png).stat().st_size > 1000
-    assert "Largest stable learning rate" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "Largest stable learning rate" in text and "| L = 2 bfloat16 |" in text and "L = 2 no norm" in text
     assert spikes([1.0] * 10 + [1.6, 1.0], lambda v, m: v > m + 0.5) == 1           # one loss spike
     assert spikes([1.0] * 10 + [1.4], lambda v, m: v > m + 0.5) == 0
     calm = {"diverged": False, "val_loss": 1.0, "unigram_loss": 2.0}
