@@ -28,7 +28,7 @@ from .io import load_matrix, save_matrix
 from .kron import kron
 from .project import certify_projection, project, project_cvxpy
 from .quantize import quantize
-from .sinkhorn import sinkhorn, sinkhorn_mp
+from .sinkhorn import METHODS, sinkhorn, sinkhorn_mp
 
 __all__ = ["main"]
 
@@ -95,15 +95,16 @@ def _cmd_sinkhorn(args: argparse.Namespace) -> int:
             raise InvalidMatrixError("--dps iterates to a tolerance; it cannot be combined with --iters")
         if M.ndim != 2:
             raise InvalidMatrixError("--dps takes a single matrix, not a stack")
-        P = sinkhorn_mp(M, dps=args.dps, tol=args.tol)
+        P = sinkhorn_mp(M, dps=args.dps, tol=args.tol, max_iter=args.max_iter, method=args.method)
         summary = f"sinkhorn_mp: converged at {args.dps} digits"
     else:
         tol = 1e-12 if args.tol is None else args.tol
-        P, info = sinkhorn(M, iters=args.iters, tol=tol, max_iter=args.max_iter,
+        P, info = sinkhorn(M, iters=args.iters, tol=tol, max_iter=args.max_iter, method=args.method,
                            return_info=True)
         res = max(float(np.max(info.row_residual)), float(np.max(info.col_residual)))
         mode = ("fixed" if args.iters is not None else f"converged to tol={tol:g}")
-        summary = (f"sinkhorn: {info.iterations} sweeps ({mode}), max marginal error "
+        newton = f" + {info.newton_steps} Newton steps" if info.method != "sinkhorn" else ""
+        summary = (f"sinkhorn: {info.iterations} sweeps{newton} ({mode}), max marginal error "
                    f"{res:.3e}{' (log domain)' if info.log_domain else ''}")
     out = args.output or "-"
     save_matrix(out, P)
@@ -220,6 +221,8 @@ def _args_sinkhorn(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iters", type=_nonneg_int, help="exactly N row-then-column sweeps (mHC SK_t)")
     g.add_argument("--tol", type=_nonneg_real, help="iterate to this max marginal error (default 1e-12)")
     p.add_argument("--max-iter", type=_positive_int, default=10_000, help="sweep limit (default 10000)")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="tolerance mode: auto (sweeps, Newton when sweeps are slow), sinkhorn or newton")
     p.add_argument("--dps", type=_checked(int, lambda v: count(v, "the value", low=15)),
                    help="mpmath with D decimal digits (>= 15; single matrix)")
     p.add_argument("-o", "--output", help="write the result here (format by extension); default stdout csv")

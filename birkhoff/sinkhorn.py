@@ -9,6 +9,13 @@ One sweep is "normalise rows, then columns", as in mHC's ``SK_t``: starting from
 ``c = 1``, ``r <- 1 / (A c)``, ``c <- 1 / (A^T r)``. After a sweep the column sums are
 1 up to rounding, so the convergence test looks at the row sums, which the next
 sweep computes anyway (no extra matrix-vector product).
+
+Sweeps converge linearly, at a rate that tends to 1 on nearly decomposable inputs and
+on entries spanning hundreds of orders of magnitude (thousands of sweeps, or a 1/k
+tail). In tolerance mode ``method="auto"`` therefore measures the contraction over two
+probe chunks of sweeps and hands every matrix that sweeps would take longer on than
+Newton to :func:`birkhoff.newton.newton_balance` (quadratic convergence on the dual
+log-potentials); ``"sinkhorn"`` and ``"newton"`` force one method.
 """
 
 from __future__ import annotations
@@ -21,14 +28,20 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 from scipy.special import logsumexp
 
-from ._validate import as_matrix, count, real, to_float
-from .errors import ConvergenceError, NoTotalSupportError
+from ._validate import as_matrix, count, option, real, to_float
+from .errors import ConvergenceError, InvalidArgumentError, NoTotalSupportError
+from .newton import newton_balance, newton_balance_mp, sweeps_per_newton_step
 
 __all__ = ["SinkhornInfo", "sinkhorn", "sinkhorn_logits", "sinkhorn_mp", "has_total_support"]
 
 # Use the log domain when positive entries span more than this ratio: the linear
 # iteration then risks underflow of A c and loses relative accuracy on small entries.
 _LOG_DOMAIN_SPAN = 1e30
+METHODS = ("auto", "sinkhorn", "newton")
+# "auto": the two probe chunks are this many sweeps, or two Newton steps' worth if more;
+# Newton takes over when sweeps are predicted to need more than _NEWTON_STEPS steps' worth.
+_PROBE = 50
+_NEWTON_STEPS = 30
 
 
 @dataclass
@@ -37,6 +50,8 @@ class SinkhornInfo:
 
     ``P = diag(r) A diag(c) = exp(log_r[:, None] + log A + log_c[None, :])``; ``r`` and
     ``c`` may overflow for extreme inputs where ``log_r``/``log_c`` stay finite.
+    ``iterations`` counts the sweeps, ``newton_steps`` the Newton steps after them (the
+    batch's maximum); ``method`` is ``"sinkhorn"``, ``"newton"`` or ``"sinkhorn+newton"``.
     """
 
     iterations: int
@@ -46,6 +61,8 @@ class SinkhornInfo:
     log_domain: bool
     log_r: np.ndarray
     log_c: np.ndarray
+    method: str = "sinkhorn"
+    newton_steps: int = 0
 
     @property
     def r(self) -> np.ndarray:
@@ -252,16 +269,83 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
         with np.errstate(under="ignore"):
             P = np.exp(logA + log_r[..., :, None] + log_c[..., None, :])
         residuals = _marginal_residuals(P)
+    return P, _info(P, residuals, tol, iterations=it, log_domain=log_domain, log_r=log_r, log_c=log_c)
+
+
+def _info(P: np.ndarray, residuals: tuple[np.ndarray, np.ndarray], tol: float, **fields) -> SinkhornInfo:
+    """The :class:`SinkhornInfo` of the returned ``P`` (scalars when unbatched)."""
     rows, cols = residuals
     conv = np.maximum(rows, cols) <= tol
-    unbatched = P.ndim == 2
-    info = SinkhornInfo(
-        iterations=it,
-        row_residual=float(rows) if unbatched else rows,
-        col_residual=float(cols) if unbatched else cols,
-        converged=bool(conv) if unbatched else conv,
-        log_domain=log_domain, log_r=log_r, log_c=log_c)
-    return P, info
+    if P.ndim == 2:
+        return SinkhornInfo(row_residual=float(rows), col_residual=float(cols), converged=bool(conv), **fields)
+    return SinkhornInfo(row_residual=rows, col_residual=cols, converged=conv, **fields)
+
+
+def _continue(logA: np.ndarray, P: np.ndarray, log_r: np.ndarray, log_c: np.ndarray, *, tol: float,
+              max_iter: int, log_domain: bool):
+    """More sweeps from where earlier ones stopped: sweeping the current ``P = diag(r) A diag(c)``
+    continues them (scalings compose). In the linear domain while ``P`` keeps ``A``'s support."""
+    logP = logA + log_r[..., :, None] + log_c[..., None, :]
+    linear = not log_domain and np.array_equal(P > 0, np.isfinite(logA))
+    P2, info = _scale(None if linear else logP, P if linear else None, iters=None, tol=tol,
+                      max_iter=max_iter, log_domain=not linear)
+    return P2, log_r + info.log_r, log_c + info.log_c, info
+
+
+def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domain: bool):
+    """Tolerance mode: sweeps, Newton, or sweeps then Newton for the slow ones (module doc).
+
+    ``auto``: chunk 1 of sweeps; for the matrices it leaves unconverged, chunk 2 measures the
+    contraction ``rho`` per sweep; those whose predicted remaining sweeps
+    ``log(tol / res) / log(rho)`` fit both the budget and ``_NEWTON_STEPS`` Newton steps' worth
+    keep sweeping; every matrix still unconverged then gets Newton steps.
+    """
+    if method == "sinkhorn":
+        return _scale(None, M, iters=None, tol=tol, max_iter=max_iter, log_domain=log_domain)
+    n = M.shape[-1]
+    with np.errstate(divide="ignore"):
+        logA = np.log(M).reshape(-1, n, n)
+    if method == "newton":
+        P, info = _scale(logA, None, iters=1, tol=tol, max_iter=1, log_domain=True)
+    else:
+        chunk = min(max_iter, max(_PROBE, int(np.ceil(2 * sweeps_per_newton_step(n)))))
+        P, info = _scale(None, M, iters=None, tol=tol, max_iter=chunk, log_domain=log_domain)
+        if np.all(info.converged):
+            return P, info
+    P, log_r, log_c = P.reshape(-1, n, n).copy(), info.log_r.reshape(-1, n), info.log_c.reshape(-1, n)
+    res = np.maximum(*_marginal_residuals(P))
+    sweeps, used_log, steps = info.iterations, info.log_domain, 0
+    todo = np.flatnonzero(res > tol) if method == "auto" else np.array([], dtype=np.int64)
+    for stage in ("measure", "sweep"):
+        budget = max_iter - sweeps
+        if not todo.size or budget <= 0:
+            break
+        P2, r2, c2, more = _continue(logA[todo], P[todo], log_r[todo], log_c[todo], tol=tol,
+                                     max_iter=min(budget, chunk) if stage == "measure" else budget,
+                                     log_domain=used_log)
+        res2 = np.maximum(*_marginal_residuals(P2))
+        P[todo], log_r[todo], log_c[todo] = P2, r2, c2
+        sweeps, used_log = sweeps + more.iterations, used_log or more.log_domain
+        if stage == "measure":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rho = (res2 / res[todo]) ** (1.0 / max(more.iterations, 1))
+                needed = np.where(rho < 1, np.log(0.5 * tol / res2) / np.log(rho), np.inf)
+            fast = (res2 > tol) & (needed <= min(max_iter - sweeps, _NEWTON_STEPS * sweeps_per_newton_step(n)))
+            res[todo] = res2
+            todo = todo[fast]
+        else:
+            res[todo] = res2
+    slow = np.flatnonzero(res > tol) if method == "auto" else np.arange(P.shape[0])
+    if slow.size:
+        log_r[slow], log_c[slow], steps, _ = newton_balance(logA[slow], log_r[slow], log_c[slow], 0.5 * tol)
+        with np.errstate(under="ignore"):
+            P[slow] = np.exp(logA[slow] + log_r[slow][:, :, None] + log_c[slow][:, None, :])
+    shape = M.shape
+    P = P.reshape(shape)
+    used = "newton" if method == "newton" else "sinkhorn+newton" if slow.size else "sinkhorn"
+    return P, _info(P, _marginal_residuals(P), tol, iterations=sweeps, log_domain=used_log or bool(slow.size),
+                    log_r=log_r.reshape(shape[:-1]), log_c=log_c.reshape(shape[:-1]), method=used,
+                    newton_steps=steps)
 
 
 def _check_counts(iters: int | None, max_iter: int, tol: float) -> tuple[int | None, int, float]:
@@ -270,7 +354,7 @@ def _check_counts(iters: int | None, max_iter: int, tol: float) -> tuple[int | N
 
 
 def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int = 10_000,
-             log_domain: bool | None = None, return_info: bool = False):
+             method: str = "auto", log_domain: bool | None = None, return_info: bool = False):
     """Scale a nonnegative matrix to doubly stochastic: ``P = diag(r) A diag(c)``.
 
     Parameters
@@ -283,7 +367,12 @@ def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int =
     tol : float
         Otherwise iterate until every row and column sum is within ``tol`` of 1.
     max_iter : int
-        Sweep limit in tolerance mode.
+        Sweep limit in tolerance mode (Newton has its own, ``NEWTON_MAX_STEPS``).
+    method : {"auto", "sinkhorn", "newton"}
+        Tolerance mode only. ``"auto"``: sweeps, and Newton steps on the dual log-potentials
+        for the matrices on which the measured contraction says sweeps would be slower
+        (:mod:`birkhoff.newton`); easy inputs cost what sweeps cost. ``"sinkhorn"``: sweeps
+        only. ``"newton"``: one sweep, then Newton. ``iters=t`` always runs sweeps.
     log_domain : bool, optional
         Force the log-domain iteration (``True``) or the linear one (``False``). By default
         the log domain is used when positive entries span more than 30 orders of
@@ -302,21 +391,26 @@ def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int =
     NoTotalSupportError
         (tolerance mode) the zero pattern has no total support; raised before iterating.
     ConvergenceError
-        (tolerance mode) ``tol`` not reached within ``max_iter`` sweeps.
+        (tolerance mode) ``tol`` not reached within the budget of the method used.
     """
     iters, max_iter, tol = _check_counts(iters, max_iter, tol)
+    method = option(method, "method", METHODS)
+    if iters is not None and method == "newton":
+        raise InvalidArgumentError("iters=t runs t Sinkhorn sweeps; method='newton' needs tolerance mode")
     M = to_float(as_matrix(A, batched=True, nonnegative=True, name="A"), "A")
     if iters is None:
         _check_total_support(M)
     if log_domain is None:
         log_domain = _use_log_domain(M)
-    P, info = _scale(None, M, iters=iters, tol=tol, max_iter=max_iter,
-                     log_domain=bool(log_domain))
+    if iters is None:
+        P, info = _balance(M, tol=tol, max_iter=max_iter, method=method, log_domain=bool(log_domain))
+    else:
+        P, info = _scale(None, M, iters=iters, tol=tol, max_iter=max_iter, log_domain=bool(log_domain))
     if iters is None and not np.all(info.converged):
         worst = float(np.max(np.maximum(info.row_residual, info.col_residual)))
         raise ConvergenceError(
-            f"Sinkhorn did not reach tol={tol:g} in {info.iterations} sweeps "
-            f"(max marginal error {worst:.3e})", info=info)
+            f"Sinkhorn (method={method!r}: {info.iterations} sweeps, {info.newton_steps} Newton steps) "
+            f"did not reach tol={tol:g} (max marginal error {worst:.3e})", info=info)
     return (P, info) if return_info else P
 
 
@@ -334,7 +428,7 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
 
 # ----------------------------------------------------------------------------- mpmath
 
-def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000) -> np.ndarray:
+def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000, method: str = "auto") -> np.ndarray:
     """Sinkhorn-Knopp in mpmath at ``dps`` decimal digits, iterated to ``tol``.
 
     Parameters
@@ -345,6 +439,13 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000) -> np.nd
         Working precision in decimal digits.
     tol : float or mpf, optional
         Max marginal error to reach; default ``10**(5 - dps)``.
+    max_iter : int
+        Sweep limit.
+    method : {"auto", "sinkhorn", "newton"}
+        As in :func:`sinkhorn`: ``"auto"`` sweeps while the contraction measured over the
+        last ``_PROBE // 5`` sweeps predicts fewer sweeps than ``_NEWTON_STEPS`` Newton
+        steps' worth, then finishes with Newton steps
+        (:func:`birkhoff.newton.newton_balance_mp`).
 
     Returns
     -------
@@ -353,6 +454,7 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000) -> np.nd
     """
     dps = count(dps, "dps", low=15)
     max_iter = count(max_iter, "max_iter", low=1)
+    method = option(method, "method", METHODS)
     if tol is not None:
         real(tol, "tol")
     M = as_matrix(A, nonnegative=True, name="A")
@@ -364,21 +466,32 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000) -> np.nd
             Am = [[mpmath.mpf(q.numerator) / q.denominator for q in row] for row in M]
         else:
             Am = [[mpmath.mpf(float(v)) for v in row] for row in M]
-        r = [mpmath.mpf(1)] * n
-        c = [mpmath.mpf(1)] * n
-        for _ in range(max_iter):
+        r, c, err, history = [mpmath.mpf(1)] * n, [mpmath.mpf(1)] * n, mpmath.inf, []
+        lag, switch = _PROBE // 5, _NEWTON_STEPS * sweeps_per_newton_step(n)
+        for sweep in range(max_iter if method != "newton" else 1):
             r = [1 / mpmath.fsum(Am[i][j] * c[j] for j in range(n)) for i in range(n)]
             c = [1 / mpmath.fsum(Am[i][j] * r[i] for i in range(n)) for j in range(n)]
-            err = max(abs(r[i] * mpmath.fsum(Am[i][j] * c[j] for j in range(n)) - 1)
-                      for i in range(n))
+            err = max(abs(r[i] * mpmath.fsum(Am[i][j] * c[j] for j in range(n)) - 1) for i in range(n))
+            history.append(err)
             if err <= tol_mp:
                 break
-        else:
-            raise ConvergenceError(
-                f"sinkhorn_mp did not reach tol={mpmath.nstr(tol_mp, 5)} in {max_iter} sweeps "
-                f"(max marginal error {mpmath.nstr(err, 5)})")
+            if method == "auto" and sweep >= _PROBE and history[-1 - lag] > 0:
+                rho = (err / history[-1 - lag]) ** (mpmath.mpf(1) / lag)
+                if rho >= 1 or mpmath.log(tol_mp / err) / mpmath.log(rho) > min(switch, max_iter - sweep):
+                    break
+        steps = 0
+        if err > tol_mp and method != "sinkhorn":
+            f, g, steps, _ = newton_balance_mp(Am, [mpmath.log(x) for x in r], [mpmath.log(x) for x in c],
+                                               tol_mp / 2)
+            r, c = [mpmath.exp(x) for x in f], [mpmath.exp(x) for x in g]
         out = np.empty((n, n), dtype=object)
         for i in range(n):
             for j in range(n):
                 out[i, j] = r[i] * Am[i][j] * c[j]
+        err = max(max(abs(mpmath.fsum(out[i, j] for j in range(n)) - 1),
+                      abs(mpmath.fsum(out[j, i] for j in range(n)) - 1)) for i in range(n))
+        if err > tol_mp:
+            raise ConvergenceError(
+                f"sinkhorn_mp (method={method!r}: {len(history)} sweeps, {steps} Newton steps) did not reach "
+                f"tol={mpmath.nstr(tol_mp, 5)} (max marginal error {mpmath.nstr(err, 5)})")
     return out

@@ -89,8 +89,13 @@ def test_sinkhorn_no_total_support_and_convergence(tmp_path):
     out = run("sinkhorn", tmp_path / "t.csv")
     assert out.returncode == 2 and "entry (0, 1)" in out.stderr
     (tmp_path / "s.csv").write_text("1 2\n3 4\n")
-    out = run("sinkhorn", tmp_path / "s.csv", "--tol", "1e-15", "--max-iter", "1")
-    assert out.returncode == 1 and "did not reach" in out.stderr
+    out = run("sinkhorn", tmp_path / "s.csv", "--tol", "1e-15", "--max-iter", "1", "--method", "sinkhorn")
+    assert out.returncode == 1 and "did not reach" in out.stderr and "method='sinkhorn'" in out.stderr
+    (tmp_path / "h.csv").write_text("1 1e-7\n1 1\n")            # nearly decomposable: auto hands it to Newton
+    out = run("sinkhorn", tmp_path / "h.csv")
+    assert out.returncode == 0 and "Newton steps" in out.stderr
+    out = run("sinkhorn", tmp_path / "h.csv", "--iters", "3", "--method", "newton")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
 
 
 def test_console_script_installed():

@@ -129,18 +129,21 @@ def test_fixed_iters_never_raises_on_valid_input():
 def test_convergence_error():
     A = np.random.default_rng(5).random((5, 5))
     with pytest.raises(ConvergenceError, match="did not reach") as e:
-        sinkhorn(A, tol=1e-15, max_iter=2)
-    assert e.value.info.iterations == 2
+        sinkhorn(A, tol=1e-15, max_iter=2, method="sinkhorn")
+    assert e.value.info.iterations == 2 and "method='sinkhorn'" in str(e.value)
 
 
-def test_slow_birkhoff_hopf_rate_needs_more_sweeps():
-    """Cross-ratio ~3e7: contraction tanh(log(3e7)/4) ~ 0.9996, so ~6e4 sweeps to 1e-12."""
+def test_slow_birkhoff_hopf_rate_newton_takes_over():
+    """Cross-ratio ~3e7: contraction tanh(log(3e7)/4) ~ 0.9996, so ~6e4 sweeps to 1e-12;
+    sweeps alone run out of budget, ``auto`` measures the rate and finishes with Newton."""
     A = np.array([[3.91681092e+03, 7.33598918e+03], [3.10508198e+03, 2.08221281e-04]])
     with pytest.raises(ConvergenceError):
-        sinkhorn(A)
-    P = sinkhorn(A, max_iter=200_000)
+        sinkhorn(A, method="sinkhorn")
     x = np.sqrt(A[0, 0] * A[1, 1]) / (np.sqrt(A[0, 0] * A[1, 1]) + np.sqrt(A[0, 1] * A[1, 0]))
-    np.testing.assert_allclose(P, [[x, 1 - x], [1 - x, x]], rtol=1e-8, atol=1e-12)
+    for kwargs in ({}, {"method": "newton"}, {"method": "sinkhorn", "max_iter": 200_000}):
+        P, info = sinkhorn(A, return_info=True, **kwargs)
+        np.testing.assert_allclose(P, [[x, 1 - x], [1 - x, x]], rtol=1e-8, atol=1e-12)
+    assert sinkhorn(A, return_info=True)[1].method == "sinkhorn+newton"
 
 
 def test_sinkhorn_mp_closed_form_2x2():
