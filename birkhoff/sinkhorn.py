@@ -26,11 +26,11 @@ import mpmath
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
-from scipy.special import logsumexp
 
 from ._validate import as_matrix, count, option, real, to_float
 from .errors import ConvergenceError, InvalidArgumentError, NoTotalSupportError
 from .newton import newton_balance, newton_balance_mp, sweeps_per_newton_step
+from .sweeps import MAX_N, fixed_sweeps
 
 __all__ = ["SinkhornInfo", "sinkhorn", "sinkhorn_logits", "sinkhorn_mp", "has_total_support"]
 
@@ -40,8 +40,10 @@ _LOG_DOMAIN_SPAN = 1e30
 METHODS = ("auto", "sinkhorn", "newton")
 # "auto": the two probe chunks are this many sweeps, or two Newton steps' worth if more;
 # Newton takes over when sweeps are predicted to need more than _NEWTON_STEPS steps' worth.
-_PROBE = 50
+_PROBE = 20
 _NEWTON_STEPS = 30
+# fixed-count sweeps on at least this many small matrices take the cache-blocked path
+_BLOCKED_BATCH = 512
 
 
 @dataclass
@@ -160,6 +162,21 @@ def _safe_inv(x: np.ndarray) -> np.ndarray:
         return np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), 1.0)
 
 
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """``log sum exp x`` along ``axis``; ``-inf`` where every entry is ``-inf`` (an empty row).
+
+    The max-shifted formula, in place on one temporary: a third of the time of
+    ``scipy.special.logsumexp`` on the small-matrix batches of the log-domain sweeps.
+    """
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(under="ignore", divide="ignore"):
+        e = np.subtract(x, top)
+        np.exp(e, out=e)
+        out = np.log(np.sum(e, axis=axis))
+    return out + np.squeeze(top, axis=axis)
+
+
 def _neg_or_zero(lse: np.ndarray) -> np.ndarray:
     """``-lse`` where finite; 0 for empty rows (their log-sum is ``-inf``)."""
     return np.where(np.isfinite(lse), -lse, 0.0)
@@ -208,17 +225,37 @@ def _log(logA: np.ndarray, iters: int | None, target: float, max_iter: int):
     g = np.zeros(logA.shape[:-1])
     limit = iters if iters is not None else max_iter
     it = 0
-    lse_rows = logsumexp(logA, axis=-1)
+    lse_rows = _logsumexp(logA, axis=-1)
     while it < limit:
         f = _neg_or_zero(lse_rows)
-        g = _neg_or_zero(logsumexp(logA + f[..., :, None], axis=-2))
-        lse_rows = logsumexp(logA + g[..., None, :], axis=-1)
+        g = _neg_or_zero(_logsumexp(logA + f[..., :, None], axis=-2))
+        lse_rows = _logsumexp(logA + g[..., None, :], axis=-1)
         it += 1
         if iters is None:
             row_res = np.max(np.abs(np.expm1(f + lse_rows)), axis=-1)
             if row_res.max() <= target:
                 break
     return f, g, it
+
+
+def _blocked(M: np.ndarray, iters: int | None) -> bool:
+    """Whether fixed-count sweeps on ``M`` take the cache-blocked path (:mod:`birkhoff.sweeps`)."""
+    n = M.shape[-1]
+    return iters is not None and iters > 0 and n <= MAX_N and M.size >= _BLOCKED_BATCH * n * n
+
+
+def _usable(x: np.ndarray) -> bool:
+    """A scaling vector whose logarithm is finite."""
+    return bool(np.isfinite(x).all() and (x > 0).all())
+
+
+def _blocked_sweeps(M: np.ndarray, iters: int) -> tuple[np.ndarray, ...]:
+    """:func:`birkhoff.sweeps.fixed_sweeps` on any batch shape: ``(P, r, c, rows, cols)``."""
+    n = M.shape[-1]
+    P, r, c, rows, cols = fixed_sweeps(M.reshape(-1, n, n), iters)
+    batch = M.shape[:-2]
+    return P.reshape(M.shape), r.reshape(M.shape[:-1]), c.reshape(M.shape[:-1]), rows.reshape(batch), \
+        cols.reshape(batch)
 
 
 def _marginal_residuals(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +278,11 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
         P = M.copy() if M is not None else np.exp(logA)
         log_r = log_c = np.zeros(P.shape[:-1])
         residuals, it = _marginal_residuals(P), 0
+    elif not log_domain and _blocked(M, iters):
+        P, r, c, *residuals = _blocked_sweeps(M, iters)
+        log_domain = not (_usable(r) and _usable(c))      # a scaling left the float range: redo in logs
+        if not log_domain:
+            log_r, log_c, it = np.log(r), np.log(c), iters
     elif not log_domain:
         # Scaling A by a positive constant does not change P; max 1 keeps A c in range.
         scale = np.max(M, axis=(-2, -1), keepdims=True)
@@ -422,7 +464,29 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
     """
     iters = count(iters, "iters")
     logA = to_float(as_matrix(L, batched=True, name="L"), "L")
-    P, info = _scale(logA, None, iters=iters, tol=0.0, max_iter=1, log_domain=True)
+    n = logA.shape[-1]
+    if not _blocked(logA, iters):
+        P, info = _scale(logA, None, iters=iters, tol=0.0, max_iter=1, log_domain=True)
+        return (P, info) if return_info else P
+    # exp(L - max L) per matrix is in (0, 1]; where the logits span less than log(_LOG_DOMAIN_SPAN)
+    # nothing underflows and the blocked linear sweeps give the log-domain result up to rounding.
+    flat = logA.reshape(-1, n, n)
+    top = flat.max(axis=(-2, -1))
+    linear = top - flat.min(axis=(-2, -1)) <= np.log(_LOG_DOMAIN_SPAN)
+    P, log_r, log_c = np.empty_like(flat), np.empty(flat.shape[:-1]), np.empty(flat.shape[:-1])
+    rows, cols = np.empty(flat.shape[0]), np.empty(flat.shape[0])
+    P[linear], r, c, rows[linear], cols[linear] = fixed_sweeps(np.exp(flat[linear] - top[linear, None, None]), iters)
+    with np.errstate(divide="ignore"):
+        log_r[linear], log_c[linear] = np.log(r) - top[linear, None], np.log(c)
+    linear[linear] = (r > 0).all(-1) & (c > 0).all(-1)       # an underflowed scaling: redo in logs
+    if not linear.all():
+        P[~linear], rest = _scale(flat[~linear], None, iters=iters, tol=0.0, max_iter=1, log_domain=True)
+        log_r[~linear], log_c[~linear] = rest.log_r, rest.log_c
+        rows[~linear], cols[~linear] = rest.row_residual, rest.col_residual
+    P = P.reshape(logA.shape)
+    batch = logA.shape[:-2]
+    info = _info(P, (rows.reshape(batch), cols.reshape(batch)), 0.0, iterations=iters, log_domain=not linear.all(),
+                 log_r=log_r.reshape(logA.shape[:-1]), log_c=log_c.reshape(logA.shape[:-1]))
     return (P, info) if return_info else P
 
 
