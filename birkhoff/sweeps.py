@@ -9,8 +9,9 @@ operation over the chunk (``s_i = sum_j W_ij``, ``W_i *= 1 / s_i``, then the sam
 columns), and the updates are in place. The row and column scalings are accumulated
 as products, so ``P = diag(r) A diag(c)`` is also returned as ``r, c``.
 
-A sum of zero (an all-zero row or column) is clamped to the smallest normal float:
-``1 / s`` stays finite and the row stays zero, as ``sinkhorn`` defines it.
+A sum of zero (an all-zero row or column) is replaced by 1: the row stays zero and its
+scaling 1, as ``sinkhorn`` defines it. A row whose sum is below the float range
+overflows its scaling to ``inf``; ``sinkhorn`` then redoes the batch in the log domain.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ __all__ = ["fixed_sweeps", "CHUNK", "MAX_N"]
 
 CHUNK = 4096          # matrices per chunk: 4096 x 4 x 4 float64 = 512 KiB
 MAX_N = 16            # above this the einsum path of birkhoff.sinkhorn is as fast
-_TINY = np.finfo(np.float64).tiny
 
 
 def _sums(W: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -40,7 +40,7 @@ def _normalise(W: np.ndarray, acc: np.ndarray, s: np.ndarray) -> None:
     """Scale each row ``W[i]`` of every matrix of the chunk by ``1 / sum_j W[i, j]`` in place;
     ``acc[i]`` accumulates the factors."""
     for i in range(W.shape[0]):
-        np.maximum(_sums(W[i], s), _TINY, out=s)
+        _sums(W[i], s)[s == 0] = 1.0
         np.divide(1.0, s, out=s)
         W[i] *= s
         acc[i] *= s
@@ -70,7 +70,7 @@ def fixed_sweeps(M: np.ndarray, iters: int) -> tuple[np.ndarray, ...]:
     rows, cols = np.empty(B), np.empty(B)
     for start in range(0, B, CHUNK):
         stop = min(start + CHUNK, B)
-        W = np.ascontiguousarray(M[start:stop].transpose(1, 2, 0), dtype=np.float64)     # (n, n, b)
+        W = np.array(M[start:stop].transpose(1, 2, 0), dtype=np.float64, order="C")     # (n, n, b), a copy
         WT = W.transpose(1, 0, 2)                                                         # columns as rows
         top = W.reshape(n * n, -1).max(axis=0)
         scale = np.divide(1.0, top, out=np.ones_like(top), where=top > 0)
