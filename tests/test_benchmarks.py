@@ -34,7 +34,9 @@ def test_bench_project_quick():
                           "--repeat", "1", "--loop-subset", "10"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.count("| n = ") == 2 and "batch" in out.stdout
+    for case in ("| n = 8 |", "| n = 32 |", "| 200 x (4 x 4) batch"):
+        rows = [r for r in out.stdout.splitlines() if r.startswith(case)]
+        assert len(rows) == 6 and any("compiled once (DPP)" in r for r in rows)
 
 
 def test_bench_mixers_quick():
