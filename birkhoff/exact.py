@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = [
     "U", "ETA", "gamma", "two_sum", "two_prod", "inflate", "deflate",
-    "mul_up", "sqrt_up", "sqrt_down", "div_down", "div_up",
+    "mul_up", "sqrt_up", "sqrt_down", "sqrt_interval", "div_down", "div_up",
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
     "residual_bound", "margin_residuals",
 ]
@@ -150,6 +150,24 @@ def _frac_interval(q: Fraction) -> tuple[float, float]:
     if fq < q:
         return f, float(np.nextafter(f, _INF))
     return float(np.nextafter(f, -_INF)), f
+
+
+def sqrt_interval(q: Fraction) -> tuple[float, float]:
+    """Floats ``lo <= sqrt(q) <= hi`` for a rational ``q >= 0``, in integer arithmetic (``q``
+    may lie far outside the float range; only ``sqrt(q)`` has to fit).
+
+    ``sqrt(a / b) = sqrt(a b 4^k) / (b 2^k)``, with ``k`` giving the integer root at least 64
+    bits, so ``isqrt`` brackets it within one unit of the 64th bit before the outward rounding.
+    """
+    a, b = q.numerator, q.denominator
+    if a <= 0:
+        return 0.0, 0.0
+    k = max(0, (130 - (a * b).bit_length()) // 2 + 1)
+    m = (a * b) << (2 * k)
+    r = math.isqrt(m)
+    lo = _frac_interval(Fraction(r, b << k))[0]
+    hi = _frac_interval(Fraction(r if r * r == m else r + 1, b << k))[1]
+    return lo, hi
 
 
 def fraction_interval(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

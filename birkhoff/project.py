@@ -28,12 +28,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from ._validate import as_matrix, count, is_exact, real, to_float, to_fraction
 from .errors import ConvergenceError, InvalidArgumentError, InvalidMatrixError
-from .exact import fraction_interval, sqrt_down, sqrt_up
+from .exact import sqrt_interval
 
 __all__ = ["Projection", "project", "project_cvxpy", "certify_projection"]
+
+# Doubly centred inputs at least this large are first tried as a vertex (``_vertex``): their
+# projection is a permutation matrix unless assignments tie to within ~n.
+_VERTEX_SIZE = 1e6
 
 
 @dataclass(frozen=True)
@@ -97,15 +102,25 @@ def _gradient(P: np.ndarray) -> np.ndarray:
     return 1.0 - np.concatenate([np.einsum("...ij->...i", P), np.einsum("...ij->...j", P)], axis=-1)
 
 
-def _phi_res(A: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``phi(u, v)`` and the max marginal error of ``X = max(0, A - u 1^T - 1 v^T)``."""
-    P = np.maximum(A - u[..., :, None] - v[..., None, :], 0.0)
-    phi = 0.5 * np.einsum("...ij,...ij->...", P, P) + u.sum(-1) + v.sum(-1)
-    return phi, _max_abs(_gradient(P))
+def _half_square(A: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``1/2 ||X||^2`` (the quadratic part of ``phi``) and the max marginal error of
+    ``X = max(0, A - u 1^T - 1 v^T)``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        P = np.maximum(A - u[..., :, None] - v[..., None, :], 0.0)
+        return 0.5 * np.einsum("...ij,...ij->...", P, P), _max_abs(_gradient(P))
 
 
 def _phi(A: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return _phi_res(A, u, v)[0]
+    """``phi(u, v)`` (float; the rigorous value is :func:`certify_projection`'s)."""
+    return _half_square(A, u, v)[0] + u.sum(-1) + v.sum(-1)
+
+
+def _gap(X: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Primal minus dual value at duals ``(u, v)`` and ``X = max(0, A - u 1^T - 1 v^T)``:
+    ``2 (u . (1 - X 1) + v . (1 - X^T 1))`` (complementary slackness: no squares of ``A``,
+    which overflow for ``|A| > 1e154``)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 2.0 * (np.einsum("...i,...i->...", u, 1.0 - X.sum(-1)) + np.einsum("...j,...j->...", v, 1.0 - X.sum(-2)))
 
 
 def _newton_direction(W: np.ndarray, g: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -126,6 +141,38 @@ def _newton_direction(W: np.ndarray, g: np.ndarray, mu: np.ndarray) -> np.ndarra
         d_v = np.stack([np.linalg.lstsq(Sb, rb, rcond=None)[0] for Sb, rb in zip(S, rhs)])  # least norm
     d_u = inv_r * (-g_u - np.einsum("bij,bj->bi", W, d_v))
     return np.concatenate([d_u, d_v], axis=-1)
+
+
+def _vertex(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The projection when it is a permutation matrix, with its duals: ``(X, u, v)`` or None.
+
+    ``P_sigma = max(0, A - u 1^T - 1 v^T)`` (hence the projection, by the KKT conditions)
+    iff ``A_i,sigma(i) - u_i - v_sigma(i) = 1`` and ``A_ij - u_i - v_j <= 0`` elsewhere. With
+    ``u_i = A_i,sigma(i) - 1 - v_sigma(i)`` these are the difference constraints
+    ``v_j >= v_sigma(i) + A_ij - A_i,sigma(i) + 1``, solvable (longest paths, Bellman-Ford)
+    iff no cycle of the assignment graph has positive weight: iff ``sigma`` is the optimal
+    assignment and every other assignment is worse by at least the length of the cycle
+    that separates them. That holds for large ``|A|`` (differences of order ``|A| / n``),
+    where float64 cannot represent ``X = max(0, A - u - v)`` to better than ``eps |A|``; then
+    ``X`` is returned as the exact 0/1 matrix and the duals are exact to float rounding.
+    """
+    n = A.shape[0]
+    rows, sigma = linear_sum_assignment(A, maximize=True)
+    on = A[rows, sigma]
+    G = np.full((n, n), -np.inf)                      # G[sigma(i), j]: weight of the edge sigma(i) -> j
+    with np.errstate(over="ignore", invalid="ignore"):
+        G[sigma] = A - on[:, None] + 1.0
+    G[sigma, sigma] = -np.inf
+    v = np.zeros(n)
+    for _ in range(n):
+        with np.errstate(over="ignore", invalid="ignore"):
+            longer = np.maximum(v, np.max(v[:, None] + G, axis=0))
+        if np.array_equal(longer, v):
+            X = np.zeros((n, n))
+            X[rows, sigma] = 1.0
+            return X, on - 1.0 - v[sigma], v
+        v = longer
+    return None                                       # a positive cycle: the projection is no vertex
 
 
 def _newton(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
@@ -154,15 +201,20 @@ def _newton(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
         d = _newton_direction((Bm[idx] > 0).astype(np.float64), gi, mu)
         du, dv = d[:, :n], d[:, n:]
         Pi = P[idx]
-        phi0 = 0.5 * np.einsum("bij,bij->b", Pi, Pi) + ui.sum(-1) + vi.sum(-1)
+        # phi(u + t du, v + t dv) - phi(u, v) = half-square change + t (sum du + sum dv): the linear
+        # part of phi is taken from the step, not from sum(u), which dwarfs it for large |A|
+        half0 = 0.5 * np.einsum("bij,bij->b", Pi, Pi)
+        linear = d.sum(-1)
         slope = np.einsum("bk,bk->b", gi, d)            # < 0: descent direction
         t = np.ones(len(ri))
         pending = np.arange(len(ri))
         for _ in range(60):
             k = pending
-            phi_t, res_t = _phi_res(Ai[k], ui[k] + t[k, None] * du[k], vi[k] + t[k, None] * dv[k])
-            # Armijo; or, once the decrease is below phi's rounding, a clear drop of the residual
-            ok = (phi_t <= phi0[k] + 1e-4 * t[k] * slope[k]) | (res_t <= 0.5 * ri[k])
+            half_t, res_t = _half_square(Ai[k], ui[k] + t[k, None] * du[k], vi[k] + t[k, None] * dv[k])
+            with np.errstate(over="ignore", invalid="ignore"):     # a trial point far out: rejected
+                decrease = half_t - half0[k] + t[k] * linear[k]
+                # Armijo; or, once the decrease is below phi's rounding, a clear drop of the residual
+                ok = (decrease <= 1e-4 * t[k] * slope[k]) | (res_t <= 0.5 * ri[k])
             pending = k[~ok]
             if not pending.size:
                 break
@@ -185,9 +237,12 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
         Target max marginal error of ``X``. Floating point limits what is attainable
         to about ``8 n eps max|A_c|`` for the doubly centred ``A_c`` (row and column means
         removed, which does not move the projection; for ``A ~ 1e8`` that is ~1e-6); the
-        effective tolerance is the larger of the two. Tested from ``|A| ~ 1e-300`` to
-        ``1e150``; beyond ~``1e154`` the squares in the dual objective overflow and
-        ``ConvergenceError`` is raised.
+        effective tolerance is the larger of the two. For ``max|A_c| >= 1e6`` the
+        projection is usually a permutation matrix; it is then found exactly (the optimal
+        assignment, with duals from longest paths: ``_vertex``) and returned as 0/1 with
+        marginal error 0. Tested from ``|A| ~ 1e-300`` to ``1e300``; ``objective`` is
+        ``inf`` when ``||X - A||^2`` exceeds the float range (``|A| > ~1e154``), and
+        :func:`certify_projection` still encloses the distance.
     max_iter : int
         Newton iteration limit. Random N(0, 1) inputs need ~10 iterations; the count grows
         with the scale of A (a 64 x 64 at 1e8 needs ~500: each step crosses a few kinks).
@@ -209,23 +264,36 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     # Row and column shifts do not move the projection (<X, a 1^T + 1 b^T> is the same for
     # every DS X), so solve for the doubly centred matrix: [[1e17]] becomes [[0]], and
     # X = max(0, A - u 1^T - 1 v^T) with u = u_c + rows - mean, v = v_c + cols.
-    rows, cols = flat.mean(-1), flat.mean(-2)
-    mean = rows.mean(-1)
+    rows, cols = (flat / n).sum(-1), (flat / n).sum(-2)          # means that cannot overflow
+    mean = (rows / n).sum(-1)
     centred = flat - rows[:, :, None] - cols[:, None, :] + mean[:, None, None]
     size = np.max(np.abs(centred), axis=(-2, -1))
     tol_eff = np.maximum(tol, 8.0 * n * np.finfo(np.float64).eps * size)
-    u_c, v_c, it, res = _newton(centred, tol_eff, 1.0 + size, max_iter)
+    X = np.empty_like(centred)
+    u_c, v_c = np.empty(centred.shape[:-1]), np.empty(centred.shape[:-1])
+    # Large |A_c|: try the vertex (exact 0/1 X); the others, and vertices that fail, by Newton.
+    newton = np.ones(len(flat), dtype=bool)
+    for b in np.flatnonzero(size >= _VERTEX_SIZE):
+        found = _vertex(centred[b])
+        if found is not None:
+            X[b], u_c[b], v_c[b] = found
+            newton[b] = False
+    it = 0
+    if newton.any():
+        idx = np.flatnonzero(newton)
+        un, vn, it, res = _newton(centred[idx], tol_eff[idx], 1.0 + size[idx], max_iter)
+        if not (res <= tol_eff[idx]).all():
+            raise ConvergenceError(
+                f"projection did not reach tol={tol:g} in {max_iter} Newton iterations "
+                f"(max marginal error {res.max():.3e})")
+        u_c[idx], v_c[idx] = un, vn
+        X[idx] = np.maximum(centred[idx] - un[:, :, None] - vn[:, None, :], 0.0)
     u, v = u_c + rows - mean[:, None], v_c + cols
-    converged = res <= tol_eff
-    if not converged.all():
-        raise ConvergenceError(
-            f"projection did not reach tol={tol:g} in {max_iter} Newton iterations "
-            f"(max marginal error {res.max():.3e})")
-    X = np.maximum(centred - u_c[:, :, None] - v_c[:, None, :], 0.0)
-    objective = np.sum((X - flat) ** 2, axis=(-2, -1))
+    converged = np.ones(len(flat), dtype=bool)
+    with np.errstate(over="ignore"):
+        objective = np.sum((X - flat) ** 2, axis=(-2, -1))
     # primal and dual values move by the same constant under the centring: gap from the centred problem
-    dual_c = np.sum(centred * centred, axis=(-2, -1)) - 2.0 * _phi(centred, u_c, v_c)
-    gap = np.sum((X - centred) ** 2, axis=(-2, -1)) - dual_c
+    gap = _gap(X, u_c, v_c)
     out = dict(X=X.reshape(M.shape), u=u.reshape(shape + (n,)), v=v.reshape(shape + (n,)),
                objective=objective.reshape(shape), gap=gap.reshape(shape),
                converged=converged.reshape(shape))
@@ -356,6 +424,4 @@ def certify_projection(A, result) -> tuple[float, float]:
         # D = Z - A = (Z_int 2^(EZ - E) - d A_int) 2^E / d   (E <= EZ <= 0)
         Dd = (Z << (EZ - E)) - d * Ai
         primal = Fraction(0) if exactly_ds else _scaled(int((Dd * Dd).sum()), 2 * E, d * d)
-    lo_sq, _ = fraction_interval(np.array([max(dual, Fraction(0))], dtype=object))
-    _, hi_sq = fraction_interval(np.array([primal], dtype=object))
-    return float(sqrt_down(lo_sq[0])), float(sqrt_up(hi_sq[0]))
+    return sqrt_interval(max(dual, Fraction(0)))[0], sqrt_interval(primal)[1]
