@@ -10,7 +10,8 @@ doubled) on a GPU and ``u = 2^-7`` under the interpreter (which truncates), and
 its own graph, so autograd's own bf16 accumulation never enters the error. One row per
 (kernel, dtype, shape): max abs error, max rel error, tolerance, PASS/FAIL; exit 1 on
 any FAIL. Without CUDA the kernels run under ``TRITON_INTERPRET=1`` (set here), where
-``--quick`` keeps the shapes small.
+``--quick`` keeps the shapes small. ``--peers`` checks the peers' kernels instead
+(:mod:`gpu.peers`).
 """
 
 from __future__ import annotations
@@ -159,10 +160,17 @@ CHECKS = (check_sinkhorn, check_hc, check_kron, check_bvn, check_certify, check_
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gpu.check", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small shapes (CI / CPU interpreter)")
+    ap.add_argument("--peers", action="store_true",
+                    help="check the peers' mHC kernels instead (Liger-Kernel, hyper-connections; gpu.peers)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU (TRITON_INTERPRET=1)'}\n")
+    if args.peers:
+        from .peers import report
+
+        print("\n".join(report(device, args.quick)))
+        return 0
     print(f"{'kernel':<22} {'dtype':<9} {'shape':<18} {'max abs err':>12} {'max rel err':>12} {'tol':>8}  result")
     failed = 0
     for dtype in (torch.float32, torch.bfloat16):
