@@ -26,6 +26,7 @@ class Backend:
 
     name: str
     sinkhorn: Callable[[torch.Tensor, int], torch.Tensor]
+    hc_coeffs: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     hc_pre: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     hc_post_res: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     bvn_combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -39,5 +40,5 @@ def backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
     mod = importlib.import_module(".naive" if name == "torch" else ".ops", __package__)
-    return Backend(name, mod.sinkhorn, mod.hc_pre, mod.hc_post_res, mod.bvn_combine, mod.kron_apply,
+    return Backend(name, mod.sinkhorn, mod.hc_coeffs, mod.hc_pre, mod.hc_post_res, mod.bvn_combine, mod.kron_apply,
                    mod.token_mix)

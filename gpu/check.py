@@ -101,6 +101,19 @@ def check_hc(device, dtype, quick):
                                     dtype, device, shape, 2)
 
 
+def check_coeffs(device, dtype, quick):
+    ns, batches, Cs = _cases(quick)
+    for n in ns[:3]:
+        for batch in batches[:2]:
+            for C in Cs[:2]:
+                M = 2 * n + n * n
+                shapes = [(*batch, n, C), (n * C, M), (3,), (M,)]
+                eps = torch.finfo(dtype).eps                  # the RMS eps of the kernel's input dtype
+                yield from _fwd_bwd("hc_coeffs", lambda *a: torch.cat(ops.hc_coeffs(*a), -1),
+                                    lambda *a: torch.cat(naive.hc_coeffs(*a, eps=eps), -1), shapes, dtype,
+                                    device, (*batch, n, C), 99)
+
+
 def check_bvn(device, dtype, quick):
     ns, batches, _ = _cases(quick)
     for n in ns:
@@ -154,7 +167,7 @@ def check_token_mix(device, dtype, quick):
                                 [(B, N, C), (len(shifts), C)], dtype, device, (B, N, C), 1)
 
 
-CHECKS = (check_sinkhorn, check_hc, check_kron, check_bvn, check_certify, check_token_mix)
+CHECKS = (check_sinkhorn, check_coeffs, check_hc, check_kron, check_bvn, check_certify, check_token_mix)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sinkhorn", "hc_pre", "hc_post_res", "bvn_combine", "kron", "kron_apply", "token_mix",
+__all__ = ["sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "bvn_combine", "kron", "kron_apply", "token_mix",
            "power_of_two_shifts", "certify_batch", "BatchStats"]
 
 
@@ -27,6 +27,22 @@ def sinkhorn(logits: torch.Tensor, iters: int = 20) -> torch.Tensor:
         L = L - torch.logsumexp(L, dim=-1, keepdim=True)
         L = L - torch.logsumexp(L, dim=-2, keepdim=True)
     return L.exp()
+
+
+def hc_coeffs(x: torch.Tensor, phi: torch.Tensor, gates: torch.Tensor, bias: torch.Tensor,
+              eps: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """mHC's dynamic coefficients from the streams ``x (..., n, C)``: ``(H_pre, H_post, a_res)``.
+
+    ``z = RMSNorm(vec x) @ phi`` (no affine; ``eps`` default ``finfo(x.dtype).eps``, as
+    ``nn.RMSNorm``), ``phi (nC, 2n + R)``;
+    ``H_pre = sigmoid(g_0 z[:n] + b[:n])``, ``H_post = 2 sigmoid(g_1 z[n:2n] + b[n:2n])``,
+    ``a_res = g_2 z[2n:] + b[2n:]`` (the residual logits, ``(..., R)``).
+    """
+    n = x.shape[-2]
+    z = F.rms_norm(x.flatten(-2), (x.shape[-2] * x.shape[-1],), eps=eps) @ phi
+    H_pre = torch.sigmoid(gates[0] * z[..., :n] + bias[:n])
+    H_post = 2.0 * torch.sigmoid(gates[1] * z[..., n:2 * n] + bias[n:2 * n])
+    return H_pre, H_post, gates[2] * z[..., 2 * n:] + bias[2 * n:]
 
 
 def hc_pre(x: torch.Tensor, H_pre: torch.Tensor) -> torch.Tensor:

@@ -25,13 +25,14 @@ from birkhoff._validate import count
 
 from .kernels import bvn_combine as _bvn
 from .kernels import certify_batch as _cert
+from .kernels import hc_coeffs as _coef
 from .kernels import hc_mixing as _hc
 from .kernels import kron_apply as _kron
 from .kernels import sinkhorn as _sk
 from .kernels import token_mix as _tm
 from .naive import BatchStats
 
-__all__ = ["sinkhorn", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats",
+__all__ = ["sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats",
            "token_mix"]
 
 
@@ -107,6 +108,63 @@ def sinkhorn(logits: torch.Tensor, iters: int = 20) -> torch.Tensor:
 
 def _acc(t: torch.Tensor):
     return tl.float64 if t.dtype == torch.float64 else tl.float32
+
+
+class _HcCoeffs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, phi: torch.Tensor, gates: torch.Tensor, bias: torch.Tensor, eps: float):
+        n, C = x.shape[-2:]
+        K, M = phi.shape
+        xf = x.reshape(-1, K).contiguous()
+        T = xf.shape[0]
+        out_dtype = torch.float64 if torch.float64 in (x.dtype, phi.dtype) else torch.float32
+        out = torch.empty(T, M, dtype=out_dtype, device=x.device)
+        z, r = torch.empty_like(out), torch.empty(T, dtype=out_dtype, device=x.device)
+        bt, bk, mp = _coef.block_sizes(K, M)
+        _coef.hc_coeffs_fwd_kernel[_grid(T, bt)](
+            xf, phi.contiguous(), gates.contiguous(), bias.contiguous(), out, z, r, T, K,
+            eps, N=n, M=M, MP=mp, BLOCK_T=bt, BLOCK_K=bk, ACC=_acc(out))
+        ctx.save_for_backward(xf, phi, gates, out, z, r)
+        ctx.x_shape, ctx.n = x.shape, n
+        lead = x.shape[:-2]
+        return out[:, :n].view(*lead, n), out[:, n:2 * n].view(*lead, n), out[:, 2 * n:].view(*lead, M - 2 * n)
+
+    @staticmethod
+    def backward(ctx, d_pre, d_post, d_res):
+        xf, phi, gates, out, z, r = ctx.saved_tensors
+        n, (T, K), M = ctx.n, xf.shape, phi.shape[1]
+        grads = [torch.zeros(T, w, dtype=out.dtype, device=out.device) if g is None else g.reshape(T, w).to(out.dtype)
+                 for g, w in ((d_pre, n), (d_post, n), (d_res, M - 2 * n))]
+        H = out
+        slope = torch.cat([H[:, :n] * (1 - H[:, :n]), H[:, n:2 * n] * (1 - 0.5 * H[:, n:2 * n]),
+                           torch.ones_like(H[:, 2 * n:])], dim=1)
+        da = torch.cat(grads, dim=1) * slope                                  # dL/da, (T, M)
+        group = torch.cat([torch.zeros(n), torch.ones(n), torch.full((M - 2 * n,), 2.0)]).long().to(out.device)
+        dz = da * gates.to(out.dtype)[group]
+        dgates = torch.zeros(3, dtype=out.dtype, device=out.device).index_add_(0, group, (da * z).sum(0))
+        dm = (dz * r[:, None]).contiguous()
+        c = (-(dz * z).sum(1) * r * r / K).contiguous()
+        dx = torch.empty_like(xf)
+        dphi = torch.zeros(K, M, dtype=out.dtype, device=out.device)
+        bt, bk, mp = _coef.block_sizes(K, M)
+        _coef.hc_coeffs_bwd_kernel[_grid(T, bt)](xf, phi.contiguous(), dm, c, dx, dphi, T, K, M=M, MP=mp,
+                                                  BLOCK_T=bt, BLOCK_K=bk, ACC=_acc(out))
+        return dx.view(ctx.x_shape), dphi.to(phi.dtype), dgates.to(gates.dtype), da.sum(0).to(phi.dtype), None
+
+
+def hc_coeffs(x: torch.Tensor, phi: torch.Tensor, gates: torch.Tensor, bias: torch.Tensor,
+              eps: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """mHC's dynamic coefficients ``(H_pre, H_post, a_res)`` from ``x (..., n, C)``, fused (one
+    launch forward, one backward; :mod:`gpu.kernels.hc_coeffs`). Twin: :func:`gpu.naive.hc_coeffs`."""
+    _inputs(x=x, phi=phi, gates=gates, bias=bias)
+    if x.ndim < 2 or not 1 <= x.shape[-2] <= MAX_STREAMS:
+        raise ValueError(f"x must have shape (..., n, C) with 1 <= n <= {MAX_STREAMS}, got {tuple(x.shape)}")
+    n, C = x.shape[-2:]
+    if phi.ndim != 2 or phi.shape[0] != n * C or phi.shape[1] < 2 * n:
+        raise ValueError(f"phi must have shape (n C, 2n + R) = ({n * C}, >= {2 * n}), got {tuple(phi.shape)}")
+    _shape("gates", gates, (3,), "(3,)")
+    _shape("bias", bias, (phi.shape[1],), "(2n + R,)")
+    return _HcCoeffs.apply(x, phi, gates, bias, float(torch.finfo(x.dtype).eps if eps is None else eps))
 
 
 def _streams(x: torch.Tensor) -> tuple[int, int, int]:
