@@ -1,9 +1,14 @@
 """Mixer step time and peak memory: ours vs the `hyper-connections` package, and overhead over residual.
 
-Same model for everyone: a stack of ``--depth`` pre-norm MLP blocks of width ``C``
-(``reference.models.MLPBlock``), each wrapped by the mixer; one training step =
-forward + cross-entropy-free ``sum`` loss + backward on ``batch x seq`` tokens. Each
-configuration runs in its own subprocess so that peak RSS (``ru_maxrss``) is its own.
+Same model for everyone: a stack of ``--depth`` pre-norm blocks of width ``C``, each
+sublayer wrapped by the mixer: ``--block mlp`` (``reference.models.MLPBlock``) or
+``--block transformer`` (attention + MLP, two mixed sublayers per layer, as in HC/mHC);
+one training step = forward + cross-entropy-free ``sum`` loss + backward on
+``batch x seq`` tokens. Each configuration runs in its own subprocess so that peak RSS
+(``ru_maxrss``) is its own. ``--device cuda`` times on the GPU (synchronised; peak
+memory is then ``torch.cuda.max_memory_allocated``), with ``--backend triton`` for our
+kernels and ``--dtype bfloat16`` autocast; the overhead column is each mixer's step time
+over the plain residual's (DeepSeek report 6.7 % for mHC at n = 4).
 Peers: ``hyper_connections`` HC (``get_init_and_expand_reduce_stream_functions``) and
 mHC (``mc_get_init_and_expand_reduce_stream_functions``, log-domain Sinkhorn, 20 its).
 Note: the peer's mHC is a lighter variant than DeepSeek's (its dynamic part is not
@@ -11,6 +16,8 @@ the ``nC x (n^2 + 2n)`` projection), so its parameter count per layer is far sma
 
     python benchmarks/bench_mixers.py            # depth 16, C 256, n 4, 8 x 64 tokens
     python benchmarks/bench_mixers.py --quick
+    python benchmarks/bench_mixers.py --device cuda --backend triton --dtype bfloat16 --block transformer \
+        --depth 8 --width 1024 --batch 8 --seq 2048            # the GPU overhead table
 """
 
 from __future__ import annotations
@@ -25,17 +32,21 @@ import time
 PEERS = ["peer:HC", "peer:mHC"]
 
 
-def worker(impl: str, depth: int, C: int, n: int, batch: int, seq: int, steps: int) -> dict:
+def worker(impl: str, depth: int, C: int, n: int, batch: int, seq: int, steps: int, device: str = "cpu",
+           backend: str = "torch", block: str = "mlp", dtype: str = "float32") -> dict:
     import torch
     import torch.nn as nn
 
     from reference.hyper import stream_functions
-    from reference.models import MLPBlock
+    from reference.models import AttentionBlock, MLPBlock
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    blocks = nn.ModuleList([MLPBlock(C) for _ in range(depth)])
-    x = torch.randn(batch, seq, C)
+    dev = torch.device(device)
+    per_layer = [lambda: AttentionBlock(C, max(1, C // 64)), lambda: MLPBlock(C)] if block == "transformer" \
+        else [lambda: MLPBlock(C)]
+    blocks = nn.ModuleList([make() for _ in range(depth) for make in per_layer]).to(dev)
+    x = torch.randn(batch, seq, C, device=dev)
     if impl.startswith("peer:"):
         import hyper_connections as hcp
         factory = (hcp.get_init_and_expand_reduce_stream_functions if impl == "peer:HC"
@@ -44,25 +55,33 @@ def worker(impl: str, depth: int, C: int, n: int, batch: int, seq: int, steps: i
         init, expand, reduce = factory(n)
         layers = nn.ModuleList([init(dim=C, branch=b, layer_index=i, **kwargs) for i, b in enumerate(blocks)])
     else:                                   # ours through the same (init, expand, reduce) shape
-        init, expand, reduce = stream_functions(impl, n, C)
+        init, expand, reduce = stream_functions(impl, n, C, backend=backend)
         layers = nn.ModuleList([init(b, i) for i, b in enumerate(blocks)])
+    layers.to(dev)
 
     def step():
-        r = expand(x)
-        for layer in layers:
-            r = layer(r)
-        reduce(r).sum().backward()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+            r = expand(x)
+            for layer in layers:
+                r = layer(r)
+            loss = reduce(r).float().sum()
+        loss.backward()
     params = sum(p.numel() for p in layers.parameters()) - sum(p.numel() for p in blocks.parameters())
     for _ in range(2):
         step()
     times = []
     for _ in range(steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     times.sort()
-    return {"impl": impl, "step_ms": 1e3 * times[len(times) // 2],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    peak = (torch.cuda.max_memory_allocated() / 2 ** 20 if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"impl": impl, "step_ms": 1e3 * times[len(times) // 2], "peak_rss_mb": peak,
             "mixing_params": params // depth}
 
 
@@ -75,13 +94,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--steps", type=int, default=7)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--backend", choices=["torch", "triton"], default="torch", help="our mixers' ops")
+    ap.add_argument("--block", choices=["mlp", "transformer"], default="mlp")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
         args.depth, args.width, args.batch, args.seq, args.steps = 4, 32, 2, 16, 3
     shape = [str(v) for v in (args.depth, args.width, args.streams, args.batch, args.seq, args.steps)]
+    setting = {"device": args.device, "backend": args.backend, "block": args.block, "dtype": args.dtype}
     if args.worker:
-        print(json.dumps(worker(args.worker, *map(int, shape))))
+        print(json.dumps(worker(args.worker, *map(int, shape), **setting)))
         return
     from reference.mixers import MIXERS
 
@@ -89,13 +113,16 @@ def main() -> None:
     for impl in [*MIXERS, *PEERS]:                 # residual first: the baseline of the overhead column
         out = subprocess.run([sys.executable, __file__, "--worker", impl, "--depth", shape[0],
                               "--width", shape[1], "--streams", shape[2], "--batch", shape[3],
-                              "--seq", shape[4], "--steps", shape[5]],
+                              "--seq", shape[4], "--steps", shape[5],
+                              *(f"--{k}={v}" for k, v in setting.items())],
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = rows[0]["step_ms"]
-    print(f"depth {args.depth}, C = {args.width}, n = {args.streams}, {args.batch} x {args.seq} tokens, "
-          f"1 thread, median of {args.steps} steps (forward + backward)\n")
-    print("| implementation | step (ms) | overhead vs residual | peak RSS (MB) | mixing params / layer |")
+    print(f"depth {args.depth} ({args.block} blocks), C = {args.width}, n = {args.streams}, {args.batch} x {args.seq} "
+          f"tokens, {args.device} ({'1 thread' if args.device == 'cpu' else 'synchronised'}), {args.dtype}, "
+          f"our backend {args.backend}, median of {args.steps} steps (forward + backward)\n")
+    memory = "peak RSS (MB)" if args.device == "cpu" else "peak CUDA memory (MiB)"
+    print(f"| implementation | step (ms) | overhead vs residual | {memory} | mixing params / layer |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['impl']} | {r['step_ms']:.1f} | {100 * (r['step_ms'] / base - 1):+.1f}% | "
