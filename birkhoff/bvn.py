@@ -93,22 +93,29 @@ def _bottleneck(R: np.ndarray, mask: np.ndarray, ceiling) -> np.ndarray | None:
     minimum along the max-product permutation (LSA on ``-log R``, feasible) and
     ``min(ceiling, min_i max_j R_ij, min_j max_i R_ij)``; ``ceiling`` is the previous
     step's value (the remainder only decreases, so the optimum never increases). The
-    search gallops down from the top, where the optimum usually sits. Exact input is
-    searched through its ranks (:func:`_ranks`).
+    largest entry below that bound is tested first (one matching: the optimum in ~3 of
+    4 steps); otherwise the search gallops down from there. Exact input is searched
+    through its ranks (:func:`_ranks`).
     """
     n = R.shape[0]
     rows = np.arange(n)
     Rf, ceiling = _ranks(R, mask, ceiling) if R.dtype == object else (R, ceiling)  # zeros off the mask
+    high = min(ceiling, Rf.max(axis=1).min(), Rf.max(axis=0).min())
+    below = Rf[Rf <= high]
+    top = below.max() if below.size else 0.0
+    if top > 0:                          # most steps: the optimum is the top candidate, one matching test
+        sigma = _matching(Rf >= top)
+        if sigma is not None:
+            return sigma
     with np.errstate(divide="ignore"):
         cost = -np.log(Rf)
     _, sigma = linear_sum_assignment(np.where(mask, cost, 1e300))
     if not mask[rows, sigma].all():
         return None
     low = Rf[rows, sigma].min()
-    high = min(ceiling, Rf.max(axis=1).min(), Rf.max(axis=0).min())
-    if low >= high:
+    if low >= top:
         return sigma
-    vals = np.unique(Rf[(Rf > low) & (Rf <= high)])
+    vals = np.unique(Rf[(Rf > low) & (Rf < top)])
     # vals[lo] is feasible (lo = -1 stands for 'low'); nothing above vals[hi] is.
     lo, hi, step = -1, len(vals) - 1, 1
     while lo < hi:
