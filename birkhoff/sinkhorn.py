@@ -158,8 +158,7 @@ def _use_log_domain(M: np.ndarray) -> bool:
 
 def _safe_inv(x: np.ndarray) -> np.ndarray:
     """``1 / x`` where ``x > 0``; 1 for empty rows (left zero: nothing to scale)."""
-    with np.errstate(divide="ignore"):
-        return np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), 1.0)
+    return np.divide(1.0, x, out=np.ones_like(x), where=x > 0)
 
 
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
