@@ -3,11 +3,13 @@
 A batch ``(B, n, n)`` of small matrices is the worst case for numpy: every reduction
 runs over an axis of length ``n`` (4 for mHC), so per-call overhead and short inner loops
 dominate, and a whole-batch pass streams the array from memory each time. Here the
-batch is cut into chunks of ``CHUNK`` matrices that stay in the L2 cache, each chunk is
-transposed to ``(n, n, b)`` so that every operation is one long contiguous vector
-operation over the chunk (``s_i = sum_j W_ij``, ``W_i *= 1 / s_i``, then the same for
-columns), and the updates are in place. The row and column scalings are accumulated
-as products, so ``P = diag(r) A diag(c)`` is also returned as ``r, c``.
+batch is cut into chunks of ``CHUNK`` matrices that stay in cache, each chunk is
+transposed to ``(n, n, b)`` so that every operation is a long vector operation over the
+chunk, and a half-sweep is ``n + 1`` of them, all in place: the row sums of every matrix
+as ``n - 1`` additions of ``(n, b)`` slices, one reciprocal, one broadcast multiply
+(columns: the same on the transposed view). The scalings ``r, c`` with
+``P = diag(r) A diag(c)`` are accumulated, or, for a chunk with no zero entry, read
+off ``P`` and ``A`` at the end.
 
 A sum of zero (an all-zero row or column) is replaced by 1: the row stays zero and its
 scaling 1, as ``sinkhorn`` defines it. A row whose sum is below the float range
@@ -20,38 +22,34 @@ import numpy as np
 
 __all__ = ["fixed_sweeps", "CHUNK", "MAX_N"]
 
-CHUNK = 4096          # matrices per chunk: 4096 x 4 x 4 float64 = 512 KiB
-MAX_N = 16            # above this the einsum path of birkhoff.sinkhorn is as fast
+CHUNK = 8192          # matrices per chunk: 8192 x 4 x 4 float64 = 1 MiB
+MAX_N = 16            # the largest n the blocked path takes (its Python loops grow like n); mixing matrices are n <= 16
 
 
-def _sums(W: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``s = sum_j W[i, j]`` for row ``i`` of every matrix of the chunk, in ``s``."""
+def _row_sums(W: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``S[i] = sum_j W[i, j]`` for every matrix of the chunk (``n - 1`` additions of ``(n, b)``
+    slices), in ``S``."""
     n = W.shape[0]
     if n == 1:
-        s[...] = W[0]
+        S[...] = W[:, 0]
     else:
-        np.add(W[0], W[1], out=s)
+        np.add(W[:, 0], W[:, 1], out=S)
         for j in range(2, n):
-            s += W[j]
-    return s
+            S += W[:, j]
+    return S
 
 
-def _normalise(W: np.ndarray, acc: np.ndarray, s: np.ndarray) -> None:
-    """Scale each row ``W[i]`` of every matrix of the chunk by ``1 / sum_j W[i, j]`` in place;
-    ``acc[i]`` accumulates the factors."""
-    for i in range(W.shape[0]):
-        _sums(W[i], s)[s == 0] = 1.0
-        np.divide(1.0, s, out=s)
-        W[i] *= s
-        acc[i] *= s
-
-
-def _normalise_positive(W: np.ndarray, s: np.ndarray) -> None:
-    """:func:`_normalise` for a chunk with no zero entry: no zero sums to guard, and no factors
-    to accumulate (:func:`_scalings` recovers them at the end): ``n + 1`` operations a row."""
-    for i in range(W.shape[0]):
-        np.divide(1.0, _sums(W[i], s), out=s)
-        W[i] *= s
+def _normalise(W: np.ndarray, S: np.ndarray, acc: np.ndarray | None = None) -> None:
+    """Divide every row of every matrix of the chunk by its sum, in place. With ``acc``, zero
+    sums become 1 (an empty row stays empty) and ``acc`` accumulates the factors; without it
+    (a chunk with no zero entry) that is ``n + 1`` operations in all."""
+    _row_sums(W, S)
+    if acc is not None:
+        S[S == 0] = 1.0
+    np.divide(1.0, S, out=S)
+    W *= S[:, None, :]
+    if acc is not None:
+        acc *= S
 
 
 def _scalings(W: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,14 +59,11 @@ def _scalings(W: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r, W[0] / (M[0] * r[0])
 
 
-def _residual(W: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _residual(W: np.ndarray, S: np.ndarray) -> np.ndarray:
     """``max_i |sum_j W[i, j] - 1|`` per matrix of the chunk."""
-    worst = np.zeros_like(s)
-    for i in range(W.shape[0]):
-        _sums(W[i], s)
-        s -= 1.0
-        np.maximum(worst, np.abs(s, out=s), out=worst)
-    return worst
+    _row_sums(W, S)
+    S -= 1.0
+    return np.abs(S, out=S).max(axis=0)
 
 
 def fixed_sweeps(M: np.ndarray, iters: int) -> tuple[np.ndarray, ...]:
@@ -87,13 +82,13 @@ def fixed_sweeps(M: np.ndarray, iters: int) -> tuple[np.ndarray, ...]:
         stop = min(start + CHUNK, B)
         W = np.array(M[start:stop].transpose(1, 2, 0), dtype=np.float64, order="C")     # (n, n, b), a copy
         WT = W.transpose(1, 0, 2)                                                         # columns as rows
-        s = np.empty(stop - start)
+        S = np.empty((n, stop - start))
         if (W > 0).all():                      # mHC's exp(logits): the short loop, scalings at the end
             M0 = W.copy()
             W *= 1.0 / W.reshape(n * n, -1).max(axis=0)
             for _ in range(iters):
-                _normalise_positive(W, s)
-                _normalise_positive(WT, s)
+                _normalise(W, S)
+                _normalise(WT, S)
             rc, cc = _scalings(W, M0)
         else:
             top = W.reshape(n * n, -1).max(axis=0)
@@ -101,9 +96,9 @@ def fixed_sweeps(M: np.ndarray, iters: int) -> tuple[np.ndarray, ...]:
             W *= scale
             rc, cc = np.tile(scale, (n, 1)), np.ones((n, stop - start))
             for _ in range(iters):
-                _normalise(W, rc, s)
-                _normalise(WT, cc, s)
+                _normalise(W, S, rc)
+                _normalise(WT, S, cc)
         P[start:stop] = W.transpose(2, 0, 1)
         r[start:stop], c[start:stop] = rc.T, cc.T
-        rows[start:stop], cols[start:stop] = _residual(W, s), _residual(WT, s)
+        rows[start:stop], cols[start:stop] = _residual(W, S), _residual(WT, S)
     return P, r, c, rows, cols
