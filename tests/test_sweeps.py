@@ -70,7 +70,8 @@ def test_sinkhorn_logits_blocked_equals_log_domain(seed, wide):
     np.testing.assert_allclose(P, P0, rtol=1e-11, atol=1e-14)
     np.testing.assert_allclose(info.log_r[..., :, None] + info.log_c[..., None, :],
                                info0.log_r[..., :, None] + info0.log_c[..., None, :], rtol=1e-12, atol=1e-9)
-    # both end on a column normalisation: columns exact to rounding (the two paths round
-    # differently, so their residuals are compared as what they are, a few ulps)
-    assert info.col_residual.max() <= 1e-14 and info0.col_residual.max() <= 1e-14
+    # both end on a column normalisation: columns exact to rounding, which grows with the
+    # logits' size in the log domain (exp of log A + f + g); the two paths round differently
+    ulps = 16 * np.finfo(float).eps * (1 + np.abs(L).max(axis=(-2, -1)))
+    assert (info.col_residual <= ulps).all() and (info0.col_residual <= ulps).all()
     np.testing.assert_allclose(info.row_residual, info0.row_residual, rtol=1e-9, atol=1e-14)
