@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components, maximum_bipartite_matchin
 from ._validate import as_matrix, count, option, real, to_float
 from .errors import ConvergenceError, InvalidArgumentError, NoTotalSupportError
 from .newton import newton_balance, newton_balance_mp, sweeps_per_newton_step
-from .sweeps import MAX_N, fixed_sweeps
+from .sweeps import MAX_N, fixed_sweeps, fixed_sweeps_logits
 
 __all__ = ["SinkhornInfo", "sinkhorn", "sinkhorn_logits", "sinkhorn_mp", "has_total_support"]
 
@@ -339,7 +339,8 @@ def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domai
     ``auto``: chunk 1 of sweeps; for the matrices it leaves unconverged, chunk 2 measures the
     contraction ``rho`` per sweep; those whose predicted remaining sweeps
     ``log(tol / res) / log(rho)`` fit both the budget and ``_NEWTON_STEPS`` Newton steps' worth
-    keep sweeping; every matrix still unconverged then gets Newton steps.
+    keep sweeping, for at most that many sweeps; every matrix still unconverged then gets
+    Newton steps.
     """
     if method == "sinkhorn":
         return _scale(None, M, iters=None, tol=tol, max_iter=max_iter, log_domain=log_domain)
@@ -357,12 +358,15 @@ def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domai
     res = np.maximum(*_marginal_residuals(P))
     sweeps, used_log, steps = info.iterations, info.log_domain, 0
     todo = np.flatnonzero(res > tol) if method == "auto" else np.array([], dtype=np.int64)
+    newton_cost = int(np.ceil(_NEWTON_STEPS * sweeps_per_newton_step(n)))       # in sweeps
     for stage in ("measure", "sweep"):
         budget = max_iter - sweeps
         if not todo.size or budget <= 0:
             break
+        # the sweep stage never spends more than Newton would: a rate measured on a 1/k tail
+        # over-promises, and Newton then finishes what the sweeps did not
         P2, r2, c2, more = _continue(logA[todo], P[todo], log_r[todo], log_c[todo], tol=tol,
-                                     max_iter=min(budget, chunk) if stage == "measure" else budget,
+                                     max_iter=min(budget, chunk if stage == "measure" else newton_cost),
                                      log_domain=used_log)
         res2 = np.maximum(*_marginal_residuals(P2))
         P[todo], log_r[todo], log_c[todo] = P2, r2, c2
@@ -371,7 +375,7 @@ def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domai
             with np.errstate(divide="ignore", invalid="ignore"):
                 rho = (res2 / res[todo]) ** (1.0 / max(more.iterations, 1))
                 needed = np.where(rho < 1, np.log(0.5 * tol / res2) / np.log(rho), np.inf)
-            fast = (res2 > tol) & (needed <= min(max_iter - sweeps, _NEWTON_STEPS * sweeps_per_newton_step(n)))
+            fast = (res2 > tol) & (needed <= min(max_iter - sweeps, newton_cost))
             res[todo] = res2
             todo = todo[fast]
         else:
@@ -470,14 +474,7 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
     # exp(L - max L) per matrix is in (0, 1]; where the logits span less than log(_LOG_DOMAIN_SPAN)
     # nothing underflows and the blocked linear sweeps give the log-domain result up to rounding.
     flat = logA.reshape(-1, n, n)
-    top = flat.max(axis=(-2, -1))
-    linear = top - flat.min(axis=(-2, -1)) <= np.log(_LOG_DOMAIN_SPAN)
-    P, log_r, log_c = np.empty_like(flat), np.empty(flat.shape[:-1]), np.empty(flat.shape[:-1])
-    rows, cols = np.empty(flat.shape[0]), np.empty(flat.shape[0])
-    P[linear], r, c, rows[linear], cols[linear] = fixed_sweeps(np.exp(flat[linear] - top[linear, None, None]), iters)
-    with np.errstate(divide="ignore"):
-        log_r[linear], log_c[linear] = np.log(r) - top[linear, None], np.log(c)
-    linear[linear] = (r > 0).all(-1) & (c > 0).all(-1)       # an underflowed scaling: redo in logs
+    P, log_r, log_c, rows, cols, linear = fixed_sweeps_logits(flat, iters, np.log(_LOG_DOMAIN_SPAN))
     if not linear.all():
         P[~linear], rest = _scale(flat[~linear], None, iters=iters, tol=0.0, max_iter=1, log_domain=True)
         log_r[~linear], log_c[~linear] = rest.log_r, rest.log_c

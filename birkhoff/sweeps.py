@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fixed_sweeps", "CHUNK", "MAX_N"]
+__all__ = ["fixed_sweeps", "fixed_sweeps_logits", "CHUNK", "MAX_N"]
 
 CHUNK = 8192          # matrices per chunk: 8192 x 4 x 4 float64 = 1 MiB
 MAX_N = 16            # the largest n the blocked path takes (its Python loops grow like n); mixing matrices are n <= 16
@@ -66,39 +66,77 @@ def _residual(W: np.ndarray, S: np.ndarray) -> np.ndarray:
     return np.abs(S, out=S).max(axis=0)
 
 
+def _sweep_chunk(W: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """``iters`` sweeps on one chunk ``W (n, n, b)`` in place; ``(r, c)`` with
+    ``W_out = diag(r) W_in diag(c)`` per matrix, ``(n, b)`` each. Each matrix is first divided
+    by its largest entry (sums stay in range; scaling ``A`` does not change ``P``)."""
+    n, b = W.shape[0], W.shape[2]
+    WT = W.transpose(1, 0, 2)                                                         # columns as rows
+    S = np.empty((n, b))
+    top = W.reshape(n * n, b).max(axis=0)
+    if (W > 0).all():                          # mHC's exp(logits): the short loop, scalings at the end
+        M0 = W.copy()
+        W *= 1.0 / top
+        for _ in range(iters):
+            _normalise(W, S)
+            _normalise(WT, S)
+        return _scalings(W, M0)
+    scale = np.divide(1.0, top, out=np.ones_like(top), where=top > 0)
+    W *= scale
+    rc, cc = np.tile(scale, (n, 1)), np.ones((n, b))
+    for _ in range(iters):
+        _normalise(W, S, rc)
+        _normalise(WT, S, cc)
+    return rc, cc
+
+
+def _chunks(B: int) -> list[slice]:
+    return [slice(start, min(start + CHUNK, B)) for start in range(0, B, CHUNK)]
+
+
 def fixed_sweeps(M: np.ndarray, iters: int) -> tuple[np.ndarray, ...]:
     """``iters`` row-then-column sweeps on every matrix of ``M`` ``(B, n, n)``.
 
-    Each matrix is first divided by its largest entry (so sums stay in range; scaling ``A``
-    does not change ``P``). Returns ``(P, r, c, row_residual, col_residual)``:
-    ``P = diag(r) M diag(c)`` per matrix (``r, c``: ``(B, n)``) and the max
-    ``|row sum - 1|``, ``|column sum - 1|`` of the returned ``P`` (``(B,)``).
+    Returns ``(P, r, c, row_residual, col_residual)``: ``P = diag(r) M diag(c)`` per matrix
+    (``r, c``: ``(B, n)``) and the max ``|row sum - 1|``, ``|column sum - 1|`` of the
+    returned ``P`` (``(B,)``).
     """
     B, n, _ = M.shape
     P = np.empty_like(M, dtype=np.float64)
     r, c = np.ones((B, n)), np.ones((B, n))
     rows, cols = np.empty(B), np.empty(B)
-    for start in range(0, B, CHUNK):
-        stop = min(start + CHUNK, B)
-        W = np.array(M[start:stop].transpose(1, 2, 0), dtype=np.float64, order="C")     # (n, n, b), a copy
-        WT = W.transpose(1, 0, 2)                                                         # columns as rows
-        S = np.empty((n, stop - start))
-        if (W > 0).all():                      # mHC's exp(logits): the short loop, scalings at the end
-            M0 = W.copy()
-            W *= 1.0 / W.reshape(n * n, -1).max(axis=0)
-            for _ in range(iters):
-                _normalise(W, S)
-                _normalise(WT, S)
-            rc, cc = _scalings(W, M0)
-        else:
-            top = W.reshape(n * n, -1).max(axis=0)
-            scale = np.divide(1.0, top, out=np.ones_like(top), where=top > 0)
-            W *= scale
-            rc, cc = np.tile(scale, (n, 1)), np.ones((n, stop - start))
-            for _ in range(iters):
-                _normalise(W, S, rc)
-                _normalise(WT, S, cc)
-        P[start:stop] = W.transpose(2, 0, 1)
-        r[start:stop], c[start:stop] = rc.T, cc.T
-        rows[start:stop], cols[start:stop] = _residual(W, S), _residual(WT, S)
+    for k in _chunks(B):
+        W = np.array(M[k].transpose(1, 2, 0), dtype=np.float64, order="C")            # (n, n, b), a copy
+        rc, cc = _sweep_chunk(W, iters)
+        P[k], r[k], c[k] = W.transpose(2, 0, 1), rc.T, cc.T
+        S = np.empty((n, W.shape[2]))
+        rows[k], cols[k] = _residual(W, S), _residual(W.transpose(1, 0, 2), S)
     return P, r, c, rows, cols
+
+
+def fixed_sweeps_logits(L: np.ndarray, iters: int, span: float) -> tuple[np.ndarray, ...]:
+    """:func:`fixed_sweeps` on ``exp(L)`` for logits ``L (B, n, n)``, ``exp`` taken per chunk in
+    cache, for the matrices whose logits span at most ``span`` (``exp(L - max L)`` then cannot
+    underflow). Returns ``(P, log_r, log_c, row_residual, col_residual, ok)``; rows where ``ok``
+    is False are placeholders, to be redone in the log domain by the caller.
+    """
+    B, n, _ = L.shape
+    P = np.empty_like(L, dtype=np.float64)
+    log_r, log_c = np.zeros((B, n)), np.zeros((B, n))
+    rows, cols, ok = np.empty(B), np.empty(B), np.empty(B, dtype=bool)
+    for k in _chunks(B):
+        W = np.array(L[k].transpose(1, 2, 0), dtype=np.float64, order="C")
+        flat = W.reshape(n * n, -1)
+        top = flat.max(axis=0)
+        fine = top - flat.min(axis=0) <= span
+        W -= top
+        W[:, :, ~fine] = 0.0                                # placeholders: all ones after exp
+        np.exp(W, out=W)
+        rc, cc = _sweep_chunk(W, iters)
+        with np.errstate(divide="ignore"):
+            log_r[k], log_c[k] = np.log(rc.T) - top[:, None], np.log(cc.T)
+        fine &= (rc > 0).all(axis=0) & (cc > 0).all(axis=0)     # a scaling that underflowed: redo in logs
+        P[k], ok[k] = W.transpose(2, 0, 1), fine
+        S = np.empty((n, W.shape[2]))
+        rows[k], cols[k] = _residual(W, S), _residual(W.transpose(1, 0, 2), S)
+    return P, log_r, log_c, rows, cols, ok
