@@ -209,6 +209,21 @@ def test_ddp_two_processes_match_one(tmp_path):
     assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), rel=1e-5)
 
 
+def test_sweep_usage_sentence():
+    """The report's verdict: losses that differ while H_res is unused are not told apart by mixing."""
+    from reference.studies.sweep import _usage
+
+    def row(mixer, depth, val, ident, avg):
+        return {"mixer": mixer, "depth": depth, "val_loss": val, "h_res_ablation": {"identity": ident, "average": avg}}
+
+    unused = [row("mhc", 16, 3.0, 1e-5, 1e-4), row("kromhc", 16, 3.0, 1e-5, 1e-4),
+              row("mhc", 1000, 3.2, 1e-5, 1e-4), row("kromhc", 1000, 3.1, 1e-5, 1e-4)]
+    text = _usage(unused)
+    assert "cannot be told apart" in text and "1.0e-01 at L = 1000" in text and "0.0e+00 at L = 16" in text
+    used = [row("mhc", 8, 2.70, 2e-3, 0.3), row("kromhc", 8, 2.94, 1e-2, 0.04)]
+    assert "can be told apart" in _usage(used) and "cannot" not in _usage(used)
+
+
 def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
     assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]) == 0
     results = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]

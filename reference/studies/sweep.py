@@ -133,14 +133,20 @@ def _usage(results: list[dict]) -> str:
     by_depth: dict[int, list[float]] = {}
     for r in rows:
         by_depth.setdefault(r["depth"], []).append(r["val_loss"])
-    apart = max(max(v) - min(v) for v in by_depth.values())
+    spread = {d: max(v) - min(v) for d, v in sorted(by_depth.items())}
+    widest = max(spread, key=spread.get)
     streams = (f"Averaging the streams (every H_res = J/n) costs up to {averaging:.1e} nats, so the streams "
                + ("carry different information" if averaging >= USED else "are not used") + "; ")
     h_res = (f"setting every H_res = I changes the loss by at most {identity:.1e} nats, so H_res "
              + ("has moved away from the identity" if identity >= USED else "has stayed at the identity") + ". ")
-    verdict = (f"The constrained mixers' validation losses differ by at most {apart:.1e} nats at any depth: "
-               + ("they cannot be told apart at this scale; the learning-rate x depth stability study is where "
-                  "they should separate." if apart < USED else "they can be told apart."))
+    gaps = ", ".join(f"{v:.1e} at L = {d}" for d, v in spread.items())
+    if averaging < USED and identity < USED:
+        verdict = (f"The constrained mixers' validation losses differ by {gaps}; with H_res unused those "
+                   "differences are not an effect of their H_res, so they cannot be told apart at this scale: "
+                   "the learning-rate x depth stability study is where they should separate.")
+    else:
+        verdict = (f"The constrained mixers' validation losses differ by {gaps} (most at L = {widest}); "
+                   + ("they can be told apart." if spread[widest] >= USED else "they cannot be told apart."))
     return streams + h_res + verdict
 
 
