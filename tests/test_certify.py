@@ -18,14 +18,19 @@ fr = np.vectorize(F, otypes=[object])
 
 
 def truth(M):
-    """Exact residuals/gains (Fractions) and rho, ||.||_2 at 40 digits (mpmath)."""
+    """Exact residuals/gains (Fractions) and rho, ||.||_2 at 40 digits (mpmath; more if its QR stalls)."""
     Q = fr(M) if M.dtype != object else M
     rows, cols = Q.sum(1), Q.sum(0)
-    with mpmath.workdps(40):
-        A = mpmath.matrix([[mpmath.mpf(x.numerator) / x.denominator for x in r] for r in Q])
-        E = mpmath.eig(A, left=False, right=False)
-        rho = max(abs(ev) for ev in (E[0] if isinstance(E, tuple) else E))
-        norm = max(mpmath.svd_r(A, compute_uv=False))
+    for dps in (40, 80, 160):            # mpmath's QR can stall on entries ~1e-40 apart at 40 digits
+        with mpmath.workdps(dps):
+            A = mpmath.matrix([[mpmath.mpf(x.numerator) / x.denominator for x in r] for r in Q])
+            try:
+                E = mpmath.eig(A, left=False, right=False)
+            except RuntimeError:
+                continue
+            rho = max(abs(ev) for ev in (E[0] if isinstance(E, tuple) else E))
+            norm = max(mpmath.svd_r(A, compute_uv=False))
+            break
     return dict(row_res=max(abs(r - 1) for r in rows), col_res=max(abs(c - 1) for c in cols),
                 gf=max(sum(abs(x) for x in r) for r in Q), gb=max(sum(abs(x) for x in c) for c in Q.T),
                 rho=rho, norm=norm)
