@@ -24,7 +24,6 @@ problem per matrix, timed on the first ``--loop-subset`` and scaled linearly.
 from __future__ import annotations
 
 import argparse
-import time
 
 import cvxpy as cp
 import numpy as np

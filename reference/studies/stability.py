@@ -186,7 +186,7 @@ def plot(out: Path, rows: list[dict]) -> list[str]:
                        s=80, color=f"C{i}")
     ax.axhline(floor, color="k", lw=0.5, ls=":")
     ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="largest stable learning rate",
-           title=f"Stability vs depth (squares: bf16 / no norm; x: none stable)")
+           title="Stability vs depth (squares: bf16 / no norm; x: none stable)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
