@@ -95,18 +95,10 @@ class ModelConfig:
         for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.mixer not in MIXERS:
-            raise ValueError(f"unknown mixer {self.mixer!r}; choose from {sorted(MIXERS)}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; choose from {BACKENDS}")
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; choose from {INITS}")
-        if self.sk_order not in SK_ORDERS:
-            raise ValueError(f"unknown sk_order {self.sk_order!r}; choose from {SK_ORDERS}")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; choose from {NORMS}")
+        for name, options in (("kind", KINDS), ("mixer", tuple(sorted(MIXERS))), ("backend", BACKENDS),
+                              ("init", INITS), ("sk_order", SK_ORDERS), ("norm", NORMS)):
+            if getattr(self, name) not in options:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose from {options}")
 
 
 class Layer(nn.Module):

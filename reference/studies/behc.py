@@ -37,6 +37,7 @@ from ..mixers import stream_mixers  # noqa: E402
 from ..quantization import MixingRounding, exact_composite_gains, quantized  # noqa: E402
 from ..runs import CONFIG, Config, evaluate, finished, load_model, read_config  # noqa: E402
 from ..train import run  # noqa: E402
+from .markdown import save_figure  # noqa: E402
 
 LABELS = {"tokenmix": "BE-HC token mixing", "transformer": "attention (SDPA)"}
 # name -> (quantized() keywords, MixingRounding keywords)
@@ -127,9 +128,7 @@ def tokens_report(rows: list[dict], out: Path) -> None:
         ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "quality_vs_N.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, "quality_vs_N.png")
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -147,9 +146,7 @@ def tokens_report(rows: list[dict], out: Path) -> None:
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(ylabel="accuracy retention (INT8 / float)", title=task)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "retention_tokens.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, "retention_tokens.png")
 
 
 # ----------------------------------------------------------------------------- streams
@@ -208,9 +205,7 @@ def streams_report(rows: list[dict], out: Path) -> None:
     axes[0].set(ylabel="validation loss (nats)", title=f"INT8 H_res at depth {depth}")
     axes[0].set_ylim(min(r["loss"] for r in rows) * 0.95, max(r["loss"] for r in rows) * 1.02)
     axes[1].set(yscale="log", ylabel="exact composite forward gain", title=f"prod of {depth} rounded H_res")
-    fig.tight_layout()
-    fig.savefig(out / "retention_streams.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, "retention_streams.png")
 
 
 # ----------------------------------------------------------------------------- CLI

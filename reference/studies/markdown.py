@@ -1,4 +1,4 @@
-"""What the studies' ``report.md`` files share: number cells, the stream-usage cells, the file."""
+"""What the studies' ``report.md`` files share: number cells, the stream-usage cells, the plots, the file."""
 
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ def usage_cells(row: dict) -> str:
     ablation = row.get("h_res_ablation") or {}
     return (f"{fmt(row.get('stream_spread'), '.2e')} | {fmt(ablation.get('identity'), '+.1e')} | "
             f"{fmt(ablation.get('average'), '+.1e')}")
+
+
+def save_figure(fig, out: Path, name: str) -> str:
+    """Lay out ``fig``, write it to ``out/name`` (120 dpi), close it; returns ``name``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+    return name
 
 
 def write_report(out: Path, lines: list[str], plots: list[str]) -> Path:

@@ -51,7 +51,7 @@ from ..mixers import INITS, MIXERS, SK_ORDERS  # noqa: E402
 from ..norms import NORMS  # noqa: E402
 from ..runs import Config, finished, read_metrics  # noqa: E402
 from ..train import DTYPES, run  # noqa: E402
-from .markdown import USAGE_HEADER, fmt, usage_cells, write_report  # noqa: E402
+from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
 
 WINDOW = 10
 GRAD_SPIKE = 10.0
@@ -166,10 +166,7 @@ def plot(out: Path, rows: list[dict]) -> list[str]:
         ax.set(xscale="log", xlabel="learning rate", ylabel="validation loss (nats)",
                title=f"depth {depth} {kind or 'fp32'}")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "loss_vs_lr.png", dpi=120)
-    plt.close(fig)
-    names.append("loss_vs_lr.png")
+    names.append(save_figure(fig, out, "loss_vs_lr.png"))
 
     best = max_stable(rows)
     floor = min(r["lr"] for r in rows) / 2                  # where "no stable lr in the grid" is drawn
@@ -189,10 +186,7 @@ def plot(out: Path, rows: list[dict]) -> list[str]:
            title="Stability vs depth (squares: bf16 / no norm; x: none stable)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "max_stable_lr.png", dpi=120)
-    plt.close(fig)
-    names.append("max_stable_lr.png")
+    names.append(save_figure(fig, out, "max_stable_lr.png"))
 
     main = [r for r in rows if r["grid"] == rows[0]["grid"]]
     deepest, top = max(r["depth"] for r in main), max(r["lr"] for r in main)
@@ -206,10 +200,7 @@ def plot(out: Path, rows: list[dict]) -> list[str]:
     ax.set(yscale="log", xlabel="step", ylabel="composite forward gain of prod H_res",
            title=f"Gain over training, depth {deepest}, lr {top:g}")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "gain_over_training.png", dpi=120)
-    plt.close(fig)
-    names.append("gain_over_training.png")
+    names.append(save_figure(fig, out, "gain_over_training.png"))
     return names
 
 

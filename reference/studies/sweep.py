@@ -29,7 +29,7 @@ from ..mixers import INITS, MIXERS, stream_mixers  # noqa: E402
 from ..models import KINDS  # noqa: E402
 from ..runs import Config, finished, read_metrics  # noqa: E402
 from ..train import DTYPES, run  # noqa: E402
-from .markdown import USAGE_HEADER, fmt, usage_cells, write_report  # noqa: E402
+from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
 PRESETS = {
     "demo": dict(depths=[2, 8, 32], base=Config(width=32, streams=4, steps=80, batch_size=8,
                                                   seq_len=32, lr=3e-3)),
@@ -87,10 +87,7 @@ def plot(out: Path, results: list[dict]) -> list[str]:
     ax.set(xscale="log", xlabel="depth (layers)", ylabel="final train loss (nats)",
            title="Final loss vs depth")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "loss_vs_depth.png", dpi=120)
-    names.append("loss_vs_depth.png")
-    plt.close(fig)
+    names.append(save_figure(fig, out, "loss_vs_depth.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in mixers:
@@ -99,10 +96,7 @@ def plot(out: Path, results: list[dict]) -> list[str]:
     ax.set(xscale="log", yscale="log", xlabel="depth (layers)",
            ylabel="composite forward gain of prod H_res", title="Composite Amax gain vs depth")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "gain_vs_depth.png", dpi=120)
-    names.append("gain_vs_depth.png")
-    plt.close(fig)
+    names.append(save_figure(fig, out, "gain_vs_depth.png"))
 
     deepest = depths[-1]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -112,10 +106,7 @@ def plot(out: Path, results: list[dict]) -> list[str]:
     ax.axhline(results[0]["unigram_loss"], color="k", ls="--", lw=1, label="unigram baseline")
     ax.set(xlabel="step", ylabel="train loss (nats)", title=f"Loss curves at depth {deepest}")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "loss_curves.png", dpi=120)
-    names.append("loss_curves.png")
-    plt.close(fig)
+    names.append(save_figure(fig, out, "loss_curves.png"))
     return names
 
 
