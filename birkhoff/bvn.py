@@ -24,7 +24,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._validate import as_matrix, count, is_exact, real, to_fraction
+from ._validate import as_matrix, count, flag, is_exact, real, to_fraction
 from .exact import margin_residuals
 from .errors import NotDoublyStochasticError
 from .permutations import from_permutations
@@ -176,7 +176,7 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
     tol = real(tol, "tol", rounding="down")
     limit = None if max_terms is None else count(max_terms, "max_terms", low=1)
     M = as_matrix(P, nonnegative=True, name="P")
-    exact = is_exact(M) if exact is None else bool(exact)
+    exact = is_exact(M) if exact is None else flag(exact, "exact")
     M = to_fraction(M) if exact else M.astype(np.float64)
     n = M.shape[0]
     limit = marcus_ree_bound(n) if limit is None else limit

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigs, svds
 
-from ._validate import as_matrix, real
+from ._validate import as_matrix, as_vector, flag, real
 from .errors import InvalidMatrixError
 from .project import certify_projection, project
 from .exact import (ETA, deflate, div_down, div_up, entry_interval, gamma, inflate, margin_residuals,
@@ -384,6 +384,7 @@ def certify(M, *, tol: float = 0.0, distance: bool = False) -> Certificate:
     False
     """
     tol = _check_tol(tol)
+    distance = flag(distance, "distance")
     A = as_matrix(M, name="M")
     fields_ = _pick(_certify_arrays(A[None], tol), 0)
     if distance:
@@ -515,9 +516,11 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
 
 # ----------------------------------------------------------------------------- Lipschitz
 
-def _vector_norm_up(h, name: str) -> float:
-    """Float upper bound of the Euclidean norm of a vector (float or exact entries)."""
-    a = as_matrix(np.asarray(h).reshape(1, -1), square=False, name=name)
+def _vector_norm_up(h, name: str, n: int) -> float:
+    """Float upper bound of the Euclidean norm of a vector of ``n`` entries (float or exact)."""
+    a = as_vector(h, name)[None]
+    if a.size != n:
+        raise InvalidMatrixError(f"{name} must have {n} entries to match H_res, got {a.size}")
     lo, hi = entry_interval(a)
     _, mag = _magnitude(lo, hi)
     k = mag.size
@@ -534,12 +537,8 @@ def hc_lipschitz_bound(H_res, H_pre, H_post, lip_f: float = 1.0) -> float:
     """
     lip_f = real(lip_f, "lip_f", rounding="up")
     cert = certify(H_res)
-    n = cert.n
-    pre = _vector_norm_up(H_pre, "H_pre")
-    post = _vector_norm_up(H_post, "H_post")
-    for name, h in (("H_pre", H_pre), ("H_post", H_post)):
-        if np.size(h) != n:
-            raise InvalidMatrixError(f"{name} must have {n} entries to match H_res, got {np.size(h)}")
+    pre = _vector_norm_up(H_pre, "H_pre", cert.n)
+    post = _vector_norm_up(H_post, "H_post", cert.n)
     branch = mul_up(mul_up(post, lip_f), pre)
     return float(np.nextafter(cert.spectral_norm[1] + float(branch), _INF))
 
@@ -551,7 +550,16 @@ def composite_lipschitz_bound(layers: Iterable[Sequence[Any]]) -> float:
     """
     acc = 1.0
     count = 0
-    for layer in layers:
+    try:
+        layers = iter(layers)
+    except TypeError:
+        raise InvalidMatrixError(f"layers must be an iterable of (H_res, H_pre, H_post[, lip_f]), "
+                                 f"got {type(layers).__name__}") from None
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, (tuple, list)) or len(layer) not in (3, 4):
+            raise InvalidMatrixError(f"layers[{k}] must be (H_res, H_pre, H_post) or (H_res, H_pre, H_post, lip_f), "
+                                     f"got {type(layer).__name__}"
+                                     f"{f' of length {len(layer)}' if isinstance(layer, (tuple, list)) else ''}")
         acc = float(mul_up(acc, hc_lipschitz_bound(*layer)))
         count += 1
     if count == 0:

@@ -30,11 +30,12 @@ from .project import certify_projection, project, project_cvxpy
 from .quantize import quantize
 from .sinkhorn import METHODS, sinkhorn, sinkhorn_mp
 
-__all__ = ["main"]
+__all__ = ["main", "OneLineParser"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message (no usage dump) and exit code 2."""
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage dump) and exit code 2; the project's
+    command lines (``birkhoff``, ``reference.train``, the studies) all use it."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -245,11 +246,21 @@ COMMANDS: dict[str, Command] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="birkhoff", description="Doubly stochastic matrices, exact and certified.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = OneLineParser(prog="birkhoff", description="Doubly stochastic matrices, exact and certified.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (_, add_args, help_) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_, description=help_))
     return parser
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush of a broken or full stdout
+    adds no second message and no exit code 120."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -272,7 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"birkhoff: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
+        _silence_stdout()
         return 0
+    except OSError as exc:                       # writing the result failed: a full disk, a closed stdout
+        _silence_stdout()
+        print(f"birkhoff: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("birkhoff: error: the input needs more memory than this machine has", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("birkhoff: interrupted", file=sys.stderr)
         return 130

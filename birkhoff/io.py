@@ -9,7 +9,12 @@ Text formats (csv/txt/json) keep exact values exact:
 
 In csv/txt, entries are separated by commas and/or whitespace, ``#`` starts a comment,
 and blank lines separate matrices of a stack ``(L, n, n)`` (e.g. a product chain).
-JSON holds nested lists of numbers or rational strings.
+JSON holds nested lists of numbers or rational strings. Exact entries are bounded before
+they are built (:func:`birkhoff._validate.parse_exact`: at most 4300 digits, decimal
+exponents within +-20000), so a few bytes cannot ask for a number of a billion digits.
+
+``save_matrix`` writes through a symbolic link (the file it points to is replaced
+atomically; the link stays).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from ._validate import as_matrix
+from ._validate import as_matrix, parse_exact
 from .errors import InvalidMatrixError
 
 __all__ = ["load_matrix", "save_matrix"]
@@ -43,13 +48,14 @@ def _parse_tokens(blocks: list[list[list[str]]], where: str) -> np.ndarray:
     # more significant digits than a double holds (mpmath output): read every entry exactly
     long_decimal = any(len(_DIGITS.sub("", t.split("e")[0].split("E")[0]).lstrip("0")) > 17 for t in flat)
     exact = rational or long_decimal or all(_INT.match(t) for t in flat)
-    conv = Fraction if exact else float
 
     def parse(t: str, pos: str):
         try:
-            return conv(t)
-        except (ValueError, ZeroDivisionError):
-            raise InvalidMatrixError(f"{where}: cannot read entry {t!r} at {pos} as a number") from None
+            return parse_exact(t) if exact else float(t)
+        except ValueError as exc:
+            detail = f" ({exc})" if isinstance(exc, InvalidMatrixError) else ""
+            shown = t if len(t) <= 40 else t[:37] + "..."
+            raise InvalidMatrixError(f"{where}: cannot read entry {shown!r} at {pos} as a number{detail}") from None
 
     mats = []
     for bi, block in enumerate(blocks):
@@ -92,6 +98,10 @@ def _read_json(text: str, where: str) -> np.ndarray:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidMatrixError(f"{where}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:                      # an integer beyond Python's 4300-digit conversion limit
+        raise InvalidMatrixError(f"{where}: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidMatrixError(f"{where}: invalid JSON (nested too deeply; a matrix needs 2 or 3 levels)") from None
     if isinstance(data, dict):
         data = data.get("matrix", data.get("M"))
     if not isinstance(data, list) or not data:
@@ -114,6 +124,8 @@ def _read_json(text: str, where: str) -> np.ndarray:
 def _read_binary(raw: bytes, suffix: str, where: str) -> np.ndarray:
     try:
         obj = np.load(_io.BytesIO(raw), allow_pickle=False)
+    except MemoryError:
+        raise InvalidMatrixError(f"{where}: claims an array larger than this machine's memory") from None
     except Exception as exc:  # numpy raises ValueError, OSError, EOFError, zipfile errors...
         raise InvalidMatrixError(f"{where}: not a readable {suffix} file ({exc})") from None
     if isinstance(obj, np.lib.npyio.NpzFile):
@@ -125,9 +137,19 @@ def _read_binary(raw: bytes, suffix: str, where: str) -> np.ndarray:
             raise InvalidMatrixError(f"{where}: .npz holds {keys}; name the array 'M'")
         try:
             return obj[key]
-        except ValueError as exc:                     # an object (pickled) array inside
-            raise InvalidMatrixError(f"{where}: array {key!r} is not readable ({exc})") from None
+        except MemoryError:
+            raise InvalidMatrixError(f"{where}: array {key!r} claims more memory than this machine has") from None
+        except Exception as exc:     # a pickled (object) array, a bad CRC, a broken compressed stream, a short file
+            raise InvalidMatrixError(f"{where}: array {key!r} is not readable ({type(exc).__name__}: {exc})") from None
     return obj
+
+
+def _stdin_bytes() -> bytes:
+    """Standard input as bytes; a closed or missing stdin is an ``InvalidMatrixError``."""
+    try:
+        return sys.stdin.buffer.read()
+    except (AttributeError, ValueError, OSError):           # None, closed, or not readable
+        raise InvalidMatrixError("cannot read '-': standard input is closed") from None
 
 
 def load_matrix(path: str | os.PathLike) -> np.ndarray:
@@ -151,7 +173,7 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
     """
     where = str(path)
     try:
-        raw = sys.stdin.buffer.read() if where == "-" else Path(path).read_bytes()
+        raw = _stdin_bytes() if where == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise InvalidMatrixError(f"cannot read {where!r}: {exc.strerror or exc}") from None
     suffix = Path(where).suffix.lower() if where != "-" else ""
@@ -203,9 +225,9 @@ def save_matrix(path: str | os.PathLike, M) -> None:
     ``.npy``/``.npz`` store float64 and refuse exact matrices that float64 cannot hold
     exactly. Files are written atomically (a temporary file, then a rename).
     """
-    arr = np.asarray(M)
+    exact = as_matrix(M, batched=True, square=False, name="M")
+    arr = np.asarray(M) if isinstance(M, (np.ndarray, list)) else exact
     has_mpf = arr.dtype == object and any(isinstance(x, mpmath.mpf) for x in arr.flat)
-    exact = as_matrix(arr, batched=True, square=False, name="M")
     if not has_mpf:  # mpf entries are kept as they are, to be written at full precision
         arr = exact
     where = str(path)
@@ -233,11 +255,14 @@ def save_matrix(path: str | os.PathLike, M) -> None:
         sys.stdout.write(data.decode())
         sys.stdout.flush()
         return
-    target = Path(path)
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)   # write through a link
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(data)
         os.replace(tmp, target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:                      # the folder itself is not there (or is a file)
+            pass
         raise InvalidMatrixError(f"cannot write {where!r}: {exc.strerror or exc}") from None

@@ -17,38 +17,41 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validate import as_matrix, count, fraction_of
+from ._validate import as_array, as_matrix, check_entries, count, is_exact, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 
 __all__ = ["kron", "kron_apply", "kromhc_factor", "kron_factor_sizes"]
 
 
 def _factors(factors: Sequence, name: str = "factor") -> list[np.ndarray]:
+    if isinstance(factors, np.ndarray) and factors.ndim == 3:
+        factors = list(factors)
+    elif not isinstance(factors, (list, tuple)):
+        try:
+            factors = list(factors)                    # a generator of factors
+        except TypeError:
+            raise InvalidMatrixError(f"factors must be a sequence of square matrices, "
+                                     f"got {type(factors).__name__}") from None
     if len(factors) == 0:
         raise InvalidMatrixError("need at least one Kronecker factor")
     mats = [as_matrix(F, name=f"{name} {k}") for k, F in enumerate(factors)]
-    if any(m.dtype == object for m in mats) and not all(m.dtype == object for m in mats):
-        mats = [m.astype(np.float64) for m in mats]   # mixed exact/float: float result
+    if any(is_exact(m) for m in mats) and not all(is_exact(m) for m in mats):
+        mats = [to_float(m, f"{name} {k}") for k, m in enumerate(mats)]   # mixed exact/float: float result
     return mats
-
-
-MAX_KRON_ENTRIES = {"float": 2 ** 27, "exact": 2 ** 22}   # 1 GiB of float64; ~4M Fractions
 
 
 def kron(*factors) -> np.ndarray:
     """``U_1 (x) ... (x) U_K`` (square factors). Exact (Fractions) when every factor is exact.
 
-    The product is formed, so its size is checked first: at most ``2^27`` float entries
-    (1 GiB) or ``2^22`` exact ones; use :func:`kron_apply` to apply larger products.
+    The product is formed, so its size is checked first (:data:`birkhoff._validate.MAX_ENTRIES`:
+    ``2^27`` float entries, 1 GiB, or ``2^22`` exact ones); use :func:`kron_apply` to apply
+    larger products. The result is a new array, also for one factor.
     """
     mats = _factors(factors)
-    kind = "exact" if mats[0].dtype == object else "float"
-    entries = math.prod(m.size for m in mats)
-    if entries > MAX_KRON_ENTRIES[kind]:
-        raise InvalidArgumentError(
-            f"the Kronecker product of these {len(mats)} factors has {entries:.3g} {kind} entries "
-            f"(limit {MAX_KRON_ENTRIES[kind]}); apply it with kron_apply instead of forming it")
-    out = mats[0]
+    n = math.prod(m.shape[0] for m in mats)
+    check_entries((n, n), f"the Kronecker product of these {len(mats)} factors (apply it with kron_apply "
+                  "instead of forming it)", exact=mats[0].dtype == object)
+    out = mats[0].copy()
     for m in mats[1:]:
         out = np.kron(out, m)
     return out
@@ -74,16 +77,13 @@ def kron_apply(factors: Sequence, x, *, axis: int | None = None) -> np.ndarray:
     mats = _factors(factors)
     sizes = [m.shape[0] for m in mats]
     n = int(np.prod(sizes))
-    X = np.asarray(x)
-    if X.dtype == object or any(m.dtype == object for m in mats):
-        X = np.vectorize(fraction_of, otypes=[object])(X) if X.size else X.astype(object)
-        mats = [m.astype(object) for m in mats]
-    elif not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-        raise InvalidMatrixError(f"x must be real numeric, got dtype {X.dtype}")
-    if X.ndim == 0:
-        raise InvalidMatrixError("x must have a stream axis of length n")
+    X = as_array(x, "x")
+    if is_exact(X) or any(is_exact(m) for m in mats):
+        X = to_fraction(X)
+        mats = [to_fraction(m) for m in mats]
     if axis is None:
         axis = -2 if X.ndim >= 2 and X.shape[-2] == n else -1
+    axis = count(axis, "axis", low=-X.ndim, high=X.ndim - 1)
     if X.shape[axis] != n:
         raise InvalidMatrixError(
             f"x has {X.shape[axis]} entries on its stream axis, the factors need {n} = {' x '.join(map(str, sizes))}")
@@ -103,20 +103,17 @@ def kromhc_factor(a) -> np.ndarray:
     Every 2x2 DS matrix has this form (Birkhoff: ``a I + (1 - a) J_swap``). Fraction ``a``
     gives an exact factor.
     """
-    A = np.asarray(a)
-    if A.dtype.kind not in "fiubO":
-        raise InvalidArgumentError(f"a must be real numbers in [0, 1], got {a!r}")
-    exact = A.dtype == object or A.dtype.kind in "iub"
-    if exact:
-        A = np.vectorize(fraction_of, otypes=[object])(A) if A.size else A.astype(object)
-    else:
-        A = A.astype(np.float64)
-        if not np.isfinite(A).all():
-            raise InvalidMatrixError("a must be finite")
+    try:
+        A = as_array(a, "a", scalar=True)
+    except InvalidMatrixError as exc:
+        raise InvalidArgumentError(f"a must be real numbers in [0, 1]: {exc}") from None
     if ((A < 0) | (A > 1)).any():
-        raise InvalidMatrixError("a must lie in [0, 1]")
+        raise InvalidArgumentError("a must lie in [0, 1]")
     B = 1 - A
     return np.stack([np.stack([A, B], -1), np.stack([B, A], -1)], -2)
+
+
+MAX_FACTOR_N = 2 ** 32
 
 
 def kron_factor_sizes(n: int, max_factor: int | None = None) -> list[int]:
@@ -125,15 +122,16 @@ def kron_factor_sizes(n: int, max_factor: int | None = None) -> list[int]:
     Powers of two give 2x2 factors (KromHC's default). With ``max_factor``, primes are
     merged greedily while the product stays ``<= max_factor`` (fewer, larger factors).
     A prime ``n`` has the single factor ``[n]``: no Kronecker structure, so KromHC
-    degenerates to one full ``n x n`` DS factor (and ``n = 1`` to ``[1]``).
+    degenerates to one full ``n x n`` DS factor (and ``n = 1`` to ``[1]``). ``n <= 2^32``
+    (a stream count; the factorisation then takes at most ~2^15 trial divisions).
     """
-    n = count(n, "n", low=1)
+    n = count(n, "n", low=1, high=MAX_FACTOR_N)
     primes, m, p = [], int(n), 2
-    while p * p <= m:
+    while p * p <= m:                      # trial division: at most 2^16 candidates for n <= 2^32
         while m % p == 0:
             primes.append(p)
             m //= p
-        p += 1
+        p += 1 if p == 2 else 2
     if m > 1 or not primes:
         primes.append(m)
     if max_factor is None:

@@ -131,7 +131,10 @@ def newton_balance_mp(A: list[list], f: list, g: list, target, max_steps: int = 
         shift = _LM * mpmath.sqrt(mpmath.fsum(x * x for x in grad))
         for k in range(2 * n):
             H[k, k] += shift
-        d = [-x for x in mpmath.lu_solve(H, mpmath.matrix(grad))]
+        try:
+            d = [-x for x in mpmath.lu_solve(H, mpmath.matrix(grad))]
+        except ZeroDivisionError:                 # H singular at this precision: no further progress
+            break
         slope = mpmath.fsum(a * b for a, b in zip(grad, d))
         t = mpmath.mpf(1)
         for _ in range(_HALVINGS + mpmath.mp.prec // 2):

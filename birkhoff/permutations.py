@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from ._validate import count, fraction_of
+from ._validate import as_array, check_entries, count, flag, is_exact
 from .errors import InvalidMatrixError
 
 __all__ = ["permutation_matrix", "permutation_matrices", "from_permutations",
@@ -44,9 +44,14 @@ def check_permutations(perms, n: int | None = None) -> np.ndarray:
 
 
 def permutation_matrix(p, *, exact: bool = False) -> np.ndarray:
-    """The ``n x n`` 0/1 matrix with ``P[i, p[i]] = 1`` (int64, or Fractions if ``exact``)."""
+    """The ``n x n`` 0/1 matrix with ``P[i, p[i]] = 1`` (int64, or Fractions if ``exact``).
+
+    ``n`` is bounded by :data:`birkhoff._validate.MAX_ENTRIES` (checked before allocating).
+    """
+    exact = flag(exact, "exact")
     p = check_permutations(p)[0]
     n = p.size
+    check_entries((n, n), "the permutation matrix", exact=exact)
     M = np.zeros((n, n), dtype=np.int64)
     M[np.arange(n), p] = 1
     return M.astype(object) * Fraction(1) if exact else M
@@ -56,6 +61,7 @@ def permutation_matrices(perms) -> np.ndarray:
     """The ``(K, n, n)`` int64 stack of 0/1 matrices of a ``(K, n)`` stack of permutations."""
     perms = check_permutations(perms)
     K, n = perms.shape
+    check_entries((K, n, n), "the permutation matrices")
     out = np.zeros((K, n, n), dtype=np.int64)
     out[np.arange(K)[:, None], np.arange(n)[None, :], perms] = 1
     return out
@@ -71,25 +77,19 @@ def from_permutations(weights, perms) -> np.ndarray:
     """
     perms = check_permutations(perms)
     K, n = perms.shape
-    w = np.asarray(weights)
-    if w.ndim == 0 or w.shape[-1] != K:
+    w = as_array(weights, "weights", nonnegative=True)
+    if w.shape[-1] != K:
         raise InvalidMatrixError(f"weights must have shape (..., {K}) to match perms, got {w.shape}")
+    check_entries(w.shape[:-1] + (n, n), "H", exact=is_exact(w))
     flat = (np.arange(n)[None, :] * n + perms).ravel()        # entry (i, p_k[i]) of each term
-    if w.dtype == object or w.dtype.kind in "iub":
-        wq = np.vectorize(fraction_of, otypes=[object])(w)
-        if (wq < 0).any():
-            raise InvalidMatrixError("weights must be nonnegative")
+    if is_exact(w):
+        wq = w
         out = np.full(wq.shape[:-1] + (n * n,), Fraction(0), dtype=object)
         for idx in np.ndindex(wq.shape[:-1]):
             acc = out[idx]
             for pos, val in zip(flat, np.repeat(wq[idx], n)):
                 acc[pos] += val
         return out.reshape(wq.shape[:-1] + (n, n))
-    if w.dtype.kind != "f":
-        raise InvalidMatrixError(f"weights must be numeric, got dtype {w.dtype}")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise InvalidMatrixError("weights must be finite and nonnegative")
     incidence = csr_matrix((np.ones(K * n), (np.repeat(np.arange(K), n), flat)), shape=(K, n * n))
     out = (incidence.T @ w.reshape(-1, K).T).T                  # (B, n*n), O(B K n)
     return np.asarray(out).reshape(w.shape[:-1] + (n, n))
@@ -107,7 +107,11 @@ def all_permutations(n: int) -> np.ndarray:
 
 
 def cyclic_permutations(n: int) -> np.ndarray:
-    """The ``n`` cyclic shifts as ``(n, n)``: row ``k`` is ``i -> (i + k) mod n``; identity first."""
+    """The ``n`` cyclic shifts as ``(n, n)``: row ``k`` is ``i -> (i + k) mod n``; identity first.
+
+    ``n * n`` is bounded by :data:`birkhoff._validate.MAX_ENTRIES` (checked before allocating).
+    """
     n = count(n, "n", low=1)
+    check_entries((n, n), "the cyclic permutations")
     i = np.arange(n)
     return (i[None, :] + i[:, None]) % n

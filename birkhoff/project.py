@@ -30,7 +30,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._validate import as_matrix, count, is_exact, real, to_float, to_fraction
+from ._validate import MAX_ITER, as_matrix, as_vector, count, is_exact, real, to_float, to_fraction
 from .errors import ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .exact import sqrt_interval
 
@@ -257,7 +257,7 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
         The effective tolerance was not reached in ``max_iter`` iterations.
     """
     tol = real(tol, "tol", positive=True)
-    max_iter = count(max_iter, "max_iter", low=1)
+    max_iter = count(max_iter, "max_iter", low=1, high=MAX_ITER)
     M = to_float(as_matrix(A, batched=True, name="A"), "A")
     shape, n = M.shape[:-2], M.shape[-1]
     flat = M.reshape(-1, n, n)
@@ -399,12 +399,11 @@ def certify_projection(A, result) -> tuple[float, float]:
     if not all(hasattr(result, k) for k in ("X", "u", "v")):
         raise InvalidArgumentError(f"result must be a Projection (fields X, u, v), got {type(result).__name__}")
     X = to_float(as_matrix(result.X, name="result.X"), "result.X")
-    u = np.asarray(result.u, dtype=np.float64).reshape(-1)
-    v = np.asarray(result.v, dtype=np.float64).reshape(-1)
+    u = to_float(as_vector(result.u, "result.u")[None], "result.u")[0]
+    v = to_float(as_vector(result.v, "result.v")[None], "result.v")[0]
     n = M.shape[0]
-    if X.shape != M.shape or u.size != n or v.size != n or not (
-            np.isfinite(u).all() and np.isfinite(v).all()):
-        raise InvalidMatrixError("result does not match A (shapes of X, u, v) or has non-finite duals")
+    if X.shape != M.shape or u.size != n or v.size != n:
+        raise InvalidMatrixError(f"result does not match A {M.shape}: X {X.shape}, u ({u.size},), v ({v.size},)")
     Z, EZ, d = _exact_ds_repair(X)
     if is_exact(M):                     # exact input: rational arithmetic
         Aq = M

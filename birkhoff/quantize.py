@@ -29,7 +29,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from ._validate import as_matrix, count, real, to_fraction
+from ._validate import as_matrix, count, flag, real, to_fraction
 from .exact import margin_residuals
 from .errors import NotDoublyStochasticError
 from .exact import two_prod
@@ -60,6 +60,8 @@ def _closest_round_ups(frac_part: np.ndarray, allowed: np.ndarray, r: np.ndarray
     n = allowed.shape[0]
     ri, cj = np.nonzero(allowed)
     m = ri.size
+    if m == 0:                                          # round-ups needed, none allowed
+        return None
     A = coo_matrix((np.ones(2 * m), (np.concatenate([ri, n + cj]), np.tile(np.arange(m), 2))),
                    shape=(2 * n, m))
     b = np.concatenate([r, c]).astype(np.float64)
@@ -103,6 +105,7 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
     """
     scale = count(scale, "scale", low=1)
     tol = real(tol, "tol", rounding="down")
+    closest = flag(closest, "closest")
     M = as_matrix(P, nonnegative=True, name="P")
     if scale > 2 ** 53:                                 # scale * P is no longer exact in float64
         M = to_fraction(M)

@@ -21,13 +21,14 @@ log-potentials); ``"sinkhorn"`` and ``"newton"`` force one method.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import mpmath
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 
-from ._validate import as_matrix, count, option, real, to_float
+from ._validate import MAX_ITER, as_matrix, count, flag, fraction_of, option, real, to_float
 from .errors import ConvergenceError, InvalidArgumentError, NoTotalSupportError
 from .newton import newton_balance, newton_balance_mp, sweeps_per_newton_step
 from .sweeps import MAX_N, fixed_sweeps, fixed_sweeps_logits
@@ -394,8 +395,8 @@ def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domai
 
 
 def _check_counts(iters: int | None, max_iter: int, tol: float) -> tuple[int | None, int, float]:
-    return (None if iters is None else count(iters, "iters"), count(max_iter, "max_iter", low=1),
-            real(tol, "tol", rounding="down"))
+    return (None if iters is None else count(iters, "iters", high=MAX_ITER),
+            count(max_iter, "max_iter", low=1, high=MAX_ITER), real(tol, "tol", rounding="down"))
 
 
 def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int = 10_000,
@@ -440,6 +441,8 @@ def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int =
     """
     iters, max_iter, tol = _check_counts(iters, max_iter, tol)
     method = option(method, "method", METHODS)
+    return_info = flag(return_info, "return_info")
+    log_domain = None if log_domain is None else flag(log_domain, "log_domain")
     if iters is not None and method == "newton":
         raise InvalidArgumentError("iters=t runs t Sinkhorn sweeps; method='newton' needs tolerance mode")
     M = to_float(as_matrix(A, batched=True, nonnegative=True, name="A"), "A")
@@ -465,7 +468,8 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
     ``L`` is any finite real array of shape ``(..., n, n)``; ``exp`` is never formed,
     so logits of magnitude ``1e3`` and beyond are fine.
     """
-    iters = count(iters, "iters")
+    iters = count(iters, "iters", high=MAX_ITER)
+    return_info = flag(return_info, "return_info")
     logA = to_float(as_matrix(L, batched=True, name="L"), "L")
     n = logA.shape[-1]
     if not _blocked(logA, iters):
@@ -488,6 +492,23 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
 
 # ----------------------------------------------------------------------------- mpmath
 
+MAX_DPS = 10_000
+_GUARD_DIGITS = 10
+
+
+def _mp_floor(n: int, dps: int):
+    """The smallest ``tol`` that ``sinkhorn_mp`` can promise at ``dps`` digits: rounding each of ``n``
+    entries of a row to ``prec`` bits moves its sum by up to ``n 2^-prec``; twice that leaves room
+    for the iteration."""
+    return 2 * n * mpmath.ldexp(1, -mpmath.libmp.dps_to_prec(dps))
+
+
+def _exact_residual(out: np.ndarray):
+    """Exact ``max |row or column sum - 1|`` of an ``mpf`` matrix (its entries are binary rationals)."""
+    Q = np.vectorize(fraction_of, otypes=[object])(out)
+    return max(max(abs(x - 1) for x in Q.sum(axis=1)), max(abs(x - 1) for x in Q.sum(axis=0)))
+
+
 def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000, method: str = "auto") -> np.ndarray:
     """Sinkhorn-Knopp in mpmath at ``dps`` decimal digits, iterated to ``tol``.
 
@@ -496,9 +517,12 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000, method: 
     A : array_like, shape (n, n)
         Nonnegative, float or exact; float entries are taken at their exact binary value.
     dps : int
-        Working precision in decimal digits.
+        Output precision in decimal digits (15 to ``MAX_DPS`` = 10 000); the iteration runs
+        with 10 guard digits more.
     tol : float or mpf, optional
-        Max marginal error to reach; default ``10**(5 - dps)``.
+        Max marginal error to reach; default ``10**(5 - dps)``. It must be at least
+        ``2 n 2^-prec`` (``prec`` the bits of ``dps`` digits): the rounding of the output
+        to ``dps`` digits alone can move a row sum by ``n 2^-prec``.
     max_iter : int
         Sweep limit.
     method : {"auto", "sinkhorn", "newton"}
@@ -511,17 +535,36 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000, method: 
     -------
     ndarray of mpmath.mpf, shape (n, n)
         Rounded to ``dps`` digits; read at that precision (``mpmath.mp.dps``/``workdps``).
+        Convergence is checked on the returned entries in exact rational arithmetic:
+        every row and column sum is within ``tol`` of 1.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``tol`` below what ``dps`` digits can reach (the message names the ``dps`` needed).
+    ConvergenceError
+        ``tol`` not reached within ``max_iter`` sweeps and the Newton steps.
     """
-    dps = count(dps, "dps", low=15)
-    max_iter = count(max_iter, "max_iter", low=1)
+    dps = count(dps, "dps", low=15, high=MAX_DPS)
+    max_iter = count(max_iter, "max_iter", low=1, high=MAX_ITER)
     method = option(method, "method", METHODS)
     if tol is not None:
         real(tol, "tol")
+    tol_q = Fraction(10) ** (5 - dps) if tol is None else fraction_of(tol)      # exact: what is promised
     M = as_matrix(A, nonnegative=True, name="A")
-    _check_total_support(M)
     n = M.shape[0]
     with mpmath.workdps(dps):
-        tol_mp = mpmath.mpf(10) ** (5 - dps) if tol is None else mpmath.mpf(tol)
+        tol_mp = mpmath.mpf(tol_q.numerator) / tol_q.denominator
+        floor = _mp_floor(n, dps)
+        if tol_mp < floor:
+            need = next(d for d in range(dps, MAX_DPS + 2) if d > MAX_DPS or _mp_floor(n, d) <= tol_mp)
+            hint = f"dps >= {need}" if need <= MAX_DPS else f"a tol >= {mpmath.nstr(_mp_floor(n, MAX_DPS), 3)}"
+            raise InvalidArgumentError(
+                f"tol={mpmath.nstr(tol_mp, 3)} is below what {dps} digits can reach for n = {n} "
+                f"({mpmath.nstr(floor, 3)}: the rounding of the output alone); use {hint}")
+    _check_total_support(M)
+    with mpmath.workdps(dps + _GUARD_DIGITS + len(str(n))):
+        target = tol_mp / 2
         if M.dtype == object:
             Am = [[mpmath.mpf(q.numerator) / q.denominator for q in row] for row in M]
         else:
@@ -533,25 +576,26 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000, method: 
             c = [1 / mpmath.fsum(Am[i][j] * r[i] for i in range(n)) for j in range(n)]
             err = max(abs(r[i] * mpmath.fsum(Am[i][j] * c[j] for j in range(n)) - 1) for i in range(n))
             history.append(err)
-            if err <= tol_mp:
+            if err <= target:
                 break
             if method == "auto" and sweep >= _PROBE and history[-1 - lag] > 0:
                 rho = (err / history[-1 - lag]) ** (mpmath.mpf(1) / lag)
-                if rho >= 1 or mpmath.log(tol_mp / err) / mpmath.log(rho) > min(switch, max_iter - sweep):
+                if rho >= 1 or mpmath.log(target / err) / mpmath.log(rho) > min(switch, max_iter - sweep):
                     break
         steps = 0
-        if err > tol_mp and method != "sinkhorn":
+        if err > target and method != "sinkhorn":
             f, g, steps, _ = newton_balance_mp(Am, [mpmath.log(x) for x in r], [mpmath.log(x) for x in c],
-                                               tol_mp / 2)
+                                               target / 2)
             r, c = [mpmath.exp(x) for x in f], [mpmath.exp(x) for x in g]
+        products = [[r[i] * Am[i][j] * c[j] for j in range(n)] for i in range(n)]
+    with mpmath.workdps(dps):
         out = np.empty((n, n), dtype=object)
         for i in range(n):
             for j in range(n):
-                out[i, j] = r[i] * Am[i][j] * c[j]
-        err = max(max(abs(mpmath.fsum(out[i, j] for j in range(n)) - 1),
-                      abs(mpmath.fsum(out[j, i] for j in range(n)) - 1)) for i in range(n))
-        if err > tol_mp:
+                out[i, j] = +products[i][j]                 # rounded to dps digits
+        err = _exact_residual(out)
+        if err > tol_q:
             raise ConvergenceError(
                 f"sinkhorn_mp (method={method!r}: {len(history)} sweeps, {steps} Newton steps) did not reach "
-                f"tol={mpmath.nstr(tol_mp, 5)} (max marginal error {mpmath.nstr(err, 5)})")
+                f"tol={mpmath.nstr(tol_mp, 5)} (exact max marginal error of the result {float(err):.3e})")
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import weakref
 from functools import lru_cache
 from typing import Sequence
 
@@ -21,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from birkhoff._validate import count
+from birkhoff._validate import MAX_ITER, count, real
 
 from .kernels import bvn_combine as _bvn
 from .kernels import certify_batch as _cert
@@ -47,6 +46,8 @@ def _inputs(**named: torch.Tensor) -> torch.device:
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dtype not in FLOATS:
             raise TypeError(f"{name} must be float32, bfloat16 or float64, got {t.dtype}")
+        if t.layout != torch.strided:
+            raise TypeError(f"{name} must be a dense tensor, got layout {t.layout}")
     devices = {t.device for t in named.values()}
     if len(devices) > 1:
         raise ValueError("inputs are on different devices: "
@@ -103,7 +104,7 @@ def sinkhorn(logits: torch.Tensor, iters: int = 20) -> torch.Tensor:
     if logits.ndim < 2 or logits.shape[-1] != logits.shape[-2] or not 1 <= logits.shape[-1] <= MAX_STREAMS:
         raise ValueError(f"logits must have shape (..., n, n) with 1 <= n <= {MAX_STREAMS}, "
                          f"got {tuple(logits.shape)}")
-    return _Sinkhorn.apply(logits, count(iters, "iters"))
+    return _Sinkhorn.apply(logits, count(iters, "iters", high=MAX_ITER))
 
 
 def _acc(t: torch.Tensor):
@@ -164,7 +165,8 @@ def hc_coeffs(x: torch.Tensor, phi: torch.Tensor, gates: torch.Tensor, bias: tor
         raise ValueError(f"phi must have shape (n C, 2n + R) = ({n * C}, >= {2 * n}), got {tuple(phi.shape)}")
     _shape("gates", gates, (3,), "(3,)")
     _shape("bias", bias, (phi.shape[1],), "(2n + R,)")
-    return _HcCoeffs.apply(x, phi, gates, bias, float(torch.finfo(x.dtype).eps if eps is None else eps))
+    eps = float(torch.finfo(x.dtype).eps) if eps is None else real(eps, "eps", positive=True)
+    return _HcCoeffs.apply(x, phi, gates, bias, eps)
 
 
 def _streams(x: torch.Tensor) -> tuple[int, int, int]:
@@ -279,8 +281,10 @@ class _BvnCombine(torch.autograd.Function):
 def bvn_combine(weights: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
     """``H_res = sum_k weights[..., k] P_k`` (``P_k[i, perms[k, i]] = 1``): ``(..., n, n)``.
 
-    ``perms (K, n)`` integer rows, each a permutation of ``0..n-1`` (checked once per
-    tensor version: an out-of-range index would read or write outside ``H``).
+    ``perms (K, n)``, ``K >= 1``, integer rows, each a permutation of ``0..n-1``, checked on
+    every call (an out-of-range index would read or write outside ``H``; a repeated one
+    gives a matrix that is not DS). The check reads ``perms`` on the host: free for CPU
+    tensors, one small device-to-host copy for CUDA ones.
     """
     _inputs(weights=weights)
     if not isinstance(perms, torch.Tensor) or perms.dtype.is_floating_point or perms.is_complex() \
@@ -289,28 +293,21 @@ def bvn_combine(weights: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
     if perms.ndim != 2 or weights.ndim < 1 or weights.shape[-1] != perms.shape[0]:
         raise ValueError(f"weights (..., K) and perms (K, n) do not match: {tuple(weights.shape)}, "
                          f"{tuple(perms.shape)}")
-    if not 1 <= perms.shape[1] <= MAX_STREAMS:
-        raise ValueError(f"bvn_combine handles 1 <= n <= {MAX_STREAMS}, got {perms.shape[1]}")
+    if not 1 <= perms.shape[1] <= MAX_STREAMS or perms.shape[0] < 1:
+        raise ValueError(f"bvn_combine needs perms (K, n) with K >= 1 and 1 <= n <= {MAX_STREAMS}, "
+                         f"got {tuple(perms.shape)}")
     _check_perms(perms)
     return _BvnCombine.apply(weights, perms)
 
 
-_CHECKED: dict[int, int] = {}          # id(perms) -> the tensor version that was checked
-
-
 def _check_perms(perms: torch.Tensor) -> None:
-    """Every row of ``perms`` is a permutation of ``0..n-1``; a tensor is checked again only after
-    an in-place change (its version), so a mixer's ``perms`` buffer costs one host copy in all."""
-    if _CHECKED.get(id(perms)) == perms._version:
-        return
+    """Every row of ``perms`` is a permutation of ``0..n-1`` (read now: no cache that an edit through a
+    shared numpy array or ``.data`` could get past)."""
     p = perms.detach().cpu().numpy()
     wrong = (np.sort(p, axis=1) != np.arange(p.shape[1])).any(axis=1)
     if wrong.any():
         bad = int(np.flatnonzero(wrong)[0])
         raise ValueError(f"perms[{bad}] = {p[bad].tolist()} is not a permutation of 0..{p.shape[1] - 1}")
-    if id(perms) not in _CHECKED:
-        weakref.finalize(perms, _CHECKED.pop, id(perms), None)
-    _CHECKED[id(perms)] = perms._version
 
 
 @lru_cache(maxsize=None)
@@ -460,7 +457,7 @@ def token_mix(x: torch.Tensor, w: torch.Tensor, shifts) -> torch.Tensor:
     ``gpu.naive.token_mix``.
     """
     _inputs(x=x, w=w)
-    shifts = tuple(count(v, "shifts") for v in shifts)
+    shifts = tuple(count(v, "shifts", high=2 ** 31 - 1) for v in shifts)     # the kernel's int32
     if x.ndim != 3 or w.shape != (len(shifts), x.shape[-1]):
         raise ValueError(f"x (B, N, d) and w (K, d) with K = {len(shifts)} shifts do not match: "
                          f"{tuple(x.shape)}, {tuple(w.shape)}")

@@ -8,6 +8,7 @@ transformer layer has two mixers (attention, MLP), as in HC/mHC.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, replace
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from gpu.backend import BACKENDS, backend
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
 from .mixers import INITS, MIXERS, SK_ORDERS, stream_count
 from .norms import NORMS, sublayer_norm
@@ -93,8 +94,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name, options in (("kind", KINDS), ("mixer", tuple(sorted(MIXERS))), ("backend", BACKENDS),
                               ("init", INITS), ("sk_order", SK_ORDERS), ("norm", NORMS)):
             if getattr(self, name) not in options:
@@ -165,7 +167,24 @@ class Model(nn.Module):
         ``backend`` overrides the stored one (e.g. a triton-trained model on a CPU).
         """
         ckpt = load_checkpoint(path, map_location)
-        cfg = ModelConfig(**ckpt["model_config"])
+        cfg = stored_config(ckpt, path)
         model = cls(replace(cfg, backend=backend) if backend else cfg)
-        model.load_state_dict(ckpt["model"])
+        load_weights(model, ckpt, path)
         return model.to(map_location)
+
+
+def stored_config(ckpt: dict, path: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` a checkpoint stores; :class:`CheckpointError` if it is not one."""
+    try:
+        return ModelConfig(**ckpt["model_config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: model_config is not a model configuration ({exc})") from None
+
+
+def load_weights(model: nn.Module, ckpt: dict, path: str | os.PathLike) -> None:
+    """``model.load_state_dict(ckpt["model"])``; :class:`CheckpointError` when the names or shapes differ."""
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"{path}: the weights do not fit the model ({' '.join(first[:2])[:300]})") from None

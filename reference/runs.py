@@ -1,19 +1,25 @@
 """The run folder: what ``python -m reference.train`` writes, and the one place that reads it.
 
-    OUT/config.json     the run's :class:`Config`
-    OUT/metrics.jsonl   one JSON line per step (loss, tokens/s, gradient norms, gains, DS residual)
-    OUT/summary.json    the end of the run (losses, gains, certificate, divergence)
+    OUT/config.json     the run's :class:`Config`, fixed when the folder is made
+    OUT/metrics.jsonl   one JSON line per step (loss, tokens/s, gradient norms, gains, DS residual);
+                        append-only: a resume cuts it back to the checkpoint's step with one truncate
+    OUT/summary.json    the end of the run (losses, gains, certificate, divergence), computed from
+                        the whole run's records
     OUT/ckpt.pt         :mod:`reference.checkpoint` (model config, weights, optimizer, step)
+    OUT/.lock           held (``flock``) by the one trainer writing the folder
 
-Studies read runs through :func:`read_config`, :func:`read_metrics`, :func:`read_summary`,
+Every JSON file is strict JSON: a non-finite number is written as ``null``. Studies read
+runs through :func:`read_config`, :func:`read_metrics`, :func:`read_summary`,
 :func:`load_model` and score models with :func:`evaluate`, the trainer's own validation.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +30,19 @@ from .data import IGNORE
 from .models import Model, ModelConfig
 from .tap import Tap
 
-__all__ = ["Config", "read_config", "write_json", "read_metrics", "read_summary", "finished", "load_model",
-           "evaluate"]
+__all__ = ["Config", "RunLock", "read_config", "changed_settings", "write_json", "json_safe", "append_record",
+           "truncate_records", "read_metrics", "read_summary", "finished", "load_model", "evaluate"]
 
-CONFIG, METRICS, SUMMARY, CKPT = "config.json", "metrics.jsonl", "summary.json", "ckpt.pt"
+CONFIG, METRICS, SUMMARY, CKPT, LOCK = "config.json", "metrics.jsonl", "summary.json", "ckpt.pt", ".lock"
+RUN_FILES = (CONFIG, METRICS, SUMMARY, CKPT)
 
 
 @dataclass
 class Config:
-    """One training run: the model, the data, the optimisation and where it goes."""
+    """One training run: the model, the data, the optimisation and where it goes.
+
+    ``out=None`` gives a new folder ``runs/train/<mixer>-L<depth>-<time>`` per run.
+    """
 
     mixer: str = "mhc"
     depth: int = 16
@@ -53,10 +63,11 @@ class Config:
     init: str = "reference"
     sk_order: str = "cols_rows"
     norm: str = "pre"
-    out: str = "runs/train"
+    out: str | None = None
     ckpt_every: int = 0
     eval_batches: int = 8
     resume: bool = False
+    overwrite: bool = False
     progress: bool = True
 
     def model_config(self, vocab: int) -> ModelConfig:
@@ -67,22 +78,51 @@ class Config:
                            sk_order=self.sk_order, norm=self.norm)
 
 
-# fields that do not change what a run computes (out: the folder itself)
-_BOOKKEEPING = {"progress", "resume", "out"}
+# fields that do not change what a run computes (out: the folder itself); ``steps`` may
+# change on ``--resume`` (a constant learning rate does not depend on it), every other
+# field is a setting of the run, fixed when its folder is made
+_BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every"}
+
+
+def config_from_dict(saved: dict, run_dir: str | os.PathLike) -> Config:
+    """The :class:`Config` stored as ``saved``; fields added after the run was made take their
+    defaults as they were before the field existed (:data:`reference.checkpoint.LEGACY_DEFAULTS`),
+    fields this version does not know are dropped; ``out`` is ``run_dir``."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"{run_dir}: the stored configuration is not a JSON object")
+    known = {f.name for f in fields(Config)}
+    merged = {k: v for k, v in {**LEGACY_DEFAULTS, **saved}.items() if k in known}
+    return Config(**{**merged, "out": str(run_dir)})
 
 
 def read_config(run_dir: str | os.PathLike) -> Config:
-    """The :class:`Config` of a run; fields added after the run was made take their defaults
-    as they were before the field existed (:data:`reference.checkpoint.LEGACY_DEFAULTS`);
-    ``out`` is ``run_dir``."""
-    saved = {**LEGACY_DEFAULTS, **_read_json(Path(run_dir) / CONFIG)}
-    known = {f.name for f in fields(Config)}
-    return Config(**{**{k: v for k, v in saved.items() if k in known}, "out": str(run_dir)})
+    """The :class:`Config` of a run (see :func:`config_from_dict`)."""
+    return config_from_dict(_read_json(Path(run_dir) / CONFIG), run_dir)
+
+
+def changed_settings(saved: Config, asked: Config, *, steps: bool = False) -> list[str]:
+    """``"name: saved -> asked"`` for every setting of ``asked`` that differs from ``saved``
+    (``steps`` too when ``steps`` is true); empty when ``asked`` continues ``saved``."""
+    skip = _BOOKKEEPING | (set() if steps else {"steps"})
+    return [f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(asked, f.name)!r}" for f in fields(Config)
+            if f.name not in skip and getattr(saved, f.name) != getattr(asked, f.name)]
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None`` (JSON has no NaN or Infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """``obj`` as indented JSON at ``path``, atomically (a temporary file, then a rename)."""
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
+    """``obj`` as indented strict JSON at ``path`` (non-finite numbers as null), atomically."""
+    text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _read_json(path: Path) -> Any:
@@ -90,25 +130,60 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"no {path.name} in {path.parent}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc.msg})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+
+
+def append_record(run_dir: str | os.PathLike, record: dict, *, sync: bool = False) -> None:
+    """Append one strict-JSON line to ``OUT/metrics.jsonl`` (``sync``: and flush it to disk)."""
+    line = json.dumps(json_safe(record), allow_nan=False) + "\n"
+    with open(Path(run_dir) / METRICS, "a") as f:
+        f.write(line)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _scan(path: Path) -> tuple[list[dict], list[int], bool]:
+    """The complete JSON records of ``path``, the byte offset after each, and whether a partial
+    (unterminated) last line follows them."""
+    data = path.read_bytes() if path.exists() else b""
+    records, ends, pos = [], [], 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return records, ends, True
+        try:
+            records.append(json.loads(data[pos:nl]))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if nl == len(data) - 1:             # a torn last line that ends in a newline
+                return records, ends, True
+            raise ValueError(f"{path}: line {len(records) + 1} is not JSON") from None
+        ends.append(nl + 1)
+        pos = nl + 1
+    return records, ends, False
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """The per-step records of a run, in order; a truncated last line (a killed run) is dropped."""
+    """The per-step records of a run, in order; a torn last line (a killed run) is dropped."""
+    return _scan(Path(run_dir) / METRICS)[0]
+
+
+def truncate_records(run_dir: str | os.PathLike, step: int) -> list[dict]:
+    """Cut ``OUT/metrics.jsonl`` back to the records of steps ``< step`` (those a checkpoint at
+    ``step`` has seen) with one ``truncate``; returns them. Raises ``ValueError``, changing
+    nothing, when they are not exactly steps ``0 .. step - 1``."""
     path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    records = []
-    for k, line in enumerate(lines):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if k == len(lines) - 1:
-                break
-            raise ValueError(f"{path}: line {k + 1} is not JSON") from None
-    return records
+    records, ends, _ = _scan(path)
+    keep = 0
+    while keep < min(step, len(records)) and isinstance(records[keep], dict) and records[keep].get("step") == keep:
+        keep += 1
+    if keep != step:
+        raise ValueError(f"{path} holds the records of steps 0..{keep - 1} but the checkpoint is at step {step}: "
+                         "records are lost, so the run cannot be continued as one run; start it again with --overwrite")
+    if path.exists():
+        os.truncate(path, ends[keep - 1] if keep else 0)
+    return records[:keep]
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict:
@@ -117,13 +192,54 @@ def read_summary(run_dir: str | os.PathLike) -> dict:
 
 
 def finished(cfg: Config) -> dict | None:
-    """The summary of an earlier run of exactly ``cfg`` in ``cfg.out``, else None."""
-    run_dir = Path(cfg.out)
-    if not (run_dir / SUMMARY).exists() or not (run_dir / CONFIG).exists():
+    """The summary of an earlier finished run of exactly ``cfg`` (same settings and steps) in
+    ``cfg.out``, else None."""
+    run_dir = Path(cfg.out) if cfg.out else None
+    if run_dir is None or not (run_dir / SUMMARY).exists() or not (run_dir / CONFIG).exists():
         return None
-    saved = asdict(read_config(run_dir))
-    same = all(saved[k] == v for k, v in asdict(cfg).items() if k not in _BOOKKEEPING)
-    return read_summary(run_dir) if same else None
+    if changed_settings(read_config(run_dir), cfg, steps=True):
+        return None
+    summary = read_summary(run_dir)
+    return summary if isinstance(summary, dict) and summary.get("steps") == cfg.steps else None
+
+
+class RunLock:
+    """The exclusive lock of a run folder: ``flock`` on ``OUT/.lock``, which the system releases
+    when the process ends, however it ends (no stale locks after a kill).
+
+    Creates ``OUT`` if needed; a folder this lock created and left empty is removed on exit.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+        self.fd: int | None = None
+        self.created = False
+
+    def __enter__(self) -> "RunLock":
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"--out {self.run_dir} is a file, not a folder")
+        self.created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ValueError(f"{self.run_dir} is in use by another trainer (pid {holder}); "
+                             "wait for it to end or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.created and os.listdir(self.run_dir) == [LOCK]:
+            (self.run_dir / LOCK).unlink()
+            self.run_dir.rmdir()
+        if self.fd is not None:
+            os.close(self.fd)                         # releases the flock
+            self.fd = None
 
 
 def load_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Model, Config]:

@@ -9,12 +9,22 @@ gains of ``prod H_res`` over the probe tokens, max DS residual), ``OUT/summary.j
 (final/validation loss, unigram baseline, the ``birkhoff.certify_product`` certificate
 of the composite map, and whether the streams are used: ``stream_spread`` and
 ``h_res_ablation``, the change of validation loss with every ``H_res`` set to ``I`` or
-``J / n``) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end;
-``--resume`` continues from it and gives the same trajectory as an uninterrupted run;
-resuming a finished run changes nothing). A NaN/Inf loss or gradient norm is logged as
-``"diverged": true``, recorded in ``summary.json`` (``"divergence"``: step, cause, last
-finite loss) and ends the run with exit code 3. Bad arguments, a foreign or truncated
-checkpoint, or a checkpoint of another model exit with code 2 and one line.
+``J / n``) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end).
+
+A run folder is one run. Its settings are fixed when it is made; an existing run is
+refused unless ``--resume`` (continue it from its checkpoint: same trajectory as an
+uninterrupted run; every setting that changes the result must be the same, only
+``--steps`` may grow; a finished run is left as it is) or ``--overwrite`` (replace it)
+is given. A lock keeps a second trainer out of a folder in use. The records are
+append-only and the summary is computed from all of them, so a kill at any moment
+loses at most the steps since the last checkpoint.
+
+Divergence: a non-finite loss, gradient norm, parameter or optimizer state after an
+update, or validation loss is logged as ``"diverged": true``, recorded in
+``summary.json`` (``"divergence"``: step, cause, last finite loss), saves no final
+checkpoint and ends the run with exit code 3. Bad arguments, a bad run folder, a
+foreign, malformed or truncated checkpoint, or one of another model or other settings
+exit with code 2 and one line.
 
 Batches are a function of ``(seed, step)``; with ``W`` processes each rank takes its
 ``batch_size / W`` rows of the same global batch, and DDP averages the gradients, so the
@@ -24,28 +34,32 @@ loss trajectory matches one process with the same global batch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from birkhoff.cli import OneLineParser
 from gpu.backend import BACKENDS
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import TASKS, make_task
 from .metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
                       off_identity_mass, summarize)
 from .mixers import INITS, MIXERS, SK_ORDERS, mixing_params
-from .models import KINDS, Model
+from .models import KINDS, Model, load_weights, stored_config
 from .norms import NORMS
-from .runs import CKPT, CONFIG, METRICS, SUMMARY, Config, evaluate, read_metrics, read_summary, write_json
+from .runs import (CKPT, CONFIG, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunLock, changed_settings,
+                   config_from_dict, evaluate, finished, json_safe, read_config, read_metrics, truncate_records,
+                   append_record, write_json)
 from .tap import HResOverride, HResProbe, StreamSpread
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -92,64 +106,180 @@ def _preflight(cfg: Config) -> None:
     """Refuse, with one clear line, what would otherwise fail deep inside a step."""
     if cfg.mixer not in MIXERS:
         raise ValueError(f"unknown mixer {cfg.mixer!r}; choose from {sorted(MIXERS)}")
-    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ValueError(f"--lr must be a finite number > 0, got {cfg.lr}")
+    for name in ("lr", "weight_decay", "grad_clip"):
+        value, low = getattr(cfg, name), "> 0" if name == "lr" else ">= 0"
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 if name == "lr" else value >= 0)):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number {low}, got {value!r}")
+    for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 1), ("eval_batches", 0), ("ckpt_every", 0),
+                      ("seed", 0)):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
     if cfg.backend == "triton" and not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("--backend triton needs a CUDA device, or TRITON_INTERPRET=1 in the environment "
                          "to run the kernels under Triton's CPU interpreter")
 
 
-def _resume(cfg: Config, model: Model, opt: torch.optim.Optimizer, device: torch.device) -> int:
-    """Load ``OUT/ckpt.pt`` into ``model`` and ``opt``; returns its step. The checkpoint must be of
-    the same architecture and not past ``cfg.steps``."""
-    ckpt = load_checkpoint(Path(cfg.out) / CKPT, device)
-    if ckpt["model_config"] != asdict(model.config):
-        diff = {k: (v, ckpt["model_config"].get(k)) for k, v in asdict(model.config).items()
-                if ckpt["model_config"].get(k) != v}
-        raise ValueError(f"{cfg.out}/{CKPT} holds another model; (asked, stored): {diff}")
+def new_run_dir(cfg: Config, root: Path = Path("runs/train")) -> Path:
+    """A new, empty folder ``root/<mixer>-L<depth>-<time>[-k]`` (made here, so no other run gets it)."""
+    stem = f"{cfg.mixer}-L{cfg.depth}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        path = root / (stem if k == 1 else f"{stem}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ValueError(f"no free run folder name under {root} for {stem}")
+
+
+def _shared(world: int, rank: int, make):
+    """``make()`` on rank 0, its result (or its error, as a ``ValueError``) on every rank."""
+    if world == 1:
+        return make()
+    box: list = [None]
+    if rank == 0:
+        try:
+            box[0] = ("ok", make())
+        except (ValueError, OSError) as exc:
+            box[0] = ("error", str(exc))
+            dist.broadcast_object_list(box, src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise ValueError(value)
+    return value
+
+
+def _restore(ckpt: dict, cfg: Config, model: Model, opt: torch.optim.Optimizer) -> int:
+    """Check ``ckpt`` against the run asked for and load it into ``model`` and ``opt``; its step.
+
+    Nothing on disk is touched: every fault is a :class:`CheckpointError` or ``ValueError``.
+    """
+    path = Path(cfg.out) / CKPT
+    stored = stored_config(ckpt, path)
+    if stored != model.config:
+        diff = {k: (v, getattr(stored, k)) for k, v in asdict(model.config).items() if getattr(stored, k) != v}
+        raise ValueError(f"{path} holds another model; (asked, stored): {diff}")
+    try:
+        trained = config_from_dict(ckpt["train_config"], cfg.out)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: train_config is not a run configuration ({exc})") from None
+    if changed := changed_settings(trained, cfg):
+        raise ValueError(f"{path} was trained with other settings ({'; '.join(changed)})")
     if ckpt["step"] > cfg.steps:
-        raise ValueError(f"{cfg.out}/{CKPT} is at step {ckpt['step']}, past --steps {cfg.steps}: "
+        raise ValueError(f"{path} is at step {ckpt['step']}, past --steps {cfg.steps}: "
                          "a run cannot be resumed backwards")
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["opt"])
+    load_weights(model, ckpt, path)
+    try:
+        opt.load_state_dict(ckpt["opt"])
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+        raise CheckpointError(f"{path}: the optimizer state does not fit the model ({exc})") from None
+    for p in model.parameters():
+        for name, t in opt.state.get(p, {}).items():
+            if t.ndim and t.shape != p.shape:
+                raise CheckpointError(f"{path}: optimizer state {name!r} has shape {tuple(t.shape)} "
+                                      f"for a parameter of shape {tuple(p.shape)}")
     return ckpt["step"]
 
 
-def _json_number(x: float) -> float | None:
-    """JSON has no NaN or Inf: a non-finite value is written as null."""
-    return x if math.isfinite(x) else None
+def _clear(out: Path) -> None:
+    """Remove a run's own files from ``out`` (``--overwrite``); anything else there stays."""
+    for name in (*RUN_FILES, *(f + ".tmp" for f in RUN_FILES)):
+        (out / name).unlink(missing_ok=True)
+
+
+def _open(cfg: Config, model: Model, opt: torch.optim.Optimizer, device: torch.device) -> tuple[int, dict | None]:
+    """Decide what this call does with ``cfg.out`` (held under its :class:`RunLock`): start a new
+    run, replace one (``--overwrite``) or continue one (``--resume``); returns the first step
+    and, for a run that is already finished, its summary. Every check runs before the folder
+    is touched."""
+    out = Path(cfg.out)
+    present = {p.name for p in out.iterdir()} - {LOCK, *(name + ".tmp" for name in RUN_FILES)}
+    if present and CONFIG not in present and not cfg.overwrite:     # (a kill while making it leaves a .tmp only)
+        raise ValueError(f"{out} is not empty and holds no run config ({', '.join(sorted(present)[:3])}); "
+                         "choose another --out, or --overwrite to replace the run files there")
+    if CONFIG not in present or cfg.overwrite:
+        if cfg.resume:
+            raise ValueError(f"--resume: {out} holds no run to continue")
+        _clear(out)
+        write_json(out / CONFIG, asdict(cfg))
+        (out / METRICS).touch()
+        return 0, None
+    if not cfg.resume:
+        raise ValueError(f"{out} already holds a run: pass --resume to continue it or --overwrite to replace it "
+                         "(or choose another --out)")
+    saved = read_config(out)
+    if changed := changed_settings(saved, cfg):
+        raise ValueError(f"--resume cannot change what the run computes ({'; '.join(changed)}); "
+                         "start a new run in another --out")
+    if CKPT not in present:
+        raise ValueError(f"--resume: {out} has no checkpoint (the run stopped before its first one); "
+                         "start it again with --overwrite")
+    start = _restore(load_checkpoint(out / CKPT, device), cfg, model, opt)
+    if start == cfg.steps and (done := finished(cfg)) is not None:
+        return start, done                                # finished already: nothing to redo or overwrite
+    truncate_records(out, start)
+    for name in RUN_FILES:
+        (out / (name + ".tmp")).unlink(missing_ok=True)   # a save that a kill interrupted
+    if saved.steps != cfg.steps:
+        write_json(out / CONFIG, asdict(cfg))
+    return start, None
+
+
+def _finite_state(model: Model, opt: torch.optim.Optimizer) -> bool:
+    """Are every parameter and every optimizer-state tensor finite? (One fused norm per tensor: a
+    finite norm means finite entries; a non-finite one is checked entry by entry, since the norm
+    of huge finite entries can overflow.)"""
+    tensors = [p.detach() for p in model.parameters()]
+    tensors += [t for s in opt.state.values() for t in s.values()
+                if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    norms = torch.stack(torch._foreach_norm(tensors)).float() if tensors else torch.zeros(1)
+    if bool(torch.isfinite(norms).all()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t, v in zip(tensors, norms.tolist()) if not math.isfinite(v))
 
 
 def run(cfg: Config) -> dict:
     """Train one configuration; returns the summary dict (also written to OUT/summary.json).
 
-    A non-finite loss or gradient norm, or an optimizer step that overflows, ends the run
-    (the weights of that step are not updated): the summary then has ``"diverged": true``
-    and ``"divergence"`` (step, cause, last finite loss). Every number written is finite
-    or null.
+    A non-finite loss or gradient norm, an optimizer step that overflows, non-finite
+    parameters or optimizer state after an update, or a non-finite validation loss ends
+    the run: the summary then has ``"diverged": true`` and ``"divergence"`` (step, cause,
+    last finite loss), and no final checkpoint is written. Every number written is
+    finite or null.
     """
     _preflight(cfg)
     rank, world, device = setup_distributed()
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by {world} processes")
-    out = Path(cfg.out)
+    if not cfg.out:
+        cfg = replace(cfg, out=_shared(world, rank, lambda: str(new_run_dir(cfg))))
     task = make_task(cfg.task, cfg.seq_len)
     model = build(cfg, task.vocab, device)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, lines = 0, []
-    if cfg.resume and (out / CKPT).exists():
-        start = _resume(cfg, model, opt, device)
-        if start == cfg.steps and (out / SUMMARY).exists():
-            return read_summary(out)                      # finished already: nothing to redo or overwrite
-        lines = [json.dumps(rec) for rec in read_metrics(out) if rec["step"] < start]
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / CONFIG, asdict(cfg))
-        (out / METRICS).write_text("".join(ln + "\n" for ln in lines))
+    with RunLock(cfg.out) if rank == 0 else contextlib.nullcontext():
+        start, done = _shared(world, rank, lambda: _open(cfg, model, opt, device))
+        if done is not None:
+            return done
+        if rank != 0 and start:
+            _restore(load_checkpoint(Path(cfg.out) / CKPT, device), cfg, model, opt)
+        summary = _train(cfg, model, opt, task, start, rank, world, device)
+    return summary
+
+
+def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: int, rank: int, world: int,
+           device: torch.device) -> dict:
+    """Steps ``start .. cfg.steps - 1`` (records appended as they go), then the final checkpoint and
+    the summary of the whole run."""
+    out = Path(cfg.out)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     shard = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
-    losses: list[float] = []
     divergence = None
     chain = None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress or rank != 0,
@@ -175,41 +305,44 @@ def run(cfg: Config) -> dict:
                 if "overflow" not in str(exc):
                     raise
                 cause = "optimizer step overflow"
+        if cause is None and not _finite_state(model, opt):
+            cause = "parameters"                 # the update itself blew up: non-finite weights or state
         if cause:
-            divergence = {"step": step, "cause": cause, "loss": repr(loss_value), "grad_norm": repr(total),
-                          "last_finite_loss": losses[-1] if losses else None}
+            divergence = {"step": step, "cause": cause, "loss": repr(loss_value), "grad_norm": repr(total)}
         dt = time.perf_counter() - t0
         chain = probe.chain
         gain_f, gain_b = composite_gains(chain)
-        record = {"step": step, "loss": _json_number(loss_value), "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
-                  "grad_norm": {k: _json_number(v) for k, v in summarize(grads).items()},
-                  "grad_norm_total": _json_number(total),
-                  "gain_forward": _json_number(gain_f), "gain_backward": _json_number(gain_b),
-                  "ds_residual": _json_number(max_ds_residual(chain))}
+        record = {"step": step, "loss": loss_value, "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
+                  "grad_norm": summarize(grads), "grad_norm_total": total,
+                  "gain_forward": gain_f, "gain_backward": gain_b, "ds_residual": max_ds_residual(chain)}
         if divergence:
             record["diverged"] = True
         if rank == 0:
-            with open(out / METRICS, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_record(out, record)
             bar.set_postfix(loss=f"{loss_value:.3f}", gain=f"{gain_f:.3g}")
         if divergence:
             break
-        losses.append(loss_value)
         if rank == 0 and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             save(cfg, model, opt, step + 1)
     bar.close()
+    evaluation = None
     if divergence is None:
         chain = final_chain(cfg, model, task, device)
-    summary = finish(cfg, model, task, device, chain, losses, divergence, start)
-    if rank == 0:
-        if divergence is None:
-            save(cfg, model, opt, cfg.steps)
-        write_json(out / SUMMARY, summary)
-    return summary
+        evaluation = validate(cfg, model, task, device)
+        if evaluation["val_loss"] is not None and not math.isfinite(evaluation["val_loss"]):
+            divergence = {"step": cfg.steps, "cause": "validation loss", "loss": repr(evaluation["val_loss"]),
+                          "grad_norm": None}
+            evaluation = None
+    if rank == 0 and divergence is None and start < cfg.steps:
+        save(cfg, model, opt, cfg.steps)
+    return _shared(world, rank, lambda: _summarize(cfg, out, model, task, chain, evaluation, divergence, start))
 
 
 def save(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int) -> None:
-    """``OUT/ckpt.pt``: model config, run config, weights, optimizer state, step (atomic)."""
+    """``OUT/ckpt.pt``: model config, run config, weights, optimizer state, step (atomic). The
+    records it has seen are flushed to disk first, so a checkpoint never outlives them."""
+    with open(Path(cfg.out) / METRICS, "a") as f:
+        os.fsync(f.fileno())
     save_checkpoint(Path(cfg.out) / CKPT, model_config=asdict(model.config), train_config=asdict(cfg),
                     model=model.state_dict(), opt=opt.state_dict(), step=step)
 
@@ -230,44 +363,79 @@ def final_chain(cfg: Config, model: Model, task, device: torch.device) -> torch.
     return probe.chain
 
 
-def finish(cfg: Config, model: Model, task, device: torch.device, chain: torch.Tensor,
-           losses: list[float], divergence: dict | None, start: int) -> dict:
-    """Validation loss, baselines, composite gains and certificate of ``chain``; the summary dict.
+def validate(cfg: Config, model: Model, task, device: torch.device) -> dict:
+    """Validation loss, the ``H_res`` ablations (change of validation loss with every ``H_res`` set to
+    ``I`` or ``J / n``) and the stream spread of the final model (None without ``eval_batches``)."""
+    if cfg.eval_batches == 0:
+        return {"val_loss": None, "h_res_ablation": None, "stream_spread": None}
+    val_loss = evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device)[0]
+    ablation = {kind: evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device,
+                               tap=HResOverride(kind))[0] - val_loss for kind in HResOverride.KINDS}
+    return {"val_loss": val_loss, "h_res_ablation": ablation,
+            "stream_spread": stream_spread(cfg, model, task, device)}
+
+
+def final_loss(records: list[dict], window: int = 10) -> float | None:
+    """Mean training loss of the last ``window`` finite steps of the whole run (every resume included)."""
+    losses = [r["loss"] for r in records if not r.get("diverged") and r.get("loss") is not None]
+    tail = losses[-window:]
+    return sum(tail) / len(tail) if tail else None
+
+
+def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor, evaluation: dict | None,
+               divergence: dict | None, start: int) -> dict:
+    """The summary of the whole run, from its records on disk, written to ``OUT/summary.json``.
 
     ``chain`` is the final model's (or, after a divergence, the diverging step's); a
     non-finite chain has no certificate and its gains are written as null.
     """
-    val_loss, ablation, spread = None, None, None
-    if divergence is None and cfg.eval_batches > 0:
-        val_loss = evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device)[0]
-        ablation = {kind: evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device,
-                                   tap=HResOverride(kind))[0] - val_loss for kind in HResOverride.KINDS}
-        spread = stream_spread(cfg, model, task, device)
+    records = read_metrics(out)
+    if divergence is not None:
+        finite = [r["loss"] for r in records if not r.get("diverged") and r.get("loss") is not None]
+        divergence = {**divergence, "last_finite_loss": finite[-1] if finite else None}
     gain_f, gain_b = composite_gains(chain)
-    finite = bool(torch.isfinite(chain).all())
-    tail = losses[-10:]
-    return {
-        "mixer": cfg.mixer, "depth": cfg.depth, "streams": model.n_streams,
+    summary = {
+        "out": str(out), "mixer": cfg.mixer, "depth": cfg.depth, "streams": model.n_streams,
         "width": cfg.width, "model": cfg.model, "task": cfg.task, "steps": cfg.steps,
         "diverged": divergence is not None, "divergence": divergence, "resumed_from": start,
-        "final_loss": sum(tail) / len(tail) if tail else None,
-        "val_loss": val_loss,
+        "final_loss": final_loss(records),
+        **(evaluation or {"val_loss": None, "h_res_ablation": None, "stream_spread": None}),
         "unigram_loss": task.unigram_entropy(),
-        "stream_spread": spread, "h_res_ablation": ablation,
-        "gain_forward": _json_number(gain_f), "gain_backward": _json_number(gain_b),
-        "ds_residual": _json_number(max_ds_residual(chain)),
-        "h_res_off_identity": _json_number(off_identity_mass(chain)),
+        "gain_forward": gain_f, "gain_backward": gain_b,
+        "ds_residual": max_ds_residual(chain),
+        "h_res_off_identity": off_identity_mass(chain),
         "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width),
         "params": sum(p.numel() for p in model.parameters()),
-        "certificate": composite_certificate(chain) if finite else None,
+        "certificate": composite_certificate(chain) if bool(torch.isfinite(chain).all()) else None,
     }
+    summary = json_safe(summary)
+    write_json(out / SUMMARY, summary)
+    return summary
+
+
+def run_once(cfg: Config) -> dict:
+    """The summary of ``cfg`` in ``cfg.out``, for studies that reuse their runs: read back when the
+    folder holds that run finished, continued from its checkpoint when it holds it unfinished
+    (started again when it has none), trained when the folder is new. A folder holding a run of
+    other settings is an error unless ``cfg.overwrite``."""
+    if (done := finished(cfg)) is not None:
+        return done
+    out = Path(cfg.out)
+    if (out / CONFIG).exists() and not cfg.overwrite:
+        if changed := changed_settings(read_config(out), cfg):
+            raise ValueError(f"{out} holds a run of other settings ({'; '.join(changed)}); "
+                             "pass --overwrite to replace it or choose another --out")
+        resumable = (out / CKPT).exists()
+        return run(replace(cfg, resume=resumable, overwrite=not resumable))
+    return run(cfg)
 
 
 # ----------------------------------------------------------------------------- CLI
 
 def parse(argv: list[str] | None = None) -> Config:
     d = Config()
-    ap = argparse.ArgumentParser(prog="python -m reference.train", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m reference.train", description=__doc__.splitlines()[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--mixer", choices=sorted(MIXERS), default=d.mixer)
     ap.add_argument("--depth", type=int, default=d.depth)
     ap.add_argument("--streams", type=int, default=d.streams, help="n (residual/rezero use 1)")
@@ -292,10 +460,14 @@ def parse(argv: list[str] | None = None) -> Config:
                     help="sublayer input norm: pre (RMSNorm) or none (ablation)")
     ap.add_argument("--backend", choices=BACKENDS, default=d.backend,
                     help="triton: mixers' Sinkhorn and stream mixing on the gpu kernels")
-    ap.add_argument("--out", default=d.out)
-    ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    ap.add_argument("--out", default=d.out,
+                    help="the run folder (default: a new runs/train/<mixer>-L<depth>-<time>)")
+    ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="0: checkpoint at the end only")
     ap.add_argument("--eval-batches", type=int, default=d.eval_batches)
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run in --out from its checkpoint (its settings may not change; "
+                         "--steps may grow)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
     for name in ("depth", "streams", "width", "steps", "batch_size", "seq_len"):
@@ -308,14 +480,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse(argv)
     try:
         summary = run(cfg)
-    except ValueError as exc:
-        print(f"reference.train: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:          # bad settings, a bad run folder or checkpoint, a full disk
+        message = " ".join(str(exc).split())
+        print(f"reference.train: error: {message}", file=sys.stderr)
         return 2
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: summary[k] for k in ("mixer", "depth", "final_loss", "val_loss",
+        print(json.dumps({k: summary[k] for k in ("out", "mixer", "depth", "final_loss", "val_loss",
                                                   "unigram_loss", "gain_forward", "diverged")}))
     return EXIT_DIVERGED if summary["diverged"] else 0
 

@@ -59,3 +59,11 @@ def test_bench_scale_quick():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("| `") == 7
+
+
+def test_hostile_run_quick():
+    """One round of every hostile class at every entry point: no untyped error, hang or NaN result."""
+    out = subprocess.run([sys.executable, str(BENCH / "hostile.py"), "--rounds", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 failures" in out.stdout and out.stdout.count("| ") > 40

@@ -45,14 +45,36 @@ def test_bad_inputs_raise_clear_errors(call, error, needle):
         call()
 
 
-def test_valid_perms_are_checked_once_per_version():
+def test_perms_are_checked_on_every_call_whatever_changed_them():
+    """Edits that do not bump the tensor version (a shared numpy array, ``.data``) are seen too."""
     w = torch.softmax(torch.randn(2, 6), -1)
-    perms = P3.clone()
+    shared = P3.numpy().copy()
+    perms = torch.from_numpy(shared)
     ops.bvn_combine(w, perms)
-    assert ops._CHECKED[id(perms)] == perms._version
-    perms[0, 0], perms[0, 1] = 2, 2                            # an in-place change is seen
+    shared[0, :] = [2, 2, 0]                                    # through numpy: no version bump
     with pytest.raises(ValueError, match="not a permutation"):
         ops.bvn_combine(w, perms)
+    perms = P3.clone()
+    ops.bvn_combine(w, perms)
+    perms.data[1, 2] = 7                                        # through .data: out of range
+    with pytest.raises(ValueError, match="not a permutation"):
+        ops.bvn_combine(w, perms)
+
+
+@pytest.mark.parametrize("call, error, needle", [
+    (lambda: ops.bvn_combine(torch.rand(2, 0), torch.zeros(0, 3, dtype=torch.int64)), ValueError, "K >= 1"),
+    (lambda: ops.token_mix(torch.randn(1, 5, 3), torch.ones(2, 3), (0, 2 ** 31)), ValueError, "shifts"),
+    (lambda: ops.hc_coeffs(torch.randn(2, 4, 8), torch.zeros(32, 24), torch.ones(3), torch.zeros(24), eps=float("nan")),
+     ValueError, "eps"),
+    (lambda: ops.hc_coeffs(torch.randn(2, 4, 8), torch.zeros(32, 24), torch.ones(3), torch.zeros(24), eps=0.0),
+     ValueError, "eps"),
+    (lambda: ops.hc_pre(X.to_sparse(), torch.rand(3, 4)), TypeError, "dense"),
+    (lambda: ops.hc_pre(X.to("meta"), torch.rand(3, 4).to("meta")), ValueError, "device"),
+    (lambda: ops.sinkhorn(torch.randn(2, 4, 4).to(torch.float8_e4m3fn), 20), TypeError, "float32"),
+])
+def test_edge_inputs_raise_the_promised_errors(call, error, needle):
+    with pytest.raises(error, match=needle):
+        call()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU path: CUDA tensors need no interpreter")

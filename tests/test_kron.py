@@ -45,8 +45,8 @@ def test_kromhc_factor():
     A = kromhc_factor(np.array([0.0, 0.25, 1.0]))
     assert A.shape == (3, 2, 2) and np.allclose(A.sum(-1), 1) and np.allclose(A.sum(-2), 1)
     assert certify(kromhc_factor(F(2, 7))).exact
-    for bad in (-0.1, 1.5, np.nan):
-        with pytest.raises(InvalidMatrixError):
+    for bad in (-0.1, 1.5, np.nan, [0.5, [0.5]], "0.5"):
+        with pytest.raises(InvalidArgumentError):
             kromhc_factor(bad)
 
 

@@ -232,18 +232,25 @@ def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
         assert (tmp_path / png).stat().st_size > 1000
     report = (tmp_path / "report.md").read_text()
     assert "| hc |" in report and "certified gain fwd" in report
-    # --resume reads finished grid points back (no training); a changed config retrains
-    import reference.studies.sweep as sweep_module
+    # a second sweep reads finished grid points back (no training); more steps continue each run
+    import reference.train as train_module
 
     def no_training(cfg):
         raise AssertionError(f"retrained {cfg.out}")
 
-    monkeypatch.setattr(sweep_module, "run", no_training)
-    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--resume"]) == 0
+    monkeypatch.setattr(train_module, "run", no_training)
+    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]) == 0
     again = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert again == results
     with pytest.raises(AssertionError, match="retrained"):
-        sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--resume", "--steps", "7"])
+        sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--steps", "7"])
+    monkeypatch.undo()
+    # other settings in a grid point's folder stop the sweep (exit 2) unless --overwrite
+    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--task", "charlm",
+                       "--mixers", "mhc", "--depths", "2"]) == 2
+    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--task", "charlm",
+                       "--mixers", "mhc", "--depths", "2", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "runs" / "mhc_L2" / "config.json").read_text())["task"] == "charlm"
 
 
 def test_bad_cli_arguments(tmp_path):

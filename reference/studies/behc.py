@@ -33,10 +33,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..data import make_task  # noqa: E402
+from birkhoff.cli import OneLineParser  # noqa: E402
+
 from ..mixers import stream_mixers  # noqa: E402
 from ..quantization import MixingRounding, exact_composite_gains, quantized  # noqa: E402
-from ..runs import CONFIG, Config, evaluate, finished, load_model, read_config  # noqa: E402
-from ..train import run  # noqa: E402
+from ..runs import CONFIG, Config, evaluate, load_model, read_config  # noqa: E402
+from ..train import run_once  # noqa: E402
 from .markdown import save_figure  # noqa: E402
 
 LABELS = {"tokenmix": "BE-HC token mixing", "transformer": "attention (SDPA)"}
@@ -81,7 +83,7 @@ def _measure(model, task, cfg: Config, mode: tuple[dict, dict], batches: int) ->
 def tokens(args: argparse.Namespace) -> list[dict]:
     base = Config(mixer=args.mixer, streams=args.streams, width=args.width, depth=args.depth,
                   heads=args.heads, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                  eval_batches=2, progress=args.progress)
+                  eval_batches=2, progress=args.progress, overwrite=args.overwrite)
     rows = []
     for task_name in args.tasks:
         for N in args.lengths:
@@ -89,7 +91,7 @@ def tokens(args: argparse.Namespace) -> list[dict]:
             for kind in args.kinds:
                 cfg = replace(base, task=task_name, seq_len=N, model=kind,
                               out=str(args.out / "runs" / f"{task_name}_{kind}_N{N}"))
-                summary = finished(cfg) or run(cfg)
+                summary = run_once(cfg)
                 model = load_model(cfg.out)[0]
                 for name, mode in TOKEN_MODES.items():
                     if "token_mixing" in mode[1] and kind != "tokenmix":
@@ -211,8 +213,8 @@ def streams_report(rows: list[dict], out: Path) -> None:
 # ----------------------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.studies.behc", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    ap = OneLineParser(prog="python -m reference.studies.behc", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
     t = sub.add_parser("tokens", help="token mixing vs attention: quality vs N and INT8 retention")
     t.add_argument("--tasks", nargs="+", choices=["recall", "charlm"], default=["recall", "charlm"])
     t.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
@@ -225,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=300)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--overwrite", action="store_true", help="replace runs in --out that have other settings")
     s = sub.add_parser("streams", help="INT8 H_res (DS vs naive) in the deepest runs of a depth sweep")
     s.add_argument("--runs", type=Path, default=Path("runs/paper/runs"))
     s.add_argument("--mixers", nargs="+", choices=stream_mixers(), default=stream_mixers())
@@ -236,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         rows = tokens(args) if args.cmd == "tokens" else streams(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"reference.studies.behc: error: {exc}", file=sys.stderr)
         return 2
     (args.out / f"{args.cmd}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

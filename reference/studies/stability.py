@@ -28,13 +28,13 @@ and the composite forward gain of ``prod H_res`` over training for each mixer at
 main grid's deepest depth and largest learning rate. Every run also reports whether the
 streams are used (``stream_spread``, ``h_res_ablation``, ``h_res_off_identity``). Runs
 live in ``OUT/runs/<mixer>_L<depth>_lr<lr>[_<variant>]/``; finished runs of the same
-configuration are reused, so grids can run in separate processes and a last full
-command collects them.
+configuration are reused (unfinished ones continue from their checkpoint), so grids can
+run in separate processes and a last full command collects them; a folder that holds a
+run of other settings stops the study unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import replace
@@ -47,10 +47,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from birkhoff.cli import OneLineParser  # noqa: E402
+
 from ..mixers import INITS, MIXERS, SK_ORDERS  # noqa: E402
 from ..norms import NORMS  # noqa: E402
-from ..runs import Config, finished, read_metrics  # noqa: E402
-from ..train import DTYPES, run  # noqa: E402
+from ..runs import Config, read_metrics  # noqa: E402
+from ..train import DTYPES, run_once  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
 
 WINDOW = 10
@@ -110,15 +112,16 @@ def classify(summary: dict, records: list[dict], spike_nats: float) -> dict:
             "stable": not summary["diverged"] and loss_spikes == 0 and learned}
 
 
-def study(out: Path, grids: list[dict], spike_nats: float, progress: bool = True) -> list[dict]:
+def study(out: Path, grids: list[dict], spike_nats: float, progress: bool = True,
+          overwrite: bool = False) -> list[dict]:
     """Train (or reuse) every point of every grid; one row per run, also written to ``out/results.jsonl``."""
     out.mkdir(parents=True, exist_ok=True)
     points = [(g, d, lr, m) for g in grids for d in g["depths"] for lr in g["lrs"] for m in g["mixers"]]
     rows = []
     for grid, depth, lr, mixer in tqdm(points, desc="stability", disable=not progress):
-        base = replace(grid["base"], progress=progress)
+        base = replace(grid["base"], progress=progress, overwrite=overwrite)
         cfg = replace(base, mixer=mixer, depth=depth, lr=lr, out=str(run_dir(out, mixer, depth, lr, base.dtype, base.norm)))
-        summary = finished(cfg) or run(cfg)
+        summary = run_once(cfg)
         row = {"grid": grid["name"], "mixer": mixer, "depth": depth, "lr": lr, "dtype": base.dtype,
                "norm": base.norm,                "final_loss": summary["final_loss"], "val_loss": summary["val_loss"],
                "unigram_loss": summary["unigram_loss"], "gain_forward": summary["gain_forward"],
@@ -233,7 +236,7 @@ def report(out: Path, rows: list[dict], plots: list[str], command: str, spike_na
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.studies.stability", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m reference.studies.stability", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--grids", nargs="+", help="run only these grids of the preset (default: all of them)")
     ap.add_argument("--out", default=None, help="default runs/stability-<preset>")
@@ -246,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sk-order", choices=SK_ORDERS, help="override mhc's Sinkhorn order (default cols_rows)")
     ap.add_argument("--norm", choices=NORMS, help="override every grid's sublayer norm")
     ap.add_argument("--spike-nats", type=float, default=0.5)
+    ap.add_argument("--overwrite", action="store_true", help="replace runs in --out that have other settings")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
     grids = PRESETS[args.preset]
@@ -257,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     config = {k: getattr(args, k) for k in ("steps", "dtype", "init", "sk_order", "norm") if getattr(args, k) is not None}
     grids = [{**g, **overrides, "base": replace(g["base"], **config)} for g in grids]
     out = Path(args.out or f"runs/stability-{args.preset}")
-    rows = study(out, grids, args.spike_nats, args.progress)
+    try:
+        rows = study(out, grids, args.spike_nats, args.progress, args.overwrite)
+    except (ValueError, OSError) as exc:
+        print(f"reference.studies.stability: error: {exc}", file=sys.stderr)
+        return 2
     command = "python -m reference.studies.stability " + " ".join(argv if argv is not None else sys.argv[1:])
     path = report(out, rows, plot(out, rows), command, args.spike_nats)
     print(f"report: {path}")

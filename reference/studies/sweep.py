@@ -11,7 +11,6 @@ depth (log scale), and loss curves at the deepest depth.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import replace
@@ -23,12 +22,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from birkhoff.cli import OneLineParser  # noqa: E402
 from gpu.backend import BACKENDS  # noqa: E402
 
 from ..mixers import INITS, MIXERS, stream_mixers  # noqa: E402
 from ..models import KINDS  # noqa: E402
-from ..runs import Config, finished, read_metrics  # noqa: E402
-from ..train import DTYPES, run  # noqa: E402
+from ..runs import Config, read_metrics  # noqa: E402
+from ..train import DTYPES, run_once  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
 PRESETS = {
     "demo": dict(depths=[2, 8, 32], base=Config(width=32, streams=4, steps=80, batch_size=8,
@@ -40,12 +40,11 @@ PRESETS = {
 }
 
 
-def sweep(out: Path, mixers: list[str], depths: list[int], base: Config,
-          resume: bool = False) -> list[dict]:
+def sweep(out: Path, mixers: list[str], depths: list[int], base: Config) -> list[dict]:
     """Run the grid, append each summary to ``out/results.jsonl``; returns the summaries.
 
-    With ``resume``, a grid point whose run directory holds the summary of the same
-    configuration is read back instead of retrained.
+    A grid point whose run folder holds the same configuration finished is read back,
+    unfinished it continues from its checkpoint (:func:`reference.train.run_once`).
     """
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -53,7 +52,7 @@ def sweep(out: Path, mixers: list[str], depths: list[int], base: Config,
     grid = [(d, m) for d in depths for m in mixers]
     for depth, mixer in tqdm(grid, desc="sweep", disable=not base.progress):
         cfg = replace(base, mixer=mixer, depth=depth, out=str(run_dir(out, mixer, depth)))
-        summary = (finished(cfg) if resume else None) or run(cfg)
+        summary = run_once(cfg)
         results.append(summary)
         with open(out / "results.jsonl", "a") as f:
             f.write(json.dumps(summary) + "\n")
@@ -170,7 +169,7 @@ def report(out: Path, results: list[dict], plots: list[str], command: str) -> Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.studies.sweep", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m reference.studies.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     ap.add_argument("--out", default=None, help="default runs/<preset>")
     ap.add_argument("--mixers", nargs="+", choices=list(MIXERS), default=list(MIXERS))
@@ -182,16 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", choices=INITS, help="override the mixers' initialisation (default reference)")
     ap.add_argument("--backend", choices=BACKENDS, help="override the preset's backend")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
-    ap.add_argument("--resume", action="store_true",
-                    help="reuse grid points already finished with the same configuration")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace grid points whose run folder holds a run of other settings")
     args = ap.parse_args(argv)
     preset = PRESETS[args.preset]
-    base = replace(preset["base"], progress=args.progress)
+    base = replace(preset["base"], progress=args.progress, overwrite=args.overwrite)
     for name in ("steps", "task", "model", "dtype", "backend", "init"):
         if getattr(args, name) is not None:
             base = replace(base, **{name: getattr(args, name)})
     out = Path(args.out or f"runs/{args.preset}")
-    results = sweep(out, args.mixers, args.depths or preset["depths"], base, resume=args.resume)
+    try:
+        results = sweep(out, args.mixers, args.depths or preset["depths"], base)
+    except (ValueError, OSError) as exc:
+        print(f"reference.studies.sweep: error: {exc}", file=sys.stderr)
+        return 2
     path = report(out, results, plot(out, results),
                   "python -m reference.studies.sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
     print(f"report: {path}\nplots:  {', '.join(str(out / p) for p in ('loss_vs_depth.png', 'gain_vs_depth.png', 'loss_curves.png'))}")
