@@ -270,3 +270,25 @@ def test_results_never_alias_their_input():
         assert not np.shares_memory(result, A)
     B.kron(A)[0, 0] = 7
     assert A[0, 0] == 0.5
+
+
+def test_newton_mp_stops_where_its_system_turns_singular():
+    """A target below the working precision used to end in mpmath's bare ZeroDivisionError
+    ('matrix is numerically singular'): this 2x2 at 30 digits, asked for 5e-41."""
+    from birkhoff.newton import newton_balance_mp
+
+    with mpmath.workdps(30):
+        A = [[mpmath.mpf(float(x)) for x in row] for row in np.random.default_rng(1).random((2, 2))]
+        r, c = [mpmath.mpf(1)] * 2, [mpmath.mpf(1)] * 2
+        for _ in range(60):
+            r = [1 / mpmath.fsum(A[i][j] * c[j] for j in range(2)) for i in range(2)]
+            c = [1 / mpmath.fsum(A[i][j] * r[i] for i in range(2)) for j in range(2)]
+        f, g, steps, converged = newton_balance_mp(A, [mpmath.log(x) for x in r], [mpmath.log(x) for x in c],
+                                                   mpmath.mpf("5e-41"))
+    assert not converged and all(mpmath.isfinite(x) for x in f + g)
+
+
+def test_kron_apply_takes_a_generator_of_factors():
+    U = [B.kromhc_factor(0.25), B.kromhc_factor(0.5)]
+    x = np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(B.kron_apply((u for u in U), x), B.kron_apply(U, x))
