@@ -113,19 +113,20 @@ class Faults:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kills=st.lists(st.tuples(st.sampled_from(POINTS), st.integers(1, 10)), min_size=1, max_size=3))
-def test_kills_at_random_write_points_lose_nothing(tmp_path_factory, monkeypatch, straight, kills):
+def test_kills_at_random_write_points_lose_nothing(tmp_path_factory, straight, kills):
     out = tmp_path_factory.mktemp("killed")
     cfg = replace(CFG, out=str(out))
-    faults = Faults(monkeypatch)
-    for point, k in kills:
-        faults.arm(point, k)
-        try:
-            run_once(cfg)
-        except Killed:
-            event(f"killed at {point}")
-            continue
-    faults.arm(None)
-    run_once(cfg)
+    with pytest.MonkeyPatch.context() as patches:                 # undone after each example
+        faults = Faults(patches)
+        for point, k in kills:
+            faults.arm(point, k)
+            try:
+                run_once(cfg)
+            except Killed:
+                event(f"killed at {point}")
+                continue
+        faults.arm(None)
+        run_once(cfg)
     assert comparable(out) == straight
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())
 
