@@ -3,7 +3,9 @@
 Written here independently of ``reference.mixers.mixing_params``:
 mHC ``nC(n^2 + 2n) + n^2 + 2n + 3`` (``O(n^3 C)``), mHC-lite ``nC(n! + 2n) + n! + 2n + 3``
 (``O(nC n!)``), KromHC with 2x2 factors (``n = 2^K``) ``nC(2K + 2n) + 2K + 2n + 3``
-(``O(n^2 C)``), BE-HC with the ``n`` cyclic shifts ``3n^2 C + 3n + 3``.
+(``O(n^2 C)``), BE-HC with the ``n`` cyclic shifts ``3n^2 C + 3n + 3``; each plus ``nC`` for
+the learnable gain of the RMSNorm of the flattened stream (the sources' norm, the mixers'
+default ``mixer_norm="source"``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from reference.mixers import make_mixer
 
 from .result import ClaimResult
 
-STATEMENT = "Mixing parameters: mHC nC(n^2+2n)+.., mHC-lite nC(n!+2n)+.., KromHC nC(2log2 n+2n)+.., BE-HC 3n^2C+.."
+STATEMENT = ("Mixing parameters: mHC nC(n^2+2n)+.., mHC-lite nC(n!+2n)+.., KromHC nC(2log2 n+2n)+.., "
+             "BE-HC 3n^2C+.. (+nC norm gain)")
 
 FORMULAS = {
-    "mhc": lambda n, C: n * C * (n * n + 2 * n) + n * n + 2 * n + 3,
-    "mhc_lite": lambda n, C: n * C * (math.factorial(n) + 2 * n) + math.factorial(n) + 2 * n + 3,
-    "kromhc": lambda n, C: n * C * (2 * int(math.log2(n)) + 2 * n) + 2 * int(math.log2(n)) + 2 * n + 3,
-    "behc": lambda n, C: 3 * n * n * C + 3 * n + 3,
+    "mhc": lambda n, C: n * C * (n * n + 2 * n) + n * n + 2 * n + 3 + n * C,
+    "mhc_lite": lambda n, C: n * C * (math.factorial(n) + 2 * n) + math.factorial(n) + 2 * n + 3 + n * C,
+    "kromhc": lambda n, C: n * C * (2 * int(math.log2(n)) + 2 * n) + 2 * int(math.log2(n)) + 2 * n + 3 + n * C,
+    "behc": lambda n, C: 3 * n * n * C + 3 * n + 3 + n * C,
 }
 
 

@@ -19,8 +19,9 @@ import torch
 __all__ = ["CheckpointError", "LEGACY_DEFAULTS", "atomic_write", "save_checkpoint", "load_checkpoint"]
 
 KEYS = ("model_config", "train_config", "model", "opt", "step")
-# config fields added later, with the value every run made before them had
-LEGACY_DEFAULTS = {"init": "symmetric", "sk_order": "rows_cols", "norm": "pre"}
+# model config fields added later, with the value every run made before them had
+LEGACY_DEFAULTS = {"init": "symmetric", "sk_order": "rows_cols", "norm": "pre", "favoured": "layer",
+                   "mixer_norm": "plain"}
 _PLAIN = (bool, int, float, str, type(None))
 
 

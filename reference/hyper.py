@@ -58,6 +58,8 @@ class HyperConnected(nn.Module):
     init : ``"reference"`` (the papers' public code, default) or ``"symmetric"``
         (see :mod:`reference.mixers`).
     sk_order : mHC's Sinkhorn order, ``"cols_rows"`` (default, ends on rows) or ``"rows_cols"``.
+    favoured, mixer_norm : the reference init's favoured stream and the coefficient norm
+        (``"source"``: as each mixer's source does; see :mod:`reference.mixers`).
 
     ``forward(x, tap=None, **layer_kwargs)``: ``x (..., n, C)``; ``tap`` sees ``H_res``
     (:mod:`reference.tap`), and the layer's own mixing matrices too when the layer sets
@@ -65,11 +67,12 @@ class HyperConnected(nn.Module):
     """
 
     def __init__(self, layer: nn.Module, mixer: str, n_streams: int, C: int, layer_index: int = 0,
-                 backend: str = "torch", init: str = "reference", sk_order: str = "cols_rows") -> None:
+                 backend: str = "torch", init: str = "reference", sk_order: str = "cols_rows",
+                 favoured: str = "source", mixer_norm: str = "source") -> None:
         super().__init__()
         self.layer = layer
         self.mixer = make_mixer(mixer, n_streams, C, layer=layer_index, backend=backend, init=init,
-                                sk_order=sk_order)
+                                sk_order=sk_order, favoured=favoured, mixer_norm=mixer_norm)
         self.n_streams = stream_count(mixer, n_streams)
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None, **layer_kwargs) -> torch.Tensor:

@@ -34,15 +34,13 @@ Initialisation of ``mhc``, ``mhc_lite``, ``kromhc``, ``behc`` (``init=``):
 
 * ``"reference"`` (default) follows the public reference code: KromHC
   (github wz1119/KromHC, ``hyper_conn/Kromhc.py``, ``mhc.py``, ``mhc_lite.py``) and
-  mHC-lite (github FFTYYY/mhc-lite, ``model.py``). Static ``H_pre`` and ``H_post``
-  logits are +1 on stream ``layer_index mod n`` and -1 on the others, so
+  mHC-lite (github FFTYYY/mhc-lite, ``hyper_conn/mhc_lite.py``, ``model.py``). Static
+  ``H_pre`` and ``H_post`` logits are +1 on one *favoured* stream and -1 on the others, so
   ``H_pre = sigmoid(.) ~ [0.73, 0.27, ...]`` and ``H_post = 2 sigmoid(.) ~ [1.46, 0.54, ...]``;
   the residual logits are 0 for the identity and -8 for every other permutation (per
   factor for ``kromhc``; off the diagonal for ``mhc``); the dynamic projection ``phi``
-  starts at 0; the three gates at 0.01. ``layer_index`` is the sublayer's global index,
-  so consecutive sublayers read from and write to different streams, and the streams
-  differ from the first step on. ``behc`` (a reconstruction: no code is public) uses the
-  same convention over its cyclic shifts.
+  starts at 0; the three gates at 0.01. ``behc`` (a reconstruction: no code is public)
+  uses the same convention over its cyclic shifts.
 * ``"symmetric"`` is this project's earlier start, kept for the ablation: ``phi ~
   N(0, 0.02^2)`` (its own random stream per mixer name), gates 0.01, ``b_pre = logit(1/n)``
   (``H_pre = 1/n``), ``b_post = 0`` (``H_post = 1``), and 0.99 of ``H_res``'s mass on the
@@ -50,16 +48,33 @@ Initialisation of ``mhc``, ``mhc_lite``, ``kromhc``, ``behc`` (``init=``):
   ``0.99 I + 0.01 (J - I)/(n - 1)``; the permutation mixers: identity weight 0.99, per
   factor for ``kromhc``). All streams start equal and only ``phi`` tells them apart.
 
+The favoured stream (``favoured=``): the reference code takes ``layer_index mod n`` when
+it is given a layer index and a random stream (``randrange``) otherwise, and mHC-lite's
+``model.py`` never passes one, so its published runs favour a random stream per
+sublayer. ``"source"`` (default) does what each source did: ``hc`` uses the layer index
+(HC paper, Zhu et al., section 2: ``A_m0 = e_{k mod n}``); ``mhc``, ``mhc_lite``, ``kromhc``,
+``behc`` draw the stream at random from torch's generator (so the run's seed fixes it),
+as mHC-lite's runs did. ``"layer"`` and ``"random"`` force one rule for every mixer.
+
+The coefficient norm (``mixer_norm=``): ``"source"`` (default) uses each source's norm:
+``hc`` a LayerNorm per stream (HC paper, eqs. 10-13; lucidrains' code notes "they used
+layernorm in paper"); the mHC family RMSNorm of the flattened stream with a learnable
+gain, ``x / rms(x) * (1 + gamma)``, ``gamma = 0`` at init (``RMSNorm`` in KromHC's and
+mHC-lite's ``hyper_conn/*.py``; the mHC paper, eq. 7, writes RMSNorm without saying). The
+gain is applied to ``phi``'s rows (``(x / rms) diag(1 + gamma) phi``, the same numbers),
+so the fused coefficient kernel is unchanged. ``"plain"`` is this project's earlier
+choice: RMSNorm without gain everywhere.
+
 mHC's Sinkhorn order (``sk_order=``): ``"cols_rows"`` (default) normalises columns, then
-rows, in each of the 20 sweeps, ``M <- T_r(T_c(M))``. This is what the KromHC repository's
-``hyper_conn/mhc.py`` does (logsumexp over dim -2, then dim -1) and what DeepSeek-V4's
-hyper-connection docstring in Hugging Face transformers quotes; the paper text itself was
-not checked here. Ending on rows makes every row sum 1 (up to rounding), so the
-*forward* Amax gain of ``H_res``, and of any product of such matrices, is 1, and the
-backward gain (column sums) drifts. ``"rows_cols"`` is this project's earlier order: it
-ends on columns, so the backward gain is 1 and the forward gain drifts (docs/DEPTH.md's
-runs: forward gain up to 1.22 at 1000 layers). Both run on the same kernel:
-columns-first on ``L`` is rows-first on ``L^T``, transposed back.
+rows, in each of the 20 sweeps, ``M <- T_r(T_c(M))``: the mHC paper, section 4.2, eq. 9
+(``M^(t) = T_r(T_c(M^(t-1)))``, ``t_max = 20``). Ending on rows makes every row sum 1 (up
+to rounding), so the *forward* Amax gain of ``H_res``, and of any product of such
+matrices, is 1, and the backward gain (column sums) drifts. The public code of KromHC
+(``hyper_conn/mhc.py``), mHC-lite and hyper-connections normalises ``dim=-2`` then
+``dim=-1`` of ``alpha[s, t]`` and mixes ``out_t = sum_s alpha[s, t] x_s``: in this
+project's orientation (``H_res = alpha^T``) that is rows then columns, ``"rows_cols"``,
+which ends on columns (backward gain 1, forward gain drifting). Both run on the same
+kernel: columns-first on ``L`` is rows-first on ``L^T``, transposed back.
 """
 
 from __future__ import annotations
@@ -78,7 +93,8 @@ from gpu.naive import kron
 
 from .tap import Tap
 
-__all__ = ["MIXERS", "INITS", "SK_ORDERS", "register", "make_mixer", "mixing_params", "stream_count", "stream_mixers", "Mixer"]
+__all__ = ["MIXERS", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer", "mixing_params",
+           "stream_count", "stream_mixers", "Mixer"]
 
 Block = Callable[[torch.Tensor], torch.Tensor]
 Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -87,6 +103,8 @@ IDENTITY_MASS = 0.99                 # symmetric init: identity weight of H_res
 OFF_LOGIT = -8.0                     # reference init: logit of every non-identity permutation
 INITS = ("reference", "symmetric")
 SK_ORDERS = ("cols_rows", "rows_cols")   # mhc: columns then rows (ends on rows), or rows then columns
+FAVOURED = ("source", "layer", "random")  # the stream the reference init favours (see the module doc)
+MIXER_NORMS = ("source", "plain")         # the coefficient norm (see the module doc)
 
 MIXERS: dict[str, type["Mixer"]] = {}
 
@@ -111,24 +129,33 @@ class Mixer(nn.Module):
     ``layer_index`` is the global index of the wrapped sublayer, ``ops`` the
     :class:`gpu.backend.Backend` whose Sinkhorn, permutation combine and stream mixing it
     uses; the options are ``init`` (one of :data:`INITS`, see the module doc; ``hc`` and
-    the single-stream mixers have one init) and ``sk_order`` (one of :data:`SK_ORDERS`,
-    used by ``mhc``). ``single_stream`` mixers run on one stream whatever ``n_streams``
-    is asked for.
+    the single-stream mixers have one init), ``sk_order`` (one of :data:`SK_ORDERS`, used
+    by ``mhc``), ``favoured`` (one of :data:`FAVOURED`) and ``mixer_norm`` (one of
+    :data:`MIXER_NORMS`). ``single_stream`` mixers run on one stream whatever
+    ``n_streams`` is asked for; ``source_favoured`` is the favoured-stream rule of the
+    mixer's source.
     """
 
     name: str = ""
     single_stream: bool = False
+    source_favoured: str = "random"
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None, *,
-                 init: str = "reference", sk_order: str = "cols_rows") -> None:
+                 init: str = "reference", sk_order: str = "cols_rows", favoured: str = "source",
+                 mixer_norm: str = "source") -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        if sk_order not in SK_ORDERS:
-            raise ValueError(f"sk_order must be one of {SK_ORDERS}, got {sk_order!r}")
+        for option, value, options in (("init", init, INITS), ("sk_order", sk_order, SK_ORDERS),
+                                       ("favoured", favoured, FAVOURED), ("mixer_norm", mixer_norm, MIXER_NORMS)):
+            if value not in options:
+                raise ValueError(f"{option} must be one of {options}, got {value!r}")
         self.n_streams = 1 if self.single_stream else n_streams
         self.ops = ops or get_backend("torch")
-        self.init, self.sk_order = init, sk_order
+        self.init, self.sk_order, self.mixer_norm = init, sk_order, mixer_norm
+        rule = self.source_favoured if favoured == "source" else favoured
+        if self.n_streams == 1:
+            self.favoured = 0
+        else:
+            self.favoured = layer_index % self.n_streams if rule == "layer" else int(torch.randint(self.n_streams, ()))
 
     def coefficients(self, x: torch.Tensor) -> Coefficients:  # overridden
         """``(H_pre, H_post, H_res)`` for every token of ``x (..., n, C)``."""
@@ -146,7 +173,7 @@ class Mixer(nn.Module):
         return out
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:  # overridden
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:  # overridden
         raise NotImplementedError
 
 
@@ -179,7 +206,7 @@ class Residual(_SingleStream):
         return 1.0
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
         return 0
 
 
@@ -196,7 +223,7 @@ class ReZero(_SingleStream):
         return self.alpha
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
         return 1
 
 
@@ -204,13 +231,15 @@ class ReZero(_SingleStream):
 class HC(Mixer):
     """Unconstrained hyper-connections (Zhu et al. 2024), static + dynamic (see module doc)."""
 
+    source_favoured = "layer"
+
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None,
                  **options) -> None:
         super().__init__(n_streams, C, layer_index, ops, **options)
         n = self.n_streams
-        self.norm = nn.RMSNorm(C, elementwise_affine=False)
+        self.norm = nn.LayerNorm(C) if self.mixer_norm == "source" else nn.RMSNorm(C, elementwise_affine=False)
         A_m = torch.zeros(n)
-        A_m[layer_index % n] = 1.0
+        A_m[self.favoured] = 1.0
         self.A_m = nn.Parameter(A_m)
         self.A_r = nn.Parameter(torch.eye(n))
         self.B = nn.Parameter(torch.ones(n))
@@ -228,15 +257,16 @@ class HC(Mixer):
         return H_pre, H_post, A_r.transpose(-1, -2)
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:
-        return n * n + 2 * n + C * (n + 2) + 2
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+        return n * n + 2 * n + C * (n + 2) + 2 + (2 * C if mixer_norm == "source" else 0)
 
 
 class _Manifold(Mixer):
     """mHC-style dynamic coefficients; subclasses define the ``H_res`` constraint.
 
     One projection ``phi`` of width ``2n + R`` from the RMS-normed flattened stream,
-    gates ``a_pre, a_post, a_res`` and biases ``b_pre (n), b_post (n), b_res (R)``.
+    gates ``a_pre, a_post, a_res`` and biases ``b_pre (n), b_post (n), b_res (R)``; with
+    ``mixer_norm="source"`` the norm's learnable gain ``1 + norm_gain (nC)``.
     """
 
     def __init__(self, n_streams: int, C: int, layer_index: int, ops: Backend | None, **options) -> None:
@@ -247,7 +277,7 @@ class _Manifold(Mixer):
         if init == "reference":
             self.phi = nn.Parameter(torch.zeros(n * C, 2 * n + len(b_res)))
             b_pre = torch.full((n,), -1.0)
-            b_pre[layer_index % n] = 1.0
+            b_pre[self.favoured] = 1.0
             self.b_pre, self.b_post = nn.Parameter(b_pre), nn.Parameter(b_pre.clone())
         else:
             draw = torch.Generator().manual_seed(int(torch.randint(2 ** 62, ())) ^ zlib.crc32(self.name.encode()))
@@ -255,6 +285,7 @@ class _Manifold(Mixer):
             self.b_pre = nn.Parameter(torch.full((n,), math.log(1.0 / (n - 1)) if n > 1 else 10.0))
             self.b_post = nn.Parameter(torch.zeros(n))
         self.b_res = nn.Parameter(b_res)
+        self.norm_gain = nn.Parameter(torch.zeros(n * C)) if self.mixer_norm == "source" else None
 
     def res_logits(self, init: str) -> torch.Tensor:  # overridden
         """The static residual logits ``b_res`` at init."""
@@ -264,14 +295,16 @@ class _Manifold(Mixer):
         raise NotImplementedError
 
     def coefficients(self, x: torch.Tensor) -> Coefficients:
-        # RMSNorm(vec x) @ phi, gates, sigmoid / 2 sigmoid: one fused kernel on the triton backend
-        H_pre, H_post, a_res = self.ops.hc_coeffs(x, self.phi, self.gates,
+        # RMSNorm(vec x) @ phi, gates, sigmoid / 2 sigmoid: one fused kernel on the triton backend;
+        # the norm's gain scales phi's rows: (x / rms) diag(1 + gamma) phi
+        phi = self.phi if self.norm_gain is None else self.phi * (1 + self.norm_gain).unsqueeze(-1)
+        H_pre, H_post, a_res = self.ops.hc_coeffs(x, phi, self.gates,
                                                   torch.cat([self.b_pre, self.b_post, self.b_res]))
         return H_pre, H_post, self.h_res(a_res)
 
     @staticmethod
-    def _common(n: int, C: int, R: int) -> int:
-        return n * C * (2 * n + R) + 3 + 2 * n + R
+    def _common(n: int, C: int, R: int, mixer_norm: str) -> int:
+        return n * C * (2 * n + R) + 3 + 2 * n + R + (n * C if mixer_norm == "source" else 0)
 
 
 def _identity_logits(K: int, init: str) -> torch.Tensor:
@@ -315,8 +348,8 @@ class MHC(_Manifold):
         return self.ops.sinkhorn(L.mT, SK_ITERS).mT
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:
-        return _Manifold._common(n, C, n * n)
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+        return _Manifold._common(n, C, n * n, mixer_norm)
 
 
 class _PermutationMixture(_Manifold):
@@ -344,8 +377,8 @@ class MHCLite(_PermutationMixture):
         super().__init__(n_streams, C, layer_index, ops, all_permutations(n_streams), **options)
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:
-        return _Manifold._common(n, C, math.factorial(n))
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+        return _Manifold._common(n, C, math.factorial(n), mixer_norm)
 
 
 @register("kromhc")
@@ -368,8 +401,8 @@ class KromHC(_Manifold):
                      for i, chunk in enumerate(torch.split(logits, self.counts, dim=-1))])
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:
-        return _Manifold._common(n, C, sum(math.factorial(m) for m in kron_factor_sizes(n)))
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+        return _Manifold._common(n, C, sum(math.factorial(m) for m in kron_factor_sizes(n)), mixer_norm)
 
 
 @register("behc")
@@ -382,8 +415,8 @@ class BEHC(_PermutationMixture):
         super().__init__(n_streams, C, layer_index, ops, cyclic_permutations(n_streams), **options)
 
     @staticmethod
-    def closed_form(n: int, C: int) -> int:
-        return _Manifold._common(n, C, n)
+    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+        return _Manifold._common(n, C, n, mixer_norm)
 
 
 def _lookup(name: str) -> type[Mixer]:
@@ -403,20 +436,24 @@ def stream_count(name: str, n_streams: int) -> int:
 
 
 def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = "torch",
-               init: str = "reference", sk_order: str = "cols_rows") -> Mixer:
+               init: str = "reference", sk_order: str = "cols_rows", favoured: str = "source",
+               mixer_norm: str = "source") -> Mixer:
     """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``;
     ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels;
     ``init`` is ``"reference"`` (the papers' public code) or ``"symmetric"``; ``sk_order`` is mHC's
-    sweep order (see the module doc)."""
-    return _lookup(name)(n_streams, C, layer, get_backend(backend), init=init, sk_order=sk_order)
+    sweep order, ``favoured`` the reference init's favoured stream, ``mixer_norm`` the coefficient
+    norm (see the module doc)."""
+    return _lookup(name)(n_streams, C, layer, get_backend(backend), init=init, sk_order=sk_order,
+                         favoured=favoured, mixer_norm=mixer_norm)
 
 
-def mixing_params(name: str, n: int, C: int) -> int:
+def mixing_params(name: str, n: int, C: int, mixer_norm: str = "source") -> int:
     """Mixing parameters per layer, closed form (tests check it against the modules).
 
-    residual 0; rezero 1; hc ``n^2 + 2n + C(n+2) + 2``; and with
-    ``common(R) = nC(2n + R) + 2n + R + 3``: mhc ``common(n^2)`` (``~n^3 C``), mhc_lite
+    residual 0; rezero 1; hc ``n^2 + 2n + C(n+2) + 2`` (``+ 2C``: its LayerNorm, with
+    ``mixer_norm="source"``); and with ``common(R) = nC(2n + R) + 2n + R + 3`` (``+ nC``: the
+    RMSNorm gain, with ``mixer_norm="source"``): mhc ``common(n^2)`` (``~n^3 C``), mhc_lite
     ``common(n!)`` (``~nC n!``), kromhc ``common(sum_k n_k!)`` (``2 log2(n)`` for powers of
     two: ``~2 n^2 C`` from pre/post), behc ``common(n)`` (``~3 n^2 C``).
     """
-    return _lookup(name).closed_form(stream_count(name, n), C)
+    return _lookup(name).closed_form(stream_count(name, n), C, mixer_norm)

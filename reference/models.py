@@ -20,7 +20,7 @@ from gpu.backend import BACKENDS, backend
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
-from .mixers import INITS, MIXERS, SK_ORDERS, stream_count
+from .mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, stream_count
 from .norms import NORMS, sublayer_norm
 from .tap import Tap
 from .token_mixing import TokenMixBlock
@@ -77,6 +77,9 @@ class ModelConfig:
         ``"rows_cols"`` (ends on columns: backward gain 1).
     norm : ``"pre"`` (RMSNorm on every sublayer's input) or ``"none"`` (no sublayer norm;
         the final RMSNorm before the head stays).
+    favoured, mixer_norm : the reference init's favoured stream (``"source"``, ``"layer"``,
+        ``"random"``) and the mixers' coefficient norm (``"source"``, ``"plain"``); see
+        :mod:`reference.mixers`.
     """
 
     vocab: int
@@ -91,6 +94,8 @@ class ModelConfig:
     init: str = "reference"
     sk_order: str = "cols_rows"
     norm: str = "pre"
+    favoured: str = "source"
+    mixer_norm: str = "source"
 
     def __post_init__(self) -> None:
         for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
@@ -98,7 +103,8 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name, options in (("kind", KINDS), ("mixer", tuple(sorted(MIXERS))), ("backend", BACKENDS),
-                              ("init", INITS), ("sk_order", SK_ORDERS), ("norm", NORMS)):
+                              ("init", INITS), ("sk_order", SK_ORDERS), ("norm", NORMS),
+                              ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS)):
             if getattr(self, name) not in options:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose from {options}")
 
@@ -110,7 +116,8 @@ class Layer(nn.Module):
         super().__init__()
         self.sublayers = nn.ModuleList(
             [HyperConnected(block, cfg.mixer, cfg.n_streams, cfg.width, layer_index=len(blocks) * index + k,
-                            backend=cfg.backend, init=cfg.init, sk_order=cfg.sk_order)
+                            backend=cfg.backend, init=cfg.init, sk_order=cfg.sk_order, favoured=cfg.favoured,
+                            mixer_norm=cfg.mixer_norm)
              for k, block in enumerate(blocks)])
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:

@@ -19,7 +19,7 @@ import fcntl
 import json
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import torch
 from .checkpoint import LEGACY_DEFAULTS, atomic_write
 from .data import IGNORE
 from .models import Model, ModelConfig
+from .schedule import PAPER, default_warmup
 from .tap import Tap
 
 __all__ = ["Config", "RunLock", "read_config", "changed_settings", "write_json", "json_safe", "append_record",
@@ -42,6 +43,9 @@ class Config:
     """One training run: the model, the data, the optimisation and where it goes.
 
     ``out=None`` gives a new folder ``runs/train/<mixer>-L<depth>-<time>`` per run.
+    ``schedule`` is ``"constant"`` or ``"paper"`` (:mod:`reference.schedule`); ``weight_decay``,
+    ``grad_clip``, ``beta2`` and ``warmup`` left at None take the schedule's values (constant:
+    0, 1.0, 0.999, 0; paper: 0.1, 1.0, 0.95, 2 % of ``steps``) when the config is made.
     """
 
     mixer: str = "mhc"
@@ -55,14 +59,19 @@ class Config:
     batch_size: int = 16
     seq_len: int = 64
     lr: float = 3e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    schedule: str = "constant"
+    warmup: int | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    beta2: float | None = None
     seed: int = 0
     dtype: str = "float32"
     backend: str = "torch"
     init: str = "reference"
     sk_order: str = "cols_rows"
     norm: str = "pre"
+    favoured: str = "source"
+    mixer_norm: str = "source"
     out: str | None = None
     ckpt_every: int = 0
     eval_batches: int = 8
@@ -70,28 +79,44 @@ class Config:
     overwrite: bool = False
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        paper = self.schedule == "paper"
+        for name, constant in (("weight_decay", 0.0), ("grad_clip", 1.0), ("beta2", 0.999)):
+            if getattr(self, name) is None:
+                setattr(self, name, PAPER[name] if paper else constant)
+        if self.warmup is None:
+            self.warmup = default_warmup(self.schedule, self.steps) if isinstance(self.steps, int) else 0
+
+    def with_steps(self, steps: int) -> "Config":
+        """This config for ``steps`` steps; a warmup that was its schedule's default follows the new length."""
+        default = self.warmup == default_warmup(self.schedule, self.steps)
+        return replace(self, steps=steps, warmup=default_warmup(self.schedule, steps) if default else self.warmup)
+
     def model_config(self, vocab: int) -> ModelConfig:
         """The architecture this run trains, for a task with ``vocab`` symbols."""
         return ModelConfig(vocab=vocab, width=self.width, depth=self.depth, mixer=self.mixer,
                            n_streams=self.streams, kind=self.model, heads=self.heads,
                            max_len=max(self.seq_len, 1), backend=self.backend, init=self.init,
-                           sk_order=self.sk_order, norm=self.norm)
+                           sk_order=self.sk_order, norm=self.norm, favoured=self.favoured,
+                           mixer_norm=self.mixer_norm)
 
 
 # fields that do not change what a run computes (out: the folder itself); ``steps`` may
-# change on ``--resume`` (a constant learning rate does not depend on it), every other
-# field is a setting of the run, fixed when its folder is made
+# change on ``--resume`` under a constant learning rate (which does not depend on it),
+# every other field is a setting of the run, fixed when its folder is made
 _BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every"}
+# run config fields added later, with the value every run made before them had
+LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999}
 
 
 def config_from_dict(saved: dict, run_dir: str | os.PathLike) -> Config:
     """The :class:`Config` stored as ``saved``; fields added after the run was made take their
-    defaults as they were before the field existed (:data:`reference.checkpoint.LEGACY_DEFAULTS`),
+    defaults as they were before the field existed (:data:`LEGACY_RUN_DEFAULTS`),
     fields this version does not know are dropped; ``out`` is ``run_dir``."""
     if not isinstance(saved, dict):
         raise ValueError(f"{run_dir}: the stored configuration is not a JSON object")
     known = {f.name for f in fields(Config)}
-    merged = {k: v for k, v in {**LEGACY_DEFAULTS, **saved}.items() if k in known}
+    merged = {k: v for k, v in {**LEGACY_RUN_DEFAULTS, **saved}.items() if k in known}
     return Config(**{**merged, "out": str(run_dir)})
 
 
@@ -102,8 +127,9 @@ def read_config(run_dir: str | os.PathLike) -> Config:
 
 def changed_settings(saved: Config, asked: Config, *, steps: bool = False) -> list[str]:
     """``"name: saved -> asked"`` for every setting of ``asked`` that differs from ``saved``
-    (``steps`` too when ``steps`` is true); empty when ``asked`` continues ``saved``."""
-    skip = _BOOKKEEPING | (set() if steps else {"steps"})
+    (``steps`` too when ``steps`` is true or the schedule depends on it); empty when ``asked``
+    continues ``saved``."""
+    skip = _BOOKKEEPING | (set() if steps or saved.schedule != "constant" else {"steps"})
     return [f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(asked, f.name)!r}" for f in fields(Config)
             if f.name not in skip and getattr(saved, f.name) != getattr(asked, f.name)]
 

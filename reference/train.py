@@ -54,12 +54,13 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import TASKS, make_task
 from .metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
                       off_identity_mass, summarize)
-from .mixers import INITS, MIXERS, SK_ORDERS, mixing_params
+from .mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, mixing_params
 from .models import KINDS, Model, load_weights, stored_config
 from .norms import NORMS
-from .runs import (CKPT, CONFIG, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunLock, changed_settings,
-                   config_from_dict, evaluate, finished, json_safe, read_config, read_metrics, truncate_records,
-                   append_record, write_json)
+from .runs import (CKPT, CONFIG, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunLock, append_record,
+                   changed_settings, config_from_dict, evaluate, finished, json_safe, read_config, read_metrics,
+                   truncate_records, write_json)
+from .schedule import SCHEDULES, lr_at, make_optimizer
 from .tap import HResOverride, HResProbe, StreamSpread
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -106,12 +107,17 @@ def _preflight(cfg: Config) -> None:
     """Refuse, with one clear line, what would otherwise fail deep inside a step."""
     if cfg.mixer not in MIXERS:
         raise ValueError(f"unknown mixer {cfg.mixer!r}; choose from {sorted(MIXERS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose from {SCHEDULES}")
     for name in ("lr", "weight_decay", "grad_clip"):
-        value, low = getattr(cfg, name), "> 0" if name == "lr" else ">= 0"
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 if name == "lr" else value >= 0)):
-            raise ValueError(f"--{name.replace('_', '-')} must be a finite number {low}, got {value!r}")
+        value, positive = getattr(cfg, name), name == "lr"
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 or not positive and value == 0)):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, "
+                             f"got {value!r}")
+    if not (isinstance(cfg.beta2, (int, float)) and 0 <= cfg.beta2 < 1):
+        raise ValueError(f"--beta2 must be a number in [0, 1), got {cfg.beta2!r}")
     for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 1), ("eval_batches", 0), ("ckpt_every", 0),
-                      ("seed", 0)):
+                      ("seed", 0), ("warmup", 0)):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
@@ -261,7 +267,7 @@ def run(cfg: Config) -> dict:
         cfg = replace(cfg, out=_shared(world, rank, lambda: str(new_run_dir(cfg))))
     task = make_task(cfg.task, cfg.seq_len)
     model = build(cfg, task.vocab, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.beta2)
     with RunLock(cfg.out) if rank == 0 else contextlib.nullcontext():
         start, done = _shared(world, rank, lambda: _open(cfg, model, opt, device))
         if done is not None:
@@ -286,6 +292,9 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
                desc=f"{cfg.mixer} L={cfg.depth}", leave=False)
     for step in bar:
         t0 = time.perf_counter()
+        lr = lr_at(cfg.schedule, step, cfg.steps, cfg.lr, cfg.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
         x, y = (t[shard].to(device) for t in task.batch(cfg.seed, step, cfg.batch_size))
         probe = HResProbe(PROBE_TOKENS)
         with autocast:
@@ -312,7 +321,7 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
         dt = time.perf_counter() - t0
         chain = probe.chain
         gain_f, gain_b = composite_gains(chain)
-        record = {"step": step, "loss": loss_value, "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
+        record = {"step": step, "lr": lr, "loss": loss_value, "tokens_per_s": cfg.batch_size * cfg.seq_len / dt,
                   "grad_norm": summarize(grads), "grad_norm_total": total,
                   "gain_forward": gain_f, "gain_backward": gain_b, "ds_residual": max_ds_residual(chain)}
         if divergence:
@@ -404,7 +413,7 @@ def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor, 
         "gain_forward": gain_f, "gain_backward": gain_b,
         "ds_residual": max_ds_residual(chain),
         "h_res_off_identity": off_identity_mass(chain),
-        "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width),
+        "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width, cfg.mixer_norm),
         "params": sum(p.numel() for p in model.parameters()),
         "certificate": composite_certificate(chain) if bool(torch.isfinite(chain).all()) else None,
     }
@@ -446,9 +455,15 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--steps", type=int, default=d.steps)
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch")
     ap.add_argument("--seq-len", type=int, default=d.seq_len)
-    ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    ap.add_argument("--grad-clip", type=float, default=d.grad_clip, help="0 disables")
+    ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    ap.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
+                    help="constant, or paper: warmup, cosine to lr/10, wd 0.1, clip 1.0, beta2 0.95 (mHC-lite's "
+                         "nanoGPT runs)")
+    ap.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 0; paper: 2%% of --steps)")
+    ap.add_argument("--weight-decay", type=float, default=None,
+                    help="on weights of >= 2 dims (default: 0; paper: 0.1)")
+    ap.add_argument("--grad-clip", type=float, default=None, help="0 disables (default: 1.0)")
+    ap.add_argument("--beta2", type=float, default=None, help="AdamW's beta2 (default: 0.999; paper: 0.95)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype,
                     help="bfloat16 = autocast with float32 weights")
@@ -458,6 +473,12 @@ def parse(argv: list[str] | None = None) -> Config:
                     help="mhc's Sinkhorn order: cols_rows ends on rows (forward gain 1), rows_cols on columns")
     ap.add_argument("--norm", choices=NORMS, default=d.norm,
                     help="sublayer input norm: pre (RMSNorm) or none (ablation)")
+    ap.add_argument("--favoured", choices=FAVOURED, default=d.favoured,
+                    help="the reference init's favoured stream: as each source (hc: layer index; the mHC "
+                         "family: random, as mHC-lite's runs), or one rule for all")
+    ap.add_argument("--mixer-norm", choices=MIXER_NORMS, default=d.mixer_norm,
+                    help="coefficient norm: as each source (hc: LayerNorm; mHC family: RMSNorm with gain) or "
+                         "plain (RMSNorm, no gain)")
     ap.add_argument("--backend", choices=BACKENDS, default=d.backend,
                     help="triton: mixers' Sinkhorn and stream mixing on the gpu kernels")
     ap.add_argument("--out", default=d.out,

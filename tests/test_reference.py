@@ -210,28 +210,35 @@ def test_ddp_two_processes_match_one(tmp_path):
 
 
 def test_sweep_usage_sentence():
-    """The report's verdict: losses that differ while H_res is unused are not told apart by mixing."""
+    """The report's verdict: losses that differ while H_res is unused are not told apart by mixing; with H_res
+    used, mixers differ only where their seed ranges do not overlap, and one seed gives no verdict."""
     from reference.studies.sweep import _usage
 
-    def row(mixer, depth, val, ident, avg):
-        return {"mixer": mixer, "depth": depth, "val_loss": val, "h_res_ablation": {"identity": ident, "average": avg}}
+    def row(mixer, depth, val, ident, avg, seed=0):
+        return {"mixer": mixer, "depth": depth, "val_loss": val, "seed": seed,
+                "h_res_ablation": {"identity": ident, "average": avg}}
 
     unused = [row("mhc", 16, 3.0, 1e-5, 1e-4), row("kromhc", 16, 3.0, 1e-5, 1e-4),
               row("mhc", 1000, 3.2, 1e-5, 1e-4), row("kromhc", 1000, 3.1, 1e-5, 1e-4)]
     text = _usage(unused)
     assert "cannot be told apart" in text and "1.0e-01 at L = 1000" in text and "0.0e+00 at L = 16" in text
-    used = [row("mhc", 8, 2.70, 2e-3, 0.3), row("kromhc", 8, 2.94, 1e-2, 0.04)]
-    assert "can be told apart" in _usage(used) and "cannot" not in _usage(used)
+    one_seed = [row("mhc", 8, 2.70, 2e-3, 0.3), row("kromhc", 8, 2.94, 1e-2, 0.04)]
+    assert "one seed per point" in _usage(one_seed)
+    apart = [row(m, 8, v + 0.01 * s, 2e-3, 0.3, s) for m, v in (("mhc", 2.70), ("kromhc", 2.94)) for s in range(3)]
+    assert "can be told apart: kromhc vs mhc at L = 8" in _usage(apart)
+    overlapping = [row(m, 8, v + 0.05 * s, 2e-3, 0.3, s) for m, v in (("mhc", 2.70), ("kromhc", 2.72)) for s in range(3)]
+    assert "within the seed spread" in _usage(overlapping) and "cannot be told apart" in _usage(overlapping)
 
 
 def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
-    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--seeds", "2"]) == 0
     results = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert len(results) == len(PRESETS["tiny"]["depths"]) * len(MIXERS)
+    assert len(results) == len(PRESETS["tiny"]["depths"]) * len(MIXERS) * 2 and {r["seed"] for r in results} == {0, 1}
+    assert (tmp_path / "runs" / "kromhc_L4_s1" / "summary.json").exists()
     for png in ("loss_vs_depth.png", "gain_vs_depth.png", "loss_curves.png"):
         assert (tmp_path / png).stat().st_size > 1000
     report = (tmp_path / "report.md").read_text()
-    assert "| hc |" in report and "certified gain fwd" in report
+    assert "| hc |" in report and "certified gain fwd" in report and "(2) |" in report
     # a second sweep reads finished grid points back (no training); more steps continue each run
     import reference.train as train_module
 
@@ -239,7 +246,7 @@ def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
         raise AssertionError(f"retrained {cfg.out}")
 
     monkeypatch.setattr(train_module, "run", no_training)
-    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--seeds", "2"]) == 0
     again = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert again == results
     with pytest.raises(AssertionError, match="retrained"):
@@ -250,7 +257,7 @@ def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
                        "--mixers", "mhc", "--depths", "2"]) == 2
     assert sweep_main(["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--task", "charlm",
                        "--mixers", "mhc", "--depths", "2", "--overwrite"]) == 0
-    assert json.loads((tmp_path / "runs" / "mhc_L2" / "config.json").read_text())["task"] == "charlm"
+    assert json.loads((tmp_path / "runs" / "mhc_L2_s0" / "config.json").read_text())["task"] == "charlm"
 
 
 def test_bad_cli_arguments(tmp_path):
@@ -308,7 +315,7 @@ def test_one_registry_adding_a_mixer_is_one_class(tmp_path):
                 return one / n, one, x.new_full((*x.shape[:-1], n), 1.0 / n)
 
             @staticmethod
-            def closed_form(n, C):
+            def closed_form(n, C, mixer_norm="source"):
                 return 0
 
         model = Model(ModelConfig(vocab=11, width=8, depth=2, mixer="averaging"))
@@ -438,7 +445,7 @@ def test_reference_init_matches_the_papers_code(name, layer):
     """KromHC / mHC-lite code: H_pre, H_post from logits +1 on stream layer mod 4 and -1 elsewhere;
     residual logits 0 (identity) and -8 (other permutations); phi = 0; gates 0.01."""
     n = 4
-    mixer = make_mixer(name, n, 8, layer=layer)
+    mixer = make_mixer(name, n, 8, layer=layer, favoured="layer")
     x = torch.randn(3, n, 8, dtype=torch.float64)
     H_pre, H_post, H_res = mixer.double().coefficients(x)
     hot = torch.full((n,), 1 - SIG1, dtype=torch.float64)
@@ -520,27 +527,31 @@ def test_norm_none_drops_every_sublayer_norm():
 
 
 def test_stability_study_end_to_end(tmp_path):
-    """The smoke grid: lr 1e-2 trains, lr 1e3 does not; the report and its three plots are written."""
-    from reference.studies.stability import classify, main as stability_main, max_stable, spikes
+    """The smoke preset: 2 seeds, the searched main grid brackets lr between 0.03 (stable) and 0.95 (not);
+    the fixed bf16 / no-norm points; the report, brackets.json and three plots are written."""
+    from reference.studies.stability import classify, main as stability_main, spikes
 
     assert stability_main(["--preset", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and max_stable(rows) == {("residual", 2, ""): 0.01, ("kromhc", 2, ""): 0.01,
-                                                    ("kromhc", 2, "bfloat16"): 0.01, ("kromhc", 2, "no norm"): 0.01}
-    assert {r["grid"] for r in rows} == {"main", "bf16", "no-norm"}
-    assert (tmp_path / "runs" / "kromhc_L2_lr0.01_bfloat16" / "summary.json").exists()
-    assert all(not r["stable"] for r in rows if r["lr"] == 1e3)
+    brackets = {(b["grid"], b["mixer"]): b for b in json.loads((tmp_path / "brackets.json").read_text())}
+    for mixer in ("residual", "kromhc"):
+        b = brackets["main", mixer]["0.5"]
+        assert (b["lo"], b["hi"]) == (0.03, 0.9487) and [lr for lr, _ in b["tried"]] == [0.03, 0.9487, 30.0]
+    assert {r["grid"] for r in rows} == {"main", "bf16", "no-norm"} and {r["seed"] for r in rows} == {0, 1}
+    assert len([r for r in rows if r["grid"] == "main"]) == 2 * 3 * 2                 # mixers x lrs tried x seeds
+    assert (tmp_path / "runs" / "kromhc_L2_lr0.01_bfloat16_s0" / "summary.json").exists()
     for png in ("loss_vs_lr.png", "max_stable_lr.png", "gain_over_training.png"):
         assert (tmp_path / png).stat().st_size > 1000
     text = (tmp_path / "report.md").read_text()
-    assert "Largest stable learning rate" in text and "| L = 2 bfloat16 |" in text and "L = 2 no norm" in text
+    assert "Largest stable learning rate" in text and "[0.03, 0.949)" in text and "ranges do not overlap" in text
+    assert "| main | kromhc | 2 | fp32 | 0.03 |" in text and "2/2" in text
     assert spikes([1.0] * 10 + [1.6, 1.0], lambda v, m: v > m + 0.5) == 1           # one loss spike
     assert spikes([1.0] * 10 + [1.4], lambda v, m: v > m + 0.5) == 0
     calm = {"diverged": False, "val_loss": 1.0, "unigram_loss": 2.0}
     assert classify(calm, [{"loss": 1.0, "grad_norm_total": 1.0}] * 12, 0.5)["stable"]
-    spiky = [{"loss": 1.0, "grad_norm_total": 1.0}] * 10 + [{"loss": 3.0, "grad_norm_total": 50.0}]
-    verdict = classify(calm, spiky, 0.5)
-    assert verdict == {"diverged": False, "loss_spikes": 1, "grad_spikes": 1, "stable": False}
+    spiky = [{"loss": 1.0, "grad_norm_total": 1.0}] * 10 + [{"loss": 1.8, "grad_norm_total": 50.0}]
+    assert classify(calm, spiky, 0.5) == {"diverged": False, "loss_spikes": 1, "grad_spikes": 1, "stable": False}
+    assert classify(calm, spiky, 1.0)["stable"]                                       # the second threshold
 
 
 def test_metrics_are_strict_json_after_a_divergence(tmp_path):
@@ -548,3 +559,47 @@ def test_metrics_are_strict_json_after_a_divergence(tmp_path):
     for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+
+
+def test_favoured_stream_follows_each_source():
+    """hc favours stream layer mod n (HC paper); the mHC family a random one from torch's generator
+    (mHC-lite's runs pass no layer_index): fixed by the seed, and not layer mod n in general."""
+    def favoured(name, layer, **kw):
+        return make_mixer(name, 4, 8, layer=layer, **kw).favoured
+
+    assert [favoured("hc", k) for k in range(8)] == [k % 4 for k in range(8)]
+    torch.manual_seed(0)
+    drawn = [favoured("kromhc", k) for k in range(32)]
+    torch.manual_seed(0)
+    assert [favoured("kromhc", k) for k in range(32)] == drawn and len(set(drawn)) == 4
+    assert drawn != [k % 4 for k in range(32)]
+    assert [favoured("mhc", k, favoured="layer") for k in range(8)] == [k % 4 for k in range(8)]
+    torch.manual_seed(1)
+    assert len({favoured("hc", k, favoured="random") for k in range(32)}) == 4
+    with pytest.raises(ValueError, match="favoured"):
+        make_mixer("mhc", 4, 8, favoured="first")
+
+
+@pytest.mark.parametrize("name", ["mhc", "mhc_lite", "kromhc", "behc", "hc"])
+def test_mixer_norm_source_and_plain(name):
+    """source: the mHC family's RMSNorm gain (nC, starting at 1: the same coefficients as plain at init)
+    and HC's LayerNorm; plain: no norm parameters. The gain is learned: it gets a gradient."""
+    torch.manual_seed(0)
+    source = make_mixer(name, 4, 8, layer=1, favoured="layer").double()
+    torch.manual_seed(0)
+    plain = make_mixer(name, 4, 8, layer=1, favoured="layer", mixer_norm="plain").double()
+    extra = 2 * 8 if name == "hc" else 4 * 8
+    n_source, n_plain = (sum(p.numel() for p in m.parameters()) for m in (source, plain))
+    assert n_source - n_plain == extra
+    assert n_source == mixing_params(name, 4, 8) and n_plain == mixing_params(name, 4, 8, "plain")
+    x = torch.randn(3, 4, 8, dtype=torch.float64)
+    if name != "hc":
+        with torch.no_grad():
+            for m in (source, plain):
+                m.phi.normal_(generator=torch.Generator().manual_seed(5))
+        for a, b in zip(source.coefficients(x), plain.coefficients(x)):
+            torch.testing.assert_close(a, b)                     # gain 1 at init: the same numbers
+        sum(c.sum() for c in source.coefficients(x)).backward()
+        assert source.norm_gain.grad is not None and source.norm_gain.grad.abs().sum() > 0
+    else:
+        assert isinstance(source.norm, torch.nn.LayerNorm) and isinstance(plain.norm, torch.nn.RMSNorm)

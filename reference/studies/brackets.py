@@ -1,8 +1,8 @@
 """The largest stable learning rate as a bracket: walk a factor-3 grid, then bisect in log lr.
 
 ``bracket(stable, start)`` asks ``stable(lr)`` (True / False, e.g. a majority over seeds)
-at ``start``, walks up (while stable) or down (while unstable) by factors of 3 within
-``[low, high]``, then bisects the last stable / first unstable pair geometrically until
+at ``start``, walks up (while stable) or down (while unstable) by factors of 3, the last
+step clamped to ``high`` or ``low``, then bisects the last stable / first unstable pair geometrically until
 ``hi / lo <= ratio`` (default 1.5). Learning rates are rounded to 4 significant digits, so
 that a study asking twice gets the same runs back. It assumes one boundary (stable
 below, unstable above): a setting that is unstable at some lr below a stable one is not
@@ -54,8 +54,8 @@ def bracket(stable: Callable[[float], bool], start: float, *, low: float = 1e-4,
     lr = round_lr(start)
     if ask(lr):
         lo, hi = lr, None
-        while lo * factor <= high * (1 + 1e-9):
-            nxt = round_lr(lo * factor)
+        while lo < high:                                       # up by factor, the last step clamped to high
+            nxt = round_lr(min(lo * factor, high))
             if ask(nxt):
                 lo = nxt
             else:
@@ -63,8 +63,8 @@ def bracket(stable: Callable[[float], bool], start: float, *, low: float = 1e-4,
                 break
     else:
         lo, hi = None, lr
-        while hi / factor >= low * (1 - 1e-9):
-            nxt = round_lr(hi / factor)
+        while hi > low:                                        # down by factor, the last step clamped to low
+            nxt = round_lr(max(hi / factor, low))
             if ask(nxt):
                 lo = nxt
                 break

@@ -17,7 +17,7 @@ from typing import Iterable
 __all__ = ["Spread", "spread", "differs", "majority", "fmt_spread", "RULE"]
 
 RULE = ("Values are mean +- spread over the seeds, spread = (max - min) / 2. Two settings differ only "
-        "when their seed ranges do not overlap; a learning rate is stable when at least 2/3 of its seeds are.")
+        "when their seed ranges do not overlap.")
 
 
 @dataclass(frozen=True)

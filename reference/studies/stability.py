@@ -1,33 +1,36 @@
-"""Stability study: the largest learning rate each mixer trains at, versus depth.
+"""Stability study: the largest learning rate each mixer trains at, versus depth, over seeds.
 
-    python -m reference.studies.stability --preset cpu --out runs/stability    # 2-core CPU, ~1 h
-    python -m reference.studies.stability --preset gpu --out runs/stability    # the GPU command
+    python -m reference.studies.stability --preset cpu --out runs/stability-cpu   # 2-core CPU, hours
+    python -m reference.studies.stability --preset gpu --out runs/stability-gpu   # the GPU command
 
 The mHC paper's claim is about stability, not about the loss at one setting: HC's
 composite gain explodes and costs stability, while doubly stochastic mixing keeps gain 1.
 So this study varies what hides the effect in the depth sweep. For every mixer x depth
-x learning rate it trains the causal transformer with **no gradient clipping** (the
-trainer's default of 1.0 hides blow-ups) and classifies the run:
+x learning rate x seed it trains with **no gradient clipping** and a constant learning
+rate (the trainer's clip of 1.0 hides blow-ups; the papers' schedule is for the quality
+comparisons of the sweep) and classifies each run:
 
-* **diverged**: a non-finite loss, gradient or optimizer step (the trainer's exit 3);
+* **diverged**: a non-finite loss, gradient, update or validation loss (the trainer's exit 3);
 * **loss spike**: a step whose loss exceeds the median of the 10 steps before it by
-  more than ``--spike-nats`` (default 0.5 nats);
+  more than the spike threshold (0.5 nats; the report repeats the verdicts at 1 nat);
 * **gradient spike**: a step whose total gradient norm exceeds 10x the median of the
-  10 steps before it;
+  10 steps before it (reported, not part of the verdict);
 * **stable**: not diverged, no loss spike, and a validation loss below the unigram baseline.
 
-A preset is a list of named grids (``--grids`` runs some of them). The ``cpu`` preset:
-``main`` (every mixer, depths 8 and 32, four learning rates), ``bf16`` (the same at
-depth 32 in bfloat16 autocast), ``no-norm`` (depth 8 without the sublayers' pre-norm,
-the other thing that hides instability), ``deep`` (ReZero and plain residual at 1000
-layers, the BE-HC paper's claim) and ``deep-behc`` (BE-HC at 1000 layers, one lr).
+A learning rate is stable for a mixer and setting when at least 2 of its 3 seeds are
+(:mod:`reference.studies.seeds`). A grid either *searches* the largest stable learning
+rate (:func:`reference.studies.brackets.bracket`: a factor-3 walk from ``start``, then
+bisection in log lr to within a factor of 1.5, once per spike threshold, reusing runs),
+reported as an interval ``[stable, unstable)``, or runs fixed learning rates.
 
-The report gives the largest stable learning rate per mixer and setting. Its plots are:
-validation loss vs learning rate per setting, the largest stable learning rate vs depth,
-and the composite forward gain of ``prod H_res`` over training for each mixer at the
-main grid's deepest depth and largest learning rate. Every run also reports whether the
-streams are used (``stream_spread``, ``h_res_ablation``, ``h_res_off_identity``). Runs
-live in ``OUT/runs/<mixer>_L<depth>_lr<lr>[_<variant>]/``; finished runs of the same
+A preset is a list of named grids (``--grids`` runs some of them). ``cpu``: ``main``
+(every mixer, depths 8 and 32, searched), ``bf16`` (depth 32 in bfloat16 autocast, lr
+0.03 and 0.1), ``no-norm`` (depth 8 without the sublayers' pre-norm, lr 0.01 and 0.03),
+``deep`` (residual, ReZero and BE-HC at 1000 layers of the MLP stack, 200 steps, lr 0.003
+and 0.01: the BE-HC abstract's claim) and ``deep-no-norm`` (ReZero at 1000 layers without
+pre-norm, as in the ReZero paper). Every run also reports whether the streams are used
+(``stream_spread``, ``h_res_ablation``, ``h_res_off_identity``). Runs live in
+``OUT/runs/<mixer>_L<depth>_lr<lr>[_<variant>]_s<seed>/``; finished runs of the same
 configuration are reused (unfinished ones continue from their checkpoint), so grids can
 run in separate processes and a last full command collects them; a folder that holds a
 run of other settings stops the study unless ``--overwrite`` is given.
@@ -40,6 +43,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from statistics import median
+from typing import Callable
 
 import matplotlib
 
@@ -49,46 +53,59 @@ from tqdm import tqdm  # noqa: E402
 
 from birkhoff.cli import OneLineParser  # noqa: E402
 
-from ..mixers import INITS, MIXERS, SK_ORDERS  # noqa: E402
+from ..mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS  # noqa: E402
 from ..norms import NORMS  # noqa: E402
 from ..runs import Config, read_metrics  # noqa: E402
 from ..train import DTYPES, run_once  # noqa: E402
+from .brackets import Bracket, bracket  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
+from .seeds import RULE, fmt_spread, majority, spread  # noqa: E402
 
 WINDOW = 10
 GRAD_SPIKE = 10.0
-SMOKE = Config(model="transformer", width=8, heads=2, steps=12, batch_size=4, seq_len=8, task="markov",
+THRESHOLDS = (0.5, 1.0)                   # nats: the verdict's spike threshold, and the second look
+SEARCH = dict(start=0.03, low=1e-3, high=1.0)
+SMOKE = Config(model="transformer", width=8, heads=2, steps=30, batch_size=4, seq_len=8, task="markov",
                grad_clip=0.0, eval_batches=1)
 CPU = Config(model="transformer", width=16, heads=2, steps=150, batch_size=8, seq_len=32, grad_clip=0.0,
              eval_batches=4)
+DEEP = replace(CPU, model="mlp", steps=200)
 GPU = Config(model="transformer", width=256, heads=4, steps=3000, batch_size=32, seq_len=256, grad_clip=0.0,
              dtype="bfloat16", backend="triton", eval_batches=16)
-# A preset is a list of grids; a grid is mixers x depths x learning rates on one base config.
+# A preset is a list of grids; a grid is mixers x depths x (a searched or a fixed list of) lrs x seeds.
 PRESETS = {
-    "smoke": [dict(name="main", mixers=["residual", "kromhc"], depths=[2], lrs=[1e-2, 1e3], base=SMOKE),
-              dict(name="bf16", mixers=["kromhc"], depths=[2], lrs=[1e-2], base=replace(SMOKE, dtype="bfloat16")),
-              dict(name="no-norm", mixers=["kromhc"], depths=[2], lrs=[1e-2], base=replace(SMOKE, norm="none"))],
-    "cpu": [dict(name="main", mixers=list(MIXERS), depths=[8, 32], lrs=[1e-2, 3e-2, 1e-1, 3e-1], base=CPU),
-            dict(name="bf16", mixers=list(MIXERS), depths=[32], lrs=[3e-2, 1e-1], base=replace(CPU, dtype="bfloat16")),
-            dict(name="no-norm", mixers=list(MIXERS), depths=[8], lrs=[1e-2, 3e-2, 1e-1],
+    "smoke": [dict(name="main", mixers=["residual", "kromhc"], depths=[2], seeds=2, base=SMOKE,
+                   search=dict(start=0.03, low=1e-3, high=1e3, factor=1e3, ratio=40)),
+              dict(name="bf16", mixers=["kromhc"], depths=[2], lrs=[1e-2], seeds=1,
+                   base=replace(SMOKE, dtype="bfloat16")),
+              dict(name="no-norm", mixers=["kromhc"], depths=[2], lrs=[1e-2], seeds=1,
+                   base=replace(SMOKE, norm="none"))],
+    "cpu": [dict(name="main", mixers=list(MIXERS), depths=[8, 32], search=SEARCH, seeds=3, base=CPU),
+            dict(name="bf16", mixers=list(MIXERS), depths=[32], lrs=[3e-2, 1e-1], seeds=3,
+                 base=replace(CPU, dtype="bfloat16")),
+            dict(name="no-norm", mixers=list(MIXERS), depths=[8], lrs=[1e-2, 3e-2], seeds=3,
                  base=replace(CPU, norm="none")),
-            dict(name="deep", mixers=["residual", "rezero"], depths=[1000], lrs=[3e-3, 1e-2, 3e-2], base=CPU),
-            dict(name="deep-behc", mixers=["behc"], depths=[1000], lrs=[1e-2], base=CPU)],
-    "gpu": [dict(name="main", mixers=list(MIXERS), depths=[16, 64, 256, 1000], lrs=[3e-3, 1e-2, 3e-2, 1e-1, 3e-1],
-                 base=GPU),
-            dict(name="fp32", mixers=list(MIXERS), depths=[64], lrs=[1e-2, 3e-2, 1e-1],
+            dict(name="deep", mixers=["residual", "rezero", "behc"], depths=[1000], lrs=[3e-3, 1e-2], seeds=3,
+                 base=DEEP),
+            dict(name="deep-no-norm", mixers=["rezero"], depths=[1000], lrs=[3e-3, 1e-2], seeds=3,
+                 base=replace(DEEP, norm="none"))],
+    "gpu": [dict(name="main", mixers=list(MIXERS), depths=[16, 64, 256], search=dict(start=0.01, low=1e-4, high=1.0),
+                 seeds=3, base=GPU),
+            dict(name="fp32", mixers=list(MIXERS), depths=[64], lrs=[1e-2, 3e-2, 1e-1], seeds=3,
                  base=replace(GPU, dtype="float32"))],
 }
 
 
-def variant(dtype: str, norm: str) -> str:
-    """How a setting differs from the fp32 pre-norm default: ``""``, ``"bfloat16"``, ``"no norm"``..."""
-    return " ".join(([] if dtype == "float32" else [dtype]) + ([] if norm == "pre" else ["no norm"]))
+def variant(dtype: str, norm: str, model: str = "transformer") -> str:
+    """How a setting differs from the fp32 pre-norm transformer: ``""``, ``"bfloat16"``, ``"no norm mlp"``..."""
+    return " ".join(([] if dtype == "float32" else [dtype]) + ([] if norm == "pre" else ["no norm"])
+                    + ([] if model == "transformer" else [model]))
 
 
-def run_dir(out: Path, mixer: str, depth: int, lr: float, dtype: str = "float32", norm: str = "pre") -> Path:
-    suffix = variant(dtype, norm).replace(" ", "_")
-    return out / "runs" / f"{mixer}_L{depth}_lr{lr:g}{'_' + suffix if suffix else ''}"
+def run_dir(out: Path, mixer: str, depth: int, lr: float, seed: int, kind: str = "") -> Path:
+    """Where a study in ``out`` keeps one run; ``kind`` is its :func:`variant`."""
+    suffix = kind.replace(" ", "_")
+    return out / "runs" / f"{mixer}_L{depth}_lr{lr:g}{'_' + suffix if suffix else ''}_s{seed}"
 
 
 def spikes(values: list[float | None], above) -> int:
@@ -112,126 +129,175 @@ def classify(summary: dict, records: list[dict], spike_nats: float) -> dict:
             "stable": not summary["diverged"] and loss_spikes == 0 and learned}
 
 
-def study(out: Path, grids: list[dict], spike_nats: float, progress: bool = True,
-          overwrite: bool = False) -> list[dict]:
-    """Train (or reuse) every point of every grid; one row per run, also written to ``out/results.jsonl``."""
+class Runner:
+    """Trains (or reuses) one run per (grid, mixer, depth, lr, seed) and keeps its row."""
+
+    def __init__(self, out: Path, progress: bool, overwrite: bool) -> None:
+        self.out, self.progress, self.overwrite = out, progress, overwrite
+        self.rows: dict[tuple, dict] = {}
+        self.bar = tqdm(desc="stability runs", disable=not progress, unit="run")
+
+    def row(self, grid: dict, mixer: str, depth: int, lr: float, seed: int) -> dict:
+        key = (grid["name"], mixer, depth, lr, seed)
+        if key not in self.rows:
+            base = replace(grid["base"], progress=self.progress, overwrite=self.overwrite)
+            kind = variant(base.dtype, base.norm, base.model)
+            cfg = replace(base, mixer=mixer, depth=depth, lr=lr, seed=seed,
+                          out=str(run_dir(self.out, mixer, depth, lr, seed, kind)))
+            summary = run_once(cfg)
+            records = read_metrics(cfg.out)
+            row = {"grid": grid["name"], "mixer": mixer, "depth": depth, "lr": lr, "seed": seed,
+                   "dtype": base.dtype, "norm": base.norm, "model": base.model,
+                   **{k: summary.get(k) for k in ("final_loss", "val_loss", "unigram_loss", "gain_forward",
+                                                  "gain_backward", "stream_spread", "h_res_ablation",
+                                                  "h_res_off_identity", "divergence", "diverged")}}
+            verdicts = {nats: classify(summary, records, nats) for nats in THRESHOLDS}
+            for nats, verdict in verdicts.items():
+                row[f"stable@{nats:g}"] = verdict["stable"]
+                row[f"loss_spikes@{nats:g}"] = verdict["loss_spikes"]
+            row["grad_spikes"] = verdicts[THRESHOLDS[0]]["grad_spikes"]
+            self.rows[key] = row
+            self.bar.update()
+        return self.rows[key]
+
+    def stable(self, grid: dict, mixer: str, depth: int, nats: float) -> Callable[[float], bool]:
+        """``lr -> `` at least 2/3 of the grid's seeds stable at ``nats``."""
+        return lambda lr: majority(self.row(grid, mixer, depth, lr, s)[f"stable@{nats:g}"]
+                                   for s in range(grid["seeds"]))
+
+
+def study(out: Path, grids: list[dict], progress: bool = True, overwrite: bool = False
+          ) -> tuple[list[dict], dict[tuple, dict[float, Bracket]]]:
+    """Train (or reuse) every run of every grid; returns the rows (also ``out/results.jsonl``) and, for
+    searched grids, the bracket per (grid, mixer, depth) and threshold (``out/brackets.json``)."""
     out.mkdir(parents=True, exist_ok=True)
-    points = [(g, d, lr, m) for g in grids for d in g["depths"] for lr in g["lrs"] for m in g["mixers"]]
-    rows = []
-    for grid, depth, lr, mixer in tqdm(points, desc="stability", disable=not progress):
-        base = replace(grid["base"], progress=progress, overwrite=overwrite)
-        cfg = replace(base, mixer=mixer, depth=depth, lr=lr, out=str(run_dir(out, mixer, depth, lr, base.dtype, base.norm)))
-        summary = run_once(cfg)
-        row = {"grid": grid["name"], "mixer": mixer, "depth": depth, "lr": lr, "dtype": base.dtype,
-               "norm": base.norm,                "final_loss": summary["final_loss"], "val_loss": summary["val_loss"],
-               "unigram_loss": summary["unigram_loss"], "gain_forward": summary["gain_forward"],
-               "stream_spread": summary.get("stream_spread"), "h_res_ablation": summary.get("h_res_ablation"),
-               "h_res_off_identity": summary.get("h_res_off_identity"), "divergence": summary.get("divergence"),
-               **classify(summary, read_metrics(cfg.out), spike_nats)}
-        rows.append(row)
+    runner = Runner(out, progress, overwrite)
+    brackets: dict[tuple, dict[float, Bracket]] = {}
+    for grid in grids:
+        for depth in grid["depths"]:
+            for mixer in grid["mixers"]:
+                if "search" in grid:
+                    brackets[grid["name"], mixer, depth] = {nats: bracket(runner.stable(grid, mixer, depth, nats),
+                                                                          **grid["search"]) for nats in THRESHOLDS}
+                else:
+                    for lr in grid["lrs"]:
+                        for seed in range(grid["seeds"]):
+                            runner.row(grid, mixer, depth, lr, seed)
+    runner.bar.close()
+    rows = list(runner.rows.values())
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return rows
+    (out / "brackets.json").write_text(json.dumps([
+        {"grid": g, "mixer": m, "depth": d, **{f"{nats:g}": {"lo": b.lo, "hi": b.hi, "tried": list(b.tried.items())}
+                                                for nats, b in by.items()}}
+        for (g, m, d), by in brackets.items()], indent=1))
+    return rows, brackets
 
 
 def setting(row: dict) -> tuple[int, str]:
     """A row's (depth, variant): what a column of the report holds."""
-    return row["depth"], variant(row["dtype"], row["norm"])
+    return row["depth"], variant(row["dtype"], row["norm"], row.get("model", "transformer"))
 
 
-def columns(rows: list[dict]) -> list[tuple[int, str]]:
-    """The settings of ``rows``: the fp32 pre-norm ones first, by depth."""
-    return sorted({setting(r) for r in rows}, key=lambda c: (c[1], c[0]))
-
-
-def max_stable(rows: list[dict]) -> dict[tuple[str, int, str], float | None]:
-    """Largest learning rate at which (mixer, depth, variant) trained stably; None when none did."""
-    best: dict[tuple[str, int, str], float | None] = {}
+def points(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """The rows of each (grid, mixer, depth, variant, lr) point, one per seed."""
+    out: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r["mixer"], *setting(r))
-        best.setdefault(key, None)
-        if r["stable"] and (best[key] is None or r["lr"] > best[key]):
-            best[key] = r["lr"]
-    return best
+        out.setdefault((r["grid"], r["mixer"], *setting(r), r["lr"]), []).append(r)
+    return out
 
 
-def plot(out: Path, rows: list[dict]) -> list[str]:
+def plot(out: Path, rows: list[dict], brackets: dict) -> list[str]:
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
-    settings = columns(rows)
+    by_point = points(rows)
+    settings = sorted({(g, d, v) for g, _, d, v, _ in by_point}, key=lambda s: (s[2], s[1]))
     names = []
     fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 4), squeeze=False)
-    for ax, (depth, kind) in zip(axes[0], settings):
+    for ax, (grid, depth, kind) in zip(axes[0], settings):
         for i, m in enumerate(mixers):
-            pts = sorted((r["lr"], r["val_loss"]) for r in rows
-                         if (r["mixer"], *setting(r)) == (m, depth, kind) and r["val_loss"] is not None)
+            pts = sorted((lr, spread(r["val_loss"] for r in rs)) for (g, mm, d, v, lr), rs in by_point.items()
+                         if (g, mm, d, v) == (grid, m, depth, kind))
+            pts = [(lr, s) for lr, s in pts if s is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=m, color=f"C{i}")
+                ax.errorbar([p[0] for p in pts], [p[1].mean for p in pts],
+                            yerr=[[p[1].mean - p[1].lo for p in pts], [p[1].hi - p[1].mean for p in pts]],
+                            marker="o", ms=3, capsize=2, label=m, color=f"C{i}")
         ax.axhline(rows[0]["unigram_loss"], color="k", ls="--", lw=1, label="unigram")
-        ax.set(xscale="log", xlabel="learning rate", ylabel="validation loss (nats)",
+        ax.set(xscale="log", xlabel="learning rate", ylabel="validation loss (nats), seed range",
                title=f"depth {depth} {kind or 'fp32'}")
         ax.legend(fontsize=7)
     names.append(save_figure(fig, out, "loss_vs_lr.png"))
 
-    best = max_stable(rows)
-    floor = min(r["lr"] for r in rows) / 2                  # where "no stable lr in the grid" is drawn
+    if brackets:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        depths = sorted({d for _, _, d in brackets})
+        for i, m in enumerate(mixers):
+            shift = 1 + 0.05 * (i - len(mixers) / 2)
+            for d in depths:
+                b = brackets.get(("main", m, d), {}).get(THRESHOLDS[0])
+                if b is None:
+                    continue
+                lo = b.lo if b.lo is not None else min(b.tried) / 3
+                hi = b.hi if b.hi is not None else max(b.tried) * 3
+                ax.plot([d * shift] * 2, [lo, hi], color=f"C{i}", lw=3, label=m if d == depths[0] else None)
+                if b.lo is None:
+                    ax.scatter([d * shift], [hi], marker="x", color=f"C{i}")
+        ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="largest stable lr: [stable, unstable)",
+               title=f"Stability vs depth (spike {THRESHOLDS[0]:g} nats; x: none stable)")
+        ax.legend(fontsize=7)
+        names.append(save_figure(fig, out, "max_stable_lr.png"))
+
+    main = [r for r in rows if r["grid"] == rows[0]["grid"] and r["seed"] == 0]
+    deepest = max(r["depth"] for r in main)
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, m in enumerate(mixers):
-        shift = 1 + 0.04 * (i - len(mixers) / 2)              # side by side: equal values stay visible
-        for kinds, style in ((("",), dict(marker="o", lw=1, label=m)),
-                             ({k for _, k in settings} - {""}, dict(marker="s", lw=0, mfc="none"))):
-            pts = [(d * shift, best[m, d, k] or floor) for d, k in settings if k in kinds and (m, d, k) in best]
-            if not pts:
-                continue
-            ax.plot(*zip(*pts), color=f"C{i}", **style)
-            ax.scatter([d for d, v in pts if v == floor], [floor] * sum(v == floor for _, v in pts), marker="x",
-                       s=80, color=f"C{i}")
-    ax.axhline(floor, color="k", lw=0.5, ls=":")
-    ax.set(xscale="log", yscale="log", xlabel="depth (layers)", ylabel="largest stable learning rate",
-           title="Stability vs depth (squares: bf16 / no norm; x: none stable)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    names.append(save_figure(fig, out, "max_stable_lr.png"))
-
-    main = [r for r in rows if r["grid"] == rows[0]["grid"]]
-    deepest, top = max(r["depth"] for r in main), max(r["lr"] for r in main)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m in mixers:
-        recs = read_metrics(run_dir(out, m, deepest, top, main[0]["dtype"], main[0]["norm"])) if any(
-            (r["mixer"], r["depth"], r["lr"]) == (m, deepest, top) for r in main) else []
+        candidates = [r for r in main if (r["mixer"], r["depth"]) == (m, deepest)]
+        if not candidates:
+            continue
+        top = max(candidates, key=lambda r: r["lr"])
+        recs = read_metrics(run_dir(out, m, deepest, top["lr"], 0, setting(top)[1]))
         pts = [(r["step"], r["gain_forward"]) for r in recs if r.get("gain_forward")]
         if pts:
-            ax.plot(*zip(*pts), label=m, lw=1)
+            ax.plot(*zip(*pts), label=f"{m} (lr {top['lr']:g})", lw=1, color=f"C{i}")
     ax.set(yscale="log", xlabel="step", ylabel="composite forward gain of prod H_res",
-           title=f"Gain over training, depth {deepest}, lr {top:g}")
+           title=f"Gain over training, depth {deepest}, largest lr run, seed 0")
     ax.legend(fontsize=7)
     names.append(save_figure(fig, out, "gain_over_training.png"))
     return names
 
 
-def report(out: Path, rows: list[dict], plots: list[str], command: str, spike_nats: float) -> Path:
+def report(out: Path, rows: list[dict], brackets: dict, plots: list[str], command: str) -> Path:
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
-    settings = columns(rows)
-    best = max_stable(rows)
-    cell = {None: "none"}
+    seeds = max(r["seed"] for r in rows) + 1
     lines = ["# Stability study", "", f"Command: `{command}`", "",
-             f"No gradient clipping. Stable = no divergence, no loss spike (> {spike_nats:g} nats above the "
-             f"median of the previous {WINDOW} steps), validation loss below unigram ({rows[0]['unigram_loss']:.4f}).",
-             "", "## Largest stable learning rate", "",
-             "`none`: no learning rate of the grid was stable; blank: not in the grid.", "",
-             "| mixer | " + " | ".join(f"L = {d} {k}".rstrip() for d, k in settings) + " |",
-             "|---|" + "---:|" * len(settings)]
-    for m in mixers:
-        lines.append(f"| {m} | " + " | ".join(
-            (cell.get(best[m, d, k]) or format(best[m, d, k], "g")) if (m, d, k) in best else ""
-            for d, k in settings) + " |")
-    lines += ["", "## Every run", "",
-              f"| mixer | depth | variant | lr | val loss | gain fwd | loss spikes | grad spikes | diverged | stable "
-              f"| off-identity | {USAGE_HEADER} |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['mixer']} | {r['depth']} | {setting(r)[1] or 'fp32'} | {r['lr']:g} | {fmt(r['val_loss'])} | "
-                     f"{fmt(r['gain_forward'], '.3g')} | {r['loss_spikes']} | {r['grad_spikes']} | "
-                     f"{'**yes**' if r['diverged'] else 'no'} | {'yes' if r['stable'] else 'no'} | "
-                     f"{fmt(r.get('h_res_off_identity'), '.3f')} | {usage_cells(r)} |")
+             f"No gradient clipping, constant learning rate, seeds 0..{seeds - 1}. Stable = no divergence, no loss "
+             f"spike (> threshold nats above the median of the previous {WINDOW} steps), validation loss below "
+             f"unigram ({rows[0]['unigram_loss']:.4f}). {RULE} A learning rate is stable when at least 2/3 of "
+             "its seeds are.", ""]
+    if brackets:
+        depths = sorted({d for _, _, d in brackets})
+        lines += ["## Largest stable learning rate", "",
+                  "`[a, b)`: stable (2/3 of the seeds) at `a`, not at `b`, searched to within a factor of 1.5; "
+                  "`< b`: not stable at the lowest lr tried; `>= a`: stable up to the highest.", "",
+                  "| mixer | " + " | ".join(f"L = {d}, spike {nats:g}" for d in depths for nats in THRESHOLDS) + " |",
+                  "|---|" + "---:|" * (len(depths) * len(THRESHOLDS))]
+        for m in mixers:
+            cells = [str(brackets[("main", m, d)][nats]) if ("main", m, d) in brackets else ""
+                     for d in depths for nats in THRESHOLDS]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "## Every point (mean +- spread over seeds)", "",
+              f"| grid | mixer | depth | variant | lr | val loss | stable seeds @{THRESHOLDS[0]:g} "
+              f"| @{THRESHOLDS[1]:g} | diverged | gain fwd (max) | off-identity | {USAGE_HEADER} |",
+              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    order = sorted(points(rows).items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], kv[0][4]))
+    for (grid, m, depth, kind, lr), rs in order:
+        stable = [sum(r[f"stable@{nats:g}"] for r in rs) for nats in THRESHOLDS]
+        gains = [r["gain_forward"] for r in rs if r["gain_forward"] is not None]
+        lines.append(f"| {grid} | {m} | {depth} | {kind or 'fp32'} | {lr:g} | "
+                     f"{fmt_spread(spread(r['val_loss'] for r in rs))} | {stable[0]}/{len(rs)} | "
+                     f"{stable[1]}/{len(rs)} | {sum(r['diverged'] for r in rs)}/{len(rs)} | "
+                     f"{fmt(max(gains) if gains else None, '.3g')} | "
+                     f"{fmt_spread(spread(r.get('h_res_off_identity') for r in rs))} | {usage_cells(rs[0])} |")
+    lines += ["", "(Stream-usage columns: seed 0.)"]
     return write_report(out, lines, plots)
 
 
@@ -242,13 +308,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="default runs/stability-<preset>")
     ap.add_argument("--mixers", nargs="+", choices=list(MIXERS), help="override every grid's mixers")
     ap.add_argument("--depths", nargs="+", type=int, help="override every grid's depths")
-    ap.add_argument("--lrs", nargs="+", type=float, help="override every grid's learning rates")
+    ap.add_argument("--lrs", nargs="+", type=float, help="fixed learning rates instead of the grids' own or search")
+    ap.add_argument("--seeds", type=int, help="override every grid's number of seeds")
     ap.add_argument("--steps", type=int, help="override the preset's steps")
     ap.add_argument("--dtype", choices=sorted(DTYPES), help="override every grid's dtype")
     ap.add_argument("--init", choices=INITS, help="override the mixers' initialisation (default reference)")
     ap.add_argument("--sk-order", choices=SK_ORDERS, help="override mhc's Sinkhorn order (default cols_rows)")
+    ap.add_argument("--favoured", choices=FAVOURED, help="override the favoured stream rule (default source)")
+    ap.add_argument("--mixer-norm", choices=MIXER_NORMS, help="override the coefficient norm (default source)")
     ap.add_argument("--norm", choices=NORMS, help="override every grid's sublayer norm")
-    ap.add_argument("--spike-nats", type=float, default=0.5)
     ap.add_argument("--overwrite", action="store_true", help="replace runs in --out that have other settings")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
@@ -256,18 +324,27 @@ def main(argv: list[str] | None = None) -> int:
     names = [g["name"] for g in grids]
     if unknown := set(args.grids or []) - set(names):
         ap.error(f"unknown grid {sorted(unknown)[0]!r} for preset {args.preset} (its grids: {', '.join(names)})")
+    if args.seeds is not None and args.seeds < 1:
+        ap.error("--seeds must be >= 1")
     grids = [g for g in grids if args.grids is None or g["name"] in args.grids]
-    overrides = {k: getattr(args, k) for k in ("mixers", "depths", "lrs") if getattr(args, k) is not None}
-    config = {k: getattr(args, k) for k in ("steps", "dtype", "init", "sk_order", "norm") if getattr(args, k) is not None}
-    grids = [{**g, **overrides, "base": replace(g["base"], **config)} for g in grids]
+    overrides = {k: getattr(args, k) for k in ("mixers", "depths", "seeds") if getattr(args, k) is not None}
+    config = {k: getattr(args, k) for k in ("dtype", "init", "sk_order", "favoured", "mixer_norm", "norm")
+              if getattr(args, k) is not None}
+
+    def base(grid: dict) -> Config:
+        cfg = replace(grid["base"], **config)
+        return cfg.with_steps(args.steps) if args.steps is not None else cfg
+
+    grids = [{**{k: v for k, v in g.items() if not (args.lrs and k == "search")}, **overrides,
+              **({"lrs": args.lrs} if args.lrs else {}), "base": base(g)} for g in grids]
     out = Path(args.out or f"runs/stability-{args.preset}")
     try:
-        rows = study(out, grids, args.spike_nats, args.progress, args.overwrite)
+        rows, brackets = study(out, grids, args.progress, args.overwrite)
     except (ValueError, OSError) as exc:
         print(f"reference.studies.stability: error: {exc}", file=sys.stderr)
         return 2
     command = "python -m reference.studies.stability " + " ".join(argv if argv is not None else sys.argv[1:])
-    path = report(out, rows, plot(out, rows), command, args.spike_nats)
+    path = report(out, rows, brackets, plot(out, rows, brackets), command)
     print(f"report: {path}")
     return 0
 
