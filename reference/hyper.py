@@ -1,18 +1,31 @@
 """The drop-in module: hyper-connect any ``nn.Module`` ``[..., C] -> [..., C]`` with a registered mixer.
 
-    x (..., n, C)  ->  H_res x + H_post^T layer(H_pre x)          (H_res, H_pre, H_post per token)
+    x (..., n, C)  ->  H_res x + H_post^T layer(H_pre x, *args, **kwargs)      (per token)
 
 :func:`expand_streams` widens a hidden state ``h (..., C)`` into ``n`` streams, every
 stream a copy of ``h`` (HC paper, section 2: the initial hyper hidden matrix replicates
 the embedding); :func:`reduce_streams` sums them (the HC paper's final ``sum_k h_k``;
 normalise afterwards, as every pre-norm network does, and the scale ``n`` is immaterial).
 
+What a drop-in needs:
+
+* any positional and keyword arguments of ``forward`` go to the layer; a layer that
+  returns a tuple has its first element mixed and the rest passed through;
+* the input shape is checked, and the error names the ``(..., n, C)`` expected (a
+  forgotten :func:`expand_streams` is the usual cause);
+* ``disable=True`` is exactly the plain model, ``h + layer(h, ...)`` on the un-expanded
+  ``h``, with the layer's own parameter names in ``state_dict`` (a plain checkpoint
+  loads; :func:`stream_functions` then expands and reduces nothing);
+* :func:`load_plain_state_dict` starts a hyper-connected model from a plain model's
+  checkpoint: every wrapped layer takes its plain weights, the mixers keep their init;
+* :func:`monitor` checks a model built from these modules (see there).
+
 How the peers' APIs map onto this one:
 
 * ``hyper-connections``: ``init, expand, reduce = get_init_and_expand_reduce_stream_functions(n)``
-  then ``init(dim=C, branch=layer, layer_index=i)`` is ``HyperConnected(layer, "hc", n, C, i)``,
-  or :func:`stream_functions` ``(mixer, n, C)`` for the same three-function shape. They fold
-  the streams into the batch axis (``(b n) ... d``); we keep a stream axis ``(..., n, C)``.
+  then ``init(dim=C, branch=layer, layer_index=i)``: :func:`stream_functions` ``(mixer, n, C)``
+  returns the same three functions and its ``init`` takes those keywords. They fold the
+  streams into the batch axis (``(b n) ... d``); we keep a stream axis ``(..., n, C)``.
 * Liger-Kernel: ``LigerMHC(layer, hc=n, c=C)`` is ``HyperConnected(layer, "mhc", n, C)``;
   ``backend="triton"`` puts Sinkhorn and the stream mixing on our Triton kernels.
 """
@@ -20,7 +33,7 @@ How the peers' APIs map onto this one:
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -28,7 +41,7 @@ import torch.nn as nn
 from .mixers import make_mixer, stream_count
 from .tap import Tap
 
-__all__ = ["expand_streams", "reduce_streams", "HyperConnected", "stream_functions"]
+__all__ = ["expand_streams", "reduce_streams", "HyperConnected", "stream_functions", "load_plain_state_dict"]
 
 
 def expand_streams(h: torch.Tensor, n_streams: int) -> torch.Tensor:
@@ -48,47 +61,134 @@ class HyperConnected(nn.Module):
 
     Parameters
     ----------
-    layer : any module mapping ``[..., C] -> [..., C]`` (attention, MLP, ...).
+    layer : any module mapping ``[..., C] -> [..., C]`` (attention, MLP, ...); it may take
+        more arguments and return a tuple whose first element is the ``[..., C]`` output.
     mixer : a name in ``reference.mixers.MIXERS``: ``hc``, ``mhc``, ``mhc_lite``, ``kromhc``,
         ``behc`` (or ``residual`` / ``rezero``, which use one stream).
     n_streams, C : streams and width. ``n_streams`` is the stream count of the input
         (:attr:`n_streams` is 1 for the single-stream mixers).
-    layer_index : global index of this sublayer (the mixers' initialisation depends on it).
+    layer_index : global index of this sublayer (the mixers' initialisation may depend on it).
     backend : ``"torch"`` or ``"triton"`` (``gpu`` kernels).
     init : ``"reference"`` (the papers' public code, default) or ``"symmetric"``
         (see :mod:`reference.mixers`).
     sk_order : mHC's Sinkhorn order, ``"cols_rows"`` (default, ends on rows) or ``"rows_cols"``.
     favoured, mixer_norm : the reference init's favoured stream and the coefficient norm
         (``"source"``: as each mixer's source does; see :mod:`reference.mixers`).
+    disable : exactly the plain residual ``h + layer(h, ...)`` on the un-expanded ``h (..., C)``,
+        no mixer, and the layer's parameter names without the ``layer.`` prefix in ``state_dict``.
 
-    ``forward(x, tap=None, **layer_kwargs)``: ``x (..., n, C)``; ``tap`` sees ``H_res``
-    (:mod:`reference.tap`), and the layer's own mixing matrices too when the layer sets
-    ``uses_tap = True`` (BE-HC token mixing); ``layer_kwargs`` go to ``layer``.
+    ``forward(x, *args, tap=None, **kwargs)``: ``x (..., n, C)``; ``args`` and ``kwargs`` go to
+    ``layer``; ``tap`` sees ``H_res`` (:mod:`reference.tap`), and the layer's own mixing
+    matrices too when the layer sets ``uses_tap = True`` (BE-HC token mixing).
     """
 
-    def __init__(self, layer: nn.Module, mixer: str, n_streams: int, C: int, layer_index: int = 0,
-                 backend: str = "torch", init: str = "reference", sk_order: str = "cols_rows",
-                 favoured: str = "source", mixer_norm: str = "source") -> None:
+    def __init__(self, layer: nn.Module, mixer: str = "mhc", n_streams: int = 4, C: int | None = None,
+                 layer_index: int = 0, backend: str = "torch", init: str = "reference", sk_order: str = "cols_rows",
+                 favoured: str = "source", mixer_norm: str = "source", disable: bool = False) -> None:
         super().__init__()
         self.layer = layer
+        self.disable = bool(disable)
+        self.watch: Tap | None = None             # set by :func:`monitor` for one pass
+        if self.disable:
+            self.mixer, self.n_streams, self.C = None, 1, C
+            self._register_state_dict_hook(_drop_layer_prefix)
+            self._register_load_state_dict_pre_hook(_add_layer_prefix)
+            return
+        if C is None or C < 1:
+            raise ValueError(f"C (the width) must be an integer >= 1, got {C!r}")
         self.mixer = make_mixer(mixer, n_streams, C, layer=layer_index, backend=backend, init=init,
                                 sk_order=sk_order, favoured=favoured, mixer_norm=mixer_norm)
-        self.n_streams = stream_count(mixer, n_streams)
+        self.n_streams, self.C = stream_count(mixer, n_streams), C
 
-    def forward(self, x: torch.Tensor, tap: Tap | None = None, **layer_kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args: Any, tap: Tap | None = None, **kwargs: Any) -> Any:
+        if self.disable:
+            out = self.layer(x, *args, **kwargs)
+            return (x + out[0], *out[1:]) if isinstance(out, tuple) else x + out
+        if x.ndim < 2 or tuple(x.shape[-2:]) != (self.n_streams, self.C):
+            hint = " (expand the hidden state first: expand_streams(h, n_streams))" if x.shape[-1] == self.C else ""
+            raise ValueError(f"HyperConnected({self.mixer.name}) expects x of shape (..., n, C) = "
+                             f"(..., {self.n_streams}, {self.C}), got {tuple(x.shape)}{hint}")
+        tap = tap if tap is not None else self.watch
         if tap is not None and getattr(self.layer, "uses_tap", False):
-            layer_kwargs["tap"] = tap
-        return self.mixer(x, partial(self.layer, **layer_kwargs) if layer_kwargs else self.layer, tap)
+            kwargs["tap"] = tap
+        extra: list[tuple] = []
+
+        def block(h: torch.Tensor) -> torch.Tensor:
+            out = self.layer(h, *args, **kwargs)
+            if isinstance(out, tuple):
+                extra.append(out[1:])
+                return out[0]
+            return out
+
+        y = self.mixer(x, block, tap)
+        return (y, *extra[0]) if extra else y
 
 
-def stream_functions(mixer: str, n_streams: int, C: int, backend: str = "torch", init: str = "reference"
+def _drop_layer_prefix(module: nn.Module, state: dict, prefix: str, local_metadata: Any) -> None:
+    """``state_dict`` hook of a disabled :class:`HyperConnected`: ``<prefix>layer.w`` -> ``<prefix>w``."""
+    inner = prefix + "layer."
+    for key in [k for k in state if k.startswith(inner)]:
+        state[prefix + key[len(inner):]] = state.pop(key)
+
+
+def _add_layer_prefix(state: dict, prefix: str, *args: Any) -> None:
+    """``load_state_dict`` pre-hook of a disabled :class:`HyperConnected`: ``<prefix>w`` -> ``<prefix>layer.w``."""
+    for key in [k for k in state if k.startswith(prefix) and not k.startswith(prefix + "layer.")]:
+        state[prefix + "layer." + key[len(prefix):]] = state.pop(key)
+
+
+def stream_functions(mixer: str, n_streams: int, C: int | None = None, backend: str = "torch",
+                     init: str = "reference", disable: bool = False
                      ) -> tuple[Callable[..., HyperConnected], Callable[[torch.Tensor], torch.Tensor],
                                 Callable[[torch.Tensor], torch.Tensor]]:
-    """``(init, expand, reduce)`` in the manner of ``hyper-connections``:
-    ``init(layer, layer_index)`` -> :class:`HyperConnected`, ``expand(h)``, ``reduce(x)``."""
+    """``(init, expand, reduce)`` in the manner of ``hyper-connections``.
+
+    ``init(layer=None, layer_index=0, *, branch=None, dim=None)`` -> :class:`HyperConnected`
+    (``branch`` and ``dim`` are hyper-connections' names for the layer and the width);
+    ``expand(h)``, ``reduce(x)``. With ``disable=True`` the modules are plain residuals and
+    ``expand`` / ``reduce`` return their input.
+    """
     n = stream_count(mixer, n_streams)
 
-    def wrap(layer: nn.Module, layer_index: int = 0) -> HyperConnected:
-        return HyperConnected(layer, mixer, n, C, layer_index, backend, init)
+    def wrap(layer: nn.Module | None = None, layer_index: int = 0, *, branch: nn.Module | None = None,
+             dim: int | None = None) -> HyperConnected:
+        if (layer is None) == (branch is None):
+            raise TypeError("pass the layer once: init(layer) or init(branch=layer)")
+        return HyperConnected(layer if layer is not None else branch, mixer, n, dim if dim is not None else C,
+                              layer_index, backend, init, disable=disable)
 
+    if disable:
+        return wrap, _identity, _identity
     return wrap, partial(expand_streams, n_streams=n), reduce_streams
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def load_plain_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load a plain model's ``state_dict`` into the same model whose layers are wrapped by
+    :class:`HyperConnected`: each wrapped layer takes its plain weights (``a.b.w`` ->
+    ``a.b.layer.w``), every other weight loads as it is, and the mixers keep their
+    initialisation. Returns the mixer parameters left at init; raises ``ValueError`` for a
+    plain weight the model has no place for, or a model weight the checkpoint lacks."""
+    wrapped = sorted((name for name, m in model.named_modules() if isinstance(m, HyperConnected) and not m.disable),
+                     key=len, reverse=True)
+    mapped = {}
+    for key, value in state.items():
+        owner = next((w for w in wrapped if key.startswith(w + ".")), None)
+        mapped[key if owner is None else f"{owner}.layer.{key[len(owner) + 1:]}"] = value
+    result = model.load_state_dict(mapped, strict=False)
+    mixers = [k for k in result.missing_keys if any(k.startswith(w + ".mixer.") for w in wrapped)]
+    if result.unexpected_keys or len(mixers) != len(result.missing_keys):
+        missing = sorted(set(result.missing_keys) - set(mixers))
+        raise ValueError(f"the plain checkpoint does not fit this model: unexpected {result.unexpected_keys[:3]}, "
+                         f"missing {missing[:3]}")
+    return mixers
+
+
+def monitor(model: nn.Module, *args: Any, **kwargs: Any):
+    """One forward pass of ``model(*args, **kwargs)`` checked layer by layer (:func:`reference.health.monitor`)."""
+    from .health import monitor as run_monitor
+
+    return run_monitor(model, *args, **kwargs)

@@ -88,9 +88,7 @@ import torch
 import torch.nn as nn
 
 from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
-from gpu.backend import Backend, backend as get_backend
-from gpu.naive import kron
-
+from ._gpu import Backend, backend as get_backend, kron
 from .tap import Tap
 
 __all__ = ["MIXERS", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer", "mixing_params",
@@ -300,7 +298,11 @@ class _Manifold(Mixer):
         phi = self.phi if self.norm_gain is None else self.phi * (1 + self.norm_gain).unsqueeze(-1)
         H_pre, H_post, a_res = self.ops.hc_coeffs(x, phi, self.gates,
                                                   torch.cat([self.b_pre, self.b_post, self.b_res]))
-        return H_pre, H_post, self.h_res(a_res)
+        # H_res in fp32 whatever the autocast: Sinkhorn's and the softmax mixtures' DS residual
+        # would otherwise be bf16 rounding (~1e-3) instead of fp32's (~1e-7)
+        with torch.autocast(x.device.type, enabled=False):
+            H_res = self.h_res(a_res.float() if a_res.dtype in (torch.bfloat16, torch.float16) else a_res)
+        return H_pre, H_post, H_res
 
     @staticmethod
     def _common(n: int, C: int, R: int, mixer_norm: str) -> int:

@@ -16,8 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpu.backend import BACKENDS, backend
-
+from ._gpu import BACKENDS, backend
 from .checkpoint import CheckpointError, load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
 from .mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, stream_count
@@ -122,7 +121,7 @@ class Layer(nn.Module):
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
         for sub in self.sublayers:
-            x = sub(x, tap)
+            x = sub(x, tap=tap)
         return x
 
 

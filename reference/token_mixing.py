@@ -40,9 +40,8 @@ import torch
 import torch.nn as nn
 
 from birkhoff import quantize
-from gpu.backend import Backend, backend
-from gpu.naive import power_of_two_shifts, token_mix
 
+from ._gpu import Backend, backend, power_of_two_shifts, token_mix
 from .norms import sublayer_norm
 from .tap import Tap
 

@@ -48,10 +48,11 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from birkhoff.cli import OneLineParser
-from gpu.backend import BACKENDS
 
+from ._gpu import BACKENDS
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import TASKS, make_task
+from .health import Health, monitor
 from .metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
                       off_identity_mass, summarize)
 from .mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, mixing_params
@@ -61,7 +62,7 @@ from .runs import (CKPT, CONFIG, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunL
                    changed_settings, config_from_dict, evaluate, finished, json_safe, read_config, read_metrics,
                    truncate_records, write_json)
 from .schedule import SCHEDULES, lr_at, make_optimizer
-from .tap import HResOverride, HResProbe, StreamSpread
+from .tap import HResOverride, HResProbe
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 EXIT_DIVERGED = 3
@@ -334,17 +335,19 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
         if rank == 0 and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             save(cfg, model, opt, step + 1)
     bar.close()
-    evaluation = None
+    evaluation, health = None, None
     if divergence is None:
-        chain = final_chain(cfg, model, task, device)
+        health = monitor(model, task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device),
+                         tokens=PROBE_TOKENS)
         evaluation = validate(cfg, model, task, device)
         if evaluation["val_loss"] is not None and not math.isfinite(evaluation["val_loss"]):
             divergence = {"step": cfg.steps, "cause": "validation loss", "loss": repr(evaluation["val_loss"]),
                           "grad_norm": None}
-            evaluation = None
+            evaluation, health = None, None
     if rank == 0 and divergence is None and start < cfg.steps:
         save(cfg, model, opt, cfg.steps)
-    return _shared(world, rank, lambda: _summarize(cfg, out, model, task, chain, evaluation, divergence, start))
+    return _shared(world, rank, lambda: _summarize(cfg, out, model, task, chain, health, evaluation, divergence,
+                                                   start))
 
 
 def save(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int) -> None:
@@ -356,32 +359,15 @@ def save(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int) -> No
                     model=model.state_dict(), opt=opt.state_dict(), step=step)
 
 
-@torch.no_grad()
-def stream_spread(cfg: Config, model: Model, task, device: torch.device) -> float:
-    """Max over layers of ``||x - mean_j x_j|| / ||x||`` on the first validation batch."""
-    spread = StreamSpread()
-    model(task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device), tap=spread)
-    return spread.spread
-
-
-@torch.no_grad()
-def final_chain(cfg: Config, model: Model, task, device: torch.device) -> torch.Tensor:
-    """``(L, probe, n, n)`` ``H_res`` chain of the final model on the first validation batch's probe tokens."""
-    probe = HResProbe(PROBE_TOKENS)
-    model(task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device), tap=probe)
-    return probe.chain
-
-
 def validate(cfg: Config, model: Model, task, device: torch.device) -> dict:
-    """Validation loss, the ``H_res`` ablations (change of validation loss with every ``H_res`` set to
-    ``I`` or ``J / n``) and the stream spread of the final model (None without ``eval_batches``)."""
+    """Validation loss and the ``H_res`` ablations (change of validation loss with every ``H_res`` set
+    to ``I`` or ``J / n``) of the final model (None without ``eval_batches``)."""
     if cfg.eval_batches == 0:
-        return {"val_loss": None, "h_res_ablation": None, "stream_spread": None}
+        return {"val_loss": None, "h_res_ablation": None}
     val_loss = evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device)[0]
     ablation = {kind: evaluate(model, task, cfg.seed, cfg.batch_size, cfg.eval_batches, device,
                                tap=HResOverride(kind))[0] - val_loss for kind in HResOverride.KINDS}
-    return {"val_loss": val_loss, "h_res_ablation": ablation,
-            "stream_spread": stream_spread(cfg, model, task, device)}
+    return {"val_loss": val_loss, "h_res_ablation": ablation}
 
 
 def final_loss(records: list[dict], window: int = 10) -> float | None:
@@ -391,31 +377,40 @@ def final_loss(records: list[dict], window: int = 10) -> float | None:
     return sum(tail) / len(tail) if tail else None
 
 
-def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor, evaluation: dict | None,
-               divergence: dict | None, start: int) -> dict:
-    """The summary of the whole run, from its records on disk, written to ``OUT/summary.json``.
+def _composite(health: Health | None, chain: torch.Tensor | None) -> dict:
+    """The composite map's summary fields: from the final model's :func:`reference.hyper.monitor` pass
+    (first validation batch), or, after a divergence, from the diverging step's ``H_res`` chain (no
+    certificate for a non-finite chain; non-finite gains are written as null)."""
+    if health is not None:
+        last = health.layers[-1]
+        return {"gain_forward": last.gain_forward, "gain_backward": last.gain_backward,
+                "ds_residual": max(h.ds_residual for h in health.layers),
+                "h_res_off_identity": sum(h.off_identity for h in health.layers) / len(health.layers),
+                "stream_spread": max(h.stream_spread for h in health.layers),
+                "health": {"ok": health.ok, "flags": health.flags}, "certificate": health.certificate}
+    gain_f, gain_b = composite_gains(chain)
+    return {"gain_forward": gain_f, "gain_backward": gain_b, "ds_residual": max_ds_residual(chain),
+            "h_res_off_identity": off_identity_mass(chain), "stream_spread": None, "health": None,
+            "certificate": composite_certificate(chain) if bool(torch.isfinite(chain).all()) else None}
 
-    ``chain`` is the final model's (or, after a divergence, the diverging step's); a
-    non-finite chain has no certificate and its gains are written as null.
-    """
+
+def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor | None, health: Health | None,
+               evaluation: dict | None, divergence: dict | None, start: int) -> dict:
+    """The summary of the whole run, from its records on disk, written to ``OUT/summary.json``."""
     records = read_metrics(out)
     if divergence is not None:
         finite = [r["loss"] for r in records if not r.get("diverged") and r.get("loss") is not None]
         divergence = {**divergence, "last_finite_loss": finite[-1] if finite else None}
-    gain_f, gain_b = composite_gains(chain)
     summary = {
         "out": str(out), "mixer": cfg.mixer, "depth": cfg.depth, "streams": model.n_streams,
         "width": cfg.width, "model": cfg.model, "task": cfg.task, "steps": cfg.steps,
         "diverged": divergence is not None, "divergence": divergence, "resumed_from": start,
         "final_loss": final_loss(records),
-        **(evaluation or {"val_loss": None, "h_res_ablation": None, "stream_spread": None}),
+        **(evaluation or {"val_loss": None, "h_res_ablation": None}),
         "unigram_loss": task.unigram_entropy(),
-        "gain_forward": gain_f, "gain_backward": gain_b,
-        "ds_residual": max_ds_residual(chain),
-        "h_res_off_identity": off_identity_mass(chain),
+        **_composite(health, chain),
         "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width, cfg.mixer_norm),
         "params": sum(p.numel() for p in model.parameters()),
-        "certificate": composite_certificate(chain) if bool(torch.isfinite(chain).all()) else None,
     }
     summary = json_safe(summary)
     write_json(out / SUMMARY, summary)

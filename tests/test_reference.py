@@ -361,7 +361,7 @@ def test_drop_in_module_wraps_any_layer(name):
     x = expand_streams(torch.randn(2, 5, 8), 4)
     assert x.shape == (2, 5, 4, 8) and torch.equal(reduce_streams(x), 4 * x[..., 0, :])
     probe = HResProbe()
-    y = wrapped(x, probe)
+    y = wrapped(x, tap=probe)
     H_pre, H_post, H_res = wrapped.mixer.coefficients(x)
     expected = torch.einsum("...ij,...jc->...ic", H_res, x) + H_post[..., None] * layer(
         torch.einsum("...n,...nc->...c", H_pre, x))[..., None, :]

@@ -37,8 +37,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from birkhoff.cli import OneLineParser  # noqa: E402
-from gpu.backend import BACKENDS  # noqa: E402
 
+from .._gpu import BACKENDS  # noqa: E402
 from ..mixers import INITS, MIXERS, stream_mixers  # noqa: E402
 from ..models import KINDS  # noqa: E402
 from ..runs import Config, read_metrics  # noqa: E402

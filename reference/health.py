@@ -1,0 +1,225 @@
+"""The health monitor: one checked forward pass of any model built from :class:`reference.hyper.HyperConnected`.
+
+``monitor(model, *inputs)`` runs ``model(*inputs)`` once (in eval mode, without gradients)
+and reports, per hyper-connected layer in application order:
+
+* the composite gain of ``H_res^(l) ... H_res^(1)`` over the first ``tokens`` tokens, forward
+  (max abs row sum) and backward (max abs column sum), in float64 at every layer and
+  certified (``birkhoff.certify_product``, token 0) at depths 1, 2, 4, ... and the last;
+* the stream spread ``||x - mean_j x_j|| / ||x||`` and the RMS of the layer's output streams;
+* the off-identity mass of ``H_res``, ``1 - tr(H_res) / n`` (mean over the tokens);
+* whether ``H_res`` is applied: the layer is run again with ``H_res = 0``; identical
+  outputs mean the layer ignores ``H_res``;
+* whether every value is finite.
+
+and flags the failure modes users of hyper-connections report: ``H_res`` not applied,
+``H_res`` stuck at the identity (off-identity mass < 2e-3 in every layer; the reference init has ~1e-3), a composite
+gain whose certified interval lies outside ``[0.99, 1.01]``, stream RMS growing more than
+10x from the first layer to the last, and non-finite values. It is also a hook for a
+training loop: ``monitor(model, batch).flags`` every few hundred steps, or the
+trainer's ``summary.json["health"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from birkhoff import certify_product
+
+from .hyper import HyperConnected
+from .tap import Tap
+
+__all__ = ["LayerHealth", "Health", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT"]
+
+GAIN_TOL = 1e-2                # a composite gain certified outside [1 - tol, 1 + tol] is flagged
+IDENTITY_TOL = 2e-3            # off-identity mass below this in every layer: H_res stuck at I (the init: ~1e-3)
+GROWTH_LIMIT = 10.0            # stream RMS growing more than this from the first layer to the last
+
+
+@dataclass
+class LayerHealth:
+    """One hyper-connected layer (see the module doc); ``certified_*`` are None between the
+    certified depths."""
+
+    index: int
+    name: str
+    mixer: str
+    gain_forward: float
+    gain_backward: float
+    certified_forward: tuple[float, float] | None
+    certified_backward: tuple[float, float] | None
+    stream_spread: float
+    rms: float
+    off_identity: float
+    ds_residual: float
+    h_res_applied: bool | None
+    finite: bool
+
+
+@dataclass
+class Health:
+    """The monitor's report: ``layers`` in application order and the ``flags`` raised (empty: healthy)."""
+
+    layers: list[LayerHealth]
+    flags: list[str] = field(default_factory=list)
+    certificate: dict | None = None          # birkhoff.certify_product of the whole composite (token 0)
+
+    @property
+    def ok(self) -> bool:
+        return not self.flags
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "flags": list(self.flags), "layers": [asdict(layer) for layer in self.layers]}
+
+    def __str__(self) -> str:
+        shown = [h for h in self.layers if h.certified_forward is not None or not h.finite or h.h_res_applied is False]
+        lines = [f"health: {'ok' if self.ok else 'FLAGS'} ({len(self.layers)} hyper-connected layers)"]
+        lines += [f"  ! {flag}" for flag in self.flags]
+        lines.append("  layer  mixer     gain fwd (certified)          gain bwd (certified)          spread   rms"
+                     "       off-I    H_res used")
+        for h in shown:
+            cf = f"[{h.certified_forward[0]:.6g}, {h.certified_forward[1]:.6g}]" if h.certified_forward else "-"
+            cb = f"[{h.certified_backward[0]:.6g}, {h.certified_backward[1]:.6g}]" if h.certified_backward else "-"
+            used = {True: "yes", False: "NO", None: "-"}[h.h_res_applied]
+            lines.append(f"  {h.index:5d}  {h.mixer:8s}  {cf:28s}  {cb:28s}  {h.stream_spread:7.3f}  {h.rms:8.3g}"
+                         f"  {h.off_identity:7.4f}  {used}")
+        return "\n".join(lines)
+
+
+class _Watch(Tap):
+    """Records each mixer's ``H_res`` (first ``tokens`` tokens) and output-stream statistics."""
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+        self.h: dict[int, torch.Tensor] = {}
+        self.stats: dict[int, tuple[float, float, bool]] = {}
+
+    def h_res(self, mixer: nn.Module, H_res: torch.Tensor) -> torch.Tensor:
+        self.h[id(mixer)] = H_res.detach().reshape(-1, *H_res.shape[-2:])[: self.tokens].to(torch.float64)
+        return H_res
+
+    def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
+        x = x.detach().double()
+        centred = x - x.mean(dim=-2, keepdim=True)
+        norm = float(x.norm())
+        self.stats[id(mixer)] = (float(centred.norm()) / max(norm, 1e-300), norm / math.sqrt(max(x.numel(), 1)),
+                                 bool(torch.isfinite(x).all()))
+
+
+class _ZeroHRes(Tap):
+    def h_res(self, mixer: nn.Module, H_res: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(H_res)
+
+
+def _certified_depths(L: int) -> list[int]:
+    """1, 2, 4, ..., and L (every depth when L <= 32)."""
+    if L <= 32:
+        return list(range(1, L + 1))
+    return sorted({2 ** k for k in range(int(math.log2(L)) + 1)} | {L})
+
+
+@torch.no_grad()
+def monitor(model: nn.Module, *inputs: Any, tokens: int = 8, **kwargs: Any) -> Health:
+    """Run ``model(*inputs, **kwargs)`` once and check every :class:`HyperConnected` layer (module doc).
+
+    The model is put in eval mode for the pass and restored; nothing is trained or kept.
+    ``tokens``: how many tokens' ``H_res`` enter the composite gains.
+    """
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, HyperConnected) and not m.disable]
+    if not layers:
+        raise ValueError("monitor: the model holds no (enabled) HyperConnected layer")
+    watch, applied = _Watch(tokens), {}
+    order: list[int] = []
+    rerun: set[int] = set()
+
+    def check(module: HyperConnected, args: tuple, kwargs: dict, output: Any) -> None:
+        if id(module) in rerun:                    # the H_res = 0 rerun below
+            return
+        order.append(id(module))
+        if module.mixer.single_stream:
+            return
+        y = output[0] if isinstance(output, tuple) else output
+        rest = {k: v for k, v in kwargs.items() if k != "tap"}
+        rerun.add(id(module))
+        try:
+            y0 = module(*args, tap=_ZeroHRes(), **rest)
+        finally:
+            rerun.discard(id(module))
+        applied[id(module)] = not torch.equal(y0[0] if isinstance(y0, tuple) else y0, y)
+
+    was_training = model.training
+    handles = [m.register_forward_hook(check, with_kwargs=True) for _, m in layers]
+    for _, m in layers:
+        m.watch = watch
+    try:
+        model.eval()
+        model(*inputs, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+        for _, m in layers:
+            m.watch = None
+        model.train(was_training)
+    return _report([(name, m) for name, m in layers if id(m) in set(order)], order, watch, applied)
+
+
+def _report(layers: list[tuple[str, HyperConnected]], order: list[int], watch: _Watch, applied: dict) -> Health:
+    rank = {key: i for i, key in enumerate(order)}
+    layers = sorted(layers, key=lambda nm: rank[id(nm[1])])
+    chain = [watch.h[id(m.mixer)] for _, m in layers]
+    probe = min(h.shape[0] for h in chain)
+    P = None
+    depths = set(_certified_depths(len(chain)))
+    out = []
+    for i, ((name, m), H) in enumerate(zip(layers, chain)):
+        H = H[:probe]
+        P = H if P is None else H @ P
+        finite_chain = bool(torch.isfinite(P).all())
+        cert = None
+        if i + 1 in depths and finite_chain:
+            cert = certify_product(np.stack([c[0].cpu().numpy() for c in chain[: i + 1]]))
+        spread, rms, finite = watch.stats.get(id(m.mixer), (0.0, 0.0, True))
+        n = H.shape[-1]
+        out.append(LayerHealth(
+            index=i, name=name, mixer=m.mixer.name,
+            gain_forward=float(P.abs().sum(-1).amax()), gain_backward=float(P.abs().sum(-2).amax()),
+            certified_forward=tuple(cert.gain_forward) if cert else None,
+            certified_backward=tuple(cert.gain_backward) if cert else None,
+            stream_spread=spread, rms=rms, off_identity=float(1 - H.diagonal(dim1=-2, dim2=-1).sum(-1).mean() / n),
+            ds_residual=float(torch.maximum((H.sum(-1) - 1).abs().max(), (H.sum(-2) - 1).abs().max())),
+            h_res_applied=applied.get(id(m)), finite=finite and bool(torch.isfinite(H).all())))
+    return Health(out, _flags(out), cert.to_dict() if cert is not None else None)
+
+
+def _flags(layers: list[LayerHealth]) -> list[str]:
+    flags = []
+    bad = [h.index for h in layers if not h.finite]
+    if bad:
+        flags.append(f"non-finite values from layer {bad[0]} on ({len(bad)} layers)")
+    ignored = [h.index for h in layers if h.h_res_applied is False]
+    if ignored:
+        flags.append(f"H_res not applied: the output does not depend on it in layers {_short(ignored)}")
+    mixing = [h for h in layers if h.h_res_applied is not None]
+    if mixing and all(abs(h.off_identity) < IDENTITY_TOL for h in mixing):
+        flags.append(f"H_res stuck at the identity: off-identity mass < {IDENTITY_TOL:g} in every layer "
+                     f"(max {max(abs(h.off_identity) for h in mixing):.1e}); the streams do not mix")
+    last = next((h for h in reversed(layers) if h.certified_forward is not None), None)
+    if last is not None:
+        for direction, (lo, hi) in (("forward", last.certified_forward), ("backward", last.certified_backward)):
+            if lo > 1 + GAIN_TOL or hi < 1 - GAIN_TOL:
+                flags.append(f"composite {direction} gain over {last.index + 1} layers is [{lo:.6g}, {hi:.6g}], "
+                             f"away from 1")
+    if layers and layers[0].rms > 0 and layers[-1].rms / layers[0].rms > GROWTH_LIMIT:
+        flags.append(f"activation growth: the stream RMS grows {layers[-1].rms / layers[0].rms:.3g}x from the first "
+                     f"layer to the last")
+    return flags
+
+
+def _short(indices: list[int]) -> str:
+    return ", ".join(map(str, indices[:8])) + (f", ... ({len(indices)} in all)" if len(indices) > 8 else "")

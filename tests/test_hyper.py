@@ -1,0 +1,216 @@
+"""The drop-in module on a user's own model (not the project's Model), and the health monitor."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from reference.hyper import (HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams,
+                             stream_functions)
+from reference.mixers import Mixer
+
+C, N = 16, 4
+
+
+class Attention(nn.Module):
+    """A user's own attention block: takes a mask and returns (output, attention weights)."""
+
+    def __init__(self, C: int, heads: int = 2) -> None:
+        super().__init__()
+        self.heads, self.norm, self.qkv, self.out = heads, nn.LayerNorm(C), nn.Linear(C, 3 * C), nn.Linear(C, C)
+
+    def forward(self, x, mask=None, scale: float = 1.0):
+        B, T, _ = x.shape
+        q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(self.norm(x)).chunk(3, dim=-1))
+        att = (q @ k.transpose(-1, -2)) * scale / (q.shape[-1] ** 0.5)
+        if mask is not None:
+            att = att.masked_fill(~mask, float("-inf"))
+        w = att.softmax(-1)
+        return self.out((w @ v).transpose(1, 2).reshape(B, T, -1)), w
+
+
+class MLP(nn.Module):
+    def __init__(self, C: int) -> None:
+        super().__init__()
+        self.norm, self.up, self.down = nn.LayerNorm(C), nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+
+    def forward(self, x):
+        return self.down(F.gelu(self.up(self.norm(x))))
+
+
+class UserGPT(nn.Module):
+    """A small GPT written the way a user writes one; ``hyper`` wraps its sublayers."""
+
+    def __init__(self, vocab: int = 32, depth: int = 3, mixer: str | None = None, disable: bool = False) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, C)
+        self.attn = nn.ModuleList(Attention(C) for _ in range(depth))
+        self.mlp = nn.ModuleList(MLP(C) for _ in range(depth))
+        self.head = nn.Linear(C, vocab)
+        self.mixer = mixer
+        if mixer is not None:
+            init, self.expand, self.reduce = stream_functions(mixer, N, C, disable=disable)
+            self.attn = nn.ModuleList(init(branch=b, layer_index=2 * i, dim=C) for i, b in enumerate(self.attn))
+            self.mlp = nn.ModuleList(init(b, 2 * i + 1) for i, b in enumerate(self.mlp))
+
+    def forward(self, idx):
+        T = idx.shape[-1]
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        h = self.embed(idx)
+        if self.mixer is None:
+            for attn, mlp in zip(self.attn, self.mlp):
+                h = h + attn(h, mask, scale=1.0)[0]
+                h = h + mlp(h)
+            return self.head(h)
+        x = self.expand(h)
+        for attn, mlp in zip(self.attn, self.mlp):
+            x, _weights = attn(x, mask, scale=1.0)          # extra arguments in, a tuple out
+            x = mlp(x)
+        return self.head(self.reduce(x))
+
+
+def train(model: nn.Module, steps: int = 5) -> list[float]:
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, 32, (4, 12), generator=g)
+        loss = F.cross_entropy(model(idx[:, :-1]).flatten(0, 1), idx[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+@pytest.mark.parametrize("mixer", ["mhc", "kromhc", "behc", "hc"])
+def test_a_users_model_wraps_trains_and_is_monitored(mixer):
+    torch.manual_seed(0)
+    model = UserGPT(mixer=mixer)
+    losses = train(model)
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    health = monitor(model, torch.randint(0, 32, (2, 10)))
+    assert len(health.layers) == 6 and all(h.h_res_applied for h in health.layers)
+    assert health.layers[-1].certified_forward is not None and health.certificate["depth"] == 6
+    assert "H_res not applied" not in " ".join(health.flags) and model.training        # mode restored
+
+
+def test_disable_is_the_plain_model_to_the_bit_and_loads_its_checkpoint():
+    torch.manual_seed(0)
+    plain = UserGPT()
+    torch.manual_seed(1)
+    disabled = UserGPT(mixer="mhc", disable=True)
+    assert list(disabled.state_dict()) == list(plain.state_dict())        # the plain names, no "layer."
+    disabled.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, 32, (3, 9))
+    assert torch.equal(disabled(idx), plain(idx))
+    torch.manual_seed(0)                                                  # and it trains like the plain one
+    a, b = UserGPT(), UserGPT(mixer="kromhc", disable=True)
+    b.load_state_dict(a.state_dict())
+    assert train(a, 3) == train(b, 3)
+
+
+def test_a_hyper_connected_model_starts_from_a_plain_checkpoint():
+    plain = UserGPT()
+    wrapped = UserGPT(mixer="kromhc")
+    at_init = {k: v.clone() for k, v in wrapped.state_dict().items() if ".mixer." in k}
+    left = load_plain_state_dict(wrapped, plain.state_dict())
+    assert sorted(left) == sorted(at_init)
+    for key, value in plain.state_dict().items():          # attn.0.norm.weight -> attn.0.layer.norm.weight
+        parts = key.split(".")
+        wrapped_key = key if parts[0] in ("embed", "head") else ".".join(parts[:2] + ["layer"] + parts[2:])
+        assert torch.equal(wrapped.state_dict()[wrapped_key], value)
+    assert all(torch.equal(wrapped.state_dict()[k], v) for k, v in at_init.items())
+    with pytest.raises(ValueError, match="does not fit"):
+        load_plain_state_dict(wrapped, {**plain.state_dict(), "extra.weight": torch.ones(1)})
+
+
+def test_shapes_are_checked_with_the_expected_shape_named():
+    wrapped = HyperConnected(MLP(C), "mhc", N, C)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4, 16\).*expand_streams"):
+        wrapped(torch.randn(2, 5, C))                                     # forgot to expand
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4, 16\), got \(2, 4, 8\)"):
+        wrapped(torch.randn(2, N, 8))                                     # the wrong width
+    with pytest.raises(ValueError, match="width"):
+        HyperConnected(MLP(C), "mhc", N)
+    init, _, _ = stream_functions("mhc", N, C)
+    with pytest.raises(TypeError, match="once"):
+        init(MLP(C), branch=MLP(C))
+
+
+def test_monitor_flags_h_res_not_applied_and_stuck_at_identity(monkeypatch):
+    model = UserGPT(mixer="mhc")
+    fresh = monitor(model, torch.randint(0, 32, (2, 10)))
+    assert any("stuck at the identity" in f for f in fresh.flags)             # the reference init: H_res ~ I
+    train(model, 30)
+    with torch.no_grad():                                                       # a trained, mixing H_res
+        for m in model.modules():
+            if hasattr(m, "b_res"):
+                m.b_res.zero_()
+    assert not any("stuck" in f for f in monitor(model, torch.randint(0, 32, (2, 10))).flags)
+
+    def ignores_h_res(self, x, block, tap=None):                              # the peers' bug, injected
+        H_pre, H_post, H_res = self.coefficients(x)
+        if tap is not None:
+            H_res = tap.h_res(self, H_res)
+        out = self.ops.hc_post_res(x, block(self.ops.hc_pre(x, H_pre)), torch.eye(x.shape[-2]).expand_as(H_res),
+                                   H_post)
+        if tap is not None:
+            tap.streams(self, out)
+        return out
+
+    monkeypatch.setattr(Mixer, "forward", ignores_h_res)
+    health = monitor(model, torch.randint(0, 32, (2, 10)))
+    assert not health.ok and any("H_res not applied" in f for f in health.flags)
+    assert all(h.h_res_applied is False for h in health.layers)
+
+
+def test_monitor_flags_gain_growth_and_non_finite_values():
+    model = UserGPT(mixer="hc", depth=6)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "A_r"):
+                m.A_r.mul_(1.6)                                                  # unconstrained H_res, growing
+    health = monitor(model, torch.randint(0, 32, (2, 10)))
+    assert any("composite forward gain" in f for f in health.flags)
+    assert any("activation growth" in f for f in health.flags)
+    with torch.no_grad():
+        model.attn[2].layer.out.bias.fill_(float("inf"))
+    assert any("non-finite" in f for f in monitor(model, torch.randint(0, 32, (2, 10))).flags)
+    assert "FLAGS" in str(health) and health.to_dict()["ok"] is False
+
+
+@pytest.mark.parametrize("mixer", ["mhc", "mhc_lite", "kromhc", "behc"])
+def test_sinkhorn_and_mixtures_run_in_fp32_inside_bf16_autocast(mixer):
+    from reference.mixers import make_mixer
+
+    m = make_mixer(mixer, N, C)
+    with torch.no_grad():
+        m.phi.normal_(generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, N, C)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, _, H = m.coefficients(x)
+    exact_axis = -2 if mixer == "mhc" else None                   # SK_20 ends on rows; its columns converge
+    assert H.dtype == torch.float32
+    assert (H.sum(-1) - 1).abs().max() < 1e-6
+    if exact_axis is None:
+        assert (H.sum(-2) - 1).abs().max() < 1e-6
+
+
+def test_a_users_gpu_py_does_not_shadow_the_package(tmp_path):
+    (tmp_path / "gpu.py").write_text("VALUE = 42\n")
+    (tmp_path / "use.py").write_text(textwrap.dedent("""
+        import torch
+        from reference.hyper import HyperConnected, expand_streams
+        layer = HyperConnected(torch.nn.Linear(8, 8), "kromhc", 4, 8)
+        print(tuple(layer(expand_streams(torch.randn(2, 8), 4)).shape))
+        import gpu
+        print(gpu.VALUE)
+    """))
+    out = subprocess.run([sys.executable, "use.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["(2,", "4,", "8)", "42"]
