@@ -3,6 +3,8 @@
 numpy / scipy / mpmath only; importing this package never imports torch or triton.
 """
 
+from importlib import metadata as _metadata
+
 from .bvn import Decomposition, bvn_decompose, marcus_ree_bound
 from .certify import (BatchCertificate, Certificate, ProductCertificate, certify,
                       certify_batch, certify_product, composite_lipschitz_bound,
@@ -16,7 +18,10 @@ from .project import Projection, certify_projection, project, project_cvxpy
 from .quantize import quantize
 from .sinkhorn import SinkhornInfo, has_total_support, sinkhorn, sinkhorn_logits, sinkhorn_mp
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("birkhoff-hc")
+except _metadata.PackageNotFoundError:          # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BirkhoffError", "InvalidMatrixError", "InvalidArgumentError", "NoTotalSupportError", "ConvergenceError",

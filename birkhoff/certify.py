@@ -80,6 +80,12 @@ class Certificate:
     tol: float = 0.0
     distance: Interval | None = None
 
+    @property
+    def min_tol(self) -> float | None:
+        """The smallest ``tol`` with which this certificate says doubly stochastic: the larger
+        residual bound (None when an entry is negative: no tolerance makes it DS)."""
+        return max(self.row_residual, self.col_residual) if self.nonnegative else None
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the stable JSON schema (see README); intervals are 2-lists."""
         out: dict[str, Any] = {"schema": SCHEMA, "kind": self._kind()}
@@ -90,6 +96,7 @@ class Certificate:
             elif isinstance(v, float):
                 v = _num(v)
             out[f.name] = v
+        out["min_tol"] = None if self.min_tol is None else _num(self.min_tol)
         return out
 
     def to_json(self, **kw) -> str:
@@ -105,6 +112,10 @@ class Certificate:
         verdict = "yes" if self.doubly_stochastic else "NO"
         if self.doubly_stochastic:
             verdict += " (exact)" if self.exact else f" (within tol = {self.tol!r})"
+        elif self.min_tol is not None:
+            verdict += f" at tol = {self.tol!r}; certified DS for tol >= {self.min_tol!r}"
+        else:
+            verdict += " (a negative entry: for no tol)"
         lines = [f"{self._title()}",
                  f"  doubly stochastic : {verdict}",
                  f"  nonnegative       : {'yes' if self.nonnegative else 'no'}",

@@ -14,21 +14,26 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
+import mpmath
 import numpy as np
+from tqdm import tqdm
 
+from . import __version__
 from .bvn import bvn_decompose
-from .certify import certify, certify_product
+from .certify import certify, certify_batch, certify_product
 from ._validate import count, real
 from .errors import BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .io import load_matrix, save_matrix
 from .kron import kron
 from .project import certify_projection, project, project_cvxpy
 from .quantize import quantize
-from .sinkhorn import METHODS, sinkhorn, sinkhorn_mp
+from .sinkhorn import METHODS, SINKHORN_TOL, sinkhorn, sinkhorn_mp
 
 __all__ = ["main", "OneLineParser"]
 
@@ -71,57 +76,134 @@ _nonneg_int = _checked(int, lambda v: count(v, "the value"))
 _positive_int = _checked(int, lambda v: count(v, "the value", low=1))
 
 
+# ----------------------------------------------------------------------------- input, output, progress
+
+def _load(args: argparse.Namespace, path: str) -> np.ndarray:
+    """``path`` read as the common options say (``--exact-input``, ``--key``)."""
+    return load_matrix(path, exact=True if args.exact_input else None, key=args.key)
+
+
+def _single(args: argparse.Namespace, path: str) -> np.ndarray:
+    M = _load(args, path)
+    if M.ndim != 2:
+        raise InvalidMatrixError(f"{path} holds a stack of {M.shape[0]} matrices; one is needed")
+    return M
+
+
+def _json_matrix(M: np.ndarray) -> list:
+    """Nested lists: float entries as JSON numbers, exact and mpmath entries as strings (read back exactly)."""
+    if M.dtype != object:
+        return M.tolist()
+    text = np.vectorize(lambda x: str(x) if isinstance(x, Fraction) else mpmath.nstr(x, mpmath.mp.dps + 5)
+                        if isinstance(x, mpmath.mpf) else repr(float(x)) if isinstance(x, float) else str(x),
+                        otypes=[object])(M)
+    return text.tolist()
+
+
+def _emit(args: argparse.Namespace, schema: str, fields: dict, matrix: np.ndarray | None, line: str) -> None:
+    """The result: ``-o`` gets the matrix (format by extension); stdout gets JSON (``--json``: the fields,
+    and the matrix when there is no ``-o``) or the matrix as csv with ``line`` on stderr."""
+    output = getattr(args, "output", None)
+    if matrix is not None and output:
+        save_matrix(output, matrix)
+    if args.json:
+        extra = {"output": output} if output else ({"matrix": _json_matrix(matrix)} if matrix is not None else {})
+        print(json.dumps({"schema": schema, **fields, **extra}, indent=2))
+        return
+    if matrix is not None and not output:
+        save_matrix("-", matrix)
+        if not args.quiet:
+            print(line, file=sys.stderr)
+    else:
+        print(line)
+
+
+@contextmanager
+def _working(args: argparse.Namespace):
+    """An elapsed-time line on stderr for work that takes over 2 s (a terminal only; ``--quiet``: none)."""
+    if args.quiet or not sys.stderr.isatty():
+        yield
+        return
+    done = threading.Event()
+    bar = tqdm(desc=f"birkhoff {args.command}", delay=2, bar_format="{desc}: {elapsed}", file=sys.stderr,
+               leave=False)
+
+    def tick() -> None:
+        while not done.wait(0.5):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        bar.close()
+
+
 # ----------------------------------------------------------------------------- commands
 
 def _cmd_certify(args: argparse.Namespace) -> int:
-    M = load_matrix(args.file)
+    M = _load(args, args.file)
+    if args.product and args.each:
+        raise InvalidMatrixError("--product certifies the chain's product, --each every matrix: pass one")
+    if args.distance and (args.product or args.each):
+        raise InvalidMatrixError("--distance is for a single matrix, not with --product or --each")
+    if args.each:
+        batch = certify_batch(M if M.ndim == 3 else M[None], tol=args.tol)
+        certs = [batch[k] for k in range(len(batch))]
+        if args.json:
+            print(json.dumps({"schema": "birkhoff.certificates/1", "count": len(certs),
+                              "certificates": [c.to_dict() for c in certs]}, indent=2))
+        else:
+            ok = sum(c.doubly_stochastic for c in certs)
+            print(f"{ok} of {len(certs)} matrices certified doubly stochastic at tol = {args.tol!r}")
+            for k, c in enumerate(certs):
+                tol = "-" if c.min_tol is None else f"{c.min_tol:.3e}"
+                print(f"  [{k}] {'yes' if c.doubly_stochastic else 'NO ':3s}  residuals <= {c.row_residual:.3e} / "
+                      f"{c.col_residual:.3e}  (DS for tol >= {tol})  gain fwd <= {c.gain_forward[1]:.9g}  "
+                      f"bwd <= {c.gain_backward[1]:.9g}")
+        return 0 if all(c.doubly_stochastic for c in certs) else 1
     if args.product:
-        if args.distance:
-            raise InvalidMatrixError("--distance is for a single matrix, not with --product")
         cert = certify_product(M if M.ndim == 3 else M[None], tol=args.tol)
     else:
         if M.ndim != 2:
-            raise InvalidMatrixError(
-                f"{args.file} holds a stack of {M.shape[0]} matrices; pass --product to "
-                f"certify their product")
+            raise InvalidMatrixError(f"{args.file} holds a stack of {M.shape[0]} matrices; pass --product to "
+                                     "certify their product or --each to certify every one")
         cert = certify(M, tol=args.tol, distance=args.distance)
     print(cert.to_json(indent=2) if args.json else cert)
     return 0 if cert.doubly_stochastic else 1
 
 
 def _cmd_sinkhorn(args: argparse.Namespace) -> int:
-    M = load_matrix(args.file)
+    M = _load(args, args.file)
     if args.dps is not None:
         if args.iters is not None:
             raise InvalidMatrixError("--dps iterates to a tolerance; it cannot be combined with --iters")
         if M.ndim != 2:
             raise InvalidMatrixError("--dps takes a single matrix, not a stack")
         P = sinkhorn_mp(M, dps=args.dps, tol=args.tol, max_iter=args.max_iter, method=args.method)
-        summary = f"sinkhorn_mp: converged at {args.dps} digits"
+        fields = {"dps": args.dps, "converged": True}
+        line = f"sinkhorn_mp: converged at {args.dps} digits"
     else:
-        tol = 1e-12 if args.tol is None else args.tol
+        tol = SINKHORN_TOL if args.tol is None else args.tol
         P, info = sinkhorn(M, iters=args.iters, tol=tol, max_iter=args.max_iter, method=args.method,
                            return_info=True)
         res = max(float(np.max(info.row_residual)), float(np.max(info.col_residual)))
         mode = ("fixed" if args.iters is not None else f"converged to tol={tol:g}")
         newton = f" + {info.newton_steps} Newton steps" if info.method != "sinkhorn" else ""
-        summary = (f"sinkhorn: {info.iterations} sweeps{newton} ({mode}), max marginal error "
-                   f"{res:.3e}{' (log domain)' if info.log_domain else ''}")
-    out = args.output or "-"
-    save_matrix(out, P)
-    print(summary, file=sys.stderr if out == "-" else sys.stdout)
+        fields = {"sweeps": int(info.iterations), "newton_steps": int(info.newton_steps), "method": info.method,
+                  "mode": "fixed" if args.iters is not None else "tolerance", "max_marginal_error": res,
+                  "log_domain": bool(info.log_domain)}
+        line = (f"sinkhorn: {info.iterations} sweeps{newton} ({mode}), max marginal error "
+                f"{res:.3e}{' (log domain)' if info.log_domain else ''}")
+    _emit(args, "birkhoff.sinkhorn/1", fields, P, line)
     return 0
 
 
-def _single(path: str) -> np.ndarray:
-    M = load_matrix(path)
-    if M.ndim != 2:
-        raise InvalidMatrixError(f"{path} holds a stack of {M.shape[0]} matrices; one is needed")
-    return M
-
-
 def _cmd_bvn(args: argparse.Namespace) -> int:
-    d = bvn_decompose(_single(args.file), exact=True if args.exact else None, tol=args.tol)
+    d = bvn_decompose(_single(args, args.file), exact=True if args.exact else None, tol=args.tol)
     show = str if d.exact else float
     if args.json:
         print(json.dumps({"schema": "birkhoff.bvn/1", "n": int(d.perms.shape[1]),
@@ -137,27 +219,32 @@ def _cmd_bvn(args: argparse.Namespace) -> int:
 
 
 def _cmd_kron(args: argparse.Namespace) -> int:
-    save_matrix(args.output or "-", kron(*(_single(f) for f in args.files)))
+    K = kron(*(_single(args, f) for f in args.files))
+    _emit(args, "birkhoff.kron/1", {"n": int(K.shape[0]), "factors": len(args.files)}, K,
+          f"kron: {K.shape[0]}x{K.shape[0]} product of {len(args.files)} factors")
     return 0
 
 
 def _cmd_project(args: argparse.Namespace) -> int:
-    A = _single(args.file)
+    A = _single(args, args.file)
     result = project_cvxpy(A) if args.cvxpy else project(A)
     lo, hi = certify_projection(A, result)
-    if args.output:
-        save_matrix(args.output, result.X)
-    print(f"dist_F(A, Birkhoff) in [{lo!r}, {hi!r}]  (certified; "
-          f"{'cvxpy/Clarabel' if args.cvxpy else 'semismooth Newton'}, {result.iterations} iterations, "
-          f"||X - A||_F^2 = {float(result.objective)!r})")
+    solver = "cvxpy/Clarabel" if args.cvxpy else "semismooth Newton"
+    line = (f"dist_F(A, Birkhoff) in [{lo!r}, {hi!r}]  (certified; {solver}, {result.iterations} iterations, "
+            f"||X - A||_F^2 = {float(result.objective)!r})")
+    fields = {"distance": [lo, hi], "solver": solver, "iterations": int(result.iterations),
+              "objective": float(result.objective)}
+    if args.output or args.json:
+        _emit(args, "birkhoff.project/1", fields, result.X, line)
+    else:
+        print(line)
     return 0
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    Q, scale = quantize(_single(args.file), args.scale, tol=args.tol, closest=args.closest)
-    save_matrix(args.output or "-", Q)
-    print(f"quantize: integer matrix with every row and column summing to {scale}",
-          file=sys.stderr if not args.output else sys.stdout)
+    Q, scale = quantize(_single(args, args.file), args.scale, tol=args.tol, closest=args.closest)
+    _emit(args, "birkhoff.quantize/1", {"scale": int(scale)}, Q,
+          f"quantize: integer matrix with every row and column summing to {scale}")
     return 0
 
 
@@ -173,14 +260,12 @@ def _cmd_proofs(args: argparse.Namespace) -> int:
 
 def _args_proofs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small case counts (< 1 min)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _args_bvn(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="doubly stochastic matrix")
     p.add_argument("--exact", action="store_true", help="Fraction arithmetic (needs exact margins)")
     p.add_argument("--tol", type=_nonneg_real, default=1e-9, help="allowed margin residual (float mode)")
-    p.add_argument("--json", action="store_true", help="weights and permutations as JSON")
 
 
 def _args_kron(p: argparse.ArgumentParser) -> None:
@@ -196,7 +281,7 @@ def _args_project(p: argparse.ArgumentParser) -> None:
 
 def _args_quantize(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="doubly stochastic matrix")
-    p.add_argument("--scale", type=_positive_int, default=127, help="fixed-point scale (default 127)")
+    p.add_argument("--scale", type=_positive_int, default=127, help="fixed-point scale")
     p.add_argument("--tol", type=_nonneg_real, default=1e-9, help="allowed margin residual")
     p.add_argument("--closest", action="store_true", help="minimise sum |Q - scale P| (integer program)")
     p.add_argument("-o", "--output", help="write Q here; default stdout csv")
@@ -208,10 +293,12 @@ Command = tuple[Callable[[argparse.Namespace], int], Callable[[argparse.Argument
 def _args_certify(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="matrix file (.npy .npz .csv .txt .json, - for stdin)")
     p.add_argument("--tol", type=_nonneg_real, default=0.0,
-                   help="residual allowed for 'doubly stochastic' (default 0: exact)")
-    p.add_argument("--json", action="store_true", help="print the certificate as JSON")
+                   help="residual allowed for 'doubly stochastic' (0: exact; the output states the smallest "
+                        "tol that passes)")
     p.add_argument("--product", action="store_true",
                    help="FILE holds a chain (L, n, n): certify Ms[-1] @ ... @ Ms[0]")
+    p.add_argument("--each", action="store_true",
+                   help="FILE holds a stack (L, n, n): certify every matrix (certify_batch)")
     p.add_argument("--distance", action="store_true",
                    help="also enclose the Frobenius distance to the Birkhoff polytope")
 
@@ -220,8 +307,8 @@ def _args_sinkhorn(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="nonnegative matrix or stack (..., n, n)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--iters", type=_nonneg_int, help="exactly N row-then-column sweeps (mHC SK_t)")
-    g.add_argument("--tol", type=_nonneg_real, help="iterate to this max marginal error (default 1e-12)")
-    p.add_argument("--max-iter", type=_positive_int, default=10_000, help="sweep limit (default 10000)")
+    g.add_argument("--tol", type=_nonneg_real, help=f"iterate to this max marginal error (default {SINKHORN_TOL:g})")
+    p.add_argument("--max-iter", type=_positive_int, default=10_000, help="sweep limit")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="tolerance mode: auto (sweeps, Newton when sweeps are slow), sinkhorn or newton")
     p.add_argument("--dps", type=_checked(int, lambda v: count(v, "the value", low=15)),
@@ -245,11 +332,26 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _common() -> argparse.ArgumentParser:
+    """The options every subcommand takes."""
+    p = OneLineParser(add_help=False)
+    p.add_argument("--json", action="store_true", help="machine-readable output (a stable schema, see README)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary lines on stderr")
+    p.add_argument("--exact-input", action="store_true",
+                   help="read decimals in text files exactly (0.1 = 1/10); by default a text file is exact only "
+                        "when visibly so (fractions, integers, a '# exact' first line)")
+    p.add_argument("--key", help="the array of an .npz file to read")
+    return p
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="birkhoff", description="Doubly stochastic matrices, exact and certified.")
+    parser.add_argument("--version", action="version", version=f"birkhoff {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    common = _common()
     for name, (_, add_args, help_) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_, description=help_))
+        add_args(sub.add_parser(name, help=help_, description=help_, parents=[common],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     return parser
 
 
@@ -271,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        with warnings.catch_warnings():          # stderr carries one line: floating-point
+        with warnings.catch_warnings(), _working(args):  # stderr carries one line: floating-point
             warnings.simplefilter("ignore", RuntimeWarning)   # warnings are not results
             return COMMANDS[args.command][0](args)
     except SystemExit as exc:

@@ -1,15 +1,16 @@
 """Read and write matrices: ``.npy``, ``.npz``, ``.csv``/``.txt``, ``.json``; ``-`` is stdin/stdout.
 
-Text formats (csv/txt/json) keep exact values exact:
-
-* a token with ``/`` (``1/3``) is a rational; if any token of a file is, every token
-  is read exactly (``0.1`` then means ``1/10``, read as a decimal);
-* otherwise all-integer files are exact integers, and any decimal token makes the
-  whole file float64 (``0.1`` is then the double nearest to 1/10, as numpy reads it).
+How text is read (``exact=None``, the default): a file is read in exact arithmetic when it
+is *visibly exact*: a token with ``/`` (``1/3``), every token an integer, or a first line
+``# exact`` (what :func:`save_matrix` writes above exact decimals, e.g. ``sinkhorn --dps``
+output); JSON strings are exact too. Any other decimal is a float64, however many digits
+it has: ``np.savetxt``'s 19 significant digits read back to the same doubles.
+``exact=True`` reads every decimal as the exact rational it writes (``0.1`` is 1/10);
+``exact=False`` reads everything as float64.
 
 In csv/txt, entries are separated by commas and/or whitespace, ``#`` starts a comment,
 and blank lines separate matrices of a stack ``(L, n, n)`` (e.g. a product chain).
-JSON holds nested lists of numbers or rational strings. Exact entries are bounded before
+JSON holds nested lists of numbers or number strings. Exact entries are bounded before
 they are built (:func:`birkhoff._validate.parse_exact`: at most 4300 digits, decimal
 exponents within +-20000), so a few bytes cannot ask for a number of a billion digits.
 
@@ -31,7 +32,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from ._validate import as_matrix, parse_exact
+from ._validate import as_matrix, flag, parse_exact
 from .errors import InvalidMatrixError
 
 __all__ = ["load_matrix", "save_matrix"]
@@ -39,19 +40,18 @@ __all__ = ["load_matrix", "save_matrix"]
 _TEXT = {".csv", ".txt", ".tsv", ".dat"}
 _SPLIT = re.compile(r"[,\s]+")
 _INT = re.compile(r"^[+-]?\d+$")
-_DIGITS = re.compile(r"[^0-9]")
+EXACT_HEADER = "# exact"
 
 
-def _parse_tokens(blocks: list[list[list[str]]], where: str) -> np.ndarray:
+def _parse_tokens(blocks: list[list[list[str]]], where: str, exact: bool | None, marked: bool = False
+                  ) -> np.ndarray:
     flat = [t for b in blocks for row in b for t in row]
-    rational = any("/" in t for t in flat)
-    # more significant digits than a double holds (mpmath output): read every entry exactly
-    long_decimal = any(len(_DIGITS.sub("", t.split("e")[0].split("E")[0]).lstrip("0")) > 17 for t in flat)
-    exact = rational or long_decimal or all(_INT.match(t) for t in flat)
+    if exact is None:
+        exact = marked or any("/" in t for t in flat) or all(_INT.match(t) for t in flat)
 
     def parse(t: str, pos: str):
         try:
-            return parse_exact(t) if exact else float(t)
+            return parse_exact(t) if exact else float(parse_exact(t)) if "/" in t else float(t)
         except ValueError as exc:
             detail = f" ({exc})" if isinstance(exc, InvalidMatrixError) else ""
             shown = t if len(t) <= 40 else t[:37] + "..."
@@ -72,7 +72,8 @@ def _parse_tokens(blocks: list[list[list[str]]], where: str) -> np.ndarray:
     return arr[0] if len(mats) == 1 else arr
 
 
-def _read_text(text: str, where: str) -> np.ndarray:
+def _read_text(text: str, where: str, exact: bool | None) -> np.ndarray:
+    marked = text.lstrip().startswith(EXACT_HEADER)
     blocks: list[list[list[str]]] = [[]]
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
@@ -84,16 +85,16 @@ def _read_text(text: str, where: str) -> np.ndarray:
     blocks = [b for b in blocks if b]
     if not blocks:
         raise InvalidMatrixError(f"{where}: no numbers found (empty file)")
-    return _parse_tokens(blocks, where)
+    return _parse_tokens(blocks, where, exact, marked)
 
 
 def _json_token(x: Any, where: str) -> str:
     if isinstance(x, bool) or not isinstance(x, (int, float, str)):
-        raise InvalidMatrixError(f"{where}: JSON entries must be numbers or rational strings, got {x!r}")
+        raise InvalidMatrixError(f"{where}: JSON entries must be numbers or number strings, got {x!r}")
     return str(x) if not isinstance(x, float) else repr(x)
 
 
-def _read_json(text: str, where: str) -> np.ndarray:
+def _read_json(text: str, where: str, exact: bool | None) -> np.ndarray:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -113,15 +114,16 @@ def _read_json(text: str, where: str) -> np.ndarray:
     if depth not in (2, 3):
         raise InvalidMatrixError(f"{where}: JSON must nest 2 or 3 levels of lists, found {depth}")
     stack = data if depth == 3 else [data]
-    blocks = []
+    blocks, strings = [], False
     for m in stack:
         if not isinstance(m, list) or not all(isinstance(r, list) for r in m):
             raise InvalidMatrixError(f"{where}: JSON matrices must be lists of rows")
         blocks.append([[_json_token(x, where) for x in r] for r in m])
-    return _parse_tokens(blocks, where)
+        strings = strings or any(isinstance(x, str) for r in m for x in r)
+    return _parse_tokens(blocks, where, exact, marked=strings)
 
 
-def _read_binary(raw: bytes, suffix: str, where: str) -> np.ndarray:
+def _read_binary(raw: bytes, suffix: str, where: str, key: str | None) -> np.ndarray:
     try:
         obj = np.load(_io.BytesIO(raw), allow_pickle=False)
     except MemoryError:
@@ -130,17 +132,21 @@ def _read_binary(raw: bytes, suffix: str, where: str) -> np.ndarray:
         raise InvalidMatrixError(f"{where}: not a readable {suffix} file ({exc})") from None
     if isinstance(obj, np.lib.npyio.NpzFile):
         keys = list(obj.keys())
-        key = next((k for k in ("M", "matrix", "H_res") if k in keys), None)
+        if key is not None and key not in keys:
+            raise InvalidMatrixError(f"{where}: .npz has no array {key!r}; it holds {keys}")
+        key = key or next((k for k in ("M", "matrix", "H_res") if k in keys), None)
         if key is None and len(keys) == 1:
             key = keys[0]
         if key is None:
-            raise InvalidMatrixError(f"{where}: .npz holds {keys}; name the array 'M'")
+            raise InvalidMatrixError(f"{where}: .npz holds {keys}; pick one with --key (key=) or name it 'M'")
         try:
             return obj[key]
         except MemoryError:
             raise InvalidMatrixError(f"{where}: array {key!r} claims more memory than this machine has") from None
         except Exception as exc:     # a pickled (object) array, a bad CRC, a broken compressed stream, a short file
             raise InvalidMatrixError(f"{where}: array {key!r} is not readable ({type(exc).__name__}: {exc})") from None
+    if key is not None:
+        raise InvalidMatrixError(f"{where}: --key (key=) picks an array of an .npz file; this is a plain array")
     return obj
 
 
@@ -152,14 +158,19 @@ def _stdin_bytes() -> bytes:
         raise InvalidMatrixError("cannot read '-': standard input is closed") from None
 
 
-def load_matrix(path: str | os.PathLike) -> np.ndarray:
+def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str | None = None) -> np.ndarray:
     """Load a matrix (or a stack ``(L, n, n)``) and validate it.
 
     Parameters
     ----------
     path : str or PathLike
-        ``.npy``, ``.npz`` (array ``M``, ``matrix``, ``H_res`` or the only one), ``.csv``,
-        ``.txt``, ``.json``, or ``-`` for stdin (format sniffed: npy magic, JSON, text).
+        ``.npy``, ``.npz`` (array ``key``, else ``M``, ``matrix``, ``H_res`` or the only one),
+        ``.csv``, ``.txt``, ``.json``, or ``-`` for stdin (format sniffed: npy magic, JSON, text).
+    exact : bool, optional
+        How text is read (module doc): None, visibly exact files exactly and decimals as
+        float64; True, every decimal exactly; False, everything as float64.
+    key : str, optional
+        The array of an ``.npz`` file.
 
     Returns
     -------
@@ -171,6 +182,7 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
     InvalidMatrixError
         Missing/unreadable file, malformed content, ragged rows, NaN/Inf, empty.
     """
+    exact = None if exact is None else flag(exact, "exact")
     where = str(path)
     try:
         raw = _stdin_bytes() if where == "-" else Path(path).read_bytes()
@@ -180,16 +192,18 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
     if not raw.strip():
         raise InvalidMatrixError(f"{where}: no numbers found (empty {'input' if where == '-' else 'file'})")
     if suffix in (".npy", ".npz") or raw[:6] == b"\x93NUMPY" or raw[:2] == b"PK":
-        arr = _read_binary(raw, suffix or ".npy", where)
+        arr = _read_binary(raw, suffix or ".npy", where, key)
     else:
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise InvalidMatrixError(f"{where}: not a text file (not UTF-8)") from None
+        if key is not None:
+            raise InvalidMatrixError(f"{where}: --key (key=) picks an array of an .npz file, not of a text file")
         if suffix == ".json" or (not suffix and text.lstrip()[:1] in "[{"):
-            arr = _read_json(text, where)
+            arr = _read_json(text, where, exact)
         elif suffix in _TEXT or not suffix:
-            arr = _read_text(text, where)
+            arr = _read_text(text, where, exact)
         else:
             raise InvalidMatrixError(
                 f"{where}: unknown extension {suffix!r} (use .npy .npz .csv .txt .json)")
@@ -218,10 +232,10 @@ def save_matrix(path: str | os.PathLike, M) -> None:
     """Write ``M`` (``(n, m)`` or ``(L, n, m)``) in the format of the extension; ``-`` = stdout csv.
 
     Floats are written with ``repr`` (shortest string that reads back to the same
-    double), Fractions as ``p/q`` and mpmath numbers at their full precision, so text
-    formats round-trip: floats and Fractions exactly; mpmath numbers come back as the
-    exact decimals written (a file with a decimal longer than 17 digits is read in exact
-    arithmetic), which round to the same ``mpf`` at the precision they were written at.
+    double), Fractions as ``p/q`` and mpmath numbers at their full precision under a first
+    line ``# exact`` (csv/txt; strings in JSON), so text formats round-trip: floats and
+    Fractions exactly; mpmath numbers come back as the exact decimals written, which round
+    to the same ``mpf`` at the precision they were written at.
     ``.npy``/``.npz`` store float64 and refuse exact matrices that float64 cannot hold
     exactly. Files are written atomically (a temporary file, then a rename).
     """
@@ -248,7 +262,7 @@ def save_matrix(path: str | os.PathLike, M) -> None:
     elif suffix in _TEXT:
         sep = ", " if suffix == ".csv" else " "
         data = "\n\n".join("\n".join(sep.join(r) for r in b) for b in _as_text_rows(arr))
-        data = (data + "\n").encode()
+        data = ((EXACT_HEADER + "\n" if has_mpf else "") + data + "\n").encode()
     else:
         raise InvalidMatrixError(f"{where}: unknown extension {suffix!r} (use .npy .npz .csv .txt .json)")
     if where == "-":

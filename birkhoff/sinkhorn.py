@@ -399,7 +399,10 @@ def _check_counts(iters: int | None, max_iter: int, tol: float) -> tuple[int | N
             count(max_iter, "max_iter", low=1, high=MAX_ITER), real(tol, "tol", rounding="down"))
 
 
-def sinkhorn(A, *, iters: int | None = None, tol: float = 1e-12, max_iter: int = 10_000,
+SINKHORN_TOL = 1e-12       # the default tolerance of tolerance mode (API and CLI)
+
+
+def sinkhorn(A, *, iters: int | None = None, tol: float = SINKHORN_TOL, max_iter: int = 10_000,
              method: str = "auto", log_domain: bool | None = None, return_info: bool = False):
     """Scale a nonnegative matrix to doubly stochastic: ``P = diag(r) A diag(c)``.
 

@@ -148,3 +148,81 @@ def test_exact_entries_beyond_float_range(tmp_path, args):
     out = run(args[0], path, *args[1:])
     assert out.returncode == 2 and "float64 range" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert run("certify", path, "--product").returncode == 1             # exact paths still answer
+
+
+# ----------------------------------------------------------------------------- the conventions users expect
+
+def test_version_and_python_dash_m(tmp_path):
+    import birkhoff
+
+    via_module = subprocess.run([sys.executable, "-m", "birkhoff", "--version"], capture_output=True, text=True)
+    assert via_module.returncode == 0 and via_module.stdout.strip() == f"birkhoff {birkhoff.__version__}"
+    assert birkhoff.__version__ != "0+unknown"
+    same = subprocess.run([sys.executable, "-m", "birkhoff", "certify", str(DATA_DIR / "exact_ds.csv")],
+                          capture_output=True, text=True)
+    assert same.returncode == 0 and same.stdout == run("certify", DATA_DIR / "exact_ds.csv").stdout
+
+
+def test_a_savetxt_csv_is_read_as_floats(tmp_path):
+    """np.savetxt writes 19 significant digits; they are floats, not exact decimals with inexact margins."""
+    P = np.array([[0.1, 0.9, 0.0], [0.9, 0.0, 0.1], [0.0, 0.1, 0.9]])
+    np.savetxt(tmp_path / "P.csv", P, delimiter=",")
+    bvn = run("bvn", tmp_path / "P.csv", "--json")
+    assert bvn.returncode == 0, bvn.stderr
+    assert json.loads(bvn.stdout)["exact"] is False and json.loads(bvn.stdout)["terms"] >= 2
+    cert = run("certify", tmp_path / "P.csv", "--json")
+    d = json.loads(cert.stdout)
+    assert cert.returncode == 1 and d["exact"] is False and 0 < d["min_tol"] < 1e-15       # floats: within rounding
+    assert run("certify", tmp_path / "P.csv", "--tol", str(d["min_tol"])).returncode == 0
+    assert "certified DS for tol >=" in run("certify", tmp_path / "P.csv").stdout
+    (tmp_path / "short.csv").write_text("0.1, 0.9, 0\n0.9, 0, 0.1\n0, 0.1, 0.9\n")
+    assert run("certify", tmp_path / "short.csv").returncode == 1                 # floats: 0.1 + 0.9 is not 1
+    exact = run("certify", tmp_path / "short.csv", "--exact-input", "--json")     # asked: 0.1 is 1/10
+    assert exact.returncode == 0 and json.loads(exact.stdout)["exact"] is True
+    from birkhoff.io import load_matrix
+    assert load_matrix(tmp_path / "P.csv").dtype == np.float64
+    assert load_matrix(tmp_path / "P.csv", exact=True).dtype == object
+
+
+def test_certify_each_matrix_of_a_stack_and_npz_keys(tmp_path):
+    good, bad = np.full((3, 3), 1 / 3), np.full((3, 3), 0.5)
+    np.savez(tmp_path / "two.npz", chain=np.stack([good, bad, good]), other=good)
+    assert "pass one with --key" in run("certify", tmp_path / "two.npz").stderr or \
+        "pick one with --key" in run("certify", tmp_path / "two.npz").stderr
+    each = run("certify", tmp_path / "two.npz", "--key", "chain", "--each", "--tol", "1e-15")
+    assert each.returncode == 1 and "2 of 3 matrices certified" in each.stdout and "[1] NO" in each.stdout
+    d = json.loads(run("certify", tmp_path / "two.npz", "--key", "chain", "--each", "--json", "--tol", "1e-15").stdout)
+    assert d["count"] == 3 and [c["doubly_stochastic"] for c in d["certificates"]] == [True, False, True]
+    assert run("certify", tmp_path / "two.npz", "--key", "other", "--tol", "1e-15").returncode == 0
+    assert "no array 'nope'" in run("certify", tmp_path / "two.npz", "--key", "nope").stderr
+
+
+@pytest.mark.parametrize("command, schema", [
+    (["sinkhorn", "{m}"], "birkhoff.sinkhorn/1"),
+    (["sinkhorn", "{m}", "--dps", "20"], "birkhoff.sinkhorn/1"),
+    (["kron", "{m}", "{m}"], "birkhoff.kron/1"),
+    (["project", "{m}"], "birkhoff.project/1"),
+    (["quantize", "{ds}"], "birkhoff.quantize/1"),
+    (["bvn", "{ds}"], "birkhoff.bvn/1"),
+    (["certify", "{ds}"], "birkhoff.certificate/1"),
+])
+def test_json_on_every_subcommand(tmp_path, command, schema):
+    (tmp_path / "m.csv").write_text("1 2\n3 4\n")
+    (tmp_path / "ds.csv").write_text("1/4 3/4\n3/4 1/4\n")
+    args = [a.format(m=tmp_path / "m.csv", ds=tmp_path / "ds.csv") for a in command]
+    out = run(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["schema"] == schema and out.stderr == ""
+    if "matrix" in d:
+        assert np.asarray(d["matrix"], dtype=object).shape[-2:] in ((2, 2), (4, 4))
+    with_output = run(*args, "--json", "-o", str(tmp_path / "out.csv")) if command[0] in (
+        "sinkhorn", "kron", "project", "quantize") else None
+    if with_output is not None:
+        assert json.loads(with_output.stdout)["output"] == str(tmp_path / "out.csv") and (tmp_path / "out.csv").exists()
+
+
+def test_quiet_and_no_progress_when_not_a_terminal(tmp_path):
+    (tmp_path / "m.csv").write_text("1 2\n3 4\n")
+    loud, quiet = run("sinkhorn", tmp_path / "m.csv"), run("sinkhorn", tmp_path / "m.csv", "--quiet")
+    assert loud.stderr.startswith("sinkhorn:") and quiet.stderr == "" and loud.stdout == quiet.stdout

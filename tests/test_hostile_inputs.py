@@ -56,7 +56,7 @@ def one_line_exit_2(out) -> str:
 @pytest.mark.parametrize("name, content", [
     ("tiny.csv", "1/3 2/3\n2/3 1e99999999\n"),
     ("json_rational.json", '[["1/3", "2/3"], ["2/3", "1e-99999999"]]'),
-    ("long_decimal.csv", "0.333333333333333333333 1\n1 1e99999999\n"),
+    ("long_decimal.csv", "# exact\n0.333333333333333333333 1\n1 1e99999999\n"),
     ("huge_exponent_digits.csv", "1/2 1/2\n1/2 1e" + "9" * 5000 + "\n"),
     ("many_digits.csv", "1/2 1/2\n1/2 0." + "1" * (MAX_EXACT_DIGITS + 10) + "\n"),
 ])
@@ -66,6 +66,15 @@ def test_tiny_files_naming_huge_numbers_are_refused_at_once(tmp_path, name, cont
     with no_hang(), pytest.raises(B.InvalidMatrixError, match="limited|digits"):
         load_matrix(path)
     assert "limited" in one_line_exit_2(cli("certify", path)) or "digits" in cli("certify", path).stderr
+
+
+def test_a_long_float_decimal_with_a_huge_exponent_is_a_float_refused_at_once(tmp_path):
+    path = tmp_path / "float.csv"
+    path.write_text("0.333333333333333333333 1\n1 1e99999999\n")
+    with no_hang(), pytest.raises(B.InvalidMatrixError, match="non-finite"):
+        load_matrix(path)
+    with no_hang(), pytest.raises(B.InvalidMatrixError, match="limited"):
+        load_matrix(path, exact=True)
 
 
 @pytest.mark.parametrize("value", [Decimal("1e-99999999"), Decimal("1e+99999999"), mpmath.mpf("1e-99999999"),

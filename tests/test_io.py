@@ -51,7 +51,7 @@ def test_mpf_written_at_full_precision(tmp_path):
     with mpmath.workdps(40):
         x = mpmath.mpf(1) / 3
     save_matrix(tmp_path / "m.csv", np.array([[x]], dtype=object))
-    assert (tmp_path / "m.csv").read_text().startswith("0.3333333333333333333333333333333333333")
+    assert (tmp_path / "m.csv").read_text().startswith("# exact\n0.3333333333333333333333333333333333333")
 
 
 @pytest.mark.parametrize("content, needle", [
@@ -69,7 +69,7 @@ def test_bad_text(tmp_path, content, needle):
 @pytest.mark.parametrize("content, needle", [
     ("[[1, 2], [3]", "invalid JSON"),
     ('{"x": 1}', "nested list"),
-    ("[[true, 1], [1, 1]]", "numbers or rational"),
+    ("[[true, 1], [1, 1]]", "numbers or number strings"),
     ("[1, 2]", "nest 2 or 3"),
 ])
 def test_bad_json(tmp_path, content, needle):
@@ -91,7 +91,7 @@ def test_missing_and_binary_garbage(tmp_path):
 
 @pytest.mark.parametrize("dps", [15, 31, 50, 100])
 def test_mpmath_round_trip_through_text(tmp_path, dps):
-    """Long decimals are read exactly, and give back the very mpf that was written."""
+    """mpf entries are written under '# exact', read exactly, and give back the very mpf that was written."""
     with mpmath.workdps(dps):
         M = np.array([[mpmath.mpf(1) / 3, 1 - mpmath.mpf(1) / 3], [mpmath.mpf(2) / 7, mpmath.mpf(5) / 7]], dtype=object)
         save_matrix(tmp_path / "m.csv", M)
