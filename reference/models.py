@@ -167,7 +167,8 @@ class Model(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu",
                         backend: str | None = None) -> "Model":
-        """The model stored in a ``reference`` checkpoint (``ckpt.pt``: config and weights).
+        """The model stored in a ``reference`` checkpoint (``ckpt.pt``: config and weights), in eval mode
+        (``.train()`` to train it further).
 
         Read with ``torch.load(weights_only=True)``: tensors and plain containers only.
         ``backend`` overrides the stored one (e.g. a triton-trained model on a CPU).
@@ -176,7 +177,7 @@ class Model(nn.Module):
         cfg = stored_config(ckpt, path)
         model = cls(replace(cfg, backend=backend) if backend else cfg)
         load_weights(model, ckpt, path)
-        return model.to(map_location)
+        return model.to(map_location).eval()
 
 
 def stored_config(ckpt: dict, path: str | os.PathLike) -> ModelConfig:

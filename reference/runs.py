@@ -6,6 +6,9 @@
     OUT/summary.json    the end of the run (losses, gains, certificate, divergence), computed from
                         the whole run's records
     OUT/ckpt.pt         :mod:`reference.checkpoint` (model config, weights, optimizer, step)
+    OUT/metrics.csv     the records as a table (:data:`CSV_COLUMNS`), written with the summary
+    OUT/curves.png      loss, learning rate and composite gain over the run, written with the summary
+    OUT/tensorboard/    the same scalars for TensorBoard, when ``tensorboard`` is installed
     OUT/.lock           held (``flock``) by the one trainer writing the folder
 
 Every JSON file is strict JSON: a non-finite number is written as ``null``. Studies read
@@ -32,10 +35,13 @@ from .schedule import PAPER, default_warmup
 from .tap import Tap
 
 __all__ = ["Config", "RunLock", "read_config", "changed_settings", "write_json", "json_safe", "append_record",
-           "truncate_records", "read_metrics", "read_summary", "finished", "load_model", "evaluate"]
+           "truncate_records", "read_metrics", "write_csv", "read_summary", "finished", "load_model", "evaluate"]
 
 CONFIG, METRICS, SUMMARY, CKPT, LOCK = "config.json", "metrics.jsonl", "summary.json", "ckpt.pt", ".lock"
-RUN_FILES = (CONFIG, METRICS, SUMMARY, CKPT)
+CSV, CURVES, TENSORBOARD = "metrics.csv", "curves.png", "tensorboard"
+RUN_FILES = (CONFIG, METRICS, SUMMARY, CKPT, CSV, CURVES)
+CSV_COLUMNS = ("step", "lr", "loss", "grad_norm_total", "grad_norm_max_layer", "gain_forward", "gain_backward",
+               "ds_residual", "tokens_per_s", "diverged")
 
 
 @dataclass
@@ -212,6 +218,19 @@ def truncate_records(run_dir: str | os.PathLike, step: int) -> list[dict]:
     return records[:keep]
 
 
+def write_csv(run_dir: str | os.PathLike, records: list[dict]) -> None:
+    """``OUT/metrics.csv``: one row per record, the :data:`CSV_COLUMNS` (empty cells for null), atomically."""
+    def cell(r: dict, column: str) -> str:
+        value = (r.get("grad_norm") or {}).get("max") if column == "grad_norm_max_layer" else r.get(column)
+        if column == "diverged":
+            value = int(bool(value))
+        return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+    text = "".join(",".join(row) + "\n" for row in [list(CSV_COLUMNS)] +
+                   [[cell(r, c) for c in CSV_COLUMNS] for r in records])
+    atomic_write(Path(run_dir) / CSV, lambda tmp: tmp.write_text(text))
+
+
 def read_summary(run_dir: str | os.PathLike) -> dict:
     """The ``summary.json`` of a finished run."""
     return _read_json(Path(run_dir) / SUMMARY)
@@ -270,8 +289,7 @@ class RunLock:
 
 def load_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Model, Config]:
     """The trained model of a run (in eval mode) and the run's config."""
-    model = Model.from_checkpoint(Path(run_dir) / CKPT, map_location)
-    return model.eval(), read_config(run_dir)
+    return Model.from_checkpoint(Path(run_dir) / CKPT, map_location), read_config(run_dir)
 
 
 @torch.no_grad()

@@ -58,9 +58,10 @@ from .metrics import (composite_certificate, composite_gains, layer_grad_norms, 
 from .mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, mixing_params
 from .models import KINDS, Model, load_weights, stored_config
 from .norms import NORMS
+from .run_plots import plot_run, write_tensorboard
 from .runs import (CKPT, CONFIG, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunLock, append_record,
                    changed_settings, config_from_dict, evaluate, finished, json_safe, read_config, read_metrics,
-                   truncate_records, write_json)
+                   truncate_records, write_csv, write_json)
 from .schedule import SCHEDULES, lr_at, make_optimizer
 from .tap import HResOverride, HResProbe
 
@@ -112,7 +113,8 @@ def _preflight(cfg: Config) -> None:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; choose from {SCHEDULES}")
     for name in ("lr", "weight_decay", "grad_clip"):
         value, positive = getattr(cfg, name), name == "lr"
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 or not positive and value == 0)):
+        valid = isinstance(value, (int, float)) and math.isfinite(value)
+        if not (valid and (value > 0 or not positive and value == 0)):
             raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, "
                              f"got {value!r}")
     if not (isinstance(cfg.beta2, (int, float)) and 0 <= cfg.beta2 < 1):
@@ -413,6 +415,9 @@ def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor |
         "params": sum(p.numel() for p in model.parameters()),
     }
     summary = json_safe(summary)
+    write_csv(out, records)                     # the readable outputs first; summary.json marks the run done
+    plot_run(out, records, summary)
+    write_tensorboard(out, records)
     write_json(out / SUMMARY, summary)
     return summary
 
@@ -440,16 +445,17 @@ def parse(argv: list[str] | None = None) -> Config:
     d = Config()
     ap = OneLineParser(prog="python -m reference.train", description=__doc__.splitlines()[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--mixer", choices=sorted(MIXERS), default=d.mixer)
-    ap.add_argument("--depth", type=int, default=d.depth)
+    ap.add_argument("--mixer", choices=sorted(MIXERS), default=d.mixer, help="the residual mixer")
+    ap.add_argument("--depth", type=int, default=d.depth, help="layers")
     ap.add_argument("--streams", type=int, default=d.streams, help="n (residual/rezero use 1)")
     ap.add_argument("--width", type=int, default=d.width, help="C")
-    ap.add_argument("--model", choices=KINDS, default=d.model)
-    ap.add_argument("--heads", type=int, default=d.heads)
-    ap.add_argument("--task", choices=TASKS, default=d.task)
-    ap.add_argument("--steps", type=int, default=d.steps)
+    ap.add_argument("--model", choices=KINDS, default=d.model, help="mlp stack, transformer or tokenmix")
+    ap.add_argument("--heads", type=int, default=d.heads, help="attention heads")
+    ap.add_argument("--task", choices=TASKS, default=d.task,
+                    help="charlm: the bundled corpus; markov, recall: synthetic")
+    ap.add_argument("--steps", type=int, default=d.steps, help="optimizer steps")
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch")
-    ap.add_argument("--seq-len", type=int, default=d.seq_len)
+    ap.add_argument("--seq-len", type=int, default=d.seq_len, help="tokens per sequence")
     ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
     ap.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
                     help="constant, or paper: warmup, cosine to lr/10, wd 0.1, clip 1.0, beta2 0.95 (mHC-lite's "
@@ -459,7 +465,7 @@ def parse(argv: list[str] | None = None) -> Config:
                     help="on weights of >= 2 dims (default: 0; paper: 0.1)")
     ap.add_argument("--grad-clip", type=float, default=None, help="0 disables (default: 1.0)")
     ap.add_argument("--beta2", type=float, default=None, help="AdamW's beta2 (default: 0.999; paper: 0.95)")
-    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--seed", type=int, default=d.seed, help="initialisation and batches")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype,
                     help="bfloat16 = autocast with float32 weights")
     ap.add_argument("--init", choices=INITS, default=d.init,
@@ -479,12 +485,12 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--out", default=d.out,
                     help="the run folder (default: a new runs/train/<mixer>-L<depth>-<time>)")
     ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="0: checkpoint at the end only")
-    ap.add_argument("--eval-batches", type=int, default=d.eval_batches)
+    ap.add_argument("--eval-batches", type=int, default=d.eval_batches, help="validation batches at the end")
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its checkpoint (its settings may not change; "
                          "--steps may grow)")
     ap.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    ap.add_argument("--no-progress", dest="progress", action="store_false")
+    ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     args = ap.parse_args(argv)
     for name in ("depth", "streams", "width", "steps", "batch_size", "seq_len"):
         if getattr(args, name) < 1:

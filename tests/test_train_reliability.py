@@ -329,3 +329,26 @@ def test_save_checkpoint_is_atomic_on_failure(tmp_path):
         save_checkpoint(tmp_path / "c.pt", model_config={}, train_config={}, model={"w": torch.ones(1)},
                         opt={"state": {}, "param_groups": []}, step=lambda: 0)   # not picklable
     assert not (tmp_path / "c.pt.tmp").exists() and torch.load(tmp_path / "c.pt", weights_only=True)["step"] == 1
+
+
+# ----------------------------------------------------------------------------- what a run leaves to read
+
+def test_a_run_writes_csv_a_plot_and_health(tmp_path, capsys):
+    import csv
+
+    from reference.models import Model
+
+    assert train_main([*SMALL, "--steps", "6", "--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    records = read_metrics(tmp_path)
+    assert [int(r["step"]) for r in rows] == list(range(6)) and float(rows[3]["loss"]) == records[3]["loss"]
+    assert rows[0]["lr"] == repr(records[0]["lr"]) and rows[0]["diverged"] == "0"
+    assert (tmp_path / "curves.png").stat().st_size > 5000
+    summary = strict(tmp_path / "summary.json")
+    assert summary["health"]["ok"] in (True, False) and isinstance(summary["health"]["flags"], list)
+    assert summary["stream_spread"] > 0 and summary["certificate"]["depth"] == 2            # 2 MLP layers
+    assert not Model.from_checkpoint(tmp_path / "ckpt.pt").training                        # ready to evaluate
+    with pytest.raises(SystemExit):
+        train_main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "(default: 0.003)" in help_text and "(default: mhc)" in help_text

@@ -1,0 +1,56 @@
+"""The plots a single run writes next to its records: ``OUT/curves.png`` and, when installed, TensorBoard."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+__all__ = ["plot_run", "write_tensorboard"]
+
+
+def plot_run(run_dir: Path, records: list[dict], summary: dict) -> Path:
+    """``curves.png``: training loss (with the unigram baseline and the validation loss), the learning
+    rate, and the composite forward / backward gain of ``prod H_res`` per step (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records]
+    fig, (loss_ax, lr_ax, gain_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
+    loss_ax.plot(steps, [r.get("loss") for r in records], lw=0.8, label="train")
+    loss_ax.axhline(summary["unigram_loss"], color="k", ls="--", lw=1, label="unigram")
+    if summary.get("val_loss") is not None:
+        loss_ax.axhline(summary["val_loss"], color="C1", lw=1, label=f"validation {summary['val_loss']:.3f}")
+    loss_ax.set(xlabel="step", ylabel="loss (nats)", title=f"{summary['mixer']}, L = {summary['depth']}"
+                + (" (diverged)" if summary["diverged"] else ""))
+    loss_ax.legend(fontsize=7)
+    lr_ax.plot(steps, [r.get("lr") for r in records], lw=1)
+    lr_ax.set(xlabel="step", ylabel="learning rate", title="schedule")
+    for key, label in (("gain_forward", "forward"), ("gain_backward", "backward")):
+        pts = [(r["step"], r[key]) for r in records if r.get(key)]
+        if pts:
+            gain_ax.plot(*zip(*pts), lw=1, label=label)
+    gain_ax.set(xlabel="step", ylabel="composite gain of prod H_res", yscale="log", title="gain")
+    gain_ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(run_dir) / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_tensorboard(run_dir: Path, records: list[dict]) -> Path | None:
+    """The records as TensorBoard scalars in ``OUT/tensorboard/steps-<n>/`` (None when ``tensorboard`` is not
+    installed); a new folder per summary, so a resumed run's logs sit beside the earlier ones."""
+    if importlib.util.find_spec("tensorboard") is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    path = Path(run_dir) / "tensorboard" / f"steps-{len(records)}"
+    with SummaryWriter(str(path)) as writer:
+        for r in records:
+            for key in ("loss", "lr", "gain_forward", "gain_backward", "grad_norm_total", "ds_residual"):
+                if r.get(key) is not None:
+                    writer.add_scalar(key, r[key], r["step"])
+    return path
