@@ -9,8 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from reference.hyper import (HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams,
-                             stream_functions)
+from reference.hyper import HyperConnected, load_plain_state_dict, monitor, stream_functions
 from reference.mixers import Mixer
 
 C, N = 16, 4
