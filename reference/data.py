@@ -95,6 +95,10 @@ class CharLM:
         p = p[p > 0]
         return float(-(p * np.log(p)).sum())
 
+    def unigram_probs(self) -> np.ndarray:
+        """The train-set character frequencies (the unigram model)."""
+        return np.bincount(self.splits["train"], minlength=self.vocab) / len(self.splits["train"])
+
 
 class Markov:
     """Synthetic first-order Markov chain over ``vocab`` symbols (fixed random transitions).
@@ -127,6 +131,10 @@ class Markov:
     def unigram_entropy(self) -> float:
         p = self.pi[self.pi > 0]
         return float(-(p * np.log(p)).sum())
+
+    def unigram_probs(self) -> np.ndarray:
+        """The stationary distribution (the unigram model)."""
+        return self.pi
 
     def conditional_entropy(self) -> float:
         """Best achievable per-token loss (nats)."""
@@ -165,6 +173,18 @@ class Recall:
     def unigram_entropy(self) -> float:
         """Loss of a uniform guess over the classes (chance)."""
         return math.log(self.classes)
+
+    def unigram_probs(self) -> np.ndarray:
+        """A uniform guess over the classes (the targets are classes only)."""
+        return np.concatenate([np.full(self.classes, 1.0 / self.classes), np.zeros(self.vocab - self.classes)])
+
+
+def batch_unigram_loss(task, targets: torch.Tensor) -> float:
+    """Cross-entropy (nats) of the scored ``targets`` under ``task``'s unigram model: how hard this
+    batch is for a model that knows only symbol frequencies."""
+    y = targets[targets != IGNORE].numpy()
+    p = np.maximum(task.unigram_probs()[y], 1e-300)
+    return float(-np.log(p).mean()) if y.size else 0.0
 
 
 def make_task(name: str, seq_len: int):

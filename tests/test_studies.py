@@ -12,7 +12,8 @@ from reference.studies.seeds import differs, fmt_spread, majority, spread
 
 def test_spread_and_format():
     s = spread([2.70, 2.68, None, 2.74, float("nan")])
-    assert (s.n, s.lo, s.hi) == (3, 2.68, 2.74) and s.mean == pytest.approx(2.7066666) and s.half_range == pytest.approx(0.03)
+    assert (s.n, s.lo, s.hi) == (3, 2.68, 2.74)
+    assert s.mean == pytest.approx(2.7066666) and s.half_range == pytest.approx(0.03)
     assert fmt_spread(s) == "2.707 +- 0.030 (3)" and fmt_spread(spread([1.5])) == "1.500" and fmt_spread(None) == "-"
     assert spread([None, float("inf")]) is None
 
@@ -52,3 +53,25 @@ def test_bracket_open_ends_and_a_noisy_setting():
     # a setting stable on a band below the boundary only: the walk and bisection still return a valid pair
     b = bracket(lambda lr: 0.005 <= lr <= 0.05, 0.03, low=1e-3, high=1.0)
     assert b.tried[b.lo] and not b.tried[b.hi] and b.hi / b.lo <= 1.5 and math.isclose(b.hi / b.lo, b.hi / b.lo)
+
+
+def test_a_hard_batch_is_not_a_loss_spike():
+    """A batch that is hard for every model (its unigram cross-entropy is high too) raises the raw loss, not
+    the excess loss: the verdict does not flip on data (the stability study's rule)."""
+    from reference.data import batch_unigram_loss, make_task
+    from reference.runs import Config
+    from reference.studies.stability import batch_baselines, classify
+
+    calm = {"diverged": False, "val_loss": 2.0, "unigram_loss": 3.0}
+    records = [{"loss": 2.0, "grad_norm_total": 1.0}] * 12 + [{"loss": 2.8, "grad_norm_total": 1.0}]
+    baselines = [3.0] * 12 + [3.9]                       # the same batch is 0.9 nats harder for the unigram model
+    assert not classify(calm, records, 0.5)["stable"] and classify(calm, records, 0.5, baselines)["stable"]
+    rising = [{"loss": 2.0, "grad_norm_total": 1.0}] * 12 + [{"loss": 2.8, "grad_norm_total": 1.0}]
+    assert not classify(calm, rising, 0.5, [3.0] * 13)["stable"]     # a real rise on an ordinary batch
+    task = make_task("charlm", 32)
+    y = task.batch(0, 5, 8)[1]
+    p = task.unigram_probs()
+    expected = -sum(math.log(p[t]) for t in y.flatten().tolist()) / y.numel()
+    assert batch_unigram_loss(task, y) == pytest.approx(expected)
+    cfg = Config(task="charlm", seq_len=32, batch_size=8, seed=0)
+    assert batch_baselines(cfg, 6)[5] == batch_unigram_loss(task, y)
