@@ -78,3 +78,21 @@ def test_paper_schedule_resume_keeps_the_trajectory_and_refuses_other_steps(tmp_
     args = [*SMALL, "--schedule", "paper", "--warmup", "2", "--lr", "0.01", "--out", str(tmp_path / "r"), "--resume"]
     assert train_main([*args, "--steps", "20"]) == 2                   # the cosine depends on --steps
     assert "steps: 10 -> 20" in capsys.readouterr().err and math.isfinite(resumed["final_loss"])
+
+
+def test_gpu_preset_mirrors_mhc_lite_small_run():
+    """github FFTYYY/mhc-lite config/small_model.py + train_fineweb_edu.py: 6 layers x 512, 8 heads, context 1024,
+    lr 1e-3 -> 1e-4, 10 000 iterations, 200 warmup, wd 0.1, beta2 0.95, clip 1.0, bf16; 3 seeds, every mixer."""
+    from reference.studies.sweep import PRESETS
+
+    gpu = PRESETS["gpu"]
+    cfg = gpu["base"]
+    assert gpu["depths"] == [6] and gpu["seeds"] == 3
+    assert (cfg.width, cfg.heads, cfg.seq_len, cfg.model) == (512, 8, 1024, "transformer")
+    assert (cfg.lr, cfg.steps, cfg.warmup, cfg.schedule) == (1e-3, 10_000, 200, "paper")
+    assert (cfg.weight_decay, cfg.beta2, cfg.grad_clip, cfg.dtype) == (0.1, 0.95, 1.0, "bfloat16")
+    assert lr_at(cfg.schedule, cfg.steps - 1, cfg.steps, cfg.lr, cfg.warmup) == pytest.approx(1e-4)
+    smoke = PRESETS["gpu-smoke"]["base"]
+    assert smoke.steps == 40 and smoke.warmup == 1 and smoke.schedule == "paper"     # warmup follows the length
+    assert Config(schedule="paper", steps=1000).with_steps(50).warmup == 1
+    assert Config(schedule="paper", steps=1000, warmup=7).with_steps(50).warmup == 7
