@@ -19,7 +19,8 @@ SMALL = ["--mixer", "kromhc", "--depth", "2", "--task", "markov", "--width", "8"
 def test_lr_at_is_nanogpt_get_lr():
     """mHC-lite's train.py: lr (it + 1) / (warmup + 1) while it < warmup, then cosine to min_lr = lr / 10."""
     lr, steps, warmup = 1e-3, 101, 10
-    assert [lr_at("paper", t, steps, lr, warmup) for t in range(3)] == pytest.approx([lr / 11, 2 * lr / 11, 3 * lr / 11])
+    first = [lr_at("paper", t, steps, lr, warmup) for t in range(3)]
+    assert first == pytest.approx([lr / 11, 2 * lr / 11, 3 * lr / 11])
     assert lr_at("paper", warmup, steps, lr, warmup) == pytest.approx(lr)                 # the peak
     assert lr_at("paper", 55, steps, lr, warmup) == pytest.approx(0.55 * lr)             # halfway: (lr + lr/10) / 2
     assert lr_at("paper", steps - 1, steps, lr, warmup) == pytest.approx(lr / 10)        # the last step: min_lr
