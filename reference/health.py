@@ -33,7 +33,8 @@ import torch.nn as nn
 from birkhoff import certify_product
 
 from .hyper import HyperConnected
-from .tap import Tap
+from .metrics import max_ds_residual, off_identity_mass
+from .tap import Tap, stream_spread
 
 __all__ = ["LayerHealth", "Health", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT"]
 
@@ -106,9 +107,7 @@ class _Watch(Tap):
 
     def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
         x = x.detach().double()
-        centred = x - x.mean(dim=-2, keepdim=True)
-        norm = float(x.norm())
-        self.stats[id(mixer)] = (float(centred.norm()) / max(norm, 1e-300), norm / math.sqrt(max(x.numel(), 1)),
+        self.stats[id(mixer)] = (stream_spread(x), float(x.norm()) / math.sqrt(max(x.numel(), 1)),
                                  bool(torch.isfinite(x).all()))
 
 
@@ -185,14 +184,13 @@ def _report(layers: list[tuple[str, HyperConnected]], order: list[int], watch: _
         if i + 1 in depths and finite_chain:
             cert = certify_product(np.stack([c[0].cpu().numpy() for c in chain[: i + 1]]))
         spread, rms, finite = watch.stats.get(id(m.mixer), (0.0, 0.0, True))
-        n = H.shape[-1]
         out.append(LayerHealth(
             index=i, name=name, mixer=m.mixer.name,
             gain_forward=float(P.abs().sum(-1).amax()), gain_backward=float(P.abs().sum(-2).amax()),
             certified_forward=tuple(cert.gain_forward) if cert else None,
             certified_backward=tuple(cert.gain_backward) if cert else None,
-            stream_spread=spread, rms=rms, off_identity=float(1 - H.diagonal(dim1=-2, dim2=-1).sum(-1).mean() / n),
-            ds_residual=float(torch.maximum((H.sum(-1) - 1).abs().max(), (H.sum(-2) - 1).abs().max())),
+            stream_spread=spread, rms=rms,
+            off_identity=off_identity_mass(H[None]), ds_residual=max_ds_residual(H[None]),
             h_res_applied=applied.get(id(m)), finite=finite and bool(torch.isfinite(H).all())))
     return Health(out, _flags(out), cert.to_dict() if cert is not None else None)
 

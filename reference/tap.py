@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["Tap", "HResProbe", "StreamSpread", "HResOverride"]
+__all__ = ["Tap", "HResProbe", "StreamSpread", "HResOverride", "stream_spread"]
 
 
 class Tap:
@@ -54,6 +54,13 @@ class HResProbe(Tap):
         return torch.stack([h[:probe].to(torch.float64) for h in self.h])
 
 
+def stream_spread(x: torch.Tensor) -> float:
+    """``||x - mean_j x_j|| / ||x||`` of streams ``x (..., n, C)``, in ``x``'s precision (0 for zero streams)."""
+    x = x.detach()
+    centred = x - x.mean(dim=-2, keepdim=True)
+    return float(centred.norm() / x.norm().clamp_min(torch.finfo(x.dtype).tiny))
+
+
 class StreamSpread(Tap):
     """Do the streams differ? ``spread`` = max over layers of ``||x - mean_j x_j|| / ||x||``.
 
@@ -65,9 +72,7 @@ class StreamSpread(Tap):
         self.spread = 0.0
 
     def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
-        x = x.detach().float()
-        centred = x - x.mean(dim=-2, keepdim=True)
-        self.spread = max(self.spread, float(centred.norm() / x.norm().clamp_min(1e-30)))
+        self.spread = max(self.spread, stream_spread(x.float()))
 
 
 class HResOverride(Tap):
