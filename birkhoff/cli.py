@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
-import mpmath
 import numpy as np
 from tqdm import tqdm
 
@@ -29,7 +28,7 @@ from .bvn import bvn_decompose
 from .certify import certify, certify_batch, certify_product
 from ._validate import count, real
 from .errors import BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError
-from .io import load_matrix, save_matrix
+from .io import entry_text, load_matrix, save_matrix
 from .kron import kron
 from .project import certify_projection, project, project_cvxpy
 from .quantize import quantize
@@ -94,10 +93,7 @@ def _json_matrix(M: np.ndarray) -> list:
     """Nested lists: float entries as JSON numbers, exact and mpmath entries as strings (read back exactly)."""
     if M.dtype != object:
         return M.tolist()
-    text = np.vectorize(lambda x: str(x) if isinstance(x, Fraction) else mpmath.nstr(x, mpmath.mp.dps + 5)
-                        if isinstance(x, mpmath.mpf) else repr(float(x)) if isinstance(x, float) else str(x),
-                        otypes=[object])(M)
-    return text.tolist()
+    return np.vectorize(entry_text, otypes=[object])(M).tolist()
 
 
 def _emit(args: argparse.Namespace, schema: str, fields: dict, matrix: np.ndarray | None, line: str) -> None:

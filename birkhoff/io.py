@@ -35,7 +35,7 @@ import numpy as np
 from ._validate import as_matrix, flag, parse_exact
 from .errors import InvalidMatrixError
 
-__all__ = ["load_matrix", "save_matrix"]
+__all__ = ["load_matrix", "save_matrix", "entry_text"]
 
 _TEXT = {".csv", ".txt", ".tsv", ".dat"}
 _SPLIT = re.compile(r"[,\s]+")
@@ -214,8 +214,10 @@ def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str 
     return M
 
 
-def _token(x: Any) -> str:
-    if isinstance(x, Fraction):
+def entry_text(x: Any) -> str:
+    """One entry as text that reads back to the same value: ``p/q``, an integer, mpmath at full
+    precision, a float's shortest ``repr``."""
+    if isinstance(x, (Fraction, int, np.integer)) and not isinstance(x, bool):
         return str(x)
     if isinstance(x, mpmath.mpf):
         bits = max(53, int(x.man_exp[0]).bit_length()) if x else 53
@@ -225,7 +227,7 @@ def _token(x: Any) -> str:
 
 def _as_text_rows(M: np.ndarray) -> list[list[list[str]]]:
     stack = M if M.ndim == 3 else M[None]
-    return [[[_token(x) for x in row] for row in m] for m in stack]
+    return [[[entry_text(x) for x in row] for row in m] for m in stack]
 
 
 def save_matrix(path: str | os.PathLike, M) -> None:
