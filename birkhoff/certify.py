@@ -31,8 +31,11 @@ from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigs, svds
 from ._validate import as_matrix, as_vector, flag, real
 from .errors import InvalidMatrixError
 from .project import certify_projection, project
-from .exact import (ETA, deflate, div_down, div_up, entry_interval, gamma, inflate, margin_residuals,
-                    matmul_enclosure, mul_up, residual_bound, sqrt_down, sqrt_up, sum_enclosure)
+from .enclose import (DECOMPOSE_MAX_N, norm_ratio, singular_value_bounds, spectral_radius_bounds,
+                      svd_bases)
+from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
+                    margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent, scale_up,
+                    sqrt_up, sum_enclosure)
 
 __all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify",
            "certify_batch", "certify_product", "hc_lipschitz_bound",
@@ -65,6 +68,10 @@ class Certificate:
     ``row_residual``/``col_residual`` are upper bounds of ``max |sum - 1|`` (exactly 0 when
     the margins are exact). ``exact``: both residuals are exactly zero.
     ``doubly_stochastic``: nonnegative and both residuals ``<= tol``.
+    ``sigma2``: ``||M - J/n||_2``, the mixing rate (for doubly stochastic ``M`` its second
+    singular value: a depth-``L`` stack of such maps moves every stream to within
+    ``prod_l sigma2_l`` of the streams' average). ``sigma_min``: the smallest singular value
+    (0 when ``M`` is singular: the mixing cannot be undone).
     """
 
     n: int
@@ -77,6 +84,8 @@ class Certificate:
     spectral_norm: Interval
     gain_forward: Interval
     gain_backward: Interval
+    sigma2: Interval
+    sigma_min: Interval
     tol: float = 0.0
     distance: Interval | None = None
 
@@ -124,7 +133,9 @@ class Certificate:
                  f"  spectral radius   : {_iv(self.spectral_radius)}",
                  f"  spectral norm     : {_iv(self.spectral_norm)}",
                  f"  gain forward      : {_iv(self.gain_forward)}   (max abs row sum)",
-                 f"  gain backward     : {_iv(self.gain_backward)}   (max abs column sum)"]
+                 f"  gain backward     : {_iv(self.gain_backward)}   (max abs column sum)",
+                 f"  sigma2            : {_iv(self.sigma2)}   (||M - J/n||_2: mixing rate)",
+                 f"  sigma min         : {_iv(self.sigma_min)}   (smallest singular value)"]
         if self.distance is not None:
             lines.append(f"  dist to Birkhoff  : {_iv(self.distance)}   (Frobenius)")
         return "\n".join(lines + self._extra_lines())
@@ -139,13 +150,16 @@ class ProductCertificate(Certificate):
 
     ``factor_gain_forward`` / ``factor_gain_backward`` / ``factor_spectral_norm`` are
     upper bounds of the products of the factors' norms (submultiplicativity), the
-    bound one gets without forming the product.
+    bound one gets without forming the product; ``factor_sigma2`` bounds
+    ``prod_l ||M_l - J/n||_2``, a bound of ``||P - J/n||_2`` when every factor has exact unit
+    margins (``inf`` otherwise).
     """
 
     depth: int = 0
     factor_gain_forward: float = _INF
     factor_gain_backward: float = _INF
     factor_spectral_norm: float = _INF
+    factor_sigma2: float = _INF
 
     def _kind(self) -> str:
         return "product"
@@ -156,7 +170,7 @@ class ProductCertificate(Certificate):
     def _extra_lines(self) -> list[str]:
         return [f"  prod of factors   : gain fwd <= {self.factor_gain_forward!r}, "
                 f"gain bwd <= {self.factor_gain_backward!r}, "
-                f"spectral <= {self.factor_spectral_norm!r}"]
+                f"spectral <= {self.factor_spectral_norm!r}, sigma2 <= {self.factor_sigma2!r}"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,8 @@ class BatchCertificate:
     spectral_norm: np.ndarray
     gain_forward: np.ndarray
     gain_backward: np.ndarray
+    sigma2: np.ndarray
+    sigma_min: np.ndarray
     tol: float = 0.0
 
     def __len__(self) -> int:
@@ -256,13 +272,8 @@ def _each(A: np.ndarray, top) -> np.ndarray:
 
 
 def _singular_witness(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate top left and right singular vectors of each ``A (..., n, n)``."""
-    if A.shape[-1] <= DIRECT_MAX_N:
-        try:
-            U, _, Vt = np.linalg.svd(A)
-            return U[..., :, 0], Vt[..., 0, :]
-        except np.linalg.LinAlgError:
-            return np.ones(A.shape[:-1]), np.ones(A.shape[:-1])
+    """Approximate top left and right singular vectors of each large ``A (..., n, n)`` (ARPACK;
+    ``n <= DECOMPOSE_MAX_N`` takes them from :func:`enclose.svd_bases`)."""
     v0 = np.ones(A.shape[-1])
     right = _each(A, lambda M: svds(M, k=1, v0=v0)[2][0])
     return _each(A, lambda M: svds(M.T, k=1, v0=v0)[2][0]), right
@@ -282,9 +293,34 @@ def _perron_witness(A: np.ndarray) -> np.ndarray:
     return _each(A, lambda M: eigs(M, k=1, which="LR", v0=v0)[1][:, 0].real)
 
 
+def _scaled(M_lo: np.ndarray, M_hi: np.ndarray, s: _Sums, trace: tuple[np.ndarray, np.ndarray]):
+    """The interval matrix, its sums and trace times ``2**-e`` (outward), ``e`` per matrix from
+    :func:`exact.scale_exponent`: the norm and radius bounds then neither over- nor underflow."""
+    e = scale_exponent(_magnitude(M_lo, M_hi)[1], (-2, -1))
+
+    def iv(lo: np.ndarray, hi: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not k.any():
+            return lo, hi
+        lo2, hi2 = scale_down(lo, -k), scale_up(hi, -k)
+        return (lo2, lo2) if lo is hi and np.array_equal(lo2, hi2) else (lo2, hi2)
+
+    ev = e[..., None]
+    sums = _Sums(*(iv(*t, ev) for t in (s.rows, s.cols, s.abs_rows, s.abs_cols)), s.row_res, s.col_res)
+    return e, *iv(M_lo, M_hi, e[..., None, None]), sums, iv(*trace, e)
+
+
+def _unscaled(iv: tuple[np.ndarray, np.ndarray], e: np.ndarray) -> np.ndarray:
+    return _interval(*iv) if not e.any() else _interval(scale_down(iv[0], e), scale_up(iv[1], e))
+
+
 def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
             trace: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
-    """Spectral radius, spectral norm and gains for a batch of interval matrices."""
+    """Spectral radius, spectral norm, gains, ``sigma2`` and ``sigma_min`` for a batch of interval
+    matrices; everything but the gains is computed on the matrices prescaled by a power of two."""
+    gains = {"gain_forward": _interval(np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1)),
+             "gain_backward": _interval(np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))}
+    unscaled = (M_lo, M_hi)
+    e, M_lo, M_hi, s, trace = _scaled(M_lo, M_hi, s, trace)
     n = M_lo.shape[-1]
     with np.errstate(over="ignore", invalid="ignore"):     # unbounded entries: mid is unused (not finite)
         mid = M_lo if M_lo is M_hi else M_lo + 0.5 * (M_hi - M_lo)
@@ -299,7 +335,11 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
         norm_hi = np.minimum(norm_hi, sqrt_up(frob2))
     finite = np.isfinite(mid).all(axis=(-2, -1))
     safe_mid = np.where(finite[..., None, None], mid, 0.0)
-    u1, v = _singular_witness(safe_mid)
+    if n <= DECOMPOSE_MAX_N:
+        U, V = svd_bases(safe_mid)
+        u1, v = U[..., :, 0], V[..., :, 0]
+    else:
+        u1, v = _singular_witness(safe_mid)
     p, q = _positive(u1), _positive(v)
     _, Kq = _matvec_bounds(mig, mag, q)
     _, Ktp = _matvec_bounds(np.swapaxes(mig, -1, -2), np.swapaxes(mag, -1, -2), p)
@@ -307,15 +347,11 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
         schur = sqrt_up(mul_up(np.max(div_up(Kq, p), -1), np.max(div_up(Ktp, q), -1)))
     norm_hi = np.where(np.isnan(schur), norm_hi, np.minimum(norm_hi, schur))
 
-    # --- spectral norm, lower: witness vector v, max |entry|
-    y_lo, y_hi = matmul_enclosure(M_lo, M_hi, v[..., None], v[..., None])
-    y_mig, _ = _magnitude(y_lo[..., 0], y_hi[..., 0])
-    g = gamma(n + 1)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        ny = sqrt_down(deflate(np.sum(y_mig * y_mig, -1), 2 * g, 4 * n * ETA))
-        nv = sqrt_up(inflate(np.sum(v * v, -1), 2 * g, 4 * n * ETA))
-        witness = np.where(nv > 0, div_down(ny, np.where(nv > 0, nv, 1.0)), 0.0)
-    norm_lo = np.maximum(np.nan_to_num(witness, nan=0.0), np.max(mig, axis=(-2, -1)))
+    # --- spectral norm, lower: witness vector v (n > DECOMPOSE_MAX_N; else in the proved SVD), max |entry|
+    norm_lo = np.max(mig, axis=(-2, -1))
+    if n > DECOMPOSE_MAX_N:
+        y_lo, y_hi = matmul_enclosure(M_lo, M_hi, v[..., None], v[..., None])
+        norm_lo = np.maximum(norm_lo, norm_ratio(y_lo[..., 0], y_hi[..., 0], v)[0])
 
     # --- spectral radius
     rho_lo_pf = np.maximum(np.min(s.rows[0], -1), np.min(s.cols[0], -1))
@@ -334,9 +370,50 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     rho_hi_signed = np.minimum(np.minimum(gf[1], gb[1]), norm_hi)
     rho_lo = np.maximum(np.where(nonneg, rho_lo_nn, rho_lo_signed), 0.0)
     rho_hi = np.minimum(np.where(nonneg, rho_hi_nn, rho_hi_signed), norm_hi)
+
+    # --- decompositions proved on the interval matrix (enclose.py), where the bounds above are loose
+    smin = (np.zeros_like(norm_hi), norm_hi)
+    if n <= DECOMPOSE_MAX_N:
+        smax, smin = singular_value_bounds(M_lo, M_hi, V)
+        norm_lo, norm_hi = np.maximum(norm_lo, smax[0]), np.minimum(norm_hi, smax[1])
+        smin = (smin[0], np.minimum(smin[1], norm_hi))
+        loose = _loose(rho_lo, rho_hi)
+        if loose.any():
+            r_lo, r_hi = spectral_radius_bounds(M_lo[loose], M_hi[loose], safe_mid[loose])
+            rho_lo[loose], rho_hi[loose] = np.maximum(rho_lo[loose], r_lo), np.minimum(rho_hi[loose], r_hi)
     norm_lo = np.maximum(norm_lo, rho_lo)
-    return {"spectral_radius": _interval(rho_lo, rho_hi), "spectral_norm": _interval(norm_lo, norm_hi),
-            "gain_forward": _interval(*gf), "gain_backward": _interval(*gb)}
+    return {"spectral_radius": _unscaled((rho_lo, rho_hi), e), "spectral_norm": _unscaled((norm_lo, norm_hi), e),
+            "sigma_min": _unscaled(smin, e), "sigma2": _sigma2(*unscaled), **gains}
+
+
+def _loose(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Where an enclosure is wider than ``2**-40`` relative (worth a decomposition)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ~(hi - lo <= 2.0 ** -40 * hi)
+
+
+def _sigma2(M_lo: np.ndarray, M_hi: np.ndarray) -> np.ndarray:
+    """Enclosure of ``||M - J/n||_2``: ``D = M - J/n`` enclosed outward, prescaled by its own power of
+    two, bounded by ``max |D_ij|``, ``sqrt(||D||_1 ||D||_inf)``, ``||D||_F`` and (``n <=``
+    ``DECOMPOSE_MAX_N``) the SVD of ``D`` proved by :func:`enclose.singular_value_bounds`."""
+    n = M_lo.shape[-1]
+    D_lo, D_hi = add_down(M_lo, -div_up(1.0, float(n))), add_up(M_hi, -div_down(1.0, float(n)))
+    e = scale_exponent(_magnitude(D_lo, D_hi)[1], (-2, -1))
+    if e.any():
+        D_lo, D_hi = scale_down(D_lo, -e[..., None, None]), scale_up(D_hi, -e[..., None, None])
+    mig, mag = _magnitude(D_lo, D_hi)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
+        cols = inflate(np.sum(mag, -2), gamma(n), n * ETA).max(-1)
+        frob2 = inflate(np.sum(mag * mag, axis=(-2, -1)), 2 * gamma(n * n + 1), 4 * n * n * ETA)
+        hi = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(frob2))
+        mid = D_lo + 0.5 * (D_hi - D_lo)
+    lo = np.max(mig, axis=(-2, -1))
+    if n <= DECOMPOSE_MAX_N:
+        finite = np.isfinite(mid).all(axis=(-2, -1))[..., None, None]
+        (s_lo, s_hi), _ = singular_value_bounds(D_lo, D_hi, svd_bases(np.where(finite, mid, 0.0))[1])
+        lo, hi = np.maximum(lo, s_lo), np.minimum(hi, s_hi)
+    return _unscaled((lo, hi), e)
 
 
 def _check_tol(tol: float) -> float:
@@ -513,6 +590,8 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
     fgf = chain(factors["gain_forward"][:, 1])
     fgb = chain(factors["gain_backward"][:, 1])
     fsn = chain(factors["spectral_norm"][:, 1])
+    # exact unit margins: (A - J/n)(B - J/n) = AB - J/n, so ||P - J/n|| <= prod ||M_l - J/n||
+    fs2 = chain(factors["sigma2"][:, 1]) if exact_all else _INF
     gf = (bounds["gain_forward"][0], min(bounds["gain_forward"][1], fgf))
     gb = (bounds["gain_backward"][0], min(bounds["gain_backward"][1], fgb))
     sn = (bounds["spectral_norm"][0], min(bounds["spectral_norm"][1], fsn))
@@ -522,7 +601,9 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
         exact=row_res == 0 and col_res == 0,
         spectral_radius=(bounds["spectral_radius"][0], min(bounds["spectral_radius"][1], sn[1])),
         spectral_norm=sn, gain_forward=gf, gain_backward=gb, tol=tol,
-        depth=L, factor_gain_forward=fgf, factor_gain_backward=fgb, factor_spectral_norm=fsn)
+        sigma2=(min(bounds["sigma2"][0], fs2), min(bounds["sigma2"][1], fs2)),
+        sigma_min=(bounds["sigma_min"][0], min(bounds["sigma_min"][1], sn[1])),
+        depth=L, factor_gain_forward=fgf, factor_gain_backward=fgb, factor_spectral_norm=fsn, factor_sigma2=fs2)
 
 
 # ----------------------------------------------------------------------------- Lipschitz
@@ -534,9 +615,11 @@ def _vector_norm_up(h, name: str, n: int) -> float:
         raise InvalidMatrixError(f"{name} must have {n} entries to match H_res, got {a.size}")
     lo, hi = entry_interval(a)
     _, mag = _magnitude(lo, hi)
+    e = scale_exponent(mag, (0, 1))                   # prescaled: squares neither over- nor underflow
+    mag = scale_up(mag, -e)
     k = mag.size
     with np.errstate(over="ignore"):                  # an overflowing norm is bounded by inf
-        return float(sqrt_up(inflate(np.sum(mag * mag), 2 * gamma(k + 1), 4 * k * ETA)))
+        return float(scale_up(sqrt_up(inflate(np.sum(mag * mag), 2 * gamma(k + 1), 4 * k * ETA)), e))
 
 
 def hc_lipschitz_bound(H_res, H_pre, H_post, lip_f: float = 1.0) -> float:

@@ -29,7 +29,8 @@ __all__ = [
     "U", "ETA", "gamma", "two_sum", "two_prod", "inflate", "deflate",
     "mul_up", "sqrt_up", "sqrt_down", "sqrt_interval", "div_down", "div_up",
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
-    "residual_bound", "margin_residuals",
+    "residual_bound", "margin_residuals", "add_down", "add_up", "scale_exponent", "scale_down",
+    "scale_up",
 ]
 
 U = 2.0 ** -53            # unit roundoff of float64
@@ -52,6 +53,45 @@ def inflate(x: np.ndarray, rel: float, absolute: float = 0.0) -> np.ndarray:
 def deflate(x: np.ndarray, rel: float, absolute: float = 0.0) -> np.ndarray:
     """Rigorous lower bound of ``x (1 - rel) - absolute`` for ``x >= 0``, clipped at 0."""
     return np.maximum(np.nextafter(np.asarray(x) * (1.0 - rel) - absolute, -_INF), 0.0)
+
+
+def add_down(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Float ``<= a + b`` (one ulp below the rounded sum; ``-inf`` where it is undefined)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.nextafter(np.asarray(a) + b, -_INF)
+    return np.where(np.isnan(s), -_INF, s)
+
+
+def add_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Float ``>= a + b`` (one ulp above the rounded sum; ``inf`` where it is undefined)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.nextafter(np.asarray(a) + b, _INF)
+    return np.where(np.isnan(s), _INF, s)
+
+
+def scale_exponent(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Per-element ``e`` with ``max |x| 2**-e`` in ``[0.5, 1)`` over ``axes`` (0 where that max is 0 or
+    not finite): scaling by ``2**-e`` is exact (bar underflow) and keeps squares and sums in range."""
+    top = np.max(np.where(np.isfinite(mag), mag, 0.0), axis=axes)
+    return np.frexp(top)[1].astype(np.int64)
+
+
+def _scale(x: np.ndarray, e: np.ndarray, toward: float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        y = np.ldexp(x, e)
+        exact = np.ldexp(y, -e) == x
+    return np.where(exact | np.isnan(x), y, np.nextafter(y, toward))
+
+
+def scale_down(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Float ``<= x 2**e`` (exact unless the result under- or overflows)."""
+    return _scale(x, e, -_INF)
+
+
+def scale_up(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Float ``>= x 2**e`` (exact unless the result under- or overflows)."""
+    return _scale(x, e, _INF)
 
 
 def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +303,11 @@ def matmul_enclosure(A_lo: np.ndarray, A_hi: np.ndarray, B_lo: np.ndarray, B_hi:
         C_m = A_m @ B_m
         aA, aB = np.abs(A_m), np.abs(B_m)
         g = gamma(k + 2)
-        rad = g * (aA @ aB) + aA @ B_r + A_r @ (aB + B_r)
+        rad = g * (aA @ aB)
+        if B_r is not None:                      # a point operand has no radius terms
+            rad = rad + aA @ B_r
+        if A_r is not None:
+            rad = rad + A_r @ (aB if B_r is None else aB + B_r)
         C_r = inflate(rad, 2 * g + 8 * U, 8 * (k + 2) * ETA)
         lo = np.nextafter(C_m - C_r, -_INF)
         hi = np.nextafter(C_m + C_r, _INF)
@@ -273,11 +317,13 @@ def matmul_enclosure(A_lo: np.ndarray, A_hi: np.ndarray, B_lo: np.ndarray, B_hi:
     return np.where(unknown, -_INF, lo), np.where(unknown, _INF, hi)
 
 
-def _mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Midpoint and radius with ``[mid - rad, mid + rad]`` containing ``[lo, hi]``; an unbounded
-    interval gets midpoint 0 and radius ``inf``."""
+    interval gets midpoint 0 and radius ``inf``; a finite point (``lo is hi``) radius ``None``."""
     if lo is hi:
         bounded = np.isfinite(lo)
+        if bounded.all():
+            return lo, None
         return np.where(bounded, lo, 0.0), np.where(bounded, 0.0, _INF)
     with np.errstate(over="ignore", invalid="ignore"):
         mid = lo + 0.5 * (hi - lo)

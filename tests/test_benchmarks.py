@@ -67,3 +67,11 @@ def test_hostile_run_quick():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "0 failures" in out.stdout and out.stdout.count("| ") > 40
+
+
+def test_bench_certify_quick():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_certify.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [r for r in out.stdout.splitlines() if r.startswith("| ") and "| 4 |" in r]
+    assert len(rows) == 7 and "inf" not in out.stdout                   # 1 timing row + 6 classes, all finite

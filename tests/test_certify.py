@@ -111,7 +111,7 @@ def test_json_schema_and_str():
     assert d["schema"] == "birkhoff.certificate/1" and d["kind"] == "matrix"
     assert set(d) == {"schema", "kind", "n", "nonnegative", "row_residual", "col_residual",
                       "doubly_stochastic", "exact", "spectral_radius", "spectral_norm",
-                      "gain_forward", "gain_backward", "tol", "distance", "min_tol"}
+                      "gain_forward", "gain_backward", "sigma2", "sigma_min", "tol", "distance", "min_tol"}
     assert d["spectral_radius"] == [1.0, 1.0] and "exact" in str(c)
     big = certify([[1e308, 1e308], [1e308, 1e308]]).to_dict()
     json.dumps(big, allow_nan=False)  # non-finite bounds are encoded as strings

@@ -1,0 +1,66 @@
+"""An independent high-precision oracle for the certificates, and the matrix classes it is run on.
+
+The truth is mpmath at ``DPS`` digits from the exact rationals the float entries denote;
+it shares no code with ``birkhoff.certify``. Used by ``tests/test_certify_oracle.py`` and
+``benchmarks/bench_certify.py``.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+from birkhoff.sinkhorn import sinkhorn_logits
+
+DPS = 60
+SLACK = mpmath.mpf(10) ** -50      # the oracle's own error at DPS digits (relative)
+
+
+def truth(M: np.ndarray, dps: int = DPS) -> dict[str, mpmath.mpf]:
+    """``spectral_radius``, ``spectral_norm``, ``sigma_min`` and ``sigma2 = ||M - J/n||_2`` of ``M``."""
+    with mpmath.workdps(dps):
+        n = M.shape[0]
+        A = mpmath.matrix([[mpmath.mpf(float(x)) for x in row] for row in M])
+        ev = mpmath.eig(A)[0]           # (left=False, right=False is ignored for 1 x 1)
+        s = mpmath.svd_r(A, compute_uv=False)
+        s2 = mpmath.svd_r(A - mpmath.ones(n, n) / n, compute_uv=False)
+        return {"spectral_radius": max(abs(x) for x in ev), "spectral_norm": max(s),
+                "sigma_min": min(s), "sigma2": max(s2)}
+
+
+def contains(lo: float, hi: float, t: mpmath.mpf) -> bool:
+    """``lo <= t <= hi`` up to the oracle's own relative error ``SLACK``."""
+    return mpmath.mpf(lo) <= t * (1 + SLACK) and t * (1 - SLACK) <= mpmath.mpf(hi)
+
+
+def signed(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Standard normal entries."""
+    return rng.standard_normal((n, n))
+
+
+def nonnormal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A strong strictly upper part over a diagonal of moduli 1-2: far from normal, eigenvectors apart."""
+    return np.triu(rng.standard_normal((n, n)), 1) * 3 + np.diag(rng.uniform(1, 2, n) * rng.choice([-1, 1], n))
+
+
+def reducible(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A nonnegative block upper-triangular matrix, one block 400x the other: a Perron vector with zeros."""
+    M = rng.random((n, n))
+    k = max(1, n // 2)
+    M[k:, :k] = 0.0
+    M[:k, :k] *= 400
+    return M
+
+
+def sk20(rng: np.random.Generator, n: int) -> np.ndarray:
+    """mHC's ``SK_20`` of large logits (scale 8): doubly stochastic to about 1e-3, entries near 0 and 1."""
+    return sinkhorn_logits(rng.standard_normal((n, n)) * 8)
+
+
+def scaled(exponent: int):
+    """The ``signed`` class times ``10**exponent``."""
+    return lambda rng, n: signed(rng, n) * 10.0 ** exponent
+
+
+CLASSES = {"signed": signed, "nonnormal": nonnormal, "reducible": reducible, "sk20 large logits": sk20,
+           "signed x 1e-300": scaled(-300), "signed x 1e300": scaled(300)}

@@ -1,0 +1,106 @@
+"""Certificates against an independent high-precision oracle (``proofs_checks.oracle``: mpmath at
+60 digits from the exact rationals the floats denote), class by class.
+
+For every class: each interval contains the truth, and the relative width of the spectral
+norm and radius is at most 1e-8 (an ``inf`` end only where the truth overflows).
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from birkhoff import certify, certify_batch, certify_product, hc_lipschitz_bound
+from birkhoff.sinkhorn import sinkhorn_logits
+from proofs_checks.oracle import CLASSES, DPS, contains, reducible, signed, sk20, truth
+
+WIDTH = 1e-8
+
+
+def check(M: np.ndarray, width: float = WIDTH) -> None:
+    c = certify(M)
+    for name, t in truth(M).items():
+        lo, hi = getattr(c, name)
+        assert contains(lo, hi, t), (name, lo, hi, t)
+        if name in ("spectral_radius", "spectral_norm") and t > 0:
+            assert np.isfinite(hi), (name, lo, hi, t)
+            assert (mpmath.mpf(hi) - mpmath.mpf(lo)) / t <= width, (name, lo, hi, t)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 8))
+def test_class_contains_truth_and_is_tight(name, seed, n):
+    check(CLASSES[name](np.random.default_rng(seed), n))
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), exponent=st.integers(-300, 300))
+def test_every_scale_is_finite_and_tight(seed, n, exponent):
+    """Power-of-two prescaling: 1e-300 .. 1e300 entries certify as tightly as 1."""
+    check(signed(np.random.default_rng(seed), n) * 10.0 ** exponent)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e200, 1e300])
+def test_extreme_scales_of_a_fixed_matrix(scale):
+    check(np.array([[1.0, 2.0], [3.0, -1.0]]) * scale)
+
+
+def test_minus_a_derangement_has_radius_one():
+    P = -np.roll(np.eye(5), 1, axis=0)
+    c = certify(P)
+    assert c.spectral_radius == (1.0, 1.0) or c.spectral_radius[1] - c.spectral_radius[0] <= 1e-12
+    check(P)
+
+
+def test_issue_examples_of_loose_classes_are_tight():
+    """The reducible and near-Jordan-free cases of the arb sweep: widths now <= 1e-8."""
+    rng = np.random.default_rng(7)
+    for n in (16, 32):
+        check(reducible(rng, n))
+        check(signed(rng, n))
+
+
+def test_overflowing_truth_may_be_inf():
+    c = certify(np.full((2, 2), 1e308))
+    assert c.spectral_norm[1] == np.inf and c.spectral_norm[0] >= 1.7e308
+
+
+def test_sigma2_of_a_product_of_ten_sk20_factors():
+    rng = np.random.default_rng(0)
+    Ms = [sinkhorn_logits(rng.standard_normal((4, 4))) for _ in range(10)]
+    c = certify_product(Ms)
+    assert c.sigma2[1] <= 1e-3
+    with mpmath.workdps(DPS):
+        P = mpmath.eye(4)
+        for M in Ms:
+            P = mpmath.matrix([[mpmath.mpf(float(x)) for x in row] for row in M]) * P
+        t = max(mpmath.svd_r(P - mpmath.ones(4, 4) / 4, compute_uv=False))
+    assert contains(*c.sigma2, t)
+
+
+def test_sigma2_product_of_exact_factors_uses_the_factor_bound():
+    from fractions import Fraction as F
+    H = np.array([[F(3, 4), F(1, 4)], [F(1, 4), F(3, 4)]], dtype=object)    # sigma2 = 1/2 exactly
+    c = certify_product([H] * 30)
+    assert c.exact and c.factor_sigma2 <= 2.0 ** -30 * (1 + 1e-12)
+    assert c.sigma2[0] <= 2.0 ** -30 <= c.sigma2[1] <= c.factor_sigma2
+
+
+def test_batch_agrees_with_single_on_the_new_fields():
+    rng = np.random.default_rng(3)
+    Ms = np.stack([signed(rng, 4), sk20(rng, 4), reducible(rng, 4) * 1e250])
+    b = certify_batch(Ms)
+    for i in range(3):
+        c = certify(Ms[i])
+        for name in ("sigma2", "sigma_min", "spectral_norm", "spectral_radius"):
+            assert tuple(getattr(b, name)[i]) == getattr(c, name)
+
+
+def test_lipschitz_bound_is_finite_at_large_scale():
+    H = np.eye(3) * 1e300
+    bound = hc_lipschitz_bound(H, [1e300] * 3, [1e-300] * 3)
+    assert np.isfinite(bound) and 1e300 <= bound <= 1e300 * (1 + 1e-12) + 3
