@@ -5,7 +5,9 @@ and reports, per hyper-connected layer in application order:
 
 * the composite gain of ``H_res^(l) ... H_res^(1)`` over the first ``tokens`` tokens, forward
   (max abs row sum) and backward (max abs column sum), in float64 at every layer and
-  certified (``birkhoff.certify_product``, token 0) at depths 1, 2, 4, ... and the last;
+  certified (``birkhoff.certify_product``, token 0) at depths 1, 2, 4, ... and the last, with the
+  composite's ``sigma2 = ||P - J/n||_2``: how far the stack so far has collapsed the streams toward
+  their average (1: not at all for a DS ``P``; 0: every stream is the average);
 * the stream spread ``||x - mean_j x_j|| / ||x||`` and the RMS of the layer's output streams;
 * the off-identity mass of ``H_res``, ``1 - tr(H_res) / n`` (mean over the tokens);
 * whether ``H_res`` is applied: the layer is run again with ``H_res = 0``; identical
@@ -55,6 +57,7 @@ class LayerHealth:
     gain_backward: float
     certified_forward: tuple[float, float] | None
     certified_backward: tuple[float, float] | None
+    certified_sigma2: tuple[float, float] | None       # ||P - J/n||_2 of the composite so far: stream collapse
     stream_spread: float
     rms: float
     off_identity: float
@@ -189,6 +192,7 @@ def _report(layers: list[tuple[str, HyperConnected]], order: list[int], watch: _
             gain_forward=float(P.abs().sum(-1).amax()), gain_backward=float(P.abs().sum(-2).amax()),
             certified_forward=tuple(cert.gain_forward) if cert else None,
             certified_backward=tuple(cert.gain_backward) if cert else None,
+            certified_sigma2=tuple(cert.sigma2) if cert else None,
             stream_spread=spread, rms=rms,
             off_identity=off_identity_mass(H[None]), ds_residual=max_ds_residual(H[None]),
             h_res_applied=applied.get(id(m)), finite=finite and bool(torch.isfinite(H).all())))

@@ -7,7 +7,8 @@ Writes the run folder of :mod:`reference.runs`: ``OUT/config.json``, ``OUT/metri
 (one line per step: loss, tokens/s, per-layer gradient-norm summary, composite Amax
 gains of ``prod H_res`` over the probe tokens, max DS residual), ``OUT/summary.json``
 (final/validation loss, unigram baseline, the ``birkhoff.certify_product`` certificate
-of the composite map, and whether the streams are used: ``stream_spread`` and
+of the composite map and its ``composite_sigma2 = ||P - J/n||_2``, how far the depth-L stack
+collapses the streams toward their average, and whether the streams are used: ``stream_spread`` and
 ``h_res_ablation``, the change of validation loss with every ``H_res`` set to ``I`` or
 ``J / n``) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end).
 
@@ -389,11 +390,13 @@ def _composite(health: Health | None, chain: torch.Tensor | None) -> dict:
                 "ds_residual": max(h.ds_residual for h in health.layers),
                 "h_res_off_identity": sum(h.off_identity for h in health.layers) / len(health.layers),
                 "stream_spread": max(h.stream_spread for h in health.layers),
-                "health": {"ok": health.ok, "flags": health.flags}, "certificate": health.certificate}
+                "health": {"ok": health.ok, "flags": health.flags}, "certificate": health.certificate,
+                "composite_sigma2": last.certified_sigma2}
     gain_f, gain_b = composite_gains(chain)
+    cert = composite_certificate(chain) if bool(torch.isfinite(chain).all()) else None
     return {"gain_forward": gain_f, "gain_backward": gain_b, "ds_residual": max_ds_residual(chain),
             "h_res_off_identity": off_identity_mass(chain), "stream_spread": None, "health": None,
-            "certificate": composite_certificate(chain) if bool(torch.isfinite(chain).all()) else None}
+            "certificate": cert, "composite_sigma2": cert["sigma2"] if cert else None}
 
 
 def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor | None, health: Health | None,
