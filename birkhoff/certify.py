@@ -31,7 +31,7 @@ from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigs, svds
 from ._validate import as_matrix, as_vector, flag, real
 from .errors import InvalidMatrixError
 from .project import certify_projection, project
-from .enclose import (DECOMPOSE_MAX_N, norm_ratio, singular_value_bounds, spectral_radius_bounds,
+from .enclose import (DECOMPOSE_MAX_N, block_radius_bounds, norm_ratio, singular_value_bounds, spectral_radius_bounds,
                       svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
                     margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent, scale_up,
@@ -381,6 +381,10 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
         if loose.any():
             r_lo, r_hi = spectral_radius_bounds(M_lo[loose], M_hi[loose], safe_mid[loose])
             rho_lo[loose], rho_hi[loose] = np.maximum(rho_lo[loose], r_lo), np.minimum(rho_hi[loose], r_hi)
+        for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi))):      # still loose: a reducible matrix's blocks
+            blocks = block_radius_bounds(M_lo[idx], M_hi[idx])
+            if blocks is not None:
+                rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], blocks[0]), min(rho_hi[idx], blocks[1])
     norm_lo = np.maximum(norm_lo, rho_lo)
     return {"spectral_radius": _unscaled((rho_lo, rho_hi), e), "spectral_norm": _unscaled((norm_lo, norm_hi), e),
             "sigma_min": _unscaled(smin, e), "sigma2": _sigma2(*unscaled), **gains}

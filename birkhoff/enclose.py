@@ -27,11 +27,12 @@ and the caller's other bounds stand. Entries are assumed prescaled to magnitude 
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse.csgraph import connected_components
 
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, gamma, inflate, matmul_enclosure, mul_up,
                     sqrt_down, sqrt_up)
 
-__all__ = ["DECOMPOSE_MAX_N", "gram_deviation", "norm_ratio", "svd_bases", "singular_value_bounds", "spectral_radius_bounds"]
+__all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "gram_deviation", "norm_ratio", "svd_bases", "singular_value_bounds", "spectral_radius_bounds"]
 
 _INF = np.inf
 DECOMPOSE_MAX_N = 256      # a batched O(n^3) decomposition per matrix; larger n keeps the cheaper bounds
@@ -202,3 +203,32 @@ def _component_floor(centres: tuple, R: np.ndarray, floors: np.ndarray) -> np.nd
     start = np.argmax(floors, -1)
     member = np.take_along_axis(reach, start[..., None, None], -2)[..., 0, :]
     return np.min(np.where(member, floors, _INF), -1)
+
+
+def block_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[float, float] | None:
+    """Enclosure of the spectral radius of one reducible ``[M_lo, M_hi] (n, n)`` from its Frobenius
+    normal form; None when the matrix is irreducible.
+
+    The strongly connected components of the pattern ``M_ij != 0`` order ``M`` block
+    triangular, so its eigenvalues are those of the diagonal blocks ``M[b, b]``:
+    ``rho = max_b rho(M[b, b])``; a 1 x 1 block contributes ``|M_ii|`` exactly (a triangular
+    matrix certifies its radius from the diagonal, however ill-conditioned its eigenvectors).
+    """
+    pattern = (M_lo != 0) | (M_hi != 0)
+    count, labels = connected_components(pattern, directed=True, connection="strong")
+    if count == 1:
+        return None
+    lo, hi = 0.0, 0.0
+    for b in range(count):
+        idx = np.flatnonzero(labels == b)
+        B_lo, B_hi = M_lo[np.ix_(idx, idx)], M_hi[np.ix_(idx, idx)]
+        if idx.size == 1:
+            b_lo, b_hi = float(_mig(B_lo, B_hi)[0, 0]), float(_mag(B_lo, B_hi)[0, 0])
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                mid = B_lo + 0.5 * (B_hi - B_lo)
+            b_lo, b_hi = (float(x) for x in spectral_radius_bounds(B_lo, B_hi, np.where(np.isfinite(mid), mid, 0.0)))
+            rows = float(inflate(np.sum(_mag(B_lo, B_hi), -1), gamma(idx.size), idx.size * ETA).max())
+            b_hi = min(b_hi, rows)
+        lo, hi = max(lo, b_lo), max(hi, b_hi)
+    return lo, hi

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from birkhoff import certify, certify_batch, certify_product, hc_lipschitz_bound
 from birkhoff.sinkhorn import sinkhorn_logits
-from proofs_checks.oracle import CLASSES, DPS, contains, reducible, signed, sk20, truth
+from proofs_checks.oracle import CLASSES, DPS, contains, nonnormal, reducible, signed, sk20, truth
 
 WIDTH = 1e-8
 
@@ -62,6 +62,16 @@ def test_issue_examples_of_loose_classes_are_tight():
     for n in (16, 32):
         check(reducible(rng, n))
         check(signed(rng, n))
+
+
+def test_triangular_radius_is_exact_from_the_frobenius_normal_form():
+    """A triangular matrix with a strong upper part: eigenvectors too ill-conditioned for any
+    similarity at n = 64, but its strongly connected blocks are 1 x 1: rho = max |M_ii|."""
+    M = nonnormal(np.random.default_rng(5), 64)
+    assert certify(M).spectral_radius == (np.abs(np.diag(M)).max(),) * 2
+    P = np.random.default_rng(6).permutation(64)
+    assert certify(M[np.ix_(P, P)]).spectral_radius == (np.abs(np.diag(M)).max(),) * 2   # hidden by a permutation
+    check(nonnormal(np.random.default_rng(7), 16))
 
 
 def test_overflowing_truth_may_be_inf():
