@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # Torch first, pinned to the local CPU wheel; any other spec pulls a CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench gpu clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# every GPU check and benchmark in one run (about 8 min on a GPU; --quick on a CPU); tables in runs/gpu
+gpu: $(STAMP)
+	$(VPY) benchmarks/gpu_all.py --out runs/gpu
 
 bench: $(STAMP)
 	$(VPY) benchmarks/bench_sinkhorn.py

@@ -25,6 +25,22 @@ def _gpu_tests_on_cuda(request):
         yield
 
 
+@pytest.fixture(scope="session")
+def make_gpu_quick(tmp_path_factory):
+    """One ``benchmarks/gpu_all.py --quick`` run (``make gpu`` at its smallest shapes) shared by the
+    tests that read its step files: ``{"rc", "stdout", "out", "text": {step: file text}}``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("make_gpu")
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_all.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True,
+                          text=True, timeout=1200)
+    return {"rc": proc.returncode, "stdout": proc.stdout + proc.stderr, "out": out,
+            "text": {p.stem: p.read_text() for p in out.glob("*.md")}}
+
+
 settings.register_profile(
     "default", deadline=None, max_examples=60,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -3,8 +3,6 @@ checked like ours, under the Triton interpreter on CPU. Both peers are in the ``
 extra, which ``[dev]`` includes, so ``make test`` always has them."""
 
 import os
-import subprocess
-import sys
 
 import torch
 
@@ -14,15 +12,15 @@ if not torch.cuda.is_available():
 from gpu import peers  # noqa: E402
 
 
-def test_peers_check_runs_and_reports_what_it_finds():
-    out = subprocess.run([sys.executable, "-m", "gpu.check", "--peers", "--quick"], capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+def test_peers_check_runs_and_reports_what_it_finds(make_gpu_quick):
+    """``python -m gpu.check --peers --quick``, run as the ``peers`` step of ``make gpu --quick``."""
+    text = make_gpu_quick["text"]["peers"]
+    assert "--peers --quick`: exit 0" in text, text[-3000:]
     for row in ("liger_mhc_coeffs fwd", "liger_mhc_coeffs bwd", "liger_mhc_pre fwd", "liger_mhc_post_res bwd",
                 "liger H_res vs exact mHC", "hyper_connections triton_sinkhorn fwd",
                 "hyper_connections triton_sinkhorn bwd"):
-        assert f"| {row}" in out.stdout
-    assert out.stdout.count("1000-layer product") == 4
+        assert f"| {row}" in text
+    assert text.count("1000-layer product") == 4
 
 
 def test_liger_eps_bias_is_certified():
