@@ -547,6 +547,8 @@ def test_stability_study_end_to_end(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "Largest stable learning rate" in text and "[0.03, 0.949)" in text and "ranges do not overlap" in text
     assert "| main | kromhc | 2 | fp32 | 0.03 |" in text and "2/2" in text
+    assert "## What sets the upper end of each bracket" in text and "| kromhc | 2 | [0.03, 0.949) |" in text
+    assert "## Validation loss at the learning rates every mixer ran" in text and "- main, L = 2 fp32, lr 0.03:" in text
     assert spikes([1.0] * 10 + [1.6, 1.0], lambda v, m: v > m + 0.5) == 1           # one loss spike
     assert spikes([1.0] * 10 + [1.4], lambda v, m: v > m + 0.5) == 0
     calm = {"diverged": False, "val_loss": 1.0, "unigram_loss": 2.0}

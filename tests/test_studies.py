@@ -24,6 +24,7 @@ def test_differs_only_beyond_the_seed_spread():
     assert differs(spread([2.60, 2.62]), spread([2.63, 2.70]))                   # disjoint: a difference
     assert not differs(spread([2.60, 2.63]), spread([2.63, 2.70]))               # touching: not beyond the spread
     assert not differs(None, mhc)
+    assert not differs(spread([2.0]), spread([3.0, 3.1])) and not differs(spread([2.0]), spread([3.0]))  # one seed
 
 
 def test_majority_is_two_thirds():

@@ -17,7 +17,7 @@ from typing import Iterable
 __all__ = ["Spread", "spread", "differs", "majority", "fmt_spread", "RULE"]
 
 RULE = ("Values are mean +- spread over the seeds, spread = (max - min) / 2. Two settings differ only "
-        "when their seed ranges do not overlap.")
+        "when each has at least two finished seeds and their seed ranges do not overlap.")
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def spread(values: Iterable[float | None]) -> Spread | None:
 
 
 def differs(a: Spread | None, b: Spread | None) -> bool:
-    """True when the seed ranges of ``a`` and ``b`` do not overlap (the rule of the module doc)."""
-    return a is not None and b is not None and (a.hi < b.lo or b.hi < a.lo)
+    """True when ``a`` and ``b`` each have two or more seeds and their ranges do not overlap (the rule
+    of the module doc): one seed has no spread to be beyond."""
+    return a is not None and b is not None and min(a.n, b.n) >= 2 and (a.hi < b.lo or b.hi < a.lo)
 
 
 def majority(flags: Iterable[bool]) -> bool:

@@ -66,7 +66,7 @@ from ..runs import Config, read_metrics  # noqa: E402
 from ..train import DTYPES, run_once  # noqa: E402
 from .brackets import Bracket, bracket  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
-from .seeds import RULE, fmt_spread, majority, spread  # noqa: E402
+from .seeds import RULE, differs, fmt_spread, majority, spread  # noqa: E402
 
 WINDOW = 10
 GRAD_SPIKE = 10.0
@@ -292,6 +292,53 @@ def plot(out: Path, rows: list[dict], brackets: dict) -> list[str]:
     return names
 
 
+def why_unstable(row: dict, nats: float = THRESHOLDS[0]) -> str:
+    """``"diverged"``, ``"spiked"``, ``"no lower than unigram"`` or ``"stable"``: the first rule a run breaks."""
+    if row["diverged"]:
+        return "diverged"
+    if row[f"loss_spikes@{nats:g}"]:
+        return "spiked"
+    return "stable" if row[f"stable@{nats:g}"] else "no lower than unigram"
+
+
+def edge_causes(rows: list[dict], brackets: dict) -> list[str]:
+    """What breaks at the unstable end of each bracket (spike threshold ``THRESHOLDS[0]``): a stability
+    failure (diverged, spiked) or a run that does not learn in its budget."""
+    by_point = points(rows)
+    lines = ["", "## What sets the upper end of each bracket", "",
+             f"The seeds at the bracket's unstable end `b` (spike {THRESHOLDS[0]:g} nats), by the first rule "
+             "each breaks.", "", "| mixer | depth | bracket | diverged | spiked | no lower than unigram | stable |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for (grid, mixer, depth), by in brackets.items():
+        b = by[THRESHOLDS[0]]
+        rs = [] if b.hi is None else next((v for (g, m, d, _, lr), v in by_point.items()
+                                           if (g, m, d, lr) == (grid, mixer, depth, b.hi)), [])
+        causes = [why_unstable(r) for r in rs]
+        lines.append(f"| {mixer} | {depth} | {b} | " + " | ".join(
+            str(causes.count(c)) for c in ("diverged", "spiked", "no lower than unigram", "stable")) + " |")
+    return lines
+
+
+def common_lrs(rows: list[dict]) -> list[str]:
+    """Validation loss of every mixer at each learning rate that all of them ran (per grid, depth and
+    variant), with the pairs that differ beyond the seed spread."""
+    by_point = points(rows)
+    mixers = list(dict.fromkeys(r["mixer"] for r in rows))
+    lines = ["", "## Validation loss at the learning rates every mixer ran", "", RULE, ""]
+    for grid, depth, kind in sorted({(g, d, v) for g, _, d, v, _ in by_point}, key=lambda s: (s[0], s[1], s[2])):
+        lrs = sorted({lr for g, _, d, v, lr in by_point if (g, d, v) == (grid, depth, kind)})
+        for lr in lrs:
+            cells = {m: by_point.get((grid, m, depth, kind, lr)) for m in mixers}
+            if any(c is None for c in cells.values()):
+                continue
+            losses = {m: spread(r["val_loss"] for r in rs) for m, rs in cells.items()}
+            apart = [f"{a}/{b}" for i, a in enumerate(mixers) for b in mixers[i + 1:] if differs(losses[a], losses[b])]
+            lines.append(f"- {grid}, L = {depth} {kind or 'fp32'}, lr {lr:g}: "
+                         + ", ".join(f"{m} {fmt_spread(v)}" for m, v in losses.items())
+                         + f"; differ: {', '.join(apart) or 'none'}")
+    return lines
+
+
 def report(out: Path, rows: list[dict], brackets: dict, plots: list[str], command: str) -> Path:
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
     seeds = max(r["seed"] for r in rows) + 1
@@ -312,6 +359,9 @@ def report(out: Path, rows: list[dict], brackets: dict, plots: list[str], comman
             cells = [str(brackets[("main", m, d)][nats]) if ("main", m, d) in brackets else ""
                      for d in depths for nats in THRESHOLDS]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if brackets:
+        lines += edge_causes(rows, brackets)
+    lines += common_lrs(rows)
     lines += ["", "## Every point (mean +- spread over seeds)", "",
               f"| grid | mixer | depth | variant | lr | val loss | stable seeds @{THRESHOLDS[0]:g} "
               f"| @{THRESHOLDS[1]:g} | diverged | gain fwd (max) | off-identity | {USAGE_HEADER} |",

@@ -8,8 +8,8 @@
 
 Every grid point is one ``reference.train.run`` per seed in
 ``OUT/runs/<mixer>_L<depth>_s<seed>/``; a table cell is ``mean +- spread`` over the
-seeds, and two mixers are said to differ only when their seed ranges do not overlap
-(:mod:`reference.studies.seeds`). Plots: final loss vs depth per mixer (with the
+seeds, and two mixers are said to differ only when each has two or more seeds and their
+seed ranges do not overlap (:mod:`reference.studies.seeds`). Plots: final loss vs depth per mixer (with the
 unigram baseline; bars: the seed range), composite forward gain of ``prod H_res`` vs
 depth (log scale), and loss curves at the deepest depth (seed 0).
 
