@@ -69,7 +69,8 @@ def run_step(name: str, argv: list[str], out: Path, env: dict[str, str], timeout
         rc, text = 124, (exc.stdout or b"").decode(errors="replace") + f"\n[timed out after {timeout:g} s]"
     seconds = time.perf_counter() - t0
     command = " ".join(Path(a).name if a == PY else a for a in argv).replace(str(ROOT) + "/", "")
-    (out / f"{name}.md").write_text(f"## {name}\n\n`{command}`: exit {rc}, {seconds:.0f} s\n\n```\n{text.strip()}\n```\n")
+    body = f"## {name}\n\n`{command}`: exit {rc}, {seconds:.0f} s\n\n```\n{text.strip()}\n```\n"
+    (out / f"{name}.md").write_text(body)
     return rc, seconds
 
 

@@ -32,7 +32,8 @@ from scipy.sparse.csgraph import connected_components
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, gamma, inflate, matmul_enclosure, mul_up,
                     sqrt_down, sqrt_up)
 
-__all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "gram_deviation", "norm_ratio", "svd_bases", "singular_value_bounds", "spectral_radius_bounds"]
+__all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "gram_deviation", "norm_ratio", "svd_bases",
+           "singular_value_bounds", "spectral_radius_bounds"]
 
 _INF = np.inf
 DECOMPOSE_MAX_N = 256      # a batched O(n^3) decomposition per matrix; larger n keeps the cheaper bounds
