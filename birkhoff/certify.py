@@ -426,7 +426,10 @@ def _check_tol(tol: float) -> float:
 
 
 def _certify_arrays(M: np.ndarray, tol: float) -> dict[str, Any]:
-    """All certificate fields for a validated ``(..., n, n)`` array."""
+    """All certificate fields for a validated ``(..., n, n)`` array (one ``(n, n)`` matrix: a batch of one)."""
+    if M.ndim == 2:
+        one = _certify_arrays(M[None], tol)
+        return {k: np.asarray(v[0]) if isinstance(v, np.ndarray) else v for k, v in one.items()}
     nonneg = np.all(M >= 0, axis=(-2, -1))
     s = _exact_sums(M, nonneg)
     M_lo, M_hi = entry_interval(M)

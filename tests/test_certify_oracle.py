@@ -114,3 +114,11 @@ def test_lipschitz_bound_is_finite_at_large_scale():
     H = np.eye(3) * 1e300
     bound = hc_lipschitz_bound(H, [1e300] * 3, [1e-300] * 3)
     assert np.isfinite(bound) and 1e300 <= bound <= 1e300 * (1 + 1e-12) + 3
+
+
+def test_batch_of_one_unbatched_matrix():
+    """``certify_batch`` of one ``(n, n)`` matrix: 0-d fields, the same intervals as ``certify``."""
+    M = np.random.default_rng(0).random((3, 3)) - 0.5
+    b, c = certify_batch(M), certify(M)
+    assert b.nonnegative.shape == () and tuple(b.spectral_radius) == c.spectral_radius
+    assert tuple(b.sigma2) == c.sigma2
