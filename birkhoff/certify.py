@@ -34,8 +34,8 @@ from .project import certify_projection, project
 from .enclose import (DECOMPOSE_MAX_N, block_radius_bounds, norm_ratio, singular_value_bounds, spectral_radius_bounds,
                       svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
-                    margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent, scale_up,
-                    sqrt_up, sum_enclosure)
+                    magnitude, margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent,
+                    scale_up, sqrt_up, sum_enclosure)
 
 __all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify",
            "certify_batch", "certify_product", "hc_lipschitz_bound",
@@ -229,12 +229,6 @@ def _exact_sums(M: np.ndarray, nonneg: np.ndarray) -> _Sums:
     return _Sums(rows, cols, abs_rows, abs_cols, *margin_residuals(M))
 
 
-def _magnitude(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Enclosure of ``|x|`` for ``x`` in ``[lo, hi]`` (mignitude, magnitude)."""
-    mig = np.where(lo > 0, lo, np.where(hi < 0, -hi, 0.0))
-    return mig, np.maximum(np.abs(lo), np.abs(hi))
-
-
 def _positive(x: np.ndarray) -> np.ndarray:
     """Strictly positive version of a nonnegative test vector (for CW / Schur tests)."""
     x = np.abs(x)
@@ -293,24 +287,31 @@ def _perron_witness(A: np.ndarray) -> np.ndarray:
     return _each(A, lambda M: eigs(M, k=1, which="LR", v0=v0)[1][:, 0].real)
 
 
+def _rescale(lo: np.ndarray, hi: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[lo, hi] * 2**k`` rounded outward (a point stays one array when it stays exact)."""
+    if not k.any():
+        return lo, hi
+    lo2, hi2 = scale_down(lo, k), scale_up(hi, k)
+    return (lo2, lo2) if lo is hi and np.array_equal(lo2, hi2) else (lo2, hi2)
+
+
 def _scaled(M_lo: np.ndarray, M_hi: np.ndarray, s: _Sums, trace: tuple[np.ndarray, np.ndarray]):
     """The interval matrix, its sums and trace times ``2**-e`` (outward), ``e`` per matrix from
     :func:`exact.scale_exponent`: the norm and radius bounds then neither over- nor underflow."""
-    e = scale_exponent(_magnitude(M_lo, M_hi)[1], (-2, -1))
-
-    def iv(lo: np.ndarray, hi: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not k.any():
-            return lo, hi
-        lo2, hi2 = scale_down(lo, -k), scale_up(hi, -k)
-        return (lo2, lo2) if lo is hi and np.array_equal(lo2, hi2) else (lo2, hi2)
-
-    ev = e[..., None]
-    sums = _Sums(*(iv(*t, ev) for t in (s.rows, s.cols, s.abs_rows, s.abs_cols)), s.row_res, s.col_res)
-    return e, *iv(M_lo, M_hi, e[..., None, None]), sums, iv(*trace, e)
+    e = scale_exponent(magnitude(M_lo, M_hi)[1], (-2, -1))
+    ev = -e[..., None]
+    sums = _Sums(*(_rescale(*t, ev) for t in (s.rows, s.cols, s.abs_rows, s.abs_cols)), s.row_res, s.col_res)
+    return e, *_rescale(M_lo, M_hi, -e[..., None, None]), sums, _rescale(*trace, -e)
 
 
 def _unscaled(iv: tuple[np.ndarray, np.ndarray], e: np.ndarray) -> np.ndarray:
-    return _interval(*iv) if not e.any() else _interval(scale_down(iv[0], e), scale_up(iv[1], e))
+    return _interval(*_rescale(*iv, e))
+
+
+def _sum_squares_up(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Upper bound of ``sum mag**2`` over ``axes`` (a priori error of ``k`` products and sums)."""
+    k = int(np.prod([mag.shape[a] for a in axes]))
+    return inflate(np.sum(mag * mag, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
 
 
 def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
@@ -324,15 +325,14 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     n = M_lo.shape[-1]
     with np.errstate(over="ignore", invalid="ignore"):     # unbounded entries: mid is unused (not finite)
         mid = M_lo if M_lo is M_hi else M_lo + 0.5 * (M_hi - M_lo)
-    mig, mag = _magnitude(M_lo, M_hi)
+    mig, mag = magnitude(M_lo, M_hi)
     gf = (np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1))
     gb = (np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))
 
     # --- spectral norm, upper
     with np.errstate(over="ignore", invalid="ignore"):
         norm_hi = sqrt_up(mul_up(gf[1], gb[1]))
-        frob2 = inflate(np.sum(mag * mag, axis=(-2, -1)), 2 * gamma(n * n + 1), 4 * n * n * ETA)
-        norm_hi = np.minimum(norm_hi, sqrt_up(frob2))
+        norm_hi = np.minimum(norm_hi, sqrt_up(_sum_squares_up(mag, (-2, -1))))
     finite = np.isfinite(mid).all(axis=(-2, -1))
     safe_mid = np.where(finite[..., None, None], mid, 0.0)
     if n <= DECOMPOSE_MAX_N:
@@ -365,7 +365,7 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     cw_hi = np.where(np.isnan(cw_hi), _INF, cw_hi)
     rho_lo_nn = np.maximum(rho_lo_pf, cw_lo)
     rho_hi_nn = np.minimum(rho_hi_pf, cw_hi)
-    tr_mig, _ = _magnitude(*trace)
+    tr_mig, _ = magnitude(*trace)
     rho_lo_signed = div_down(tr_mig, float(n))
     rho_hi_signed = np.minimum(np.minimum(gf[1], gb[1]), norm_hi)
     rho_lo = np.maximum(np.where(nonneg, rho_lo_nn, rho_lo_signed), 0.0)
@@ -402,15 +402,13 @@ def _sigma2(M_lo: np.ndarray, M_hi: np.ndarray) -> np.ndarray:
     ``DECOMPOSE_MAX_N``) the SVD of ``D`` proved by :func:`enclose.singular_value_bounds`."""
     n = M_lo.shape[-1]
     D_lo, D_hi = add_down(M_lo, -div_up(1.0, float(n))), add_up(M_hi, -div_down(1.0, float(n)))
-    e = scale_exponent(_magnitude(D_lo, D_hi)[1], (-2, -1))
-    if e.any():
-        D_lo, D_hi = scale_down(D_lo, -e[..., None, None]), scale_up(D_hi, -e[..., None, None])
-    mig, mag = _magnitude(D_lo, D_hi)
+    e = scale_exponent(magnitude(D_lo, D_hi)[1], (-2, -1))
+    D_lo, D_hi = _rescale(D_lo, D_hi, -e[..., None, None])
+    mig, mag = magnitude(D_lo, D_hi)
     with np.errstate(over="ignore", invalid="ignore"):
         rows = inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
         cols = inflate(np.sum(mag, -2), gamma(n), n * ETA).max(-1)
-        frob2 = inflate(np.sum(mag * mag, axis=(-2, -1)), 2 * gamma(n * n + 1), 4 * n * n * ETA)
-        hi = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(frob2))
+        hi = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(_sum_squares_up(mag, (-2, -1))))
         mid = D_lo + 0.5 * (D_hi - D_lo)
     lo = np.max(mig, axis=(-2, -1))
     if n <= DECOMPOSE_MAX_N:
@@ -576,7 +574,7 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
         return lo, hi
 
     rows, cols = margin(-1, row_res), margin(-2, col_res)
-    mig, mag = _magnitude(P_lo, P_hi)
+    mig, mag = magnitude(P_lo, P_hi)
     if nonneg:
         abs_rows, abs_cols = rows, cols
     else:
@@ -621,12 +619,10 @@ def _vector_norm_up(h, name: str, n: int) -> float:
     if a.size != n:
         raise InvalidMatrixError(f"{name} must have {n} entries to match H_res, got {a.size}")
     lo, hi = entry_interval(a)
-    _, mag = _magnitude(lo, hi)
+    _, mag = magnitude(lo, hi)
     e = scale_exponent(mag, (0, 1))                   # prescaled: squares neither over- nor underflow
-    mag = scale_up(mag, -e)
-    k = mag.size
     with np.errstate(over="ignore"):                  # an overflowing norm is bounded by inf
-        return float(scale_up(sqrt_up(inflate(np.sum(mag * mag), 2 * gamma(k + 1), 4 * k * ETA)), e))
+        return float(scale_up(sqrt_up(_sum_squares_up(scale_up(mag, -e), (0, 1))), e))
 
 
 def hc_lipschitz_bound(H_res, H_pre, H_post, lip_f: float = 1.0) -> float:

@@ -29,22 +29,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, gamma, inflate, matmul_enclosure, mul_up,
-                    sqrt_down, sqrt_up)
+from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, gamma, inflate, magnitude, matmul_enclosure,
+                    mul_up, sqrt_down, sqrt_up)
 
 __all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "gram_deviation", "norm_ratio", "svd_bases",
            "singular_value_bounds", "spectral_radius_bounds"]
 
 _INF = np.inf
 DECOMPOSE_MAX_N = 256      # a batched O(n^3) decomposition per matrix; larger n keeps the cheaper bounds
-
-
-def _mag(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.maximum(np.abs(lo), np.abs(hi))
-
-
-def _mig(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.where(lo > 0, lo, np.where(hi < 0, -hi, 0.0))
 
 
 def _off_row_sums(mag: np.ndarray) -> np.ndarray:
@@ -60,7 +52,7 @@ def gram_deviation(V: np.ndarray) -> np.ndarray:
     lo, hi = matmul_enclosure(Vt, Vt, V, V)
     n = V.shape[-1]
     eye = np.eye(n, dtype=bool)
-    dev = np.where(eye, np.maximum(add_up(hi, -1.0), add_up(1.0, -lo)), _mag(lo, hi))
+    dev = np.where(eye, np.maximum(add_up(hi, -1.0), add_up(1.0, -lo)), magnitude(lo, hi)[1])
     return inflate(np.sum(dev, -1), gamma(n), n * ETA).max(-1)
 
 
@@ -88,7 +80,7 @@ def singular_value_bounds(M_lo: np.ndarray, M_hi: np.ndarray, V: np.ndarray, d: 
     W_lo, W_hi = matmul_enclosure(M_lo, M_hi, V, V)
     B_lo, B_hi = matmul_enclosure(np.swapaxes(W_lo, -1, -2), np.swapaxes(W_hi, -1, -2), W_lo, W_hi)
     diag_lo, diag_hi = np.diagonal(B_lo, 0, -2, -1), np.diagonal(B_hi, 0, -2, -1)
-    r = _off_row_sums(_mag(B_lo, B_hi))
+    r = _off_row_sums(magnitude(B_lo, B_hi)[1])
     lam_max = np.max(add_up(diag_hi, r), -1)
     lam_min = np.maximum(np.min(add_down(diag_lo, -r), -1), 0.0)
     ok = (d < 1) & np.isfinite(lam_max)
@@ -108,7 +100,7 @@ def norm_ratio(y_lo: np.ndarray, y_hi: np.ndarray, v: np.ndarray) -> tuple[np.nd
     n = v.shape[-1]
     g = gamma(n + 1)
     with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
-        mig, mag = _mig(y_lo, y_hi), _mag(y_lo, y_hi)
+        mig, mag = magnitude(y_lo, y_hi)
         ny_lo = sqrt_down(deflate(np.sum(mig * mig, -1), 2 * g, 4 * n * ETA))
         ny_hi = sqrt_up(inflate(np.sum(mag * mag, -1), 2 * g, 4 * n * ETA))
         nv_lo = sqrt_down(deflate(np.sum(v * v, -1), 2 * g, 4 * n * ETA))
@@ -137,14 +129,14 @@ def _point(Z: np.ndarray) -> tuple:
 
 def _cabs_hi(re_lo, re_hi, im_lo, im_hi) -> np.ndarray:
     """Upper bound of ``|z|`` over a complex interval."""
-    a, b = _mag(re_lo, re_hi), _mag(im_lo, im_hi)
+    a, b = magnitude(re_lo, re_hi)[1], magnitude(im_lo, im_hi)[1]
     with np.errstate(over="ignore", invalid="ignore"):
         return sqrt_up(inflate(a * a + b * b, 2 * gamma(2), 4 * ETA))
 
 
 def _cabs_lo(re_lo, re_hi, im_lo, im_hi) -> np.ndarray:
     """Lower bound of ``|z|`` over a complex interval."""
-    a, b = _mig(re_lo, re_hi), _mig(im_lo, im_hi)
+    a, b = magnitude(re_lo, re_hi)[0], magnitude(im_lo, im_hi)[0]
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         return sqrt_down(deflate(a * a + b * b, 2 * gamma(2), 4 * ETA))
 
@@ -224,12 +216,12 @@ def block_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[float, floa
         idx = np.flatnonzero(labels == b)
         B_lo, B_hi = M_lo[np.ix_(idx, idx)], M_hi[np.ix_(idx, idx)]
         if idx.size == 1:
-            b_lo, b_hi = float(_mig(B_lo, B_hi)[0, 0]), float(_mag(B_lo, B_hi)[0, 0])
+            b_lo, b_hi = (float(x[0, 0]) for x in magnitude(B_lo, B_hi))
         else:
             with np.errstate(over="ignore", invalid="ignore"):
                 mid = B_lo + 0.5 * (B_hi - B_lo)
             b_lo, b_hi = (float(x) for x in spectral_radius_bounds(B_lo, B_hi, np.where(np.isfinite(mid), mid, 0.0)))
-            rows = float(inflate(np.sum(_mag(B_lo, B_hi), -1), gamma(idx.size), idx.size * ETA).max())
+            rows = float(inflate(np.sum(magnitude(B_lo, B_hi)[1], -1), gamma(idx.size), idx.size * ETA).max())
             b_hi = min(b_hi, rows)
         lo, hi = max(lo, b_lo), max(hi, b_hi)
     return lo, hi

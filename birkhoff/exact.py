@@ -30,7 +30,7 @@ __all__ = [
     "mul_up", "sqrt_up", "sqrt_down", "sqrt_interval", "div_down", "div_up",
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
     "residual_bound", "margin_residuals", "add_down", "add_up", "scale_exponent", "scale_down",
-    "scale_up",
+    "scale_up", "magnitude",
 ]
 
 U = 2.0 ** -53            # unit roundoff of float64
@@ -53,6 +53,12 @@ def inflate(x: np.ndarray, rel: float, absolute: float = 0.0) -> np.ndarray:
 def deflate(x: np.ndarray, rel: float, absolute: float = 0.0) -> np.ndarray:
     """Rigorous lower bound of ``x (1 - rel) - absolute`` for ``x >= 0``, clipped at 0."""
     return np.maximum(np.nextafter(np.asarray(x) * (1.0 - rel) - absolute, -_INF), 0.0)
+
+
+def magnitude(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosure of ``|x|`` for ``x`` in ``[lo, hi]``: (mignitude, magnitude)."""
+    mig = np.where(lo > 0, lo, np.where(hi < 0, -hi, 0.0))
+    return mig, np.maximum(np.abs(lo), np.abs(hi))
 
 
 def add_down(a: np.ndarray, b: np.ndarray) -> np.ndarray:
