@@ -325,7 +325,7 @@ def common_lrs(rows: list[dict]) -> list[str]:
     by_point = points(rows)
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
     lines = ["", "## Validation loss at the learning rates every mixer ran", "", RULE, ""]
-    for grid, depth, kind in sorted({(g, d, v) for g, _, d, v, _ in by_point}, key=lambda s: (s[0], s[1], s[2])):
+    for grid, depth, kind in sorted({(g, d, v) for g, _, d, v, _ in by_point}):
         lrs = sorted({lr for g, _, d, v, lr in by_point if (g, d, v) == (grid, depth, kind)})
         for lr in lrs:
             cells = {m: by_point.get((grid, m, depth, kind, lr)) for m in mixers}
