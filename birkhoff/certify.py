@@ -5,18 +5,24 @@ entries are the rationals they denote, sums are exact (``exact.sum_enclosure``) 
 every other quantity is evaluated with outward rounding (``exact``'s a priori bounds).
 Nothing is "close in float64".
 
-Bounds used (``M`` is ``n x n``):
+Bounds used (``M`` is ``n x n``, prescaled by an exact power of two so that nothing over- or
+underflows; ``enclose.DECOMPOSE_MAX_N = 256``):
 
 * residuals ``max_i |sum_j M_ij - 1|`` (rows) and the column analogue: exact sums.
 * ``gain_forward = ||M||_inf`` (max abs row sum), ``gain_backward = ||M||_1`` (max abs
   column sum): the DeepSeek "Amax gain" pair.
-* spectral radius, ``M >= 0``: Perron-Frobenius ``min row/col sum <= rho <= max row/col
-  sum``, refined by Collatz-Wielandt ``min_i (Mx)_i/x_i <= rho <= max_i (Mx)_i/x_i`` at the
-  computed Perron vector ``x > 0``. Signed ``M``: ``|tr M| / n <= rho <= min(||M||_1,
-  ||M||_inf, ||M||_2)``.
-* spectral norm: ``||M||_2 <= min(sqrt(||M||_1 ||M||_inf), ||M||_F, Schur test at the
-  singular vectors)``; ``||M||_2 >= max(||M v|| / ||v||, rho, max |M_ij|)`` at the computed
-  top right singular vector ``v``.
+* spectral radius: ``M >= 0``: Perron-Frobenius ``min row/col sum <= rho <= max row/col sum``;
+  where that is loose, Collatz-Wielandt at the computed Perron vector (on its support from
+  below, at shifted copies from above: :func:`_collatz_wielandt`). Signed ``M``:
+  ``|tr M| / n <= rho <= min(||M||_1, ||M||_inf, ||M||_2)``. Where still loose and
+  ``n <= 256``: the similarity-Gershgorin enclosure and the Frobenius normal form of
+  :mod:`birkhoff.enclose`.
+* spectral norm and ``sigma_min``: ``||M||_2 <= min(sqrt(||M||_1 ||M||_inf), ||M||_F, Schur
+  test at the singular vectors)``, ``||M||_2 >= max |M_ij|`` and ``>= rho``; for ``n <= 256``
+  the proved SVD of :func:`enclose.singular_value_bounds` (both ends, and ``sigma_min``),
+  beyond it a witness ``||M v|| / ||v||`` at ARPACK's top right singular vector.
+* ``sigma2 = ||M - J/n||_2``: the same bounds on ``D = M - J/n`` (enclosed outward), its SVD
+  proved in ``M``'s basis where ``M`` is doubly stochastic to ``2**-44`` (one SVD per matrix).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from .enclose import (DECOMPOSE_MAX_N, block_radius_bounds, norm_ratio, singular
                       svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
                     magnitude, margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent,
-                    scale_up, sqrt_up, sum_enclosure)
+                    scale_up, sqrt_up, sum_enclosure, sum_squares_up)
 
 __all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify",
            "certify_batch", "certify_product", "hc_lipschitz_bound",
@@ -308,23 +314,16 @@ def _unscaled(iv: tuple[np.ndarray, np.ndarray], e: np.ndarray) -> np.ndarray:
     return _interval(*_rescale(*iv, e))
 
 
-def _sum_squares_up(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Upper bound of ``sum mag**2`` over ``axes`` (a priori error of ``k`` products and sums)."""
-    k = int(np.prod([mag.shape[a] for a in axes]))
-    return inflate(np.sum(mag * mag, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
-
-
 def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
             trace: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
     """Spectral radius, spectral norm, gains, ``sigma2`` and ``sigma_min`` for a batch of interval
     matrices; everything but the gains is computed on the matrices prescaled by a power of two."""
     gains = {"gain_forward": _interval(np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1)),
              "gain_backward": _interval(np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))}
-    unscaled = (M_lo, M_hi)
+    e_d, D_lo, D_hi = _centred(M_lo, M_hi)
     e, M_lo, M_hi, s, trace = _scaled(M_lo, M_hi, s, trace)
     n = M_lo.shape[-1]
-    with np.errstate(over="ignore", invalid="ignore"):     # unbounded entries: mid is unused (not finite)
-        mid = M_lo if M_lo is M_hi else M_lo + 0.5 * (M_hi - M_lo)
+    mid, safe_mid = _midpoint(M_lo, M_hi)
     mig, mag = magnitude(M_lo, M_hi)
     gf = (np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1))
     gb = (np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))
@@ -332,11 +331,10 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     # --- spectral norm, upper
     with np.errstate(over="ignore", invalid="ignore"):
         norm_hi = sqrt_up(mul_up(gf[1], gb[1]))
-        norm_hi = np.minimum(norm_hi, sqrt_up(_sum_squares_up(mag, (-2, -1))))
-    finite = np.isfinite(mid).all(axis=(-2, -1))
-    safe_mid = np.where(finite[..., None, None], mid, 0.0)
+        norm_hi = np.minimum(norm_hi, sqrt_up(sum_squares_up(mag, (-2, -1))))
     if n <= DECOMPOSE_MAX_N:
         U, V = svd_bases(safe_mid)
+        smax, smin = singular_value_bounds(M_lo, M_hi, V)
         u1, v = U[..., :, 0], V[..., :, 0]
     else:
         u1, v = _singular_witness(safe_mid)
@@ -347,36 +345,66 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
         schur = sqrt_up(mul_up(np.max(div_up(Kq, p), -1), np.max(div_up(Ktp, q), -1)))
     norm_hi = np.where(np.isnan(schur), norm_hi, np.minimum(norm_hi, schur))
 
-    # --- spectral norm, lower: witness vector v (n > DECOMPOSE_MAX_N; else in the proved SVD), max |entry|
+    # --- spectral norm, lower: max |entry|, and the witness v (n > DECOMPOSE_MAX_N; else in the proved SVD)
     norm_lo = np.max(mig, axis=(-2, -1))
     if n > DECOMPOSE_MAX_N:
         y_lo, y_hi = matmul_enclosure(M_lo, M_hi, v[..., None], v[..., None])
         norm_lo = np.maximum(norm_lo, norm_ratio(y_lo[..., 0], y_hi[..., 0], v)[0])
-
-    # --- spectral radius
-    rho_lo_pf = np.maximum(np.min(s.rows[0], -1), np.min(s.cols[0], -1))
-    rho_hi_pf = np.minimum(np.max(s.rows[1], -1), np.max(s.cols[1], -1))
-    x = _positive(_perron_witness(safe_mid))
-    Kx_lo, Kx_hi = _matvec_bounds(np.maximum(M_lo, 0.0), np.maximum(M_hi, 0.0), x)
-    with np.errstate(over="ignore", invalid="ignore"):
-        cw_lo = np.min(div_down(Kx_lo, x), -1)
-        cw_hi = np.max(div_up(Kx_hi, x), -1)
-    cw_lo = np.nan_to_num(cw_lo, nan=0.0)
-    cw_hi = np.where(np.isnan(cw_hi), _INF, cw_hi)
-    rho_lo_nn = np.maximum(rho_lo_pf, cw_lo)
-    rho_hi_nn = np.minimum(rho_hi_pf, cw_hi)
-    tr_mig, _ = magnitude(*trace)
-    rho_lo_signed = div_down(tr_mig, float(n))
-    rho_hi_signed = np.minimum(np.minimum(gf[1], gb[1]), norm_hi)
-    rho_lo = np.maximum(np.where(nonneg, rho_lo_nn, rho_lo_signed), 0.0)
-    rho_hi = np.minimum(np.where(nonneg, rho_hi_nn, rho_hi_signed), norm_hi)
-
-    # --- decompositions proved on the interval matrix (enclose.py), where the bounds above are loose
-    smin = (np.zeros_like(norm_hi), norm_hi)
-    if n <= DECOMPOSE_MAX_N:
-        smax, smin = singular_value_bounds(M_lo, M_hi, V)
+        smin = (np.zeros_like(norm_hi), norm_hi)
+    else:
         norm_lo, norm_hi = np.maximum(norm_lo, smax[0]), np.minimum(norm_hi, smax[1])
         smin = (smin[0], np.minimum(smin[1], norm_hi))
+
+    # --- spectral radius
+    rho_lo, rho_hi = _radius_bounds(M_lo, M_hi, safe_mid, nonneg, s, trace, np.minimum(np.minimum(gf[1], gb[1]),
+                                                                                        norm_hi))
+    norm_lo = np.maximum(norm_lo, rho_lo)
+    near = (s.row_res <= 2.0 ** -44) & (s.col_res <= 2.0 ** -44)
+    sigma2 = _sigma2(D_lo, D_hi, _proved_sigma2(D_lo, D_hi, V, near) if n <= DECOMPOSE_MAX_N else None)
+    return {"spectral_radius": _unscaled((rho_lo, rho_hi), e), "spectral_norm": _unscaled((norm_lo, norm_hi), e),
+            "sigma_min": _unscaled(smin, e), "sigma2": _unscaled(sigma2, e_d), **gains}
+
+
+def _proved_sigma2(D_lo: np.ndarray, D_hi: np.ndarray, V: np.ndarray, near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sigma_max`` of each prescaled ``D = M - J/n``, proved (:func:`enclose.singular_value_bounds`) in the
+    basis ``V`` of ``M`` where ``M`` is ``near`` doubly stochastic (``D`` then has ``M``'s singular vectors:
+    one SVD per matrix instead of two), and in ``D``'s own basis elsewhere or where that is loose (a
+    repeated singular value 1, as in a permutation, leaves ``M``'s basis free to mix ``1/sqrt(n)`` in)."""
+    lo, hi = np.zeros(D_lo.shape[:-2]), np.full(D_lo.shape[:-2], _INF)
+    if near.any():
+        lo[near], hi[near] = singular_value_bounds(D_lo[near], D_hi[near], V[near])[0]
+    own = ~near | _loose(lo, hi)
+    if own.any():
+        basis = svd_bases(_midpoint(D_lo[own], D_hi[own])[1])[1]
+        s_lo, s_hi = singular_value_bounds(D_lo[own], D_hi[own], basis)[0]
+        lo[own], hi[own] = np.maximum(lo[own], s_lo), np.minimum(hi[own], s_hi)
+    return lo, hi
+
+
+def _midpoint(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float midpoint of ``[M_lo, M_hi]`` and a finite copy (a matrix with an unbounded entry becomes 0)."""
+    with np.errstate(over="ignore", invalid="ignore"):     # unbounded entries: mid is unused (not finite)
+        mid = M_lo if M_lo is M_hi else M_lo + 0.5 * (M_hi - M_lo)
+    finite = np.isfinite(mid).all(axis=(-2, -1))
+    return mid, np.where(finite[..., None, None], mid, 0.0)
+
+
+def _radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, safe_mid: np.ndarray, nonneg: np.ndarray, s: _Sums,
+                   trace: tuple[np.ndarray, np.ndarray], norm_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosure of the spectral radius of each prescaled ``[M_lo, M_hi]``: Perron-Frobenius margins, then
+    (where still loose) Collatz-Wielandt at the Perron vector of a nonnegative matrix, ``|tr| / n``
+    and ``norm_hi`` for a signed one, the similarity-Gershgorin enclosure and the Frobenius normal form."""
+    n = M_lo.shape[-1]
+    rho_lo = np.where(nonneg, np.maximum(np.min(s.rows[0], -1), np.min(s.cols[0], -1)),
+                      div_down(magnitude(*trace)[0], float(n)))
+    rho_hi = np.minimum(np.where(nonneg, np.minimum(np.max(s.rows[1], -1), np.max(s.cols[1], -1)), _INF), norm_hi)
+    rho_lo = np.maximum(rho_lo, 0.0)
+    cw = nonneg & _loose(rho_lo, rho_hi)
+    if cw.any():
+        cw_lo, cw_hi = _collatz_wielandt(np.maximum(M_lo[cw], 0.0), np.maximum(M_hi[cw], 0.0),
+                                         np.abs(_perron_witness(safe_mid[cw])))
+        rho_lo[cw], rho_hi[cw] = np.maximum(rho_lo[cw], cw_lo), np.minimum(rho_hi[cw], cw_hi)
+    if n <= DECOMPOSE_MAX_N:           # decompositions proved on the interval matrix (enclose.py)
         loose = _loose(rho_lo, rho_hi)
         if loose.any():
             r_lo, r_hi = spectral_radius_bounds(M_lo[loose], M_hi[loose], safe_mid[loose])
@@ -385,9 +413,30 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
             blocks = block_radius_bounds(M_lo[idx], M_hi[idx])
             if blocks is not None:
                 rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], blocks[0]), min(rho_hi[idx], blocks[1])
-    norm_lo = np.maximum(norm_lo, rho_lo)
-    return {"spectral_radius": _unscaled((rho_lo, rho_hi), e), "spectral_norm": _unscaled((norm_lo, norm_hi), e),
-            "sigma_min": _unscaled(smin, e), "sigma2": _sigma2(*unscaled), **gains}
+    return rho_lo, rho_hi
+
+
+CW_SHIFTS = (2.0 ** -12, 2.0 ** -24, 2.0 ** -36, 2.0 ** -48)    # relative shifts of a Perron vector with zeros
+
+
+def _collatz_wielandt(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Collatz-Wielandt enclosure of the Perron root of each nonnegative ``[K_lo, K_hi]`` at an approximate
+    Perron vector ``x >= 0``: ``rho >= min (K x)_i / x_i`` over the support ``S = {x_i > 2**-40 max x}``
+    of ``x`` set to 0 off ``S`` (a nonnegative ``x`` with ``K x >= r x`` on its support), and
+    ``rho <= max (K x')_i / x'_i`` at the positive shifts ``x' = x + t max x``, ``t`` in :data:`CW_SHIFTS`,
+    the best of them (a reducible ``K`` has a Perron vector with zeros, where no single shift fits every
+    row)."""
+    top = np.max(x, -1, keepdims=True)
+    top = np.where(top > 0, top, 1.0)
+    support = x > 2.0 ** -40 * top
+    xs = np.where(support, x, 0.0)
+    shifted = x[..., None, :] + np.asarray(CW_SHIFTS)[:, None] * top[..., None]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        Kx_lo, _ = _matvec_bounds(K_lo, K_hi, np.where(support, x, 0.0))
+        lo = np.min(np.where(support, div_down(Kx_lo, np.where(support, xs, 1.0)), _INF), -1)
+        _, Kx_hi = _matvec_bounds(K_lo[..., None, :, :], K_hi[..., None, :, :], shifted)
+        hi = np.min(np.max(div_up(Kx_hi, shifted), -1), -1)
+    return np.nan_to_num(np.where(np.isfinite(lo), lo, 0.0), nan=0.0), np.where(np.isnan(hi), _INF, hi)
 
 
 def _loose(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -396,26 +445,29 @@ def _loose(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         return ~(hi - lo <= 2.0 ** -40 * hi)
 
 
-def _sigma2(M_lo: np.ndarray, M_hi: np.ndarray) -> np.ndarray:
-    """Enclosure of ``||M - J/n||_2``: ``D = M - J/n`` enclosed outward, prescaled by its own power of
-    two, bounded by ``max |D_ij|``, ``sqrt(||D||_1 ||D||_inf)``, ``||D||_F`` and (``n <=``
-    ``DECOMPOSE_MAX_N``) the SVD of ``D`` proved by :func:`enclose.singular_value_bounds`."""
+def _centred(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``D = M - J/n`` enclosed outward and prescaled by its own power of two: ``(e, D_lo, D_hi)``, ``D 2**-e``."""
     n = M_lo.shape[-1]
     D_lo, D_hi = add_down(M_lo, -div_up(1.0, float(n))), add_up(M_hi, -div_down(1.0, float(n)))
     e = scale_exponent(magnitude(D_lo, D_hi)[1], (-2, -1))
-    D_lo, D_hi = _rescale(D_lo, D_hi, -e[..., None, None])
+    return e, *_rescale(D_lo, D_hi, -e[..., None, None])
+
+
+def _sigma2(D_lo: np.ndarray, D_hi: np.ndarray, proved: tuple[np.ndarray, np.ndarray] | None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosure of ``||D||_2`` for the prescaled ``D = M - J/n`` of :func:`_centred`: ``max |D_ij|``,
+    ``sqrt(||D||_1 ||D||_inf)``, ``||D||_F`` and ``proved``, the proved SVD's ``sigma_max`` (``n <=``
+    ``DECOMPOSE_MAX_N``)."""
+    n = D_lo.shape[-1]
     mig, mag = magnitude(D_lo, D_hi)
     with np.errstate(over="ignore", invalid="ignore"):
         rows = inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
         cols = inflate(np.sum(mag, -2), gamma(n), n * ETA).max(-1)
-        hi = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(_sum_squares_up(mag, (-2, -1))))
-        mid = D_lo + 0.5 * (D_hi - D_lo)
+        hi = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(sum_squares_up(mag, (-2, -1))))
     lo = np.max(mig, axis=(-2, -1))
-    if n <= DECOMPOSE_MAX_N:
-        finite = np.isfinite(mid).all(axis=(-2, -1))[..., None, None]
-        (s_lo, s_hi), _ = singular_value_bounds(D_lo, D_hi, svd_bases(np.where(finite, mid, 0.0))[1])
-        lo, hi = np.maximum(lo, s_lo), np.minimum(hi, s_hi)
-    return _unscaled((lo, hi), e)
+    if proved is not None:
+        lo, hi = np.maximum(lo, proved[0]), np.minimum(hi, proved[1])
+    return lo, hi
 
 
 def _check_tol(tol: float) -> float:
@@ -622,7 +674,7 @@ def _vector_norm_up(h, name: str, n: int) -> float:
     _, mag = magnitude(lo, hi)
     e = scale_exponent(mag, (0, 1))                   # prescaled: squares neither over- nor underflow
     with np.errstate(over="ignore"):                  # an overflowing norm is bounded by inf
-        return float(scale_up(sqrt_up(_sum_squares_up(scale_up(mag, -e), (0, 1))), e))
+        return float(scale_up(sqrt_up(sum_squares_up(scale_up(mag, -e), (0, 1))), e))
 
 
 def hc_lipschitz_bound(H_res, H_pre, H_post, lip_f: float = 1.0) -> float:

@@ -5,11 +5,12 @@ everything claimed is then proved on the interval matrix in outward-rounded arit
 (``exact.matmul_enclosure``), so the bounds hold for every matrix in ``[M_lo, M_hi]``:
 
 * **singular values** (Gram matrix + Gershgorin): with ``V`` the computed right singular
-  vectors, ``B = (M V)^T (M V)`` is nearly diagonal and ``G = V^T V`` nearly ``I``; every
-  eigenvalue of ``G`` lies in ``[1 - d, 1 + d]`` (Gershgorin, ``d < 1``), and for ``x = V y``
-  the Rayleigh quotient of ``M^T M`` is ``y^T B y / y^T G y``, so
-  ``sigma_max^2 <= lambda_max(B) / (1 - d)`` and ``sigma_min^2 >= lambda_min(B) / (1 + d)``
-  with Gershgorin bounds on ``B``'s extreme eigenvalues.
+  vectors and ``A`` the midpoint, ``W = fl(A V)`` is within ``eps = gamma ||A||_F ||V||_F`` of
+  ``A V``; ``W^T W`` is nearly diagonal and ``V^T V`` nearly ``I``, so Gershgorin on the two
+  float Gram matrices (with their a priori errors) encloses ``sigma(W)`` and ``sigma(V)``, and
+  ``sigma_max(A) <= (sigma_max(W) + eps) / sigma_min(V)``,
+  ``sigma_min(A) >= (sigma_min(W) - eps) / sigma_max(V)``; Weyl's theorem widens them by the
+  interval's radius ``||M - A||_F``. Three float matrix products, no interval arithmetic.
 * **spectral radius** (Gershgorin after a similarity, in the spirit of Bauer-Fike): with
   ``X`` the computed eigenvectors and ``Y ~ X^-1``, ``E = Y X - I`` and ``B = Y M X``; if
   ``e = ||E||_inf < 1`` then ``X^-1 M X = B + F`` with ``||F||_inf <= e ||B||_inf / (1 - e)``,
@@ -29,10 +30,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, gamma, inflate, magnitude, matmul_enclosure,
-                    mul_up, sqrt_down, sqrt_up)
+from .exact import (ETA, U, add_down, add_up, deflate, div_down, div_up, gamma, inflate, magnitude,
+                    matmul_enclosure, mid_rad, mul_up, sqrt_down, sqrt_up, sum_squares_up)
 
-__all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "gram_deviation", "norm_ratio", "svd_bases",
+__all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "norm_ratio", "svd_bases",
            "singular_value_bounds", "spectral_radius_bounds"]
 
 _INF = np.inf
@@ -46,16 +47,6 @@ def _off_row_sums(mag: np.ndarray) -> np.ndarray:
     return inflate(np.sum(off, -1), gamma(n), n * ETA)
 
 
-def gram_deviation(V: np.ndarray) -> np.ndarray:
-    """Upper bound of ``||V^T V - I||_inf``, which bounds ``|lambda(V^T V) - 1|``."""
-    Vt = np.swapaxes(V, -1, -2)
-    lo, hi = matmul_enclosure(Vt, Vt, V, V)
-    n = V.shape[-1]
-    eye = np.eye(n, dtype=bool)
-    dev = np.where(eye, np.maximum(add_up(hi, -1.0), add_up(1.0, -lo)), magnitude(lo, hi)[1])
-    return inflate(np.sum(dev, -1), gamma(n), n * ETA).max(-1)
-
-
 def svd_bases(mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Float left and right singular vectors (columns, the top one first) of each finite
     ``mid (..., n, n)``; ``I`` and ``I`` if LAPACK fails."""
@@ -67,31 +58,59 @@ def svd_bases(mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return eye, eye
 
 
-def singular_value_bounds(M_lo: np.ndarray, M_hi: np.ndarray, V: np.ndarray, d: np.ndarray | None = None
+def _gram_eigen_bounds(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosure ``(lo, hi)`` of every eigenvalue of the exact ``X^T X`` for float ``X (..., m, n)``.
+
+    Gershgorin on ``B = fl(X^T X)`` with its a priori error
+    ``|B_ij - (X^T X)_ij| <= gamma_{m+2} |x_i| |x_j| + m eta`` (Cauchy-Schwarz on the columns ``x_i``).
+    """
+    m, n = X.shape[-2:]
+    B = np.swapaxes(X, -1, -2) @ X
+    c = sqrt_up(sum_squares_up(X, (-2,)))                       # column norms, rounded up
+    err = gamma(m + 2) * c * np.sum(c, -1, keepdims=True) + n * m * ETA
+    off = np.where(np.eye(n, dtype=bool), 0.0, np.abs(B))
+    r = inflate(np.sum(off, -1) + err, 4 * gamma(n + 4), 2 * n * ETA)
+    diag = np.diagonal(B, 0, -2, -1)
+    return np.min(add_down(diag, -r), -1), np.max(add_up(diag, r), -1)
+
+
+def singular_value_bounds(M_lo: np.ndarray, M_hi: np.ndarray, V: np.ndarray
                           ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Enclosures ``(lo, hi)`` of ``sigma_max`` and ``sigma_min`` of each ``[M_lo, M_hi] (..., n, n)``.
 
-    ``V`` is any float basis, tight when it is close to the right singular vectors of a
-    matrix in the interval (:func:`svd_bases`); ``d`` bounds
-    ``||V^T V - I||_inf`` (computed when not given). Returns ``(0, inf)`` ends where ``V`` is
-    too far from orthogonal to prove anything.
+    ``V`` is any float basis, tight when it is close to the right singular vectors (:func:`svd_bases`).
+    With ``A`` the midpoint and ``W = fl(A V)``: ``||W - A V||_2 <= eps = gamma ||A||_F ||V||_F``;
+    ``sigma(V)^2`` and ``sigma(W)^2`` lie in the Gershgorin enclosures of :func:`_gram_eigen_bounds`;
+    ``sigma_max(A) <= (sigma_max(W) + eps) / sigma_min(V)``, ``sigma_min(A) >= (sigma_min(W) - eps) /
+    sigma_max(V)``, the columns ``v_j`` are witnesses ``||A v_j|| / ||v_j||``, and Weyl's theorem widens
+    everything by the radius ``||M - A||_F``. Returns ``(0, inf)`` ends where ``V`` is too far from
+    orthogonal to prove anything.
     """
-    d = gram_deviation(V) if d is None else d
-    W_lo, W_hi = matmul_enclosure(M_lo, M_hi, V, V)
-    B_lo, B_hi = matmul_enclosure(np.swapaxes(W_lo, -1, -2), np.swapaxes(W_hi, -1, -2), W_lo, W_hi)
-    diag_lo, diag_hi = np.diagonal(B_lo, 0, -2, -1), np.diagonal(B_hi, 0, -2, -1)
-    r = _off_row_sums(magnitude(B_lo, B_hi)[1])
-    lam_max = np.max(add_up(diag_hi, r), -1)
-    lam_min = np.maximum(np.min(add_down(diag_lo, -r), -1), 0.0)
-    ok = (d < 1) & np.isfinite(lam_max)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        hi = sqrt_up(div_up(lam_max, np.where(ok, add_down(1.0, -d), 1.0)))
-        lo = sqrt_down(div_down(lam_min, np.where(ok, add_up(1.0, d), 1.0)))
-    # witnesses ||M v|| / ||v|| at every column v of V (the columns of W = M V)
-    ratio_lo, ratio_hi = norm_ratio(np.swapaxes(W_lo, -1, -2), np.swapaxes(W_hi, -1, -2), np.swapaxes(V, -1, -2))
-    top_lo, low_hi = np.max(ratio_lo, -1), np.min(ratio_hi, -1)
-    smax = (top_lo, np.where(ok, np.maximum(hi, top_lo), _INF))
-    smin = (np.where(ok, np.minimum(lo, low_hi), 0.0), low_hi)
+    n = V.shape[-1]
+    A, R = mid_rad(M_lo, M_hi)
+    bounded = np.isfinite(R).all(axis=(-2, -1)) if R is not None else np.ones(A.shape[:-2], dtype=bool)
+    A = np.where(bounded[..., None, None], A, 0.0)
+    rad = np.zeros(A.shape[:-2]) if R is None else np.where(bounded, sqrt_up(sum_squares_up(R, (-2, -1))), _INF)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        W = A @ V
+        eps = inflate(gamma(n + 2) * sqrt_up(sum_squares_up(np.abs(A), (-2, -1))) *
+                      sqrt_up(sum_squares_up(V, (-2, -1))), 4 * U, n * n * ETA)
+        g_lo, g_hi = _gram_eigen_bounds(V)
+        w_lo, w_hi = _gram_eigen_bounds(W)
+        ok = (g_lo > 0) & np.isfinite(w_hi) & bounded
+        v_lo, v_hi = sqrt_down(np.where(ok, g_lo, 1.0)), sqrt_up(g_hi)
+        hi = div_up(add_up(sqrt_up(w_hi), eps), v_lo)
+        lo = div_down(np.maximum(add_down(sqrt_down(np.maximum(w_lo, 0.0)), -eps), 0.0), v_hi)
+        # witnesses: ||A v_j|| / ||v_j|| for every column of V, with ||A v_j - W_j|| <= eps
+        wj_lo = sqrt_down(deflate(np.sum(W * W, -2), 2 * gamma(n + 1), 4 * n * ETA))
+        wj_hi = sqrt_up(sum_squares_up(W, (-2,)))
+        vj_lo = sqrt_down(deflate(np.sum(V * V, -2), 2 * gamma(n + 1), 4 * n * ETA))
+        vj_hi = sqrt_up(sum_squares_up(V, (-2,)))
+        top_lo = np.max(div_down(np.maximum(add_down(wj_lo, -eps[..., None]), 0.0), vj_hi), -1)
+        low_hi = np.min(np.where(vj_lo > 0, div_up(add_up(wj_hi, eps[..., None]), np.where(vj_lo > 0, vj_lo, 1.0)),
+                                 _INF), -1)
+        smax = (np.maximum(add_down(top_lo, -rad), 0.0), np.where(ok, add_up(np.maximum(hi, top_lo), rad), _INF))
+        smin = (np.where(ok, np.maximum(add_down(np.minimum(lo, low_hi), -rad), 0.0), 0.0), add_up(low_hi, rad))
     return smax, smin
 
 

@@ -20,6 +20,7 @@ cannot decide.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -30,7 +31,7 @@ __all__ = [
     "mul_up", "sqrt_up", "sqrt_down", "sqrt_interval", "div_down", "div_up",
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
     "residual_bound", "margin_residuals", "add_down", "add_up", "scale_exponent", "scale_down",
-    "scale_up", "magnitude",
+    "scale_up", "magnitude", "mid_rad", "sum_squares_up",
 ]
 
 U = 2.0 ** -53            # unit roundoff of float64
@@ -39,10 +40,11 @@ _INF = np.inf
 _SPLIT = 134217729.0      # 2**27 + 1, Veltkamp splitter
 
 
+@functools.lru_cache(maxsize=None)
 def gamma(k: int) -> float:
     """Upper bound (as a float) of ``gamma_k = k u / (1 - k u)``."""
     ku = k * U
-    return float(np.nextafter(ku / (1.0 - ku) * (1.0 + 4 * U), _INF))
+    return math.nextafter(ku / (1.0 - ku) * (1.0 + 4 * U), _INF)
 
 
 def inflate(x: np.ndarray, rel: float, absolute: float = 0.0) -> np.ndarray:
@@ -148,9 +150,14 @@ def mul_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _sqrt_exact(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``s = fl(sqrt(x))`` and where ``s`` is exact: ``s`` of at most 26 significant bits (Veltkamp split) in
+    the normal range squares exactly, so ``s * s == x`` decides it (a longer ``s`` is called inexact:
+    one ulp wider at worst, never wrong)."""
     s = np.sqrt(np.maximum(x, 0.0))
-    p, e, valid = two_prod(s, s)
-    return s, valid & (p == x) & (e == 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = _SPLIT * s
+        short = (c - (c - s) == s) & ((s >= 2.0 ** -500) | (s == 0))
+        return s, short & (s * s == x)
 
 
 def sqrt_up(x: np.ndarray) -> np.ndarray:
@@ -303,8 +310,8 @@ def matmul_enclosure(A_lo: np.ndarray, A_hi: np.ndarray, B_lo: np.ndarray, B_hi:
     evaluation inflated by its own a priori error, plus underflow slack.
     """
     k = A_lo.shape[-1]
-    A_m, A_r = _mid_rad(A_lo, A_hi)
-    B_m, B_r = _mid_rad(B_lo, B_hi)
+    A_m, A_r = mid_rad(A_lo, A_hi)
+    B_m, B_r = mid_rad(B_lo, B_hi)
     with np.errstate(over="ignore", invalid="ignore"):
         C_m = A_m @ B_m
         aA, aB = np.abs(A_m), np.abs(B_m)
@@ -323,7 +330,7 @@ def matmul_enclosure(A_lo: np.ndarray, A_hi: np.ndarray, B_lo: np.ndarray, B_hi:
     return np.where(unknown, -_INF, lo), np.where(unknown, _INF, hi)
 
 
-def _mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Midpoint and radius with ``[mid - rad, mid + rad]`` containing ``[lo, hi]``; an unbounded
     interval gets midpoint 0 and radius ``inf``; a finite point (``lo is hi``) radius ``None``."""
     if lo is hi:
@@ -336,6 +343,12 @@ def _mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
         rad = np.nextafter(np.maximum(mid - lo, hi - mid), _INF)
     bounded = np.isfinite(mid) & np.isfinite(rad)
     return np.where(bounded, mid, 0.0), np.where(bounded, rad, _INF)
+
+
+def sum_squares_up(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Upper bound of ``sum mag**2`` over ``axes`` (a priori error of ``k`` products and sums, underflow included)."""
+    k = int(np.prod([mag.shape[a] for a in axes]))
+    return inflate(np.sum(mag * mag, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
 
 
 def residual_bound(enc: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -122,3 +122,25 @@ def test_batch_of_one_unbatched_matrix():
     b, c = certify_batch(M), certify(M)
     assert b.nonnegative.shape == () and tuple(b.spectral_radius) == c.spectral_radius
     assert tuple(b.sigma2) == c.sigma2
+
+
+def test_large_reducible_radius_from_a_shifted_perron_vector():
+    """n = 300, past ``DECOMPOSE_MAX_N``: a block triangular matrix whose Perron vector has zeros.
+    ``rho = 400`` exactly (the leading block is ``400 J / 128``); Collatz-Wielandt on the support and
+    at shifted witnesses gives it, where one positivised witness gave ``[0, 1600]``-wide intervals."""
+    rng = np.random.default_rng(0)
+    M = rng.random((300, 300))
+    M[:128, :128] = 400 / 128
+    M[128:, :128] = 0.0
+    lo, hi = certify(M).spectral_radius
+    assert lo <= 400 <= hi and hi - lo <= 1e-8 * 400, (lo, hi)
+
+
+def test_large_sk20_norm_from_the_schur_test():
+    """n = 300 ``SK_20`` output of large logits (no proved SVD at this size): the Schur test at the ARPACK
+    singular vectors (nonnegative for a nonnegative matrix) meets the witness lower bound, around numpy's
+    float value."""
+    M = sk20(np.random.default_rng(1), 300)
+    lo, hi = certify(M).spectral_norm
+    s = np.linalg.svd(M, compute_uv=False)[0]
+    assert lo <= s * (1 + 1e-12) and s * (1 - 1e-12) <= hi and hi - lo <= 1e-8 * hi, (lo, hi, s)
