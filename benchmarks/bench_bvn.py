@@ -2,7 +2,8 @@
 
 Same inputs, same run. The peer's import name clashes with ours and it needs
 ``numpy<1.24`` and ``networkx<3``, so it runs in its own virtualenv
-(``benchmarks/.venv-birkhoff-peer``, created on first use) in a subprocess.
+(``$XDG_CACHE_HOME/birkhoff-hc/peer-birkhoff-0.0.5``, default ``~/.cache/...``, created on
+first use, outside the project tree) in a subprocess.
 
 Shim, stated as the benchmark's one deviation from the released peer: with
 numpy >= 1.23 its ``to_permutation_matrix`` indexes with ``list(zip(...))``, which
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +34,7 @@ import numpy as np
 
 from birkhoff import bvn_decompose, from_permutations, marcus_ree_bound, sinkhorn
 
-PEER_ENV = Path(__file__).resolve().parent / ".venv-birkhoff-peer"
+PEER_ENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "birkhoff-hc" / "peer-birkhoff-0.0.5"
 PEER_REQS = ["numpy<1.24", "networkx<3", "birkhoff==0.0.5"]
 PEER_RUNNER = '''
 import json, sys, time
@@ -61,6 +63,7 @@ except Exception as exc:
 def peer_python() -> Path:
     py = PEER_ENV / "bin" / "python"
     if not py.exists():
+        PEER_ENV.parent.mkdir(parents=True, exist_ok=True)
         venv.create(PEER_ENV, with_pip=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", *PEER_REQS], check=True)
     return py

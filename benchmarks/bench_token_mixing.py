@@ -1,7 +1,7 @@
 """Long-context training throughput and peak memory: BE-HC token mixing vs attention.
 
     .venv/bin/python benchmarks/bench_token_mixing.py              # N = 1K .. 16K
-    .venv/bin/python benchmarks/bench_token_mixing.py --quick      # N = 256, 512 (smoke test)
+    .venv/bin/python benchmarks/bench_token_mixing.py --quick      # N = 256 (smoke test)
 
 Three models, identical except the token-mixing sublayer (``reference.models.Model``,
 same width, depth, heads, batch, stream mixer, MLPs, embeddings):
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--backend", choices=["torch", "triton"], default="torch",
                     help="triton: mixers and token mixing on the gpu kernels (CUDA)")
-    ap.add_argument("--quick", action="store_true", help="N = 256, 512, width 32 (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="N = 256, width 32 (smoke test)")
     ap.add_argument("--plot", type=Path, help="write throughput and memory vs N here (PNG)")
     ap.add_argument("--json", type=Path, help="write the rows here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args)))
         return 0
     if args.quick:
-        args.lengths, args.width, args.repeat = [256, 512], 32, 1
+        args.lengths, args.width, args.repeat = [256], 32, 1
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     print(f"device: {device}; width {args.width}, depth {args.depth}, heads {args.heads}, batch {args.batch}, "
           f"stream mixer {args.mixer} (n = {args.streams}), {args.dtype}, torch {torch.__version__}\n")

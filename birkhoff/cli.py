@@ -9,10 +9,8 @@ one line, set ``BIRKHOFF_DEBUG=1`` for the traceback).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import subprocess
 import sys
 import threading
 import warnings
@@ -244,20 +242,6 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_proofs(args: argparse.Namespace) -> int:
-    """``python -m proofs_checks`` in a child process: it sits above ``birkhoff`` and needs torch."""
-    for module, extra in (("torch", "pip install -e '.[train]'"), ("proofs_checks", "install the birkhoff-hc "
-                                                                   "distribution with its proofs_checks package")):
-        if importlib.util.find_spec(module) is None:
-            raise InvalidArgumentError(f"'birkhoff proofs' needs {module}, which is not installed ({extra})")
-    cmd = [sys.executable, "-m", "proofs_checks"] + (["--quick"] if args.quick else []) + (["--json"] if args.json else [])
-    return subprocess.call(cmd)
-
-
-def _args_proofs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="small case counts (< 1 min)")
-
-
 def _args_bvn(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="doubly stochastic matrix")
     p.add_argument("--exact", action="store_true", help="Fraction arithmetic (needs exact margins)")
@@ -321,8 +305,6 @@ COMMANDS: dict[str, Command] = {
     "kron": (_cmd_kron, _args_kron, "Kronecker product of factors (KromHC H_res)"),
     "project": (_cmd_project, _args_project,
                 "Euclidean projection onto the Birkhoff polytope, certified distance"),
-    "proofs": (_cmd_proofs, _args_proofs,
-               "check every claim the project relies on (= python -m proofs_checks)"),
     "quantize": (_cmd_quantize, _args_quantize,
                  "integer matrix with exact margins (fixed-point DS, controlled rounding)"),
 }

@@ -18,6 +18,7 @@ def plot_run(run_dir: Path, records: list[dict], summary: dict) -> Path:
 
     steps = [r["step"] for r in records]
     fig, (loss_ax, lr_ax, gain_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.91, wspace=0.3)  # fixed: a layout pass per run costs 0.2 s
     loss_ax.plot(steps, [r.get("loss") for r in records], lw=0.8, label="train")
     loss_ax.axhline(summary["unigram_loss"], color="k", ls="--", lw=1, label="unigram")
     if summary.get("val_loss") is not None:
@@ -33,7 +34,6 @@ def plot_run(run_dir: Path, records: list[dict], summary: dict) -> Path:
             gain_ax.plot(*zip(*pts), lw=1, label=label)
     gain_ax.set(xlabel="step", ylabel="composite gain of prod H_res", yscale="log", title="gain")
     gain_ax.legend(fontsize=7)
-    fig.tight_layout()
     path = Path(run_dir) / "curves.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -28,17 +28,24 @@ def _gpu_tests_on_cuda(request):
 @pytest.fixture(scope="session")
 def make_gpu_quick(tmp_path_factory):
     """One ``benchmarks/gpu_all.py --quick`` run (``make gpu`` at its smallest shapes) shared by the
-    tests that read its step files: ``{"rc", "stdout", "out", "text": {step: file text}}``."""
+    tests that read its step files, across pytest-xdist workers (the first one to ask runs it, under a
+    file lock; the others read its files): ``{"rc", "stdout", "out", "text": {step: file text}}``."""
+    import json
     import subprocess
     import sys
     from pathlib import Path
 
-    out = tmp_path_factory.mktemp("make_gpu")
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_all.py"
-    proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True,
-                          text=True, timeout=1200)
-    return {"rc": proc.returncode, "stdout": proc.stdout + proc.stderr, "out": out,
-            "text": {p.stem: p.read_text() for p in out.glob("*.md")}}
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent          # the same folder for every worker of this run
+    out, done = shared / "make_gpu", shared / "make_gpu.json"
+    with FileLock(str(shared / "make_gpu.lock")):
+        if not done.exists():
+            script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_all.py"
+            proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True,
+                                  text=True, timeout=1200)
+            done.write_text(json.dumps({"rc": proc.returncode, "stdout": proc.stdout + proc.stderr}))
+    return {**json.loads(done.read_text()), "out": out, "text": {p.stem: p.read_text() for p in out.glob("*.md")}}
 
 
 settings.register_profile(

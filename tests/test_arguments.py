@@ -101,14 +101,11 @@ def test_cli_rational_tolerance(tmp_path):
     assert cli.main(["certify", str(path), "--tol", "1/5"]) == 1
 
 
-def test_cli_proofs_without_torch(monkeypatch, capsys):
-    """``birkhoff proofs`` runs proofs_checks in a child process; with torch absent: exit 2, one line."""
-    import importlib.util
-    real_find = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find(name, *a))
+def test_cli_has_no_proofs_subcommand(capsys):
+    """The proofs sit above ``birkhoff`` (they need torch): their entry point is ``python -m proofs_checks``,
+    never a ``birkhoff`` subcommand that starts the top of the stack from its bottom."""
     assert cli.main(["proofs", "--quick"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "needs torch" in err and len(err.splitlines()) == 1
+    assert "invalid choice: 'proofs'" in capsys.readouterr().err
 
 
 @given(st.fractions(min_value=0, max_value=10 ** 6))

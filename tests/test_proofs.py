@@ -22,10 +22,7 @@ def test_all_claims_pass_quick_json():
         assert {"id", "statement", "passed", "evidence"} <= set(claim) and claim["passed"]
 
 
-def test_birkhoff_proofs_subcommand_and_only():
-    out = subprocess.run([sys.executable, "-m", "birkhoff.cli", "proofs", "--quick"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0 and "11/11 claims pass" in out.stdout
+def test_only_runs_the_named_claims():
     one = subprocess.run([sys.executable, "-m", "proofs_checks", "--quick", "--only", "3", "10"],
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0 and "2/2 claims pass" in one.stdout
