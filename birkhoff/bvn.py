@@ -22,7 +22,6 @@ import bisect
 from fractions import Fraction
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ._validate import as_matrix, count, flag, is_exact, real, to_fraction
 from .exact import margin_residuals
@@ -66,9 +65,17 @@ class Decomposition:
         return from_permutations(self.weights, self.perms)
 
 
+def _assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's ``linear_sum_assignment`` (minimum cost), imported on first use: ``scipy.optimize`` takes
+    0.3 s to import, which every ``import birkhoff`` would pay."""
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
+
+
 def _matching(mask: np.ndarray) -> np.ndarray | None:
     """A permutation inside the boolean pattern (LSA on the 0/1 cost ``~mask``), or None."""
-    rows, sigma = linear_sum_assignment(~mask)
+    rows, sigma = _assignment(~mask)
     return sigma if mask[rows, sigma].all() else None
 
 
@@ -109,7 +116,7 @@ def _bottleneck(R: np.ndarray, mask: np.ndarray, ceiling) -> np.ndarray | None:
             return sigma
     with np.errstate(divide="ignore"):
         cost = -np.log(Rf)
-    _, sigma = linear_sum_assignment(np.where(mask, cost, 1e300))
+    _, sigma = _assignment(np.where(mask, cost, 1e300))
     if not mask[rows, sigma].all():
         return None
     low = Rf[rows, sigma].min()

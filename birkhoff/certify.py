@@ -32,7 +32,6 @@ from dataclasses import dataclass, fields
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigs, svds
 
 from ._validate import as_matrix, as_vector, flag, real
 from .errors import InvalidMatrixError
@@ -261,12 +260,15 @@ DIRECT_MAX_N = 64
 
 
 def _each(A: np.ndarray, top) -> np.ndarray:
-    """``top(matrix)`` for every matrix of the batch ``A (..., n, n)``; ones where ARPACK fails."""
+    """``top(arpack, matrix)`` for every matrix of the batch ``A (..., n, n)``; ones where ARPACK fails.
+    ``arpack`` is ``scipy.sparse.linalg``, imported here (0.15 s that small matrices never need)."""
+    from scipy.sparse import linalg as arpack
+
     out = np.ones(A.shape[:-1])
     for idx in np.ndindex(A.shape[:-2]):
         try:
-            out[idx] = top(A[idx])
-        except (ArpackError, ArpackNoConvergence):
+            out[idx] = top(arpack, A[idx])
+        except (arpack.ArpackError, arpack.ArpackNoConvergence):
             pass
     return out
 
@@ -275,8 +277,8 @@ def _singular_witness(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Approximate top left and right singular vectors of each large ``A (..., n, n)`` (ARPACK;
     ``n <= DECOMPOSE_MAX_N`` takes them from :func:`enclose.svd_bases`)."""
     v0 = np.ones(A.shape[-1])
-    right = _each(A, lambda M: svds(M, k=1, v0=v0)[2][0])
-    return _each(A, lambda M: svds(M.T, k=1, v0=v0)[2][0]), right
+    right = _each(A, lambda arpack, M: arpack.svds(M, k=1, v0=v0)[2][0])
+    return _each(A, lambda arpack, M: arpack.svds(M.T, k=1, v0=v0)[2][0]), right
 
 
 def _perron_witness(A: np.ndarray) -> np.ndarray:
@@ -290,7 +292,7 @@ def _perron_witness(A: np.ndarray) -> np.ndarray:
         except np.linalg.LinAlgError:
             return np.ones(A.shape[:-1])
     v0 = np.ones(A.shape[-1])
-    return _each(A, lambda M: eigs(M, k=1, which="LR", v0=v0)[1][:, 0].real)
+    return _each(A, lambda arpack, M: arpack.eigs(M, k=1, which="LR", v0=v0)[1][:, 0].real)
 
 
 def _rescale(lo: np.ndarray, hi: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ._validate import MAX_ITER, as_matrix, as_vector, count, is_exact, real, to_float, to_fraction
 from .errors import ConvergenceError, InvalidArgumentError, InvalidMatrixError
@@ -157,6 +156,8 @@ def _vertex(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     ``X`` is returned as the exact 0/1 matrix and the duals are exact to float rounding.
     """
     n = A.shape[0]
+    from scipy.optimize import linear_sum_assignment        # where used: scipy.optimize costs 0.3 s to import
+
     rows, sigma = linear_sum_assignment(A, maximize=True)
     on = A[rows, sigma]
     G = np.full((n, n), -np.inf)                      # G[sigma(i), j]: weight of the edge sigma(i) -> j

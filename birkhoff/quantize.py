@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
@@ -62,6 +61,8 @@ def _closest_round_ups(frac_part: np.ndarray, allowed: np.ndarray, r: np.ndarray
     m = ri.size
     if m == 0:                                          # round-ups needed, none allowed
         return None
+    from scipy.optimize import Bounds, LinearConstraint, milp   # where used: scipy.optimize costs 0.3 s to import
+
     A = coo_matrix((np.ones(2 * m), (np.concatenate([ri, n + cj]), np.tile(np.arange(m), 2))),
                    shape=(2 * n, m))
     b = np.concatenate([r, c]).astype(np.float64)
