@@ -102,12 +102,13 @@ def test_ds_rounding_keeps_exact_gain_naive_does_not():
 
 
 def test_study_cli_end_to_end(tmp_path):
+    """The study's command line, in process (the last call runs ``python -m`` as a user would)."""
+    from reference.studies.behc import main as behc_main
+    from reference.studies.sweep import main as sweep_main
+
     out = tmp_path / "study"
-    r = subprocess.run([sys.executable, "-m", "reference.studies.behc", "tokens", "--tasks", "recall",
-                        "--lengths", "16", "--steps", "2", "--width", "8", "--depth", "2",
-                        "--batch-size", "4", "--eval-batches", "1", "--out", str(out), "--no-progress"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert behc_main(["tokens", "--tasks", "recall", "--lengths", "16", "--steps", "2", "--width", "8", "--depth", "2",
+                      "--batch-size", "4", "--eval-batches", "1", "--out", str(out), "--no-progress"]) == 0
     rows = [json.loads(ln) for ln in (out / "tokens.jsonl").read_text().splitlines()]
     assert {(row["model"], row["mode"]) for row in rows} == {
         ("tokenmix", m) for m in ("float", "W8", "W8A8", "W8A8 per-tensor", "W8 + DS mix", "W8 + naive mix",
@@ -116,12 +117,9 @@ def test_study_cli_end_to_end(tmp_path):
     for name in ("tokens.md", "quality_vs_N.png", "retention_tokens.png"):
         assert (out / name).stat().st_size > 0
     sweep = tmp_path / "sweep"
-    subprocess.run([sys.executable, "-m", "reference.studies.sweep", "--preset", "tiny", "--mixers", "hc", "kromhc",
-                    "--out", str(sweep), "--no-progress"], check=True, capture_output=True, timeout=300)
-    r = subprocess.run([sys.executable, "-m", "reference.studies.behc", "streams", "--runs", str(sweep / "runs"),
-                        "--mixers", "hc", "kromhc", "--eval-batches", "1", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert sweep_main(["--preset", "tiny", "--mixers", "hc", "kromhc", "--out", str(sweep), "--no-progress"]) == 0
+    assert behc_main(["streams", "--runs", str(sweep / "runs"), "--mixers", "hc", "kromhc", "--eval-batches", "1",
+                      "--out", str(out)]) == 0
     rows = [json.loads(ln) for ln in (out / "streams.jsonl").read_text().splitlines()]
     ds = [row for row in rows if "DS" in row["mode"]]
     assert {row["mixer"] for row in ds} == {"kromhc"}                       # HC is not DS
