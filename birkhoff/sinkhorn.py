@@ -152,8 +152,9 @@ def _check_total_support(M: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- float
 
 def _use_log_domain(M: np.ndarray) -> bool:
-    top = float(M.max())
-    low = float(np.min(M, where=M > 0, initial=np.inf))
+    top, low = float(M.max()), float(M.min())
+    if low <= 0:                                     # the smallest positive entry needs a masked pass
+        low = float(np.min(M, where=M > 0, initial=np.inf))
     return top > 0 and top > _LOG_DOMAIN_SPAN * low
 
 
@@ -284,10 +285,11 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
         if not log_domain:
             log_r, log_c, it = np.log(r), np.log(c), iters
     elif not log_domain:
-        # Scaling A by a positive constant does not change P; max 1 keeps A c in range.
+        # Scaling A by a positive constant does not change P; max 1 keeps A c in range. Maxima
+        # within 2**+-500 need no scaling (A c and its inverse stay in range), which saves a copy of A.
         scale = np.max(M, axis=(-2, -1), keepdims=True)
-        scale = np.where(scale > 0, scale, 1.0)
-        Ms = M / scale
+        scale = np.where((scale > 0) & ((scale < 2.0 ** -500) | (scale > 2.0 ** 500)), scale, 1.0)
+        Ms = M / scale if (scale != 1.0).any() else M
         target, c, it = tol, None, 0
         while True:
             r, c, done = _linear(Ms, iters, target, max_iter - it, c)
@@ -346,15 +348,15 @@ def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domai
     if method == "sinkhorn":
         return _scale(None, M, iters=None, tol=tol, max_iter=max_iter, log_domain=log_domain)
     n = M.shape[-1]
-    with np.errstate(divide="ignore"):
-        logA = np.log(M).reshape(-1, n, n)
-    if method == "newton":
-        P, info = _scale(logA, None, iters=1, tol=tol, max_iter=1, log_domain=True)
-    else:
-        chunk = min(max_iter, max(_PROBE, int(np.ceil(2 * sweeps_per_newton_step(n)))))
+    chunk = min(max_iter, max(_PROBE, int(np.ceil(2 * sweeps_per_newton_step(n)))))
+    if method == "auto":
         P, info = _scale(None, M, iters=None, tol=tol, max_iter=chunk, log_domain=log_domain)
         if np.all(info.converged):
             return P, info
+    with np.errstate(divide="ignore"):               # formed only here: a full pass most calls never need
+        logA = np.log(M).reshape(-1, n, n)
+    if method == "newton":
+        P, info = _scale(logA, None, iters=1, tol=tol, max_iter=1, log_domain=True)
     P, log_r, log_c = P.reshape(-1, n, n).copy(), info.log_r.reshape(-1, n), info.log_c.reshape(-1, n)
     res = np.maximum(*_marginal_residuals(P))
     sweeps, used_log, steps = info.iterations, info.log_domain, 0
