@@ -4,8 +4,8 @@ Same model for everyone: a stack of ``--depth`` pre-norm blocks of width ``C``, 
 sublayer wrapped by the mixer: ``--block mlp`` (``reference.models.MLPBlock``) or
 ``--block transformer`` (attention + MLP, two mixed sublayers per layer, as in HC/mHC);
 one training step = forward + cross-entropy-free ``sum`` loss + backward on
-``batch x seq`` tokens. Each configuration runs in its own subprocess so that peak RSS
-(``ru_maxrss``) is its own. ``--device cuda`` times on the GPU (synchronised; peak
+``batch x seq`` tokens. Each configuration runs in its own process, forked from this one after
+torch is imported (so a child starts in milliseconds), so that peak RSS (``ru_maxrss``) is its own. ``--device cuda`` times on the GPU (synchronised; peak
 memory is then ``torch.cuda.max_memory_allocated``), with ``--backend triton`` for our
 kernels and ``--dtype bfloat16`` autocast; the overhead column is each mixer's step time
 over the plain residual's (DeepSeek report 6.7 % for mHC at n = 4).
@@ -23,10 +23,8 @@ the ``nC x (n^2 + 2n)`` projection), so its parameter count per layer is far sma
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing
 import resource
-import subprocess
-import sys
 import time
 
 PEERS = ["peer:HC", "peer:mHC"]
@@ -85,6 +83,31 @@ def worker(impl: str, depth: int, C: int, n: int, batch: int, seq: int, steps: i
             "mixing_params": params // depth}
 
 
+def isolated(fn, *args, **kwargs) -> dict:
+    """``fn(*args, **kwargs)`` in a forked child process (its own peak RSS and CUDA context); an exception
+    or a crash there raises ``RuntimeError`` here."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child():
+        try:
+            send.send(("ok", fn(*args, **kwargs)))
+        except BaseException as exc:                # reported to the parent, which raises
+            send.send(("error", f"{type(exc).__name__}: {exc}"))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    send.close()
+    try:
+        status, value = receive.recv()
+    except EOFError:                                # died without a word (a signal, os._exit)
+        status, value = "error", "the child exited without a result"
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"{fn.__name__}{args[:1]}: {value}")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -98,25 +121,15 @@ def main() -> None:
     ap.add_argument("--backend", choices=["torch", "triton"], default="torch", help="our mixers' ops")
     ap.add_argument("--block", choices=["mlp", "transformer"], default="mlp")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
         args.depth, args.width, args.batch, args.seq, args.steps = 4, 32, 2, 16, 3
-    shape = [str(v) for v in (args.depth, args.width, args.streams, args.batch, args.seq, args.steps)]
+    shape = (args.depth, args.width, args.streams, args.batch, args.seq, args.steps)
     setting = {"device": args.device, "backend": args.backend, "block": args.block, "dtype": args.dtype}
-    if args.worker:
-        print(json.dumps(worker(args.worker, *map(int, shape), **setting)))
-        return
-    from reference.mixers import MIXERS
+    from reference.mixers import MIXERS             # imports torch: every child inherits it
 
-    rows = []
-    for impl in [*MIXERS, *PEERS]:                 # residual first: the baseline of the overhead column
-        out = subprocess.run([sys.executable, __file__, "--worker", impl, "--depth", shape[0],
-                              "--width", shape[1], "--streams", shape[2], "--batch", shape[3],
-                              "--seq", shape[4], "--steps", shape[5],
-                              *(f"--{k}={v}" for k, v in setting.items())],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = [isolated(worker, impl, *shape, **setting)
+            for impl in [*MIXERS, *PEERS]]          # residual first: the baseline of the overhead column
     base = rows[0]["step_ms"]
     print(f"depth {args.depth} ({args.block} blocks), C = {args.width}, n = {args.streams}, {args.batch} x {args.seq} "
           f"tokens, {args.device} ({'1 thread' if args.device == 'cpu' else 'synchronised'}), {args.dtype}, "
