@@ -23,9 +23,10 @@ the ``nC x (n^2 + 2n)`` projection), so its parameter count per layer is far sma
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import resource
 import time
+
+from _isolated import isolated
 
 PEERS = ["peer:HC", "peer:mHC"]
 
@@ -81,31 +82,6 @@ def worker(impl: str, depth: int, C: int, n: int, batch: int, seq: int, steps: i
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"impl": impl, "step_ms": 1e3 * times[len(times) // 2], "peak_rss_mb": peak,
             "mixing_params": params // depth}
-
-
-def isolated(fn, *args, **kwargs) -> dict:
-    """``fn(*args, **kwargs)`` in a forked child process (its own peak RSS and CUDA context); an exception
-    or a crash there raises ``RuntimeError`` here."""
-    ctx = multiprocessing.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-
-    def child():
-        try:
-            send.send(("ok", fn(*args, **kwargs)))
-        except BaseException as exc:                # reported to the parent, which raises
-            send.send(("error", f"{type(exc).__name__}: {exc}"))
-
-    proc = ctx.Process(target=child)
-    proc.start()
-    send.close()
-    try:
-        status, value = receive.recv()
-    except EOFError:                                # died without a word (a signal, os._exit)
-        status, value = "error", "the child exited without a result"
-    proc.join()
-    if status != "ok":
-        raise RuntimeError(f"{fn.__name__}{args[:1]}: {value}")
-    return value
 
 
 def main() -> None:

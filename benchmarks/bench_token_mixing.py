@@ -28,12 +28,13 @@ import contextlib
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from _isolated import ChildFailed, isolated
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -103,18 +104,17 @@ def child(args: argparse.Namespace) -> dict:
             "step_s": min(times), "peak_bytes": peak}
 
 
+def _device_name() -> str:
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+
+
 def run_one(args: argparse.Namespace, model: str, N: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--model", model, "--seq-len", str(N)]
-    for name in ("width", "depth", "heads", "batch", "mixer", "streams", "repeat", "mem_limit_gb",
-                 "dtype", "backend"):
-        cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode != 0 or not lines:
-        tail = (out.stderr.strip().splitlines() or ["killed"])[-1]
-        oom = out.returncode < 0 or "memory" in out.stderr.lower()
-        return {"model": model, "N": N, "oom": oom, "error": None if oom else tail}
-    return json.loads(lines[-1])
+    """:func:`child` in a forked process (its own memory limit and peak); a kill or a memory error is OOM."""
+    try:
+        return isolated(child, argparse.Namespace(**{**vars(args), "model": model, "seq_len": N}))
+    except ChildFailed as exc:
+        oom = exc.exitcode < 0 or "memory" in str(exc).lower()
+        return {"model": model, "N": N, "oom": oom, "error": None if oom else str(exc)}
 
 
 def _fmt(r: dict) -> tuple[str, str]:
@@ -191,16 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="N = 256, width 32 (smoke test)")
     ap.add_argument("--plot", type=Path, help="write throughput and memory vs N here (PNG)")
     ap.add_argument("--json", type=Path, help="write the rows here")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--model", help=argparse.SUPPRESS)
-    ap.add_argument("--seq-len", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args)))
-        return 0
     if args.quick:
         args.lengths, args.width, args.repeat = [256], 32, 1
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    device = isolated(_device_name)                 # asked in a child: CUDA must not start before the forks
     print(f"device: {device}; width {args.width}, depth {args.depth}, heads {args.heads}, batch {args.batch}, "
           f"stream mixer {args.mixer} (n = {args.streams}), {args.dtype}, torch {torch.__version__}\n")
     rows = []
