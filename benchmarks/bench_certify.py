@@ -5,7 +5,7 @@ relative width of every interval per matrix class.
     python benchmarks/bench_certify.py --quick    # n = 4 only
 
 Time: best of several calls of ``certify(M)``, ``np.linalg.svd(M)`` and the oracle
-(``proofs_checks.oracle.truth`` at 30 digits: mpmath eig and two SVDs) on one ``signed``
+(``birkhoff.testing.oracle.truth`` at 30 digits: mpmath eig and two SVDs) on one ``signed``
 matrix per n. Widths: ``(hi - lo) / hi`` of ``spectral_norm``, ``spectral_radius`` and ``sigma2``,
 the maximum over 20 seeds per class and n (containment of the truth is the suite's job:
 ``tests/test_certify_oracle.py``).
@@ -19,7 +19,7 @@ import numpy as np
 
 from _timing import best_time
 from birkhoff import certify
-from proofs_checks.oracle import CLASSES, signed, truth
+from birkhoff.testing.oracle import CLASSES, signed, truth
 
 FIELDS = ("spectral_norm", "spectral_radius", "sigma2")
 

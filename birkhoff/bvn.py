@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._validate import as_matrix, count, flag, is_exact, real, to_fraction
+from .validate import as_matrix, count, flag, is_exact, real, to_fraction
 from .exact import margin_residuals
 from .errors import NotDoublyStochasticError
 from .permutations import from_permutations

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ._validate import as_matrix, as_vector, flag, real
+from .validate import as_matrix, as_vector, flag, real
 from .errors import InvalidMatrixError
 from .project import certify_projection, project
 from .enclose import (DECOMPOSE_MAX_N, block_radius_bounds, norm_ratio, singular_value_bounds, spectral_radius_bounds,

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import __version__
 from .bvn import bvn_decompose
 from .certify import certify, certify_batch, certify_product
-from ._validate import count, real
+from .validate import count, real
 from .errors import BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .io import entry_text, load_matrix, save_matrix
 from .kron import kron
@@ -45,7 +45,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _checked(parse: Callable[[str], Any], check: Callable[[Any], Any]) -> Callable[[str], Any]:
-    """An argparse ``type``: ``parse`` the text, then ``check`` it with ``birkhoff._validate``."""
+    """An argparse ``type``: ``parse`` the text, then ``check`` it with ``birkhoff.validate``."""
     def convert(text: str) -> Any:
         try:
             value = parse(text.strip())

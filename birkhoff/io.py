@@ -11,7 +11,7 @@ it has: ``np.savetxt``'s 19 significant digits read back to the same doubles.
 In csv/txt, entries are separated by commas and/or whitespace, ``#`` starts a comment,
 and blank lines separate matrices of a stack ``(L, n, n)`` (e.g. a product chain).
 JSON holds nested lists of numbers or number strings. Exact entries are bounded before
-they are built (:func:`birkhoff._validate.parse_exact`: at most 4300 digits, decimal
+they are built (:func:`birkhoff.validate.parse_exact`: at most 4300 digits, decimal
 exponents within +-20000), so a few bytes cannot ask for a number of a billion digits.
 
 ``save_matrix`` writes through a symbolic link (the file it points to is replaced
@@ -32,7 +32,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from ._validate import as_matrix, flag, parse_exact
+from .validate import as_matrix, flag, parse_exact
 from .errors import InvalidMatrixError
 
 __all__ = ["load_matrix", "save_matrix", "entry_text"]

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validate import as_array, as_matrix, check_entries, count, is_exact, to_float, to_fraction
+from .validate import as_array, as_matrix, check_entries, count, is_exact, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 
 __all__ = ["kron", "kron_apply", "kromhc_factor", "kron_factor_sizes"]
@@ -43,7 +43,7 @@ def _factors(factors: Sequence, name: str = "factor") -> list[np.ndarray]:
 def kron(*factors) -> np.ndarray:
     """``U_1 (x) ... (x) U_K`` (square factors). Exact (Fractions) when every factor is exact.
 
-    The product is formed, so its size is checked first (:data:`birkhoff._validate.MAX_ENTRIES`:
+    The product is formed, so its size is checked first (:data:`birkhoff.validate.MAX_ENTRIES`:
     ``2^27`` float entries, 1 GiB, or ``2^22`` exact ones); use :func:`kron_apply` to apply
     larger products. The result is a new array, also for one factor.
     """

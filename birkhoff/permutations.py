@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from ._validate import as_array, check_entries, count, flag, is_exact
+from .validate import as_array, check_entries, count, flag, is_exact
 from .errors import InvalidMatrixError
 
 __all__ = ["permutation_matrix", "permutation_matrices", "from_permutations",
@@ -46,7 +46,7 @@ def check_permutations(perms, n: int | None = None) -> np.ndarray:
 def permutation_matrix(p, *, exact: bool = False) -> np.ndarray:
     """The ``n x n`` 0/1 matrix with ``P[i, p[i]] = 1`` (int64, or Fractions if ``exact``).
 
-    ``n`` is bounded by :data:`birkhoff._validate.MAX_ENTRIES` (checked before allocating).
+    ``n`` is bounded by :data:`birkhoff.validate.MAX_ENTRIES` (checked before allocating).
     """
     exact = flag(exact, "exact")
     p = check_permutations(p)[0]
@@ -109,7 +109,7 @@ def all_permutations(n: int) -> np.ndarray:
 def cyclic_permutations(n: int) -> np.ndarray:
     """The ``n`` cyclic shifts as ``(n, n)``: row ``k`` is ``i -> (i + k) mod n``; identity first.
 
-    ``n * n`` is bounded by :data:`birkhoff._validate.MAX_ENTRIES` (checked before allocating).
+    ``n * n`` is bounded by :data:`birkhoff.validate.MAX_ENTRIES` (checked before allocating).
     """
     n = count(n, "n", low=1)
     check_entries((n, n), "the cyclic permutations")

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._validate import MAX_ITER, as_matrix, as_vector, count, is_exact, real, to_float, to_fraction
+from .validate import MAX_ITER, as_matrix, as_vector, count, is_exact, real, to_float, to_fraction
 from .errors import ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .exact import sqrt_interval
 

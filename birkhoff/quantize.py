@@ -28,7 +28,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from ._validate import as_matrix, count, flag, real, to_fraction
+from .validate import as_matrix, count, flag, real, to_fraction
 from .exact import margin_residuals
 from .errors import NotDoublyStochasticError
 from .exact import two_prod

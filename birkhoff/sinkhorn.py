@@ -28,7 +28,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 
-from ._validate import MAX_ITER, as_matrix, count, flag, fraction_of, option, real, to_float
+from .validate import MAX_ITER, as_matrix, count, flag, fraction_of, option, real, to_float
 from .errors import ConvergenceError, InvalidArgumentError, NoTotalSupportError
 from .newton import newton_balance, newton_balance_mp, sweeps_per_newton_step
 from .sweeps import MAX_N, fixed_sweeps, fixed_sweeps_logits

@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from birkhoff._validate import MAX_ITER, count, real
+from birkhoff.validate import MAX_ITER, count, real
 
 from .kernels import bvn_combine as _bvn
 from .kernels import certify_batch as _cert

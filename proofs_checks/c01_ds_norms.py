@@ -13,7 +13,7 @@ import numpy as np
 
 from birkhoff import certify
 
-from .generators import exact_ds
+from birkhoff.testing.generators import exact_ds
 from .result import ClaimResult
 
 STATEMENT = "DS => spectral radius = ||.||_1 = ||.||_2 = ||.||_inf = 1 exactly"

@@ -13,7 +13,7 @@ import numpy as np
 from birkhoff import certify_product, kron
 
 from .c01_ds_norms import _exactly_ds
-from .generators import exact_ds
+from birkhoff.testing.generators import exact_ds
 from .result import ClaimResult
 
 STATEMENT = "DS closed under products and Kronecker products; depth-L products have gain exactly 1"

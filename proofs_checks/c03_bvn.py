@@ -7,7 +7,7 @@ import numpy as np
 
 from birkhoff import bvn_decompose, marcus_ree_bound
 
-from .generators import exact_ds
+from birkhoff.testing.generators import exact_ds
 from .result import ClaimResult
 
 STATEMENT = "BvN: DS = convex comb. of <= (n-1)^2+1 permutations; ours within bound, exact"

@@ -21,7 +21,7 @@ import numpy as np
 
 from birkhoff import NoTotalSupportError, has_total_support, sinkhorn
 
-from .generators import pattern, positive_matrix
+from birkhoff.testing.generators import pattern, positive_matrix
 from .result import ClaimResult
 
 STATEMENT = "Sinkhorn converges iff total support; sweeps contract d_H at least by tanh(Delta/4)^2"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .generators import near_identity
+from birkhoff.testing.generators import near_identity
 from .result import ClaimResult
 
 STATEMENT = "Unconstrained HC: composite gain of I + sigma G grows exponentially at rate sigma^2 (n-2)/2"

@@ -11,7 +11,7 @@ import numpy as np
 
 from birkhoff import quantize, sinkhorn
 
-from .generators import exact_ds
+from birkhoff.testing.generators import exact_ds
 from .result import ClaimResult
 
 STATEMENT = "Every DS sP has an integer rounding with exact margins; quantize finds it, naive rounding doesn't"

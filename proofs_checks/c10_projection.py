@@ -6,18 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from birkhoff import certify_projection, project, project_cvxpy
+from birkhoff.testing.checks import kkt_violation
 
 from .result import ClaimResult
 
 STATEMENT = "Fast projection satisfies KKT, its certified interval is tight, and it matches cvxpy"
-
-
-def kkt_violation(A: np.ndarray, p) -> float:
-    """Max violation of primal feasibility, stationarity and complementary slackness."""
-    B = A - p.u[:, None] - p.v[None, :]
-    return float(max(-p.X.min(), np.abs(p.X.sum(0) - 1).max(), np.abs(p.X.sum(1) - 1).max(),
-                     np.abs(p.X - np.maximum(B, 0)).max(),
-                     np.max(np.where(p.X > 0, np.abs(B - p.X), np.maximum(B, 0)))))
 
 
 def check(quick: bool = True) -> ClaimResult:

@@ -1,7 +1,7 @@
 """Hypothesis strategies shared by the tests: DS matrices, permutations, adversarial scales.
 
 Where a case family also appears in ``proofs_checks``, the strategy draws a seed and
-calls the same seeded generator (``proofs_checks.generators``).
+calls the same seeded generator (``birkhoff.testing.generators``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from birkhoff import from_permutations
-from proofs_checks import generators
+from birkhoff.testing import generators
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Scalar arguments: one validator (``birkhoff._validate``), one error type, exact values honoured."""
+"""Scalar arguments: one validator (``birkhoff.validate``), one error type, exact values honoured."""
 
 from decimal import Decimal
 from fractions import Fraction
@@ -13,7 +13,7 @@ from birkhoff import (BirkhoffError, InvalidArgumentError, InvalidMatrixError, b
                       hc_lipschitz_bound, kron_factor_sizes, kromhc_factor, project, quantize, sinkhorn,
                       sinkhorn_logits, sinkhorn_mp)
 from birkhoff import cli
-from birkhoff._validate import real
+from birkhoff.validate import real
 
 I2 = np.eye(2)
 CALLS = {

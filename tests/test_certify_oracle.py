@@ -1,4 +1,4 @@
-"""Certificates against an independent high-precision oracle (``proofs_checks.oracle``: mpmath at
+"""Certificates against an independent high-precision oracle (``birkhoff.testing.oracle``: mpmath at
 60 digits from the exact rationals the floats denote), class by class.
 
 For every class: each interval contains the truth, and the relative width of the spectral
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from birkhoff import certify, certify_batch, certify_product, hc_lipschitz_bound
 from birkhoff.sinkhorn import sinkhorn_logits
-from proofs_checks.oracle import CLASSES, DPS, contains, nonnormal, reducible, signed, sk20, truth
+from birkhoff.testing.oracle import CLASSES, DPS, contains, nonnormal, reducible, signed, sk20, truth
 
 WIDTH = 1e-8
 

@@ -19,7 +19,7 @@ from hypothesis import given, strategies as st
 
 import birkhoff as B
 from birkhoff.io import load_matrix
-from birkhoff._validate import MAX_EXACT_DIGITS, MAX_EXACT_EXPONENT, parse_exact
+from birkhoff.validate import MAX_EXACT_DIGITS, MAX_EXACT_EXPONENT, parse_exact
 from birkhoff.sinkhorn import _exact_residual
 
 P3 = np.full((3, 3), 1 / 3)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, certify_projection, from_permutations,
                       project, project_cvxpy, sinkhorn)
 from birkhoff.project import _exact_ds_repair
-from proofs_checks.c10_projection import kkt_violation
+from birkhoff.testing.checks import kkt_violation
 
 
 def repair_distance(X: np.ndarray) -> float:

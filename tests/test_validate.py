@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from birkhoff import InvalidMatrixError, certify, sinkhorn
-from birkhoff._validate import as_matrix
+from birkhoff.validate import as_matrix
 
 
 @pytest.mark.parametrize("bad, needle", [
