@@ -272,17 +272,15 @@ def as_matrix(A: Any, *, batched: bool = False, nonnegative: bool = False,
         raise InvalidMatrixError(f"{name} is empty (shape {M.shape})")
     if square and M.shape[-1] != M.shape[-2]:
         raise InvalidMatrixError(f"{name} must be square, got shape {M.shape}")
-    if M.dtype != object:
-        bad = ~np.isfinite(M)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    floats = M.dtype != object
+    if floats:
+        low, high = M.min(), M.max()                 # NaN propagates: two passes, no temporaries
+        if not (np.isfinite(low) and np.isfinite(high)):
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(M))[0])
             raise InvalidMatrixError(f"{name} has a non-finite entry {float(M[idx])!r} at {idx}")
-    if nonnegative:
-        neg = M < 0
-        if neg.any():
-            idx = tuple(int(i) for i in np.argwhere(neg)[0])
-            raise InvalidMatrixError(
-                f"{name} must be nonnegative, entry {idx} is {_show(M[idx])}")
+    if nonnegative and (low < 0 if floats else (M < 0).any()):
+        idx = tuple(int(i) for i in np.argwhere(M < 0)[0])
+        raise InvalidMatrixError(f"{name} must be nonnegative, entry {idx} is {_show(M[idx])}")
     return M
 
 
