@@ -16,7 +16,7 @@ from scipy.sparse import csr_matrix
 from .validate import as_array, check_entries, count, flag, is_exact
 from .errors import InvalidMatrixError
 
-__all__ = ["permutation_matrix", "permutation_matrices", "from_permutations",
+__all__ = ["permutation_matrix", "from_permutations",
            "all_permutations", "cyclic_permutations", "check_permutations"]
 
 MAX_ALL_PERMUTATIONS_N = 8
@@ -55,16 +55,6 @@ def permutation_matrix(p, *, exact: bool = False) -> np.ndarray:
     M = np.zeros((n, n), dtype=np.int64)
     M[np.arange(n), p] = 1
     return M.astype(object) * Fraction(1) if exact else M
-
-
-def permutation_matrices(perms) -> np.ndarray:
-    """The ``(K, n, n)`` int64 stack of 0/1 matrices of a ``(K, n)`` stack of permutations."""
-    perms = check_permutations(perms)
-    K, n = perms.shape
-    check_entries((K, n, n), "the permutation matrices")
-    out = np.zeros((K, n, n), dtype=np.int64)
-    out[np.arange(K)[:, None], np.arange(n)[None, :], perms] = 1
-    return out
 
 
 def from_permutations(weights, perms) -> np.ndarray:

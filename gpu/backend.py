@@ -1,6 +1,6 @@
 """The one backend switch: ``backend("torch" | "triton")`` -> the ops a mixer or token mixer uses.
 
-``"torch"`` is :mod:`gpu.naive` (eager, any device, float64-capable); ``"triton"`` is
+``"torch"`` is :mod:`gpu.eager` (eager, any device, float64-capable); ``"triton"`` is
 :mod:`gpu.ops` (the kernels: CUDA, or CPU under ``TRITON_INTERPRET=1``). Both sets
 have the same functions with the same signatures, so a module holds one
 :class:`Backend` and calls ``self.ops.sinkhorn(...)`` whichever it is.
@@ -22,7 +22,7 @@ BACKENDS = ("torch", "triton")
 
 @dataclass(frozen=True)
 class Backend:
-    """The stream- and token-mixing primitives, all from one module (see :mod:`gpu.naive`)."""
+    """The stream- and token-mixing primitives, all from one module (see :mod:`gpu.eager`)."""
 
     name: str
     sinkhorn: Callable[[torch.Tensor, int], torch.Tensor]
@@ -36,9 +36,9 @@ class Backend:
 
 @lru_cache(maxsize=None)
 def backend(name: str) -> Backend:
-    """The op set ``name``: ``"torch"`` (:mod:`gpu.naive`) or ``"triton"`` (:mod:`gpu.ops`, imported here)."""
+    """The op set ``name``: ``"torch"`` (:mod:`gpu.eager`) or ``"triton"`` (:mod:`gpu.ops`, imported here)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
-    mod = importlib.import_module(".naive" if name == "torch" else ".ops", __package__)
+    mod = importlib.import_module(".eager" if name == "torch" else ".ops", __package__)
     return Backend(name, mod.sinkhorn, mod.hc_coeffs, mod.hc_pre, mod.hc_post_res, mod.bvn_combine, mod.kron_apply,
                    mod.token_mix)

@@ -27,7 +27,7 @@ import sys
 
 import torch
 
-from . import naive
+from . import eager
 
 
 def _bytes(*tensors: torch.Tensor) -> int:
@@ -36,7 +36,7 @@ def _bytes(*tensors: torch.Tensor) -> int:
 
 def mhc_layer(ops_set, x: torch.Tensor, phi, gates, bias, W: torch.Tensor, iters: int = 20) -> torch.Tensor:
     """One mHC layer on streams ``x (M, n, C)`` with ``F(y) = y W`` from an op set (:mod:`gpu.ops`
-    or :mod:`gpu.naive`): ``H_res x + H_post^T F(H_pre x)``."""
+    or :mod:`gpu.eager`): ``H_res x + H_post^T F(H_pre x)``."""
     n = x.shape[-2]
     H_pre, H_post, logits = ops_set.hc_coeffs(x, phi, gates, bias)
     H_res = ops_set.sinkhorn(logits.reshape(*logits.shape[:-1], n, n).mT.contiguous(), iters).mT
@@ -59,10 +59,10 @@ def layer_rows(M: int, C: int, n: int, dev: torch.device, dt: torch.dtype, timer
         return lambda: fn().float().sum().backward()
 
     impls = [("ours (Triton ops)", fb(lambda: mhc_layer(ops, x, phi, gates, bias, W))),
-             ("torch eager (gpu.naive)", fb(lambda: mhc_layer(naive, x, phi, gates, bias, W)))]
+             ("torch eager (gpu.eager)", fb(lambda: mhc_layer(eager, x, phi, gates, bias, W)))]
     if compile_twins:
-        compiled = torch.compile(lambda: mhc_layer(naive, x, phi, gates, bias, W))
-        impls.append(("torch.compile (gpu.naive)", fb(compiled)))
+        compiled = torch.compile(lambda: mhc_layer(eager, x, phi, gates, bias, W))
+        impls.append(("torch.compile (gpu.eager)", fb(compiled)))
     linear = torch.nn.Linear(C, C, bias=False, device=dev, dtype=dt)
     try:
         from liger_kernel.transformers.mhc import LigerMHC
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"| {M} | {C} | {name} | {ms:.3f} | {ms / rows[0][1]:.2f} |", flush=True)
         return 0
     names = ("hc_coeffs", "hc_pre", "hc_post_res", "sinkhorn", "kron_apply", "certify_batch", "token_mix")
-    compiled = {name: torch.compile(getattr(naive, name)) for name in names}
+    compiled = {name: torch.compile(getattr(eager, name)) for name in names}
     print(f"device: {torch.cuda.get_device_name()}, bf16, n = {n}\n")
     print("| op | tokens | C | triton (ms) | GB/s | % peak | eager (ms) | x eager | compile (ms) | x compile |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -130,19 +130,19 @@ def main(argv: list[str] | None = None) -> int:
             f = torch.randn(M, C, device=dev, dtype=dt)
             H = torch.rand(M, n, n, device=dev, dtype=dt)
             hp = torch.rand(M, n, device=dev, dtype=dt)
-            row("hc_pre", M, C, lambda: ops.hc_pre(x, hp), lambda: naive.hc_pre(x, hp),
+            row("hc_pre", M, C, lambda: ops.hc_pre(x, hp), lambda: eager.hc_pre(x, hp),
                 lambda: compiled["hc_pre"](x, hp), _bytes(x, hp, f))
             row("hc_post_res", M, C, lambda: ops.hc_post_res(x, f, H, hp),
-                lambda: naive.hc_post_res(x, f, H, hp), lambda: compiled["hc_post_res"](x, f, H, hp),
+                lambda: eager.hc_post_res(x, f, H, hp), lambda: compiled["hc_post_res"](x, f, H, hp),
                 _bytes(x, f, H, hp, x))
             U = [torch.rand(M, 2, 2, device=dev, dtype=dt) for _ in range(n.bit_length() - 1)]
             if 2 ** len(U) == n:
-                row("kron_apply", M, C, lambda: ops.kron_apply(U, x), lambda: naive.kron_apply(U, x),
+                row("kron_apply", M, C, lambda: ops.kron_apply(U, x), lambda: eager.kron_apply(U, x),
                     lambda: compiled["kron_apply"](U, x), _bytes(x, *U, x))
-            shifts = naive.power_of_two_shifts(M)
+            shifts = eager.power_of_two_shifts(M)
             seq = x[None, :, 0]                                             # (1, M, C)
             w = torch.softmax(torch.randn(len(shifts), C, device=dev), 0).to(dt)
-            row("token_mix", M, C, lambda: ops.token_mix(seq, w, shifts), lambda: naive.token_mix(seq, w, shifts),
+            row("token_mix", M, C, lambda: ops.token_mix(seq, w, shifts), lambda: eager.token_mix(seq, w, shifts),
                 lambda: compiled["token_mix"](seq, w, shifts), 2 * _bytes(seq))
             xg = x.detach().requires_grad_()
             phi = torch.randn(n * C, 2 * n + n * n, device=dev, requires_grad=True)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             def coeffs(fn):
                 return lambda: torch.autograd.backward([t.sum() for t in fn(xg, phi, *gb)])
 
-            row("hc_coeffs fwd+bwd", M, C, coeffs(ops.hc_coeffs), coeffs(naive.hc_coeffs),
+            row("hc_coeffs fwd+bwd", M, C, coeffs(ops.hc_coeffs), coeffs(eager.hc_coeffs),
                 coeffs(compiled["hc_coeffs"]), 3 * _bytes(x))
         L = torch.randn(M, n, n, device=dev, dtype=dt, requires_grad=True)
         g = torch.randn(M, n, n, device=dev, dtype=dt)
@@ -160,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         def fb(fn):
             return lambda: torch.autograd.grad(fn(L, 20), L, g)
 
-        row("sinkhorn fwd+bwd", M, n, fb(ops.sinkhorn), fb(naive.sinkhorn),
+        row("sinkhorn fwd+bwd", M, n, fb(ops.sinkhorn), fb(eager.sinkhorn),
             fb(compiled["sinkhorn"]), 3 * _bytes(L))
     for B in (1 << 20, 1 << 23):                      # millions of fp32 n x n matrices
         Ms = torch.rand(B, n, n, device=dev)
-        row("certify_batch", B, n, lambda: ops.certify_batch(Ms), lambda: naive.certify_batch(Ms),
+        row("certify_batch", B, n, lambda: ops.certify_batch(Ms), lambda: eager.certify_batch(Ms),
             lambda: compiled["certify_batch"](Ms), _bytes(Ms))
     return 0
 

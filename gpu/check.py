@@ -3,7 +3,7 @@
 References are float64 and take exactly the inputs the kernel gets (bf16 inputs are
 upcast exactly), so the error is the kernel's own arithmetic: ``birkhoff.sinkhorn_logits``
 for the Sinkhorn forward and ``birkhoff.certify_batch`` for the statistics, torch
-autograd through the kernel's twin in :mod:`gpu.naive` otherwise.
+autograd through the kernel's twin in :mod:`gpu.eager` otherwise.
 Tolerance: ``u (1 + max|ref|)`` with, for bf16 outputs, ``u = 2^-8`` (half-ulp rounding,
 doubled) on a GPU and ``u = 2^-7`` under the interpreter (which truncates), and
 ``u = 2^-17`` for fp32 (accumulation over up to ~100 terms). Each gradient is checked on
@@ -29,7 +29,7 @@ if not torch.cuda.is_available():
 from birkhoff import (all_permutations, certify_batch, cyclic_permutations,  # noqa: E402
                       kron_factor_sizes, sinkhorn_logits)
 
-from . import naive, ops  # noqa: E402
+from . import eager, ops  # noqa: E402
 
 # Triton's interpreter converts fp32 -> bf16 by truncation (checked: 1 + 3 2^-8 -> 1 + 2^-7;
 # it ignores fp_downcast_rounding), i.e. up to one ulp = 2^-7 relative; compiled Triton
@@ -64,7 +64,7 @@ def check_sinkhorn(device, dtype, quick):
             yield "sinkhorn fwd", dtype, (*batch, n, n), *_errors(P.cpu(), ref)
             g = torch.randn(*batch, n, n).to(dtype).double()
             (P * g.to(device, dtype)).sum().backward()
-            (naive.sinkhorn(ref_in, iters) * g).sum().backward()
+            (eager.sinkhorn(ref_in, iters) * g).sum().backward()
             yield "sinkhorn bwd", dtype, (*batch, n, n), *_errors(L.grad.cpu(), ref_in.grad)
 
 
@@ -94,9 +94,9 @@ def check_hc(device, dtype, quick):
         for batch in batches[:2]:
             for C in Cs:
                 shape = (*batch, n, C)
-                yield from _fwd_bwd("hc_pre", ops.hc_pre, naive.hc_pre,
+                yield from _fwd_bwd("hc_pre", ops.hc_pre, eager.hc_pre,
                                     [(*batch, n, C), (*batch, n)], dtype, device, shape, 1)
-                yield from _fwd_bwd("hc_post_res", ops.hc_post_res, naive.hc_post_res,
+                yield from _fwd_bwd("hc_post_res", ops.hc_post_res, eager.hc_post_res,
                                     [(*batch, n, C), (*batch, C), (*batch, n, n), (*batch, n)],
                                     dtype, device, shape, 2)
 
@@ -110,7 +110,7 @@ def check_coeffs(device, dtype, quick):
                 shapes = [(*batch, n, C), (n * C, M), (3,), (M,)]
                 eps = torch.finfo(dtype).eps                  # the RMS eps of the kernel's input dtype
                 yield from _fwd_bwd("hc_coeffs", lambda *a: torch.cat(ops.hc_coeffs(*a), -1),
-                                    lambda *a: torch.cat(naive.hc_coeffs(*a, eps=eps), -1), shapes, dtype,
+                                    lambda *a: torch.cat(eager.hc_coeffs(*a, eps=eps), -1), shapes, dtype,
                                     device, (*batch, n, C), 99)
 
 
@@ -121,7 +121,7 @@ def check_bvn(device, dtype, quick):
         for batch in batches:
             shape = (*batch, len(perms), n)
             yield from _fwd_bwd("bvn_combine", lambda w: ops.bvn_combine(w, perms.to(w.device)),
-                                lambda w: naive.bvn_combine(w, perms),
+                                lambda w: eager.bvn_combine(w, perms),
                                 [(*batch, len(perms))], dtype, device, shape, 0)
 
 
@@ -133,7 +133,7 @@ def check_kron(device, dtype, quick):
             for C in Cs:
                 shapes = [(*batch, n, C)] + [(*batch, m, m) for m in sizes]
                 yield from _fwd_bwd("kron_apply", lambda x, *U: ops.kron_apply(U, x),
-                                    lambda x, *U: naive.kron_apply(U, x),
+                                    lambda x, *U: eager.kron_apply(U, x),
                                     shapes, dtype, device, (*batch, n, C), 1)
 
 
@@ -160,10 +160,10 @@ def check_certify(device, dtype, quick):
 def check_token_mix(device, dtype, quick):
     _, _, Cs = _cases(quick)
     for B, N in ((1, 37), (2, 300)) if quick else ((1, 37), (2, 300), (1, 4096), (3, 1031)):
-        shifts = naive.power_of_two_shifts(N)
+        shifts = eager.power_of_two_shifts(N)
         for C in Cs:
             yield from _fwd_bwd("token_mix", lambda x, w: ops.token_mix(x, w, shifts),
-                                lambda x, w: naive.token_mix(x, w, shifts),
+                                lambda x, w: eager.token_mix(x, w, shifts),
                                 [(B, N, C), (len(shifts), C)], dtype, device, (B, N, C), 1)
 
 

@@ -4,7 +4,7 @@ Every op accepts fp32 or bf16 (and fp64 for gradient checks) and accumulates in 
 Tensors must be on one device where Triton runs (CUDA, or CPU under
 ``TRITON_INTERPRET=1``). Every entry checks types, dtypes, shapes and devices first and
 raises ``TypeError`` / ``ValueError`` with the offending argument named. The torch twin
-of each op, same name and signature, is in :mod:`gpu.naive`.
+of each op, same name and signature, is in :mod:`gpu.eager`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .kernels import hc_mixing as _hc
 from .kernels import kron_apply as _kron
 from .kernels import sinkhorn as _sk
 from .kernels import token_mix as _tm
-from .naive import BatchStats
+from .eager import BatchStats
 
 __all__ = ["sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats",
            "token_mix"]
@@ -156,7 +156,7 @@ class _HcCoeffs(torch.autograd.Function):
 def hc_coeffs(x: torch.Tensor, phi: torch.Tensor, gates: torch.Tensor, bias: torch.Tensor,
               eps: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """mHC's dynamic coefficients ``(H_pre, H_post, a_res)`` from ``x (..., n, C)``, fused (one
-    launch forward, one backward; :mod:`gpu.kernels.hc_coeffs`). Twin: :func:`gpu.naive.hc_coeffs`."""
+    launch forward, one backward; :mod:`gpu.kernels.hc_coeffs`). Twin: :func:`gpu.eager.hc_coeffs`."""
     _inputs(x=x, phi=phi, gates=gates, bias=bias)
     if x.ndim < 2 or not 1 <= x.shape[-2] <= MAX_STREAMS:
         raise ValueError(f"x must have shape (..., n, C) with 1 <= n <= {MAX_STREAMS}, got {tuple(x.shape)}")
@@ -454,7 +454,7 @@ def token_mix(x: torch.Tensor, w: torch.Tensor, shifts) -> torch.Tensor:
 
     ``x (B, N, d)``, ``w (K, d)`` (same dtype), ``shifts`` K integers ``>= 0``; Triton
     forward and backward, the ``N x N`` matrix never formed. Torch reference:
-    ``gpu.naive.token_mix``.
+    ``gpu.eager.token_mix``.
     """
     _inputs(x=x, w=w)
     shifts = tuple(count(v, "shifts", high=2 ** 31 - 1) for v in shifts)     # the kernel's int32

@@ -32,7 +32,7 @@ import torch
 
 from birkhoff import certify, certify_batch, certify_product, sinkhorn_logits
 
-from . import naive, ops
+from . import eager, ops
 
 CHAIN = 1000
 PEERS = {"liger": "liger_kernel", "hyper-connections": "hyper_connections"}
@@ -115,10 +115,10 @@ def check_liger(device, quick: bool) -> Iterator[tuple]:
     yield ("liger H_res vs exact mHC (eps = 0)", (N, n, n), *_err(H, exact))
     h_pre, h_post = torch.rand(N, n), 2 * torch.rand(N, n)
     f_out = torch.randn(N, C)
-    for row in _fwd_bwd("liger_mhc_pre", liger_mhc_pre, naive.hc_pre, [x, h_pre], device):
+    for row in _fwd_bwd("liger_mhc_pre", liger_mhc_pre, eager.hc_pre, [x, h_pre], device):
         yield (*row[:1], shape, *row[1:])
     for row in _fwd_bwd("liger_mhc_post_res", liger_mhc_post_res,
-                        lambda x, f, hp, hr: naive.hc_post_res(x, f, hr, hp), [x, f_out, h_post, exact.float()], device):
+                        lambda x, f, hp, hr: eager.hc_post_res(x, f, hr, hp), [x, f_out, h_post, exact.float()], device):
         yield (*row[:1], shape, *row[1:])
     yield ("findings", ds_findings(H), ds_findings(ops.sinkhorn(torch.from_numpy(logits).float().to(device), 20)))
 

@@ -44,6 +44,6 @@ def _load() -> ModuleType:
 
 package = _load()
 _backend = importlib.import_module(f"{package.__name__}.backend")
-_naive = importlib.import_module(f"{package.__name__}.naive")
+_eager = importlib.import_module(f"{package.__name__}.eager")
 Backend, BACKENDS, backend = _backend.Backend, _backend.BACKENDS, _backend.backend
-kron, power_of_two_shifts, token_mix = _naive.kron, _naive.power_of_two_shifts, _naive.token_mix
+kron, power_of_two_shifts, token_mix = _eager.kron, _eager.power_of_two_shifts, _eager.token_mix

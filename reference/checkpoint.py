@@ -19,7 +19,7 @@ import torch
 __all__ = ["CheckpointError", "LEGACY_DEFAULTS", "atomic_write", "save_checkpoint", "load_checkpoint"]
 
 KEYS = ("model_config", "train_config", "model", "opt", "step")
-# model config fields added later, with the value every run made before them had
+# settings an older checkpoint lacks, with the value its run used (no setting existed: one behaviour)
 LEGACY_DEFAULTS = {"init": "symmetric", "sk_order": "rows_cols", "norm": "pre", "favoured": "layer",
                    "mixer_norm": "plain"}
 _PLAIN = (bool, int, float, str, type(None))

@@ -136,10 +136,6 @@ class Markov:
         """The stationary distribution (the unigram model)."""
         return self.pi
 
-    def conditional_entropy(self) -> float:
-        """Best achievable per-token loss (nats)."""
-        T = np.where(self.T > 0, self.T, 1.0)
-        return float(-(self.pi[:, None] * self.T * np.log(T)).sum())
 
 
 class Recall:

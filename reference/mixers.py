@@ -41,7 +41,7 @@ Initialisation of ``mhc``, ``mhc_lite``, ``kromhc``, ``behc`` (``init=``):
   factor for ``kromhc``; off the diagonal for ``mhc``); the dynamic projection ``phi``
   starts at 0; the three gates at 0.01. ``behc`` (a reconstruction: no code is public)
   uses the same convention over its cyclic shifts.
-* ``"symmetric"`` is this project's earlier start, kept for the ablation: ``phi ~
+* ``"symmetric"``, the ablation start (every stream equal at init): ``phi ~
   N(0, 0.02^2)`` (its own random stream per mixer name), gates 0.01, ``b_pre = logit(1/n)``
   (``H_pre = 1/n``), ``b_post = 0`` (``H_post = 1``), and 0.99 of ``H_res``'s mass on the
   identity (``mhc``: diagonal logit ``log(99 (n - 1))``, for which ``SK(exp(.))`` is exactly

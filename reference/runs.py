@@ -111,7 +111,7 @@ class Config:
 # change on ``--resume`` under a constant learning rate (which does not depend on it),
 # every other field is a setting of the run, fixed when its folder is made
 _BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every"}
-# run config fields added later, with the value every run made before them had
+# settings an older run's config lacks, with the value that run used
 LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999}
 
 

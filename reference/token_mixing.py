@@ -32,9 +32,6 @@ channel, outside the mixing matrix, which stays ``sum_k w_k P_k``.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Sequence
-
 import numpy as np
 import torch
 import torch.nn as nn
@@ -45,23 +42,8 @@ from ._gpu import Backend, backend, power_of_two_shifts, token_mix
 from .norms import sublayer_norm
 from .tap import Tap
 
-__all__ = ["power_of_two_shifts", "token_mix", "token_mixing_matrix", "quantize_shift_weights", "exact_weights",
+__all__ = ["power_of_two_shifts", "token_mix", "quantize_shift_weights",
            "TokenMixBlock"]
-
-
-def token_mixing_matrix(w: Sequence, shifts: Sequence[int], N: int) -> np.ndarray:
-    """Dense ``(N + S) x (N + S)`` operator ``sum_k w_k P_k`` on the padded sequence (one channel).
-
-    ``P_k[i, (i - s_k) mod (N + S)] = 1``; rows ``S..S+N-1`` act on the real tokens.
-    Entries keep the type of ``w`` (``Fraction`` for exact checks). For tests only.
-    """
-    S = max(shifts)
-    size = N + S
-    A = np.full((size, size), type(w[0])(0), dtype=object)
-    for wk, s in zip(w, shifts):
-        for i in range(size):
-            A[i, (i - s) % size] += wk
-    return A
 
 
 def quantize_shift_weights(w: np.ndarray, scale: int = 127) -> np.ndarray:
@@ -75,11 +57,6 @@ def quantize_shift_weights(w: np.ndarray, scale: int = 127) -> np.ndarray:
     K, d = w.shape
     idx = (np.arange(K)[None, :] - np.arange(K)[:, None]) % K        # circ[i, j] = w[(j - i) mod K]
     return np.stack([quantize(w[idx, c], scale, tol=1e-6, closest=True)[0][0] for c in range(d)], axis=1)
-
-
-def exact_weights(q: np.ndarray, scale: int) -> list[list[Fraction]]:
-    """``q / scale`` as Fractions, per channel: ``[[q_0c / s, ..., q_Kc / s] for c]``."""
-    return [[Fraction(int(v), scale) for v in q[:, c]] for c in range(q.shape[1])]
 
 
 class TokenMixBlock(nn.Module):

@@ -49,7 +49,7 @@ def test_gpu_bench_layer_rows_run_on_cpu():
     import time
 
     os.environ.setdefault("TRITON_INTERPRET", "1")
-    from gpu import naive, ops
+    from gpu import eager, ops
     from gpu.bench import layer_rows, mhc_layer
 
     def timer(fn):
@@ -58,10 +58,10 @@ def test_gpu_bench_layer_rows_run_on_cpu():
         return time.perf_counter() - t0
 
     rows = layer_rows(6, 8, 4, torch.device("cpu"), torch.float32, timer, compile_twins=False)
-    assert [name for name, _ in rows] == ["ours (Triton ops)", "torch eager (gpu.naive)", "Liger-Kernel LigerMHC",
+    assert [name for name, _ in rows] == ["ours (Triton ops)", "torch eager (gpu.eager)", "Liger-Kernel LigerMHC",
                                           "hyper-connections mHC"]
     torch.manual_seed(1)
     x, W = torch.randn(5, 4, 8), torch.randn(8, 8)
     phi, gates, bias = torch.randn(32, 24) / 6, torch.rand(3), torch.randn(24)
-    torch.testing.assert_close(mhc_layer(ops, x, phi, gates, bias, W), mhc_layer(naive, x, phi, gates, bias, W),
+    torch.testing.assert_close(mhc_layer(ops, x, phi, gates, bias, W), mhc_layer(eager, x, phi, gates, bias, W),
                                atol=1e-5, rtol=1e-5)

@@ -1,4 +1,4 @@
-"""gpu.kron_apply (Triton) against birkhoff.kron_apply and torch autograd through gpu.naive.kron."""
+"""gpu.kron_apply (Triton) against birkhoff.kron_apply and torch autograd through gpu.eager.kron."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from birkhoff import kron_apply as kron_apply_ref
 from birkhoff import kromhc_factor
 from gpu.ops import kron_apply
-from gpu.naive import kron
+from gpu.eager import kron
 
 
 def _reference(factors, x):

@@ -1,4 +1,4 @@
-"""gpu.token_mix (Triton) against its torch twin gpu.naive.token_mix (torch autograd)."""
+"""gpu.token_mix (Triton) against its torch twin gpu.eager.token_mix (torch autograd)."""
 
 import pytest
 import torch
@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from gpu.ops import token_mix
 from reference.models import Model, ModelConfig
-from gpu import naive
-from gpu.naive import power_of_two_shifts
+from gpu import eager
+from gpu.eager import power_of_two_shifts
 
 
 def _inputs(B, N, d, K, seed, dtype=torch.float64):
@@ -26,7 +26,7 @@ def test_matches_reference_forward_backward(B, N, d, seed, extra):
     x, w = _inputs(B, N, d, len(shifts), seed)
     x.requires_grad_()
     w.requires_grad_()
-    y, ref = token_mix(x, w, shifts), naive.token_mix(x, w, shifts)
+    y, ref = token_mix(x, w, shifts), eager.token_mix(x, w, shifts)
     torch.testing.assert_close(y, ref, atol=1e-13, rtol=1e-13)
     dy = torch.randn(y.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
     g = torch.autograd.grad((y * dy).sum(), (x, w))
@@ -41,7 +41,7 @@ def test_low_precision_inputs_fp32_accumulation(dtype):
     x, w = _inputs(2, 200, 96, len(shifts), 3, dtype)
     y = token_mix(x, w, shifts)
     assert y.dtype == dtype
-    ref = naive.token_mix(x.double(), w.double(), shifts)
+    ref = eager.token_mix(x.double(), w.double(), shifts)
     unit = 2.0 ** -7 if dtype == torch.bfloat16 else 2.0 ** -20
     assert float((y.double() - ref).abs().max()) <= unit * (1 + float(ref.abs().max()))
 

@@ -1,6 +1,7 @@
 """BE-HC token mixing (reference.token_mixing): causality, exact DS, O(N d) memory, quantized weights."""
 
 from fractions import Fraction
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -9,8 +10,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference.models import Model, ModelConfig
-from reference.token_mixing import (TokenMixBlock, exact_weights, power_of_two_shifts,
-                                    quantize_shift_weights, token_mix, token_mixing_matrix)
+from reference.token_mixing import TokenMixBlock, power_of_two_shifts, quantize_shift_weights, token_mix
+
+
+def token_mixing_matrix(w: Sequence, shifts: Sequence[int], N: int) -> np.ndarray:
+    """Dense ``(N + S) x (N + S)`` operator ``sum_k w_k P_k`` on the padded sequence (one channel).
+
+    ``P_k[i, (i - s_k) mod (N + S)] = 1``; rows ``S..S+N-1`` act on the real tokens.
+    Entries keep the type of ``w`` (``Fraction`` for exact checks).
+    """
+    S = max(shifts)
+    size = N + S
+    A = np.full((size, size), type(w[0])(0), dtype=object)
+    for wk, s in zip(w, shifts):
+        for i in range(size):
+            A[i, (i - s) % size] += wk
+    return A
+
+
+def exact_weights(q: np.ndarray, scale: int) -> list[list[Fraction]]:
+    """``q / scale`` as Fractions, per channel: ``[[q_0c / s, ..., q_Kc / s] for c]``."""
+    return [[Fraction(int(v), scale) for v in q[:, c]] for c in range(q.shape[1])]
 
 
 def _weights(K, d, seed=0, dtype=torch.float64):

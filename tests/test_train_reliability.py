@@ -352,3 +352,23 @@ def test_a_run_writes_csv_a_plot_and_health(tmp_path, capsys):
         train_main(["--help"])
     help_text = capsys.readouterr().out
     assert "(default: 0.003)" in help_text and "(default: mhc)" in help_text
+
+
+def test_runs_and_checkpoints_older_than_a_setting_read_back_with_its_old_value(tmp_path):
+    """A setting added after a run was made takes the value every earlier run had (``LEGACY_DEFAULTS``),
+    not today's default, so an old run reads back, and resumes, as it was trained."""
+    from reference.checkpoint import LEGACY_DEFAULTS
+    from reference.runs import config_from_dict
+
+    old = config_from_dict({"mixer": "mhc", "depth": 2}, tmp_path)
+    assert (old.init, old.sk_order, old.norm, old.favoured, old.mixer_norm) == (
+        "symmetric", "rows_cols", "pre", "layer", "plain")
+    assert (old.schedule, old.warmup, old.beta2) == ("constant", 0, 0.999)
+    assert config_from_dict({"mixer": "mhc", "init": "reference"}, tmp_path).init == "reference"   # saved wins
+    out = tmp_path / "run"
+    train_main([*SMALL, "--steps", "2", "--ckpt-every", "1", "--out", str(out)])
+    ckpt = torch.load(out / "ckpt.pt", weights_only=True)
+    for name in LEGACY_DEFAULTS:
+        del ckpt["model_config"][name]
+    torch.save(ckpt, out / "old.pt")
+    assert {k: load_checkpoint(out / "old.pt")["model_config"][k] for k in LEGACY_DEFAULTS} == LEGACY_DEFAULTS

@@ -1,4 +1,5 @@
-"""The torch twin of every kernel: eager, any dtype (float64 included), autograd by torch.
+"""Every op in eager torch: the ``"torch"`` backend the mixers run on, and the twin each Triton kernel is
+checked against. Any dtype (float64 included), autograd by torch.
 
 Each function here has the name, signature and meaning of its Triton op in
 :mod:`gpu.ops`; ``gpu.check`` compares the two on identical inputs and
