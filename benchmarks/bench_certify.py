@@ -8,7 +8,7 @@ Time: best of several calls of ``certify(M)``, ``np.linalg.svd(M)`` and the orac
 (``birkhoff.testing.oracle.truth`` at 30 digits: mpmath eig and two SVDs) on one ``signed``
 matrix per n. Widths: ``(hi - lo) / hi`` of ``spectral_norm``, ``spectral_radius`` and ``sigma2``,
 the maximum over 20 seeds per class and n (containment of the truth is the suite's job:
-``tests/test_certify_oracle.py``).
+``tests/birkhoff/test_certify_oracle.py``).
 """
 
 from __future__ import annotations

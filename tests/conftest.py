@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, settings
 
 
 @pytest.fixture(autouse=True)
-def _gpu_tests_on_cuda(request):
-    """``test_gpu_*`` build their tensors where the kernels run: CUDA when present."""
+def _cuda_marked_tests_on_cuda(request):
+    """Tests marked ``cuda`` build their tensors where the kernels run: CUDA when present."""
     import torch
 
-    if torch.cuda.is_available() and request.module.__name__.rsplit(".", 1)[-1].startswith("test_gpu"):
+    if torch.cuda.is_available() and request.node.get_closest_marker("cuda"):
         with torch.device("cuda"):
             yield
     else:

@@ -1,7 +1,7 @@
 """An independent high-precision oracle for the certificates, and the matrix classes it is run on.
 
 The truth is mpmath at ``DPS`` digits from the exact rationals the float entries denote;
-it shares no code with ``birkhoff.certify``. Used by ``tests/test_certify_oracle.py`` and
+it shares no code with ``birkhoff.certify``. Used by ``tests/birkhoff/test_certify_oracle.py`` and
 ``benchmarks/bench_certify.py``.
 """
 

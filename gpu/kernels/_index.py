@@ -4,7 +4,7 @@ A flat offset such as ``(m * n + j) * C + c`` exceeds ``2^31`` once tokens x n x
 does (128K tokens x 4 streams x 7168 channels is 3.8e9): computed in int32 it wraps and
 the kernel reads or writes the wrong memory. Every kernel takes its block of rows
 (tokens, matrices, sequence positions) from :func:`block_rows`, so all offsets built
-from it are int64. ``tests/test_gpu_offsets.py`` checks the arithmetic past ``2^31``.
+from it are int64. ``tests/gpu/test_offsets.py`` checks the arithmetic past ``2^31``.
 """
 
 from __future__ import annotations

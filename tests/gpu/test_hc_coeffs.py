@@ -11,6 +11,8 @@ from hypothesis import given, settings, strategies as st
 from gpu import eager
 from gpu.ops import hc_coeffs
 
+pytestmark = pytest.mark.cuda
+
 
 def inputs(batch, n, C, R, dtype, seed):
     g = torch.Generator().manual_seed(seed)

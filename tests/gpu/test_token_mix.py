@@ -10,6 +10,8 @@ from reference.models import Model, ModelConfig
 from gpu import eager
 from gpu.eager import power_of_two_shifts
 
+pytestmark = pytest.mark.cuda
+
 
 def _inputs(B, N, d, K, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)

@@ -11,6 +11,8 @@ from birkhoff import kromhc_factor
 from gpu.ops import kron_apply
 from gpu.eager import kron
 
+pytestmark = pytest.mark.cuda
+
 
 def _reference(factors, x):
     """float64 ``kron(factors) x`` with autograd."""

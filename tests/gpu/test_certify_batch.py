@@ -8,6 +8,8 @@ from birkhoff import certify_batch as certify_batch_ref
 from birkhoff import sinkhorn_logits
 from gpu.ops import certify_batch
 
+pytestmark = pytest.mark.cuda
+
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 16, 33])
 @pytest.mark.parametrize("batch", [(1,), (5,), (2, 3)])

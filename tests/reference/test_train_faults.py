@@ -13,7 +13,7 @@ After each kill the run is continued with :func:`reference.train.run_once` (``--
 a checkpoint exists, else started again). Every record (less its timing) and the summary
 (less ``out`` and ``resumed_from``) must equal the uninterrupted run's.
 
-The longer variant: ``TRAIN_FAULT_EXAMPLES=500 python -m pytest tests/test_train_faults.py``.
+The longer variant: ``TRAIN_FAULT_EXAMPLES=500 python -m pytest tests/reference/test_train_faults.py``.
 """
 
 import json

@@ -9,6 +9,8 @@ import torch
 from gpu.ops import sinkhorn
 from gpu import eager
 
+pytestmark = pytest.mark.cuda
+
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("batch", [(1,), (5,), (2, 3)])

@@ -4,12 +4,15 @@ extra, which ``[dev]`` includes, so ``make test`` always has them."""
 
 import os
 
+import pytest
 import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from gpu import peers  # noqa: E402
+
+pytestmark = pytest.mark.cuda
 
 
 def test_peers_check_runs_and_reports_what_it_finds(make_gpu_quick):

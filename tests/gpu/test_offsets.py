@@ -11,7 +11,9 @@ import triton.language as tl
 from gpu import eager, ops
 from gpu.kernels._index import block_rows
 
-KERNELS = Path(__file__).resolve().parent.parent / "gpu" / "kernels"
+pytestmark = pytest.mark.cuda
+
+KERNELS = Path(__file__).resolve().parents[2] / "gpu" / "kernels"
 N, C = 4, 7168                              # DeepSeek-like streams and width
 
 

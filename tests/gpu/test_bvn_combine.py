@@ -7,6 +7,8 @@ import torch
 from birkhoff import all_permutations, cyclic_permutations, from_permutations
 from gpu.ops import bvn_combine
 
+pytestmark = pytest.mark.cuda
+
 
 @pytest.mark.parametrize("perms", [all_permutations(2), all_permutations(3), all_permutations(4),
                                    cyclic_permutations(5), cyclic_permutations(8)])

@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.cuda
 
 
 def test_gpu_check_quick_all_pass(make_gpu_quick):

@@ -8,6 +8,8 @@ import torch
 
 from gpu.ops import hc_post_res, hc_pre
 
+pytestmark = pytest.mark.cuda
+
 
 def reference(x, f, H, hp, h):
     return (torch.einsum("...n,...nc->...c", h, x),

@@ -9,6 +9,8 @@ import torch
 from birkhoff import all_permutations
 from gpu import ops
 
+pytestmark = pytest.mark.cuda
+
 X = torch.randn(3, 4, 8)             # (tokens, n, C)
 P3 = torch.tensor(all_permutations(3))
 
