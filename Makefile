@@ -21,9 +21,9 @@ demo: $(STAMP)
 	$(VPY) -m birkhoff.demo
 	OMP_NUM_THREADS=1 $(VPY) -m reference.studies.sweep --preset demo --out runs/demo
 
-# one worker per core (pytest-xdist); idle workers steal queued tests from busy ones
+# one worker per core (pytest-xdist); tests sharing a make gpu --quick run go to one worker (xdist_group)
 test: $(STAMP)
-	$(VPY) -m pytest -q -p no:cacheprovider -n auto --dist worksteal; rc=$$?; \
+	$(VPY) -m pytest -q -p no:cacheprovider -n auto --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # every GPU check and benchmark in one run (about 8 min on a GPU; --quick on a CPU); tables in runs/gpu

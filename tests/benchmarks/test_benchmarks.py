@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -39,6 +41,7 @@ def test_bench_project_quick():
         assert len(rows) == 6 and any("compiled once (DPP)" in r for r in rows)
 
 
+@pytest.mark.xdist_group("make_gpu")            # one worker runs them, after one make gpu --quick
 def test_bench_mixers_quick(make_gpu_quick):
     """``bench_mixers.py --quick --steps 1``, run as the ``overhead`` step of ``make gpu --quick``."""
     text = make_gpu_quick["text"]["overhead"]

@@ -9,6 +9,7 @@ import torch
 pytestmark = pytest.mark.cuda
 
 
+@pytest.mark.xdist_group("make_gpu")            # one worker runs them, after one make gpu --quick
 def test_gpu_check_quick_all_pass(make_gpu_quick):
     """``python -m gpu.check --quick``, run as the ``check`` step of ``make gpu --quick``."""
     text = make_gpu_quick["text"]["check"]
@@ -20,6 +21,7 @@ def test_gpu_check_quick_all_pass(make_gpu_quick):
         assert kernel in text
 
 
+@pytest.mark.xdist_group("make_gpu")            # one worker runs them, after one make gpu --quick
 def test_make_gpu_runs_every_step_it_can(make_gpu_quick):
     """``make gpu`` (``benchmarks/gpu_all.py``) runs to completion without a GPU: every step that can
     run here exits 0 and writes its table; the CUDA-only ones are listed as skipped with the reason."""

@@ -15,6 +15,7 @@ from gpu import peers  # noqa: E402
 pytestmark = pytest.mark.cuda
 
 
+@pytest.mark.xdist_group("make_gpu")            # one worker runs them, after one make gpu --quick
 def test_peers_check_runs_and_reports_what_it_finds(make_gpu_quick):
     """``python -m gpu.check --peers --quick``, run as the ``peers`` step of ``make gpu --quick``."""
     text = make_gpu_quick["text"]["peers"]
