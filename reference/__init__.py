@@ -1,0 +1,20 @@
+"""``reference``: the model a user puts into a network, and the laboratory that shows it at depth.
+
+**The model** (exported here): the mixer registry (:mod:`.mixers`), the drop-in wrapper and its
+monitor (:mod:`.hyper`, :mod:`.health`), the token mixer (:mod:`.token_mixing`), the normalisations
+(:mod:`.norms`), the forward taps (:mod:`.tap`) and the small models (:mod:`.models`).
+
+**The laboratory** (run, not imported by ``import reference``): the trainer ``python -m
+reference.train`` (:mod:`.train`, :mod:`.schedule`), its run folders (:mod:`.runs`,
+:mod:`.checkpoint`, :mod:`.run_plots`), data (:mod:`.data`), measurements (:mod:`.metrics`,
+:mod:`.quantization`) and the studies (:mod:`.studies`).
+"""
+
+from .hyper import HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams, stream_functions
+from .mixers import MIXERS, make_mixer, mixing_params
+from .models import Model, ModelConfig
+from .tap import Tap
+from .token_mixing import TokenMixBlock
+
+__all__ = ["HyperConnected", "expand_streams", "reduce_streams", "stream_functions", "load_plain_state_dict",
+           "monitor", "MIXERS", "make_mixer", "mixing_params", "Model", "ModelConfig", "Tap", "TokenMixBlock"]

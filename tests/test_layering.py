@@ -53,3 +53,18 @@ def test_studies_read_runs_through_one_module():
                 assert (node.value.id, node.attr) not in {("torch", "load"), ("torch", "save")}, p
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert node.value not in files, f"{p} names {node.value}"
+
+
+def test_the_model_imports_nothing_of_the_laboratory():
+    """``import reference`` (the model API) loads none of the trainer, its runs, data or studies;
+    ``reference.checkpoint`` (the ``ckpt.pt`` format, torch only) is the model's for ``Model.from_checkpoint``."""
+    import subprocess
+    import sys
+
+    code = "import sys, reference; print(' '.join(sorted(m for m in sys.modules if m.startswith('reference.'))))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    laboratory = {"train", "runs", "data", "metrics", "health", "schedule", "quantization", "run_plots", "studies"}
+    assert not {m.split(".")[1] for m in loaded} & laboratory, loaded
+    import reference
+
+    assert {"HyperConnected", "expand_streams", "reduce_streams", "monitor", "Model", "MIXERS"} <= set(reference.__all__)
