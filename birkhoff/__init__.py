@@ -16,7 +16,9 @@ from .permutations import (all_permutations, cyclic_permutations, from_permutati
                            permutation_matrix)
 from .project import Projection, certify_projection, project, project_cvxpy
 from .quantize import quantize
-from .sinkhorn import SinkhornInfo, has_total_support, sinkhorn, sinkhorn_logits, sinkhorn_mp
+from .sinkhorn import SinkhornInfo, sinkhorn, sinkhorn_logits
+from .sinkhorn_mpmath import sinkhorn_mp
+from .support import has_total_support
 
 try:
     __version__ = _metadata.version("birkhoff-hc")

@@ -30,7 +30,8 @@ from .io import entry_text, load_matrix, save_matrix
 from .kron import kron
 from .project import certify_projection, project, project_cvxpy
 from .quantize import quantize
-from .sinkhorn import METHODS, SINKHORN_TOL, sinkhorn, sinkhorn_mp
+from .sinkhorn import METHODS, SINKHORN_TOL, sinkhorn
+from .sinkhorn_mpmath import sinkhorn_mp
 
 __all__ = ["main", "OneLineParser"]
 

@@ -1,4 +1,6 @@
-"""Sinkhorn-Knopp scaling to a doubly stochastic matrix: float, log-domain, batched, mpmath.
+"""Sinkhorn-Knopp scaling to a doubly stochastic matrix in float: linear and log domain, batched, and
+the auto method that hands slow matrices to Newton (:mod:`birkhoff.sinkhorn_mpmath`: any precision;
+:mod:`birkhoff.support`: the total-support condition).
 
 ``P = diag(r) A diag(c)`` with unit row and column sums. By Sinkhorn-Knopp (1967) the
 iteration converges for a nonnegative square ``A`` iff its zero pattern has *total
@@ -21,28 +23,25 @@ log-potentials); ``"sinkhorn"`` and ``"newton"`` force one method.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
-import mpmath
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components, maximum_bipartite_matching
 
-from .validate import MAX_ITER, as_matrix, count, flag, fraction_of, option, real, to_float
-from .errors import ConvergenceError, InvalidArgumentError, NoTotalSupportError
-from .newton import newton_balance, newton_balance_mp, sweeps_per_newton_step
+from .validate import MAX_ITER, as_matrix, count, flag, option, real, to_float
+from .errors import ConvergenceError, InvalidArgumentError
+from .newton import newton_balance, sweeps_per_newton_step
+from .support import check_total_support
 from .sweeps import MAX_N, fixed_sweeps, fixed_sweeps_logits
 
-__all__ = ["SinkhornInfo", "sinkhorn", "sinkhorn_logits", "sinkhorn_mp", "has_total_support"]
+__all__ = ["SinkhornInfo", "sinkhorn", "sinkhorn_logits", "METHODS", "SINKHORN_TOL", "PROBE_SWEEPS", "NEWTON_STEPS"]
 
 # Use the log domain when positive entries span more than this ratio: the linear
 # iteration then risks underflow of A c and loses relative accuracy on small entries.
 _LOG_DOMAIN_SPAN = 1e30
 METHODS = ("auto", "sinkhorn", "newton")
 # "auto": the two probe chunks are this many sweeps, or two Newton steps' worth if more;
-# Newton takes over when sweeps are predicted to need more than _NEWTON_STEPS steps' worth.
-_PROBE = 20
-_NEWTON_STEPS = 30
+# Newton takes over when sweeps are predicted to need more than NEWTON_STEPS steps' worth.
+PROBE_SWEEPS = 20
+NEWTON_STEPS = 30
 # fixed-count sweeps on at least this many small matrices take the cache-blocked path
 _BLOCKED_BATCH = 512
 
@@ -77,79 +76,6 @@ class SinkhornInfo:
         with np.errstate(over="ignore"):
             return np.exp(self.log_c)
 
-
-# ----------------------------------------------------------------------------- support
-
-def _support_witness(pattern: np.ndarray) -> tuple[str, tuple[int, int] | None] | None:
-    """``None`` if the boolean ``pattern`` has total support, else (reason, witness entry).
-
-    A maximum matching of the bipartite support graph gives a positive diagonal when
-    it is perfect. An unmatched edge ``(i, j)``, ``j`` matched to row ``k``, lies on a
-    positive diagonal iff it closes an alternating cycle, i.e. iff rows ``i`` and ``k``
-    are strongly connected in the digraph ``i -> k`` for ``pattern[i, match[k]]``.
-    """
-    n = pattern.shape[0]
-    graph = csr_matrix(pattern.astype(np.int8))
-    col_of_row = maximum_bipartite_matching(graph, perm_type="column")
-    unmatched = np.flatnonzero(col_of_row < 0)
-    positive = np.argwhere(pattern)
-    if unmatched.size:
-        i = int(unmatched[0])
-        if not positive.size:
-            return "the matrix has no positive entry", None
-        if not pattern[i].any():
-            return f"row {i} is entirely zero", None
-        j = int(np.flatnonzero(pattern[i])[0])
-        return (f"the support has no positive diagonal (a maximum matching leaves row {i} "
-                f"unmatched), so entry ({i}, {j}) lies on no positive diagonal"), (i, j)
-    row_of_col = np.empty(n, dtype=np.int64)
-    row_of_col[col_of_row] = np.arange(n)
-    rows, cols = np.nonzero(pattern)
-    digraph = csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, row_of_col[cols])),
-                         shape=(n, n))
-    _, label = connected_components(digraph, directed=True, connection="strong")
-    bad = label[rows] != label[row_of_col[cols]]
-    if bad.any():
-        i, j = int(rows[bad][0]), int(cols[bad][0])
-        return (f"entry ({i}, {j}) is positive but lies on no positive diagonal "
-                f"(no permutation inside the support uses it)"), (i, j)
-    return None
-
-
-def has_total_support(A) -> bool:
-    """True iff every positive entry of the nonnegative square ``A`` lies on a positive diagonal.
-
-    ``A`` has total support  <=>  ``sinkhorn(A)`` converges (Sinkhorn-Knopp 1967).
-    """
-    M = as_matrix(A, nonnegative=True, name="A")
-    return _support_witness(M != 0) is None
-
-
-def _check_total_support(M: np.ndarray) -> None:
-    """Raise ``NoTotalSupportError`` for the first matrix of a batch without total support.
-
-    Strictly positive matrices pass at once; the others are checked once per distinct
-    zero pattern (patterns repeat a lot in batches of small matrices).
-    """
-    n = M.shape[-1]
-    pattern = (M != 0).reshape(-1, n, n)
-    todo = np.flatnonzero(~pattern.all(axis=(1, 2)))
-    if not todo.size:
-        return
-    uniq, first = np.unique(pattern[todo].reshape(todo.size, -1), axis=0, return_index=True)
-    for flat, pos in zip(uniq, first):
-        found = _support_witness(flat.reshape(n, n))
-        if found is not None:
-            reason, witness = found
-            where = np.unravel_index(todo[pos], M.shape[:-2]) if M.ndim > 2 else ()
-            where = tuple(int(w) for w in where)
-            prefix = f"matrix {where}: " if where else ""
-            raise NoTotalSupportError(
-                f"{prefix}Sinkhorn cannot converge: zero pattern has no total support; {reason}",
-                witness=witness, batch_index=where)
-
-
-# ----------------------------------------------------------------------------- float
 
 def _use_log_domain(M: np.ndarray) -> bool:
     top, low = float(M.max()), float(M.min())
@@ -341,14 +267,14 @@ def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domai
 
     ``auto``: chunk 1 of sweeps; for the matrices it leaves unconverged, chunk 2 measures the
     contraction ``rho`` per sweep; those whose predicted remaining sweeps
-    ``log(tol / res) / log(rho)`` fit both the budget and ``_NEWTON_STEPS`` Newton steps' worth
+    ``log(tol / res) / log(rho)`` fit both the budget and ``NEWTON_STEPS`` Newton steps' worth
     keep sweeping, for at most that many sweeps; every matrix still unconverged then gets
     Newton steps.
     """
     if method == "sinkhorn":
         return _scale(None, M, iters=None, tol=tol, max_iter=max_iter, log_domain=log_domain)
     n = M.shape[-1]
-    chunk = min(max_iter, max(_PROBE, int(np.ceil(2 * sweeps_per_newton_step(n)))))
+    chunk = min(max_iter, max(PROBE_SWEEPS, int(np.ceil(2 * sweeps_per_newton_step(n)))))
     if method == "auto":
         P, info = _scale(None, M, iters=None, tol=tol, max_iter=chunk, log_domain=log_domain)
         if np.all(info.converged):
@@ -361,7 +287,7 @@ def _balance(M: np.ndarray, *, tol: float, max_iter: int, method: str, log_domai
     res = np.maximum(*_marginal_residuals(P))
     sweeps, used_log, steps = info.iterations, info.log_domain, 0
     todo = np.flatnonzero(res > tol) if method == "auto" else np.array([], dtype=np.int64)
-    newton_cost = int(np.ceil(_NEWTON_STEPS * sweeps_per_newton_step(n)))       # in sweeps
+    newton_cost = int(np.ceil(NEWTON_STEPS * sweeps_per_newton_step(n)))       # in sweeps
     for stage in ("measure", "sweep"):
         budget = max_iter - sweeps
         if not todo.size or budget <= 0:
@@ -452,7 +378,7 @@ def sinkhorn(A, *, iters: int | None = None, tol: float = SINKHORN_TOL, max_iter
         raise InvalidArgumentError("iters=t runs t Sinkhorn sweeps; method='newton' needs tolerance mode")
     M = to_float(as_matrix(A, batched=True, nonnegative=True, name="A"), "A")
     if iters is None:
-        _check_total_support(M)
+        check_total_support(M)
     if log_domain is None:
         log_domain = _use_log_domain(M)
     if iters is None:
@@ -493,114 +419,3 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
     info = _info(P, (rows.reshape(batch), cols.reshape(batch)), 0.0, iterations=iters, log_domain=not linear.all(),
                  log_r=log_r.reshape(logA.shape[:-1]), log_c=log_c.reshape(logA.shape[:-1]))
     return (P, info) if return_info else P
-
-
-# ----------------------------------------------------------------------------- mpmath
-
-MAX_DPS = 10_000
-_GUARD_DIGITS = 10
-
-
-def _mp_floor(n: int, dps: int):
-    """The smallest ``tol`` that ``sinkhorn_mp`` can promise at ``dps`` digits: rounding each of ``n``
-    entries of a row to ``prec`` bits moves its sum by up to ``n 2^-prec``; twice that leaves room
-    for the iteration."""
-    return 2 * n * mpmath.ldexp(1, -mpmath.libmp.dps_to_prec(dps))
-
-
-def _exact_residual(out: np.ndarray):
-    """Exact ``max |row or column sum - 1|`` of an ``mpf`` matrix (its entries are binary rationals)."""
-    Q = np.vectorize(fraction_of, otypes=[object])(out)
-    return max(max(abs(x - 1) for x in Q.sum(axis=1)), max(abs(x - 1) for x in Q.sum(axis=0)))
-
-
-def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000, method: str = "auto") -> np.ndarray:
-    """Sinkhorn-Knopp in mpmath at ``dps`` decimal digits, iterated to ``tol``.
-
-    Parameters
-    ----------
-    A : array_like, shape (n, n)
-        Nonnegative, float or exact; float entries are taken at their exact binary value.
-    dps : int
-        Output precision in decimal digits (15 to ``MAX_DPS`` = 10 000); the iteration runs
-        with 10 guard digits more.
-    tol : float or mpf, optional
-        Max marginal error to reach; default ``10**(5 - dps)``. It must be at least
-        ``2 n 2^-prec`` (``prec`` the bits of ``dps`` digits): the rounding of the output
-        to ``dps`` digits alone can move a row sum by ``n 2^-prec``.
-    max_iter : int
-        Sweep limit.
-    method : {"auto", "sinkhorn", "newton"}
-        As in :func:`sinkhorn`: ``"auto"`` sweeps while the contraction measured over the
-        last ``_PROBE // 5`` sweeps predicts fewer sweeps than ``_NEWTON_STEPS`` Newton
-        steps' worth, then finishes with Newton steps
-        (:func:`birkhoff.newton.newton_balance_mp`).
-
-    Returns
-    -------
-    ndarray of mpmath.mpf, shape (n, n)
-        Rounded to ``dps`` digits; read at that precision (``mpmath.mp.dps``/``workdps``).
-        Convergence is checked on the returned entries in exact rational arithmetic:
-        every row and column sum is within ``tol`` of 1.
-
-    Raises
-    ------
-    InvalidArgumentError
-        ``tol`` below what ``dps`` digits can reach (the message names the ``dps`` needed).
-    ConvergenceError
-        ``tol`` not reached within ``max_iter`` sweeps and the Newton steps.
-    """
-    dps = count(dps, "dps", low=15, high=MAX_DPS)
-    max_iter = count(max_iter, "max_iter", low=1, high=MAX_ITER)
-    method = option(method, "method", METHODS)
-    if tol is not None:
-        real(tol, "tol")
-    tol_q = Fraction(10) ** (5 - dps) if tol is None else fraction_of(tol)      # exact: what is promised
-    M = as_matrix(A, nonnegative=True, name="A")
-    n = M.shape[0]
-    with mpmath.workdps(dps):
-        tol_mp = mpmath.mpf(tol_q.numerator) / tol_q.denominator
-        floor = _mp_floor(n, dps)
-        if tol_mp < floor:
-            need = next(d for d in range(dps, MAX_DPS + 2) if d > MAX_DPS or _mp_floor(n, d) <= tol_mp)
-            hint = f"dps >= {need}" if need <= MAX_DPS else f"a tol >= {mpmath.nstr(_mp_floor(n, MAX_DPS), 3)}"
-            raise InvalidArgumentError(
-                f"tol={mpmath.nstr(tol_mp, 3)} is below what {dps} digits can reach for n = {n} "
-                f"({mpmath.nstr(floor, 3)}: the rounding of the output alone); use {hint}")
-    _check_total_support(M)
-    with mpmath.workdps(dps + _GUARD_DIGITS + len(str(n))):
-        target = tol_mp / 2
-        if M.dtype == object:
-            Am = [[mpmath.mpf(q.numerator) / q.denominator for q in row] for row in M]
-        else:
-            Am = [[mpmath.mpf(float(v)) for v in row] for row in M]
-        r, c, err, history = [mpmath.mpf(1)] * n, [mpmath.mpf(1)] * n, mpmath.inf, []
-        lag, switch = _PROBE // 5, _NEWTON_STEPS * sweeps_per_newton_step(n)
-        for sweep in range(max_iter if method != "newton" else 1):
-            r = [1 / mpmath.fsum(Am[i][j] * c[j] for j in range(n)) for i in range(n)]
-            c = [1 / mpmath.fsum(Am[i][j] * r[i] for i in range(n)) for j in range(n)]
-            err = max(abs(r[i] * mpmath.fsum(Am[i][j] * c[j] for j in range(n)) - 1) for i in range(n))
-            history.append(err)
-            if err <= target:
-                break
-            if method == "auto" and sweep >= _PROBE and history[-1 - lag] > 0:
-                rho = (err / history[-1 - lag]) ** (mpmath.mpf(1) / lag)
-                if rho >= 1 or mpmath.log(target / err) / mpmath.log(rho) > min(switch, max_iter - sweep):
-                    break
-        steps = 0
-        if err > target and method != "sinkhorn":
-            f, g, steps, _ = newton_balance_mp(Am, [mpmath.log(x) for x in r], [mpmath.log(x) for x in c],
-                                               target / 2)
-            r, c = [mpmath.exp(x) for x in f], [mpmath.exp(x) for x in g]
-        products = [[r[i] * Am[i][j] * c[j] for j in range(n)] for i in range(n)]
-    with mpmath.workdps(dps):
-        out = np.empty((n, n), dtype=object)
-        for i in range(n):
-            for j in range(n):
-                out[i, j] = +products[i][j]                 # rounded to dps digits
-        err = _exact_residual(out)
-        if err > tol_q:
-            raise ConvergenceError(
-                f"sinkhorn_mp (method={method!r}: {len(history)} sweeps, {steps} Newton steps) did not reach "
-                f"tol={mpmath.nstr(tol_mp, 5)} (exact max marginal error of the result {float(err):.3e})")
-    return out

@@ -20,7 +20,7 @@ from hypothesis import given, strategies as st
 import birkhoff as B
 from birkhoff.io import load_matrix
 from birkhoff.validate import MAX_EXACT_DIGITS, MAX_EXACT_EXPONENT, parse_exact
-from birkhoff.sinkhorn import _exact_residual
+from birkhoff.sinkhorn_mpmath import _exact_residual
 
 P3 = np.full((3, 3), 1 / 3)
 
