@@ -7,14 +7,14 @@ from importlib import metadata as _metadata
 
 from .bvn import Decomposition, bvn_decompose, marcus_ree_bound
 from .certify import (BatchCertificate, Certificate, ProductCertificate, certify,
-                      certify_batch, certify_product, composite_lipschitz_bound,
+                      certify_batch, certify_product, certify_projection, composite_lipschitz_bound,
                       hc_lipschitz_bound)
 from .errors import (BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError,
                      NoTotalSupportError, NotDoublyStochasticError)
 from .kron import kron, kron_apply, kron_factor_sizes, kromhc_factor
 from .permutations import (all_permutations, cyclic_permutations, from_permutations,
                            permutation_matrix)
-from .project import Projection, certify_projection, project, project_cvxpy
+from .project import Projection, project, project_cvxpy
 from .quantize import quantize
 from .sinkhorn import SinkhornInfo, sinkhorn, sinkhorn_logits
 from .sinkhorn_mpmath import sinkhorn_mp

@@ -23,12 +23,12 @@ from tqdm import tqdm
 
 from . import __version__
 from .bvn import bvn_decompose
-from .certify import certify, certify_batch, certify_product
+from .certify import certify, certify_batch, certify_product, certify_projection
 from .validate import count, real
 from .errors import BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .io import entry_text, load_matrix, save_matrix
 from .kron import kron
-from .project import certify_projection, project, project_cvxpy
+from .project import project, project_cvxpy
 from .quantize import quantize
 from .sinkhorn import METHODS, SINKHORN_TOL, sinkhorn
 from .sinkhorn_mpmath import sinkhorn_mp

@@ -1,4 +1,5 @@
-"""Euclidean projection onto the Birkhoff polytope, with a rigorous distance certificate.
+"""Euclidean projection onto the Birkhoff polytope (its rigorous distance certificate is
+:func:`birkhoff.certify.certify_projection`).
 
 ``min ||X - A||_F^2  s.t.  X >= 0, X 1 = 1, X^T 1 = 1``.
 
@@ -25,15 +26,13 @@ iterations. When a Newton step stalls, such a round is taken instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
-from .validate import MAX_ITER, as_matrix, as_vector, count, is_exact, real, to_float, to_fraction
-from .errors import ConvergenceError, InvalidArgumentError, InvalidMatrixError
-from .exact import sqrt_interval
+from .validate import MAX_ITER, as_matrix, count, real, to_float
+from .errors import ConvergenceError
 
-__all__ = ["Projection", "project", "project_cvxpy", "certify_projection"]
+__all__ = ["Projection", "project", "project_cvxpy"]
 
 # Doubly centred inputs at least this large are first tried as a vertex (``_vertex``): their
 # projection is a permutation matrix unless assignments tie to within ~n.
@@ -343,85 +342,3 @@ def project_cvxpy(A, solver: str | None = None, **solve_kwargs) -> Projection:
     return Projection(X=Xv, u=u, v=v, objective=objective, gap=objective - dual,
                       iterations=int(problem.solver_stats.num_iters or 0),
                       converged=problem.status == cp.OPTIMAL)
-
-
-def _dyadic(*arrays: np.ndarray, max_exp: int = 0) -> tuple[list[np.ndarray], int]:
-    """Float64 arrays as exact Python integers at one common binary exponent ``E <= max_exp``:
-    ``x = I * 2^E`` entry by entry (object arrays)."""
-    parts = []
-    for x in arrays:
-        m, e = np.frexp(np.asarray(x, dtype=np.float64))
-        parts.append(((m * 2.0 ** 53).astype(np.int64), e.astype(np.int64) - 53))
-    E = min([max_exp] + [int(sh[M != 0].min()) for M, sh in parts if (M != 0).any()])
-    return [M.astype(object) << np.where(M != 0, sh - E, 0).astype(object) for M, sh in parts], E
-
-
-def _scaled(value: int, exp2: int, denominator: int = 1) -> Fraction:
-    """``value * 2^exp2 / denominator`` as a Fraction."""
-    return Fraction(value << exp2, denominator) if exp2 >= 0 else Fraction(value, denominator << -exp2)
-
-
-def _exact_ds_repair(X: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """An exactly DS matrix next to a nonnegative near-DS float ``X``, as ``(Z_int, E, d)``:
-    ``Z = Z_int * 2^E / d`` with Python integers.
-
-    ``Y = X + e_r 1^T / n + 1 e_c^T / n - delta 1 1^T / n^2`` has exact unit margins
-    (``e_r = 1 - X 1``, ``e_c = 1 - X^T 1``, ``delta = 1^T e_r``); if that made entries
-    negative, mix in the uniform matrix: ``(1 - theta) Y + theta J / n`` with the least
-    ``theta`` that restores nonnegativity. Integer arithmetic throughout (floats are
-    dyadic rationals): a 2000 x 2000 repair takes seconds, not minutes of Fractions.
-    """
-    n = X.shape[0]
-    (Xi,), E = _dyadic(np.maximum(X, 0.0))           # E <= 0: 1 is the integer 2^-E
-    one = 1 << -E
-    e_r = one - Xi.sum(axis=1)
-    e_c = one - Xi.sum(axis=0)
-    Y = n * n * Xi + n * e_r[:, None] + n * e_c[None, :] - e_r.sum()     # = n^2 Y in units of 2^E
-    lowest = min(Y.flat)
-    if lowest >= 0:
-        return Y, E, n * n
-    uniform = n * one                               # n^2 (1 / n) in units of 2^E
-    theta = max(Fraction(-y, uniform - y) for y in Y.flat if y < 0)
-    p, q = theta.numerator, theta.denominator
-    return (q - p) * Y + p * uniform, E, n * n * q
-
-
-def certify_projection(A, result) -> tuple[float, float]:
-    """Rigorous interval ``(lo, hi)`` for ``dist_F(A, Birkhoff polytope)``.
-
-    ``lo``: weak duality ``dist^2 >= ||A||^2 - 2 phi(u, v)`` at the result's duals,
-    evaluated exactly in rational arithmetic. ``hi``: ``||Z - A||_F`` for an exactly
-    DS ``Z`` built from the result's ``X`` (:func:`_exact_ds_repair`), also exact, or
-    0 when ``A`` itself is exactly DS.
-    Square roots are rounded outward. Valid for any ``result`` with ``X, u, v``
-    (ours or cvxpy's); only the width depends on its accuracy.
-    """
-    M = as_matrix(A, name="A")
-    if not all(hasattr(result, k) for k in ("X", "u", "v")):
-        raise InvalidArgumentError(f"result must be a Projection (fields X, u, v), got {type(result).__name__}")
-    X = to_float(as_matrix(result.X, name="result.X"), "result.X")
-    u = to_float(as_vector(result.u, "result.u")[None], "result.u")[0]
-    v = to_float(as_vector(result.v, "result.v")[None], "result.v")[0]
-    n = M.shape[0]
-    if X.shape != M.shape or u.size != n or v.size != n:
-        raise InvalidMatrixError(f"result does not match A {M.shape}: X {X.shape}, u ({u.size},), v ({v.size},)")
-    Z, EZ, d = _exact_ds_repair(X)
-    if is_exact(M):                     # exact input: rational arithmetic
-        Aq = M
-        uq, vq = to_fraction(u[None])[0], to_fraction(v[None])[0]
-        Bq = Aq - uq[:, None] - vq[None, :]
-        Bp = np.where(Bq > 0, Bq, Fraction(0))
-        dual = (Aq * Aq).sum() - (Bp * Bp).sum() - 2 * (uq.sum() + vq.sum())
-        exactly_ds = bool((Aq >= 0).all()) and all((Aq.sum(axis=k) == 1).all() for k in (0, 1))
-        D = Z * _scaled(1, EZ, d) - Aq
-        primal = Fraction(0) if exactly_ds else (D * D).sum()
-    else:                               # floats are dyadic: the same sums in integers
-        (Ai, ui, vi), E = _dyadic(M, u, v, max_exp=EZ)
-        B = Ai - ui[:, None] - vi[None, :]
-        Bp = np.where(B > 0, B, 0)
-        dual = _scaled(int((Ai * Ai).sum() - (Bp * Bp).sum()), 2 * E) - 2 * _scaled(int(ui.sum() + vi.sum()), E)
-        exactly_ds = bool((Ai >= 0).all()) and all((Ai.sum(axis=k) == 1 << -E).all() for k in (0, 1))
-        # D = Z - A = (Z_int 2^(EZ - E) - d A_int) 2^E / d   (E <= EZ <= 0)
-        Dd = (Z << (EZ - E)) - d * Ai
-        primal = Fraction(0) if exactly_ds else _scaled(int((Dd * Dd).sum()), 2 * E, d * d)
-    return sqrt_interval(max(dual, Fraction(0)))[0], sqrt_interval(primal)[1]

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, certify_projection, from_permutations,
                       project, project_cvxpy, sinkhorn)
-from birkhoff.project import _exact_ds_repair
+from birkhoff.certify import _exact_ds_repair
 from birkhoff.testing.checks import kkt_violation
 
 
