@@ -32,6 +32,7 @@ class Backend:
     bvn_combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     kron_apply: Callable[..., torch.Tensor]
     token_mix: Callable[..., torch.Tensor]
+    max_streams: int | None            # the most streams the ops handle (None: no limit)
 
 
 @lru_cache(maxsize=None)
@@ -41,4 +42,4 @@ def backend(name: str) -> Backend:
         raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
     mod = importlib.import_module(".eager" if name == "torch" else ".ops", __package__)
     return Backend(name, mod.sinkhorn, mod.hc_coeffs, mod.hc_pre, mod.hc_post_res, mod.bvn_combine, mod.kron_apply,
-                   mod.token_mix)
+                   mod.token_mix, getattr(mod, "MAX_STREAMS", None))

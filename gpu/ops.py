@@ -31,8 +31,8 @@ from .kernels import sinkhorn as _sk
 from .kernels import token_mix as _tm
 from .eager import BatchStats
 
-__all__ = ["sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch", "BatchStats",
-           "token_mix"]
+__all__ = ["MAX_STREAMS", "sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch",
+           "BatchStats", "token_mix"]
 
 
 FLOATS = (torch.float32, torch.bfloat16, torch.float64)

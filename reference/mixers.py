@@ -444,9 +444,14 @@ def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str =
     ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels;
     ``init`` is ``"reference"`` (the papers' public code) or ``"symmetric"``; ``sk_order`` is mHC's
     sweep order, ``favoured`` the reference init's favoured stream, ``mixer_norm`` the coefficient
-    norm (see the module doc)."""
-    return _lookup(name)(n_streams, C, layer, get_backend(backend), init=init, sk_order=sk_order,
-                         favoured=favoured, mixer_norm=mixer_norm)
+    norm (see the module doc). A stream count beyond what the backend's kernels handle is refused here,
+    when the model is built, not at its first forward."""
+    ops = get_backend(backend)
+    n = stream_count(name, n_streams)
+    if ops.max_streams is not None and n > ops.max_streams:
+        raise ValueError(f"backend {backend!r} handles at most {ops.max_streams} streams, got n_streams = {n}")
+    return _lookup(name)(n_streams, C, layer, ops, init=init, sk_order=sk_order, favoured=favoured,
+                         mixer_norm=mixer_norm)
 
 
 def mixing_params(name: str, n: int, C: int, mixer_norm: str = "source") -> int:

@@ -213,3 +213,15 @@ def test_a_users_gpu_py_does_not_shadow_the_package(tmp_path):
     out = subprocess.run([sys.executable, "use.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["(2,", "4,", "8)", "42"]
+
+
+def test_a_kernel_limit_is_refused_when_the_model_is_built():
+    """The Triton kernels handle at most 16 streams: asking for more fails at construction, with the
+    limit in the message, not at the first forward pass; the torch backend has no such limit."""
+    from reference.mixers import make_mixer
+    from reference.models import Model, ModelConfig
+
+    with pytest.raises(ValueError, match="at most 16 streams, got n_streams = 17"):
+        Model(ModelConfig(vocab=10, width=8, depth=1, mixer="mhc", n_streams=17, backend="triton"))
+    assert make_mixer("mhc", 17, 8) is not None
+    assert make_mixer("residual", 17, 8, backend="triton") is not None          # runs on one stream
