@@ -5,9 +5,10 @@ sublayer wrapped by the mixer: ``--block mlp`` (``reference.models.MLPBlock``) o
 ``--block transformer`` (attention + MLP, two mixed sublayers per layer, as in HC/mHC);
 one training step = forward + cross-entropy-free ``sum`` loss + backward on
 ``batch x seq`` tokens. Each configuration runs in its own process, forked from this one after
-torch is imported (so a child starts in milliseconds), so that peak RSS (``ru_maxrss``) is its own. ``--device cuda`` times on the GPU (synchronised; peak
-memory is then ``torch.cuda.max_memory_allocated``), with ``--backend triton`` for our
-kernels and ``--dtype bfloat16`` autocast; the overhead column is each mixer's step time
+torch is imported (a child starts in milliseconds), so that peak RSS (``ru_maxrss``) is its
+own. ``--device cuda`` times on the GPU (synchronised; peak memory is then
+``torch.cuda.max_memory_allocated``), with ``--backend triton`` for our kernels and
+``--dtype bfloat16`` autocast; the overhead column is each mixer's step time
 over the plain residual's (DeepSeek report 6.7 % for mHC at n = 4).
 Peers: ``hyper_connections`` HC (``get_init_and_expand_reduce_stream_functions``) and
 mHC (``mc_get_init_and_expand_reduce_stream_functions``, log-domain Sinkhorn, 20 its).

@@ -328,7 +328,7 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     e_d, D_lo, D_hi = _centred(M_lo, M_hi)
     e, M_lo, M_hi, s, trace = _scaled(M_lo, M_hi, s, trace)
     n = M_lo.shape[-1]
-    mid, safe_mid = _midpoint(M_lo, M_hi)
+    _, safe_mid = _midpoint(M_lo, M_hi)
     mig, mag = magnitude(M_lo, M_hi)
     gf = (np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1))
     gb = (np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))
@@ -370,7 +370,8 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
             "sigma_min": _unscaled(smin, e), "sigma2": _unscaled(sigma2, e_d), **gains}
 
 
-def _proved_sigma2(D_lo: np.ndarray, D_hi: np.ndarray, V: np.ndarray, near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _proved_sigma2(D_lo: np.ndarray, D_hi: np.ndarray, V: np.ndarray, near: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """``sigma_max`` of each prescaled ``D = M - J/n``, proved (:func:`enclose.singular_value_bounds`) in the
     basis ``V`` of ``M`` where ``M`` is ``near`` doubly stochastic (``D`` then has ``M``'s singular vectors:
     one SVD per matrix instead of two), and in ``D``'s own basis elsewhere or where that is loose (a
@@ -744,7 +745,8 @@ def certify_projection(A, result) -> tuple[float, float]:
         (Ai, ui, vi), E = _dyadic(M, u, v, max_exp=EZ)
         B = Ai - ui[:, None] - vi[None, :]
         Bp = np.where(B > 0, B, 0)
-        dual = _dyadic_value(int((Ai * Ai).sum() - (Bp * Bp).sum()), 2 * E) - 2 * _dyadic_value(int(ui.sum() + vi.sum()), E)
+        dual = (_dyadic_value(int((Ai * Ai).sum() - (Bp * Bp).sum()), 2 * E)
+                - 2 * _dyadic_value(int(ui.sum() + vi.sum()), E))
         exactly_ds = bool((Ai >= 0).all()) and all((Ai.sum(axis=k) == 1 << -E).all() for k in (0, 1))
         # D = Z - A = (Z_int 2^(EZ - E) - d A_int) 2^E / d   (E <= EZ <= 0)
         Dd = (Z << (EZ - E)) - d * Ai

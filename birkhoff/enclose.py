@@ -1,8 +1,8 @@
 """Rigorous enclosures of singular values and of the spectral radius from a float decomposition.
 
 A float SVD or eigendecomposition of the midpoint only supplies a near-diagonalising basis;
-everything claimed is then proved on the interval matrix in outward-rounded arithmetic
-(``exact.matmul_enclosure``), so the bounds hold for every matrix in ``[M_lo, M_hi]``:
+everything claimed is then proved with a priori rounding-error bounds (and interval products,
+``exact.matmul_enclosure``, for the radius), so the bounds hold for every matrix in ``[M_lo, M_hi]``:
 
 * **singular values** (Gram matrix + Gershgorin): with ``V`` the computed right singular
   vectors and ``A`` the midpoint, ``W = fl(A V)`` is within ``eps = gamma ||A||_F ||V||_F`` of

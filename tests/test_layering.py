@@ -62,9 +62,11 @@ def test_the_model_imports_nothing_of_the_laboratory():
     import sys
 
     code = "import sys, reference; print(' '.join(sorted(m for m in sys.modules if m.startswith('reference.'))))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
     laboratory = {"train", "runs", "data", "metrics", "health", "schedule", "quantization", "run_plots", "studies"}
     assert not {m.split(".")[1] for m in loaded} & laboratory, loaded
     import reference
 
-    assert {"HyperConnected", "expand_streams", "reduce_streams", "monitor", "Model", "MIXERS"} <= set(reference.__all__)
+    assert {"HyperConnected", "expand_streams", "reduce_streams", "monitor", "Model", "MIXERS"} <= set(
+        reference.__all__)
