@@ -78,3 +78,25 @@ def test_bench_certify_quick():
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| ") and "| 4 |" in r]
     assert len(rows) == 7 and "inf" not in out.stdout                   # 1 timing row + 6 classes, all finite
+
+
+def _fail():
+    raise ValueError("bad input")
+
+
+def test_isolated_runs_in_a_forked_child_and_reports_how_it_failed():
+    """``benchmarks/_isolated.py``: the result comes back from another process; an exception comes back as
+    its text, a ``kill -9`` as a negative exit code (what ``bench_token_mixing`` reads as out of memory)."""
+    import os
+    import signal
+
+    sys.path.insert(0, str(BENCH))
+    from _isolated import ChildFailed, isolated
+
+    assert isolated(os.getpid) != os.getpid()
+    with pytest.raises(ChildFailed, match="ValueError: bad input") as raised:
+        isolated(_fail)
+    assert raised.value.exitcode == 0
+    with pytest.raises(ChildFailed) as killed:
+        isolated(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    assert killed.value.exitcode == -signal.SIGKILL
