@@ -37,7 +37,8 @@ def make_gpu_quick(tmp_path_factory):
 
     from filelock import FileLock
 
-    shared = tmp_path_factory.getbasetemp().parent          # the same folder for every worker of this run
+    base = tmp_path_factory.getbasetemp()                   # a worker's is <this run's>/popen-gwN
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base     # one folder per pytest run
     out, done = shared / "make_gpu", shared / "make_gpu.json"
     with FileLock(str(shared / "make_gpu.lock")):
         if not done.exists():
