@@ -64,7 +64,7 @@ def test_the_model_imports_nothing_of_the_laboratory():
     code = "import sys, reference; print(' '.join(sorted(m for m in sys.modules if m.startswith('reference.'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.split())
-    laboratory = {"train", "runs", "data", "metrics", "health", "schedule", "quantization", "run_plots", "studies"}
+    laboratory = {"train", "runs", "data", "schedule", "quantization", "run_plots", "studies"}
     assert not {m.split(".")[1] for m in loaded} & laboratory, loaded
     import reference
 
