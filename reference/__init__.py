@@ -6,9 +6,10 @@ monitor (:mod:`.hyper`, :mod:`.health`), the token mixer (:mod:`.token_mixing`),
 
 **The laboratory** (run, not imported by ``import reference``): the trainer ``python -m
 reference.train`` (:mod:`.train`, :mod:`.schedule`), its run folders (:mod:`.runs`,
-:mod:`.checkpoint`, :mod:`.run_plots`), data (:mod:`.data`), INT8 experiments
-(:mod:`.quantization`) and the studies (:mod:`.studies`). The measurements (:mod:`.metrics`)
-serve both: the monitor and the trainer report the same gains and residuals.
+:mod:`.run_plots`), data (:mod:`.data`), INT8 experiments (:mod:`.quantization`) and the
+studies (:mod:`.studies`). Two modules serve both: the measurements (:mod:`.metrics`: the
+monitor and the trainer report the same gains) and the checkpoint format (:mod:`.checkpoint`:
+``Model.from_checkpoint`` reads what the trainer writes).
 """
 
 from .hyper import HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams, stream_functions
