@@ -56,7 +56,7 @@ class Config:
 
     mixer: str = "mhc"
     depth: int = 16
-    streams: int = 4
+    n_streams: int = 4
     width: int = 32
     model: str = "mlp"
     heads: int = 4
@@ -101,7 +101,7 @@ class Config:
     def model_config(self, vocab: int) -> ModelConfig:
         """The architecture this run trains, for a task with ``vocab`` symbols."""
         return ModelConfig(vocab=vocab, width=self.width, depth=self.depth, mixer=self.mixer,
-                           n_streams=self.streams, kind=self.model, heads=self.heads,
+                           n_streams=self.n_streams, kind=self.model, heads=self.heads,
                            max_len=max(self.seq_len, 1), backend=self.backend, init=self.init,
                            sk_order=self.sk_order, norm=self.norm, favoured=self.favoured,
                            mixer_norm=self.mixer_norm)
@@ -111,17 +111,19 @@ class Config:
 # change on ``--resume`` under a constant learning rate (which does not depend on it),
 # every other field is a setting of the run, fixed when its folder is made
 _BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every"}
-# settings an older run's config lacks, with the value that run used
+# settings an older run's config lacks, with the value that run used; and settings it stored under another name
 LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999}
+RENAMED = {"streams": "n_streams"}
 
 
 def config_from_dict(saved: dict, run_dir: str | os.PathLike) -> Config:
     """The :class:`Config` stored as ``saved``; fields added after the run was made take their
-    defaults as they were before the field existed (:data:`LEGACY_RUN_DEFAULTS`),
-    fields this version does not know are dropped; ``out`` is ``run_dir``."""
+    defaults as they were before the field existed (:data:`LEGACY_RUN_DEFAULTS`), renamed fields
+    their new name (:data:`RENAMED`), fields this version does not know are dropped; ``out`` is ``run_dir``."""
     if not isinstance(saved, dict):
         raise ValueError(f"{run_dir}: the stored configuration is not a JSON object")
     known = {f.name for f in fields(Config)}
+    saved = {RENAMED.get(k, k): v for k, v in saved.items()}
     merged = {k: v for k, v in {**LEGACY_RUN_DEFAULTS, **saved}.items() if k in known}
     return Config(**{**merged, "out": str(run_dir)})
 

@@ -407,14 +407,14 @@ def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor |
         finite = [r["loss"] for r in records if not r.get("diverged") and r.get("loss") is not None]
         divergence = {**divergence, "last_finite_loss": finite[-1] if finite else None}
     summary = {
-        "out": str(out), "mixer": cfg.mixer, "depth": cfg.depth, "streams": model.n_streams,
+        "out": str(out), "mixer": cfg.mixer, "depth": cfg.depth, "n_streams": model.n_streams,
         "width": cfg.width, "model": cfg.model, "task": cfg.task, "steps": cfg.steps,
         "diverged": divergence is not None, "divergence": divergence, "resumed_from": start,
         "final_loss": final_loss(records),
         **(evaluation or {"val_loss": None, "h_res_ablation": None}),
         "unigram_loss": task.unigram_entropy(),
         **_composite(health, chain),
-        "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.streams, cfg.width, cfg.mixer_norm),
+        "mixing_params_per_layer": mixing_params(cfg.mixer, cfg.n_streams, cfg.width, cfg.mixer_norm),
         "params": sum(p.numel() for p in model.parameters()),
     }
     summary = json_safe(summary)
@@ -450,7 +450,7 @@ def parse(argv: list[str] | None = None) -> Config:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--mixer", choices=sorted(MIXERS), default=d.mixer, help="the residual mixer")
     ap.add_argument("--depth", type=int, default=d.depth, help="layers")
-    ap.add_argument("--streams", type=int, default=d.streams, help="n (residual/rezero use 1)")
+    ap.add_argument("--streams", dest="n_streams", type=int, default=d.n_streams, help="n (residual/rezero use 1)")
     ap.add_argument("--width", type=int, default=d.width, help="C")
     ap.add_argument("--model", choices=KINDS, default=d.model, help="mlp stack, transformer or tokenmix")
     ap.add_argument("--heads", type=int, default=d.heads, help="attention heads")
@@ -494,11 +494,7 @@ def parse(argv: list[str] | None = None) -> Config:
                          "--steps may grow)")
     ap.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    args = ap.parse_args(argv)
-    for name in ("depth", "streams", "width", "steps", "batch_size", "seq_len"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    return Config(**vars(args))
+    return Config(**vars(ap.parse_args(argv)))      # values are checked once, by run (_preflight, ModelConfig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,7 +81,7 @@ def _measure(model, task, cfg: Config, mode: tuple[dict, dict], batches: int) ->
 # ----------------------------------------------------------------------------- tokens
 
 def tokens(args: argparse.Namespace) -> list[dict]:
-    base = Config(mixer=args.mixer, streams=args.streams, width=args.width, depth=args.depth,
+    base = Config(mixer=args.mixer, n_streams=args.n_streams, width=args.width, depth=args.depth,
                   heads=args.heads, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                   eval_batches=2, progress=args.progress, overwrite=args.overwrite)
     rows = []
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
     t.add_argument("--kinds", nargs="+", choices=list(LABELS), default=list(LABELS))
     t.add_argument("--mixer", default="behc")
-    t.add_argument("--streams", type=int, default=4)
+    t.add_argument("--streams", dest="n_streams", type=int, default=4)
     t.add_argument("--width", type=int, default=64)
     t.add_argument("--depth", type=int, default=4)
     t.add_argument("--heads", type=int, default=4)

@@ -45,20 +45,20 @@ from ..runs import Config, read_metrics  # noqa: E402
 from ..train import DTYPES, run_once  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
 from .seeds import RULE, differs, fmt_spread, spread  # noqa: E402
-MLP = Config(width=16, streams=4, steps=150, batch_size=4, seq_len=16, lr=3e-3)
+MLP = Config(width=16, n_streams=4, steps=150, batch_size=4, seq_len=16, lr=3e-3)
 QUALITY = Config(model="transformer", width=16, heads=2, steps=2000, batch_size=8, seq_len=32, lr=1e-2,
                  schedule="paper", eval_batches=8)
 GPU = Config(model="transformer", width=512, heads=8, steps=10_000, batch_size=16, seq_len=1024, lr=1e-3,
              schedule="paper", dtype="bfloat16", backend="triton", eval_batches=16, ckpt_every=1000)
 PRESETS = {
-    "demo": dict(depths=[2, 8, 32], seeds=1, base=Config(width=32, streams=4, steps=80, batch_size=8,
+    "demo": dict(depths=[2, 8, 32], seeds=1, base=Config(width=32, n_streams=4, steps=80, batch_size=8,
                                                            seq_len=32, lr=3e-3)),
     "paper": dict(depths=[16, 64, 256], seeds=3, base=MLP),
     "quality": dict(depths=[8], seeds=3, base=QUALITY),
     "gpu": dict(depths=[6], seeds=3, base=GPU),
     "gpu-smoke": dict(depths=[6], seeds=1, base=replace(GPU, width=128, heads=4, seq_len=256, batch_size=8,
                                                         eval_batches=2, ckpt_every=0).with_steps(40)),
-    "tiny": dict(depths=[2, 4], seeds=1, base=Config(width=8, streams=4, steps=6, batch_size=4,
+    "tiny": dict(depths=[2, 4], seeds=1, base=Config(width=8, n_streams=4, steps=6, batch_size=4,
                                                      seq_len=8, task="markov", eval_batches=1)),
 }
 

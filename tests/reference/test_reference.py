@@ -23,7 +23,7 @@ from reference.tap import HResProbe
 from reference.train import Config, main as train_main, run
 
 EXACT_DS = ["mhc_lite", "kromhc", "behc"]
-TINY = Config(width=8, streams=4, steps=4, batch_size=4, seq_len=8, task="markov",
+TINY = Config(width=8, n_streams=4, steps=4, batch_size=4, seq_len=8, task="markov",
               eval_batches=1, progress=False)
 
 
@@ -265,11 +265,15 @@ def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "runs" / "mhc_L2_s0" / "config.json").read_text())["task"] == "charlm"
 
 
-def test_bad_cli_arguments(tmp_path):
-    for bad in (["--mixer", "nope"], ["--depth", "0"], ["--dtype", "int8"]):
+def test_bad_cli_arguments(tmp_path, capsys):
+    for bad in (["--mixer", "nope"], ["--dtype", "int8"]):                 # refused by argparse
         with pytest.raises(SystemExit) as e:
             train_main(bad + ["--out", str(tmp_path)])
         assert e.value.code == 2
+    for bad in (["--depth", "0"], ["--streams", "0"]):       # checked once, where the configuration is used
+        assert train_main(bad + ["--out", str(tmp_path / "run"), "--no-progress"]) == 2
+        assert not (tmp_path / "run").exists()
+    assert "n_streams must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mixer", ["mhc", "hc", "kromhc"])

@@ -34,7 +34,7 @@ import reference.train as train_module
 from reference.runs import read_metrics, read_summary
 from reference.train import Config, run, run_once
 
-CFG = Config(mixer="mhc", depth=2, width=8, streams=4, steps=9, ckpt_every=2, batch_size=4, seq_len=8,
+CFG = Config(mixer="mhc", depth=2, width=8, n_streams=4, steps=9, ckpt_every=2, batch_size=4, seq_len=8,
              task="markov", eval_batches=1, progress=False)
 POINTS = ("record", "checkpoint", "json", "rename", "step")
 EXAMPLES = int(os.environ.get("TRAIN_FAULT_EXAMPLES", "12"))

@@ -15,7 +15,7 @@ from reference.checkpoint import load_checkpoint, save_checkpoint
 from reference.runs import RunLock, read_metrics
 from reference.train import Config, final_loss, main as train_main, run
 
-TINY = Config(mixer="mhc", depth=2, width=8, streams=4, steps=6, batch_size=4, seq_len=8, task="markov",
+TINY = Config(mixer="mhc", depth=2, width=8, n_streams=4, steps=6, batch_size=4, seq_len=8, task="markov",
               eval_batches=1, progress=False)
 SMALL = ["--mixer", "mhc", "--depth", "2", "--task", "markov", "--width", "8", "--batch-size", "4",
          "--seq-len", "8", "--eval-batches", "1", "--no-progress"]
@@ -365,6 +365,7 @@ def test_runs_and_checkpoints_older_than_a_setting_read_back_with_its_old_value(
         "symmetric", "rows_cols", "pre", "layer", "plain")
     assert (old.schedule, old.warmup, old.beta2) == ("constant", 0, 0.999)
     assert config_from_dict({"mixer": "mhc", "init": "reference"}, tmp_path).init == "reference"   # saved wins
+    assert config_from_dict({"mixer": "mhc", "streams": 8}, tmp_path).n_streams == 8        # the field's old name
     out = tmp_path / "run"
     train_main([*SMALL, "--steps", "2", "--ckpt-every", "1", "--out", str(out)])
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
