@@ -18,10 +18,14 @@ fr = np.vectorize(F, otypes=[object])
 
 
 def truth(M):
-    """Exact residuals/gains (Fractions) and rho, ||.||_2 at 40 digits (mpmath; more if its QR stalls)."""
+    """Exact residuals/gains (Fractions) and rho, ||.||_2 at 40 digits beyond the entries' own decimal
+    span (mpmath; more if its QR stalls). The span matters: at 40 digits mpmath's QR deflates an entry
+    1e-57 times the norm as zero, and [[0, 1], [e, 0]] then has "radius" 0 instead of sqrt(e)."""
     Q = fr(M) if M.dtype != object else M
     rows, cols = Q.sum(1), Q.sum(0)
-    for dps in (40, 80, 160):            # mpmath's QR can stall on entries ~1e-40 apart at 40 digits
+    sizes = [abs(x) for x in Q.flat if x != 0]
+    span = int(mpmath.log10(max(sizes) / min(sizes))) + 1 if sizes else 0
+    for dps in (40 + span, 80 + span, 160 + span):      # QR can stall on entries ~1e-40 apart at 40 digits
         with mpmath.workdps(dps):
             A = mpmath.matrix([[mpmath.mpf(x.numerator) / x.denominator for x in r] for r in Q])
             try:
