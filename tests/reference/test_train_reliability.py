@@ -373,3 +373,11 @@ def test_runs_and_checkpoints_older_than_a_setting_read_back_with_its_old_value(
         del ckpt["model_config"][name]
     torch.save(ckpt, out / "old.pt")
     assert {k: load_checkpoint(out / "old.pt")["model_config"][k] for k in LEGACY_DEFAULTS} == LEGACY_DEFAULTS
+
+
+def test_an_unknown_mixer_is_refused_once_before_any_folder_is_made(tmp_path):
+    """The mixer name is checked where the model's configuration is built (``ModelConfig``), before the
+    run folder exists; the CLI's choices say the same earlier."""
+    with pytest.raises(ValueError, match="unknown mixer 'nope'"):
+        run(replace(TINY, mixer="nope", out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
