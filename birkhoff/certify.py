@@ -438,7 +438,7 @@ def _collatz_wielandt(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray) -> tupl
     xs = np.where(support, x, 0.0)
     shifted = x[..., None, :] + np.asarray(CW_SHIFTS)[:, None] * top[..., None]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        Kx_lo, _ = _matvec_bounds(K_lo, K_hi, np.where(support, x, 0.0))
+        Kx_lo, _ = _matvec_bounds(K_lo, K_hi, xs)
         lo = np.min(np.where(support, div_down(Kx_lo, np.where(support, xs, 1.0)), _INF), -1)
         _, Kx_hi = _matvec_bounds(K_lo[..., None, :, :], K_hi[..., None, :, :], shifted)
         hi = np.min(np.max(div_up(Kx_hi, shifted), -1), -1)

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 from .exact import (ETA, U, add_down, add_up, deflate, div_down, div_up, gamma, inflate, magnitude,
-                    matmul_enclosure, mid_rad, mul_up, sqrt_down, sqrt_up, sum_squares_up)
+                    matmul_enclosure, mid_rad, mul_up, sqrt_down, sqrt_up, sum_squares_down, sum_squares_up)
 
 __all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "norm_ratio", "svd_bases",
            "singular_value_bounds", "spectral_radius_bounds"]
@@ -58,8 +58,9 @@ def svd_bases(mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return eye, eye
 
 
-def _gram_eigen_bounds(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Enclosure ``(lo, hi)`` of every eigenvalue of the exact ``X^T X`` for float ``X (..., m, n)``.
+def _gram_eigen_bounds(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Enclosure ``(lo, hi)`` of every eigenvalue of the exact ``X^T X`` for float ``X (..., m, n)``, and the
+    upper bounds ``c`` of ``X``'s column norms it uses.
 
     Gershgorin on ``B = fl(X^T X)`` with its a priori error
     ``|B_ij - (X^T X)_ij| <= gamma_{m+2} |x_i| |x_j| + m eta`` (Cauchy-Schwarz on the columns ``x_i``).
@@ -71,7 +72,7 @@ def _gram_eigen_bounds(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     off = np.where(np.eye(n, dtype=bool), 0.0, np.abs(B))
     r = inflate(np.sum(off, -1) + err, 4 * gamma(n + 4), 2 * n * ETA)
     diag = np.diagonal(B, 0, -2, -1)
-    return np.min(add_down(diag, -r), -1), np.max(add_up(diag, r), -1)
+    return np.min(add_down(diag, -r), -1), np.max(add_up(diag, r), -1), c
 
 
 def singular_value_bounds(M_lo: np.ndarray, M_hi: np.ndarray, V: np.ndarray
@@ -95,17 +96,14 @@ def singular_value_bounds(M_lo: np.ndarray, M_hi: np.ndarray, V: np.ndarray
         W = A @ V
         eps = inflate(gamma(n + 2) * sqrt_up(sum_squares_up(np.abs(A), (-2, -1))) *
                       sqrt_up(sum_squares_up(V, (-2, -1))), 4 * U, n * n * ETA)
-        g_lo, g_hi = _gram_eigen_bounds(V)
-        w_lo, w_hi = _gram_eigen_bounds(W)
+        g_lo, g_hi, vj_hi = _gram_eigen_bounds(V)          # vj_hi, wj_hi: column norms, rounded up
+        w_lo, w_hi, wj_hi = _gram_eigen_bounds(W)
         ok = (g_lo > 0) & np.isfinite(w_hi) & bounded
         v_lo, v_hi = sqrt_down(np.where(ok, g_lo, 1.0)), sqrt_up(g_hi)
         hi = div_up(add_up(sqrt_up(w_hi), eps), v_lo)
         lo = div_down(np.maximum(add_down(sqrt_down(np.maximum(w_lo, 0.0)), -eps), 0.0), v_hi)
         # witnesses: ||A v_j|| / ||v_j|| for every column of V, with ||A v_j - W_j|| <= eps
-        wj_lo = sqrt_down(deflate(np.sum(W * W, -2), 2 * gamma(n + 1), 4 * n * ETA))
-        wj_hi = sqrt_up(sum_squares_up(W, (-2,)))
-        vj_lo = sqrt_down(deflate(np.sum(V * V, -2), 2 * gamma(n + 1), 4 * n * ETA))
-        vj_hi = sqrt_up(sum_squares_up(V, (-2,)))
+        wj_lo, vj_lo = sqrt_down(sum_squares_down(W, (-2,))), sqrt_down(sum_squares_down(V, (-2,)))
         top_lo = np.max(div_down(np.maximum(add_down(wj_lo, -eps[..., None]), 0.0), vj_hi), -1)
         low_hi = np.min(np.where(vj_lo > 0, div_up(add_up(wj_hi, eps[..., None]), np.where(vj_lo > 0, vj_lo, 1.0)),
                                  _INF), -1)
@@ -116,14 +114,10 @@ def singular_value_bounds(M_lo: np.ndarray, M_hi: np.ndarray, V: np.ndarray
 
 def norm_ratio(y_lo: np.ndarray, y_hi: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Enclosure of ``||y|| / ||v||`` for ``y`` in ``[y_lo, y_hi]`` and a float vector ``v``."""
-    n = v.shape[-1]
-    g = gamma(n + 1)
     with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
         mig, mag = magnitude(y_lo, y_hi)
-        ny_lo = sqrt_down(deflate(np.sum(mig * mig, -1), 2 * g, 4 * n * ETA))
-        ny_hi = sqrt_up(inflate(np.sum(mag * mag, -1), 2 * g, 4 * n * ETA))
-        nv_lo = sqrt_down(deflate(np.sum(v * v, -1), 2 * g, 4 * n * ETA))
-        nv_hi = sqrt_up(inflate(np.sum(v * v, -1), 2 * g, 4 * n * ETA))
+        ny_lo, ny_hi = sqrt_down(sum_squares_down(mig, (-1,))), sqrt_up(sum_squares_up(mag, (-1,)))
+        nv_lo, nv_hi = sqrt_down(sum_squares_down(v, (-1,))), sqrt_up(sum_squares_up(v, (-1,)))
         lo = np.where(nv_hi > 0, div_down(ny_lo, np.where(nv_hi > 0, nv_hi, 1.0)), 0.0)
         hi = np.where(nv_lo > 0, div_up(ny_hi, np.where(nv_lo > 0, nv_lo, 1.0)), _INF)
     return np.nan_to_num(lo, nan=0.0), np.where(np.isnan(hi), _INF, hi)

@@ -31,7 +31,7 @@ __all__ = [
     "mul_up", "sqrt_up", "sqrt_down", "sqrt_interval", "div_down", "div_up",
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
     "residual_bound", "margin_residuals", "add_down", "add_up", "scale_exponent", "scale_down",
-    "scale_up", "magnitude", "mid_rad", "sum_squares_up",
+    "scale_up", "magnitude", "mid_rad", "sum_squares_up", "sum_squares_down",
 ]
 
 U = 2.0 ** -53            # unit roundoff of float64
@@ -349,6 +349,12 @@ def sum_squares_up(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """Upper bound of ``sum mag**2`` over ``axes`` (a priori error of ``k`` products and sums, underflow included)."""
     k = int(np.prod([mag.shape[a] for a in axes]))
     return inflate(np.sum(mag * mag, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
+
+
+def sum_squares_down(mig: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Lower bound of ``sum mig**2`` over ``axes`` (the error of :func:`sum_squares_up`, the other way)."""
+    k = int(np.prod([mig.shape[a] for a in axes]))
+    return deflate(np.sum(mig * mig, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
 
 
 def residual_bound(enc: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
