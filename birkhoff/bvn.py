@@ -1,18 +1,18 @@
 """Birkhoff-von Neumann decomposition: ``P = sum_k w_k P_k`` with permutation matrices ``P_k``.
 
 Greedy with bottleneck matchings: at each step take, inside the support of the
-remainder ``R``, the permutation ``sigma`` that maximises ``min_i R[i, sigma(i)]``
-(found by binary search on a threshold ``t`` with a perfect-matching test on
-``R >= t``, scipy's Hopcroft-Karp), subtract ``w P_sigma`` with ``w`` that minimum,
-and repeat. Each step zeroes at least one entry, so the face of the Birkhoff polytope
-containing the remainder loses a dimension: at most ``(n - 1)**2 + 1`` terms
-(Marcus-Ree 1959; the face of a DS matrix has dimension ``<= (n-1)**2``).
+remainder ``R``, the permutation ``sigma`` that maximises ``min_i R[i, sigma(i)]``,
+subtract ``w P_sigma`` with ``w`` that minimum, and repeat. Each step zeroes at least
+one entry, so the face of the Birkhoff polytope containing the remainder loses a
+dimension: at most ``(n - 1)**2 + 1`` terms (Marcus-Ree 1959; the face of a DS matrix
+has dimension ``<= (n-1)**2``). The bottleneck permutation is found with scipy's
+``linear_sum_assignment``: a perfect-matching test at the largest candidate value, else
+one assignment whose costs grow by more than a factor ``n`` per rank of the entry
+(:func:`_lexicographic`), confirmed by a matching test one value up.
 
 Float mode treats remainder entries at rounding-noise level (``4 n eps max P``) as zeros.
-The search uses the float order of the entries; for Fractions closer than a float
-ulp it may pick a permutation whose minimum is not the largest, which affects the
-number of terms, never exactness. Exact mode works in
-``Fraction``: weights sum to exactly 1 and ``.matrix()`` equals the input exactly.
+Exact mode works in ``Fraction`` (the search on the entries' ranks, which order exactly
+like them): weights sum to exactly 1 and ``.matrix()`` equals the input exactly.
 """
 
 from __future__ import annotations
@@ -65,18 +65,22 @@ class Decomposition:
         return from_permutations(self.weights, self.perms)
 
 
-def _assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """scipy's ``linear_sum_assignment`` (minimum cost), imported on first use: ``scipy.optimize`` takes
+def _assignment(cost: np.ndarray) -> np.ndarray | None:
+    """scipy's ``linear_sum_assignment`` (minimum cost; ``inf`` forbids an entry): the column of each
+    row, or None when no assignment avoids ``inf``. Imported on first use: ``scipy.optimize`` takes
     0.3 s to import, which every ``import birkhoff`` would pay."""
     from scipy.optimize import linear_sum_assignment
 
-    return linear_sum_assignment(cost)
+    try:
+        return linear_sum_assignment(cost)[1]
+    except ValueError:                   # 'cost matrix is infeasible'
+        return None
 
 
-def _matching(mask: np.ndarray) -> np.ndarray | None:
-    """A permutation inside the boolean pattern (LSA on the 0/1 cost ``~mask``), or None."""
-    rows, sigma = _assignment(~mask)
-    return sigma if mask[rows, sigma].all() else None
+def _matching(Rf: np.ndarray, t: float, base: np.ndarray) -> np.ndarray | None:
+    """A permutation with every ``Rf[i, sigma(i)] >= t`` (LSA on the 0/1 cost ``Rf < t``), or None."""
+    sigma = _assignment(Rf < t)
+    return sigma if (Rf.take(base + sigma) >= t).all() else None
 
 
 def _ranks(R: np.ndarray, mask: np.ndarray, ceiling) -> tuple[np.ndarray, float]:
@@ -93,47 +97,57 @@ def _ranks(R: np.ndarray, mask: np.ndarray, ceiling) -> tuple[np.ndarray, float]
     return Rf, (np.inf if ceiling == np.inf else float(bisect.bisect_right(values, ceiling)))
 
 
-def _bottleneck(R: np.ndarray, mask: np.ndarray, ceiling) -> np.ndarray | None:
-    """Permutation inside ``mask`` maximising its smallest entry of ``R``.
+def _lexicographic(Rf: np.ndarray, high: float, window: np.ndarray) -> np.ndarray | None:
+    """Min-sum assignment with cost ``b**r`` on an entry of rank ``r``: 0 at ``>= high``, ``1..K`` for
+    the values of ``window`` (descending), ``K + 1`` below it; ``inf`` at zeros; ``b = 2**ceil(log2(n + 1))``.
 
-    ``None`` when the pattern has no perfect matching. The optimum lies between the
-    minimum along the max-product permutation (LSA on ``-log R``, feasible) and
-    ``min(ceiling, min_i max_j R_ij, min_j max_i R_ij)``; ``ceiling`` is the previous
-    step's value (the remainder only decreases, so the optimum never increases). The
-    largest entry below that bound is tested first (one matching: the optimum in ~3 of
-    4 steps); otherwise the search gallops down from there. Exact input is searched
-    through its ranks (:func:`_ranks`).
+    Since ``b > n``, one entry of rank ``r + 1`` costs more than ``n`` entries of rank ``<= r``, so
+    the cheapest assignment has the smallest largest rank: a bottleneck permutation when its
+    minimum lies in the window (Gross 1959's bottleneck problem as one weighted assignment).
+    Powers of two keep the costs exact; ``K`` is capped so that ``n b**(K+1)`` stays finite.
     """
-    n = R.shape[0]
-    rows = np.arange(n)
-    Rf, ceiling = _ranks(R, mask, ceiling) if R.dtype == object else (R, ceiling)  # zeros off the mask
-    high = min(ceiling, Rf.max(axis=1).min(), Rf.max(axis=0).min())
-    below = Rf[Rf <= high]
-    top = below.max() if below.size else 0.0
-    if top > 0:                          # most steps: the optimum is the top candidate, one matching test
-        sigma = _matching(Rf >= top)
-        if sigma is not None:
-            return sigma
-    with np.errstate(divide="ignore"):
-        cost = -np.log(Rf)
-    _, sigma = _assignment(np.where(mask, cost, 1e300))
-    if not mask[rows, sigma].all():
+    shift = int(np.ceil(np.log2(Rf.shape[0] + 1)))
+    window = window[: 1000 // shift - 2]
+    rank = np.searchsorted(-window, -Rf, side="left") + 1          # window descending: -window ascending
+    rank[Rf >= high] = 0
+    cost = np.ldexp(1.0, shift * rank)
+    cost[Rf <= 0] = np.inf
+    return _assignment(cost)
+
+
+def _bottleneck(Rf: np.ndarray, ceiling: float, base: np.ndarray) -> np.ndarray | None:
+    """Permutation inside the support of ``Rf`` maximising its smallest entry.
+
+    ``None`` when the support has no perfect matching. The optimum is at most ``high``, the
+    largest entry ``<= min(ceiling, min_i max_j Rf_ij, min_j max_i Rf_ij)`` (``ceiling``, the
+    previous step's value, bounds it because the remainder only decreases). ``high`` is tested
+    first with one matching (the optimum in ~3 of 4 steps); otherwise one :func:`_lexicographic`
+    assignment over the distinct values below ``high`` finds the optimum, and a matching test at
+    the next value up confirms it (a gallop upward continues if it does not).
+    """
+    high = min(Rf.max(axis=1).min(), Rf.max(axis=0).min())
+    if high >= ceiling:
+        high = Rf[Rf <= ceiling].max(initial=0.0)
+    if high <= 0:
         return None
-    low = Rf[rows, sigma].min()
-    if low >= top:
+    sigma = _matching(Rf, high, base)
+    if sigma is not None:
         return sigma
-    vals = np.unique(Rf[(Rf > low) & (Rf < top)])
-    # vals[lo] is feasible (lo = -1 stands for 'low'); nothing above vals[hi] is.
-    lo, hi, step = -1, len(vals) - 1, 1
+    vals = np.unique(Rf[(Rf > 0) & (Rf < high)])[::-1]                       # descending
+    sigma = _lexicographic(Rf, high, vals)
+    if sigma is None or not (low := Rf.take(base + sigma).min()) > 0:
+        return None
+    above = vals[vals > low][::-1]       # ascending; above[k] unknown, nothing at >= high is feasible
+    # above[lo] is feasible (-1 stands for 'low'), nothing above above[hi] is: gallop, then bisect
+    lo, hi, step, bounded = -1, len(above) - 1, 1, False
     while lo < hi:
-        probe = max(hi - step + 1, lo + 1)
-        cand = _matching(Rf >= vals[probe])
+        probe = min(lo + step, hi)
+        cand = _matching(Rf, above[probe], base)
         if cand is None:
-            hi = probe - 1
-            step *= 2
+            hi, bounded = probe - 1, True
         else:
             lo, sigma = probe, cand
-            step = max(1, (hi - lo) // 2)
+        step = max(1, (hi - lo + 1) // 2) if bounded else 2 * step
     return sigma
 
 
@@ -193,21 +207,18 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
     noise = 0.0 if exact else 4.0 * n * np.finfo(np.float64).eps * float(M.max())
     if not exact:
         R[R <= noise] = 0.0
-    rows = np.arange(n)
+    base = np.arange(n) * n                  # flat index of row i is base[i] + column
     weights, perms = [], []
     ceiling = np.inf
     while len(perms) < limit:
-        mask = R > 0
-        if not mask.any():
-            break
-        sigma = _bottleneck(R, mask, ceiling)
+        Rf, top = _ranks(R, R > 0, ceiling) if exact else (R, ceiling)   # zeros off the support
+        sigma = _bottleneck(Rf, top, base)
         if sigma is None:
             break
-        w = ceiling = R[rows, sigma].min()
-        R[rows, sigma] -= w
-        if not exact:
-            on = R[rows, sigma]
-            R[rows, sigma] = np.where(on <= noise, 0.0, on)
+        on = R.reshape(-1)[base + sigma] if exact else R.take(base + sigma)
+        w = ceiling = on.min()
+        on = on - w
+        R.reshape(-1)[base + sigma] = on if exact else np.where(on <= noise, 0.0, on)
         weights.append(w)
         perms.append(sigma)
     W = np.array(weights, dtype=object if exact else np.float64)

@@ -84,3 +84,50 @@ def test_exact_mode_below_the_float_range(n, exponents, seed):
     P = from_permutations(np.array(w, dtype=object), perms)
     d = bvn_decompose(P)
     assert d.exact and (d.matrix() == P).all() and sum(d.weights, F(0)) == 1
+
+
+def assert_bottleneck_steps(P: np.ndarray) -> None:
+    """Every term's weight is the max over all n! permutations inside the remainder's support of the
+    smallest entry along it (brute force), the remainder zeroed at bvn's noise level as it goes."""
+    from itertools import permutations as all_perms
+
+    n = P.shape[0]
+    noise = 4 * n * np.finfo(float).eps * P.max()
+    R = np.where(P <= noise, 0.0, P)
+    rows = np.arange(n)
+    d = bvn_decompose(P)
+    for weight, sigma in zip(d.weights, d.perms):
+        assert weight == max(R[rows, list(p)].min() for p in all_perms(range(n)))
+        R[rows, sigma] -= weight
+        R[R <= noise] = 0.0
+    assert not R.any()
+
+
+def random_combination(rng: np.random.Generator, n: int, k: int, levels: int | None) -> np.ndarray:
+    w = rng.random(k) if levels is None else rng.integers(1, levels + 1, k).astype(float)
+    return from_permutations(w / w.sum(), np.array([rng.permutation(n) for _ in range(k)]))
+
+
+@given(st.integers(1, 6), st.integers(1, 12), st.integers(0, 2**32 - 1), st.sampled_from([None, 3]))
+def test_each_term_is_the_bottleneck_permutation(n, k, seed, levels):
+    """Whichever path found it (the matching at the top candidate, the lexicographic assignment, the
+    gallop upward); ties (few weight levels) included."""
+    assert_bottleneck_steps(random_combination(np.random.default_rng(seed), n, k, levels))
+
+
+def test_gallop_repairs_a_poor_lexicographic_answer(monkeypatch):
+    """If the weighted assignment returns a feasible but poor permutation (its window too short, say),
+    the gallop upward still ends at the bottleneck."""
+    from itertools import permutations as all_perms
+
+    import birkhoff.bvn as bvn
+
+    def worst_feasible(Rf, high, window):
+        rows = np.arange(Rf.shape[0])
+        feasible = [p for p in all_perms(range(Rf.shape[0])) if (Rf[rows, list(p)] > 0).all()]
+        return np.array(min(feasible, key=lambda p: Rf[rows, list(p)].min())) if feasible else None
+
+    monkeypatch.setattr(bvn, "_lexicographic", worst_feasible)
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        assert_bottleneck_steps(random_combination(rng, int(rng.integers(3, 7)), int(rng.integers(4, 13)), None))
