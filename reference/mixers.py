@@ -80,6 +80,7 @@ kernel: columns-first on ``L`` is rows-first on ``L^T``, transposed back.
 from __future__ import annotations
 
 import math
+import numbers
 import zlib
 from typing import Callable
 
@@ -91,8 +92,8 @@ from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
 from ._gpu import Backend, backend as get_backend, kron
 from .tap import Tap
 
-__all__ = ["MIXERS", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer", "mixing_params",
-           "stream_count", "stream_mixers", "Mixer"]
+__all__ = ["MIXERS", "check_mixer", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer",
+           "mixing_params", "stream_count", "stream_mixers", "Mixer"]
 
 Block = Callable[[torch.Tensor], torch.Tensor]
 Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -142,10 +143,6 @@ class Mixer(nn.Module):
                  init: str = "reference", sk_order: str = "cols_rows", favoured: str = "source",
                  mixer_norm: str = "source") -> None:
         super().__init__()
-        for option, value, options in (("init", init, INITS), ("sk_order", sk_order, SK_ORDERS),
-                                       ("favoured", favoured, FAVOURED), ("mixer_norm", mixer_norm, MIXER_NORMS)):
-            if value not in options:
-                raise ValueError(f"{option} must be one of {options}, got {value!r}")
         self.n_streams = 1 if self.single_stream else n_streams
         self.ops = ops or get_backend("torch")
         self.init, self.sk_order, self.mixer_norm = init, sk_order, mixer_norm
@@ -432,6 +429,20 @@ def stream_mixers() -> list[str]:
     return [name for name, cls in MIXERS.items() if not cls.single_stream]
 
 
+def check_mixer(name: str, n_streams: int, *, init: str = "reference", sk_order: str = "cols_rows",
+                favoured: str = "source", mixer_norm: str = "source") -> None:
+    """The one check of a mixer's settings, run by :func:`make_mixer` and when a configuration is made
+    (:class:`reference.models.Architecture`): ``ValueError`` for an unknown name or option, or a
+    stream count that is not an integer >= 1."""
+    _lookup(name)
+    if isinstance(n_streams, bool) or not isinstance(n_streams, numbers.Integral) or n_streams < 1:
+        raise ValueError(f"n_streams must be an integer >= 1, got {n_streams!r}")
+    for option, value, options in (("init", init, INITS), ("sk_order", sk_order, SK_ORDERS),
+                                   ("favoured", favoured, FAVOURED), ("mixer_norm", mixer_norm, MIXER_NORMS)):
+        if value not in options:
+            raise ValueError(f"unknown {option} {value!r}; choose from {options}")
+
+
 def stream_count(name: str, n_streams: int) -> int:
     """The number of streams mixer ``name`` runs on when ``n_streams`` are asked for (1 or ``n_streams``)."""
     return 1 if _lookup(name).single_stream else n_streams
@@ -446,6 +457,7 @@ def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str =
     sweep order, ``favoured`` the reference init's favoured stream, ``mixer_norm`` the coefficient
     norm (see the module doc). A stream count beyond what the backend's kernels handle is refused here,
     when the model is built, not at its first forward."""
+    check_mixer(name, n_streams, init=init, sk_order=sk_order, favoured=favoured, mixer_norm=mixer_norm)
     ops = get_backend(backend)
     n = stream_count(name, n_streams)
     if ops.max_streams is not None and n > ops.max_streams:

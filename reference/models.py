@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ._gpu import BACKENDS, backend
 from .checkpoint import CheckpointError, load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
-from .mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, stream_count
+from .mixers import check_mixer, stream_count
 from .norms import NORMS, sublayer_norm
 from .tap import Tap
 from .token_mixing import TokenMixBlock
@@ -60,14 +60,32 @@ class AttentionBlock(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines a :class:`Model`'s architecture (a checkpoint stores it).
+def check_int(name: str, value, low: int = 1) -> None:
+    """``ValueError`` unless ``value`` is an integer (not a bool) ``>= low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
+
+def check_choice(name: str, value, options: tuple) -> None:
+    """``ValueError`` unless ``value`` is one of ``options``."""
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}; choose from {options}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Architecture:
+    """A :class:`Model`'s architecture before a task fixes its vocabulary and length: the one place
+    these settings are defaulted and checked (:class:`ModelConfig` and the trainer's
+    :class:`reference.runs.Config` are both one).
+
+    mixer, depth, n_streams, width : the residual mixer (:data:`reference.mixers.MIXERS`), layers,
+        streams (the single-stream mixers use 1; a backend's stream limit is checked when the
+        mixer is built) and the width ``C``.
     kind : ``"mlp"`` (one MLP sublayer per layer: a per-token deep MLP stack),
         ``"transformer"`` (attention + MLP sublayers per layer, learned positions) or
         ``"tokenmix"`` (the transformer with :class:`TokenMixBlock`, BE-HC permutation
         token mixing, in place of attention; same everything else).
+    heads : attention heads (``width`` must be a multiple).
     backend : ``"torch"`` or ``"triton"`` (the mixers' Sinkhorn and stream mixing, and the
         token mixing, on the ``gpu`` kernels).
     init : the mixers' initialisation, ``"reference"`` (the papers' public code) or
@@ -81,14 +99,12 @@ class ModelConfig:
         :mod:`reference.mixers`.
     """
 
-    vocab: int
-    width: int
-    depth: int
-    mixer: str
+    mixer: str = "mhc"
+    depth: int = 16
     n_streams: int = 4
+    width: int = 32
     kind: str = "mlp"
     heads: int = 4
-    max_len: int = 1024
     backend: str = "torch"
     init: str = "reference"
     sk_order: str = "cols_rows"
@@ -97,15 +113,30 @@ class ModelConfig:
     mixer_norm: str = "source"
 
     def __post_init__(self) -> None:
-        for name in ("vocab", "width", "depth", "n_streams", "heads", "max_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name, options in (("kind", KINDS), ("mixer", tuple(sorted(MIXERS))), ("backend", BACKENDS),
-                              ("init", INITS), ("sk_order", SK_ORDERS), ("norm", NORMS),
-                              ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS)):
-            if getattr(self, name) not in options:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose from {options}")
+        check_mixer(self.mixer, self.n_streams, init=self.init, sk_order=self.sk_order, favoured=self.favoured,
+                    mixer_norm=self.mixer_norm)
+        for name in ("depth", "width", "heads"):
+            check_int(name, getattr(self, name))
+        for name, options in (("kind", KINDS), ("backend", BACKENDS), ("norm", NORMS)):
+            check_choice(name, getattr(self, name), options)
+
+    def architecture(self) -> dict:
+        """The :class:`Architecture` fields of this object, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(Architecture)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(Architecture):
+    """Everything that defines a :class:`Model` (a checkpoint stores it): an :class:`Architecture`
+    plus the task's ``vocab`` and the longest sequence ``max_len`` (learned positions)."""
+
+    vocab: int
+    max_len: int = 1024
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("vocab", "max_len"):
+            check_int(name, getattr(self, name))
 
 
 class Layer(nn.Module):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,12 +30,12 @@ from typing import Any
 import torch
 
 from .checkpoint import LEGACY_DEFAULTS, atomic_write
-from .data import IGNORE
-from .models import Model, ModelConfig
-from .schedule import PAPER, default_warmup
+from .data import IGNORE, TASKS
+from .models import Architecture, Model, ModelConfig, check_choice, check_int
+from .schedule import PAPER, SCHEDULES, default_warmup
 from .tap import Tap
 
-__all__ = ["Config", "RunLock", "read_config", "changed_settings", "write_json", "json_safe", "append_record",
+__all__ = ["Config", "DTYPES", "RunLock", "read_config", "changed_settings", "write_json", "json_safe", "append_record",
            "truncate_records", "read_metrics", "write_csv", "read_summary", "finished", "load_model", "evaluate"]
 
 CONFIG, METRICS, SUMMARY, CKPT, LOCK = "config.json", "metrics.jsonl", "summary.json", "ckpt.pt", ".lock"
@@ -44,9 +45,14 @@ CSV_COLUMNS = ("step", "lr", "loss", "grad_norm_total", "grad_norm_max_layer", "
                "ds_residual", "tokens_per_s", "diverged")
 
 
-@dataclass
-class Config:
-    """One training run: the model, the data, the optimisation and where it goes.
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(Architecture):
+    """One training run: the model's :class:`~reference.models.Architecture` (its fields, defaults
+    and checks, inherited), the data, the optimisation and where it goes. Every value is checked
+    here, when the config is made (``ValueError`` with the field's name).
 
     ``out=None`` gives a new folder ``runs/train/<mixer>-L<depth>-<time>`` per run.
     ``schedule`` is ``"constant"`` or ``"paper"`` (:mod:`reference.schedule`); ``weight_decay``,
@@ -54,12 +60,6 @@ class Config:
     0, 1.0, 0.999, 0; paper: 0.1, 1.0, 0.95, 2 % of ``steps``) when the config is made.
     """
 
-    mixer: str = "mhc"
-    depth: int = 16
-    n_streams: int = 4
-    width: int = 32
-    model: str = "mlp"
-    heads: int = 4
     task: str = "charlm"
     steps: int = 200
     batch_size: int = 16
@@ -72,12 +72,6 @@ class Config:
     beta2: float | None = None
     seed: int = 0
     dtype: str = "float32"
-    backend: str = "torch"
-    init: str = "reference"
-    sk_order: str = "cols_rows"
-    norm: str = "pre"
-    favoured: str = "source"
-    mixer_norm: str = "source"
     out: str | None = None
     ckpt_every: int = 0
     eval_batches: int = 8
@@ -86,12 +80,28 @@ class Config:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, options in (("task", TASKS), ("schedule", SCHEDULES), ("dtype", tuple(DTYPES))):
+            check_choice(name, getattr(self, name), options)
+        for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 1), ("eval_batches", 0), ("ckpt_every", 0),
+                          ("seed", 0)):
+            check_int(name, getattr(self, name), low)
         paper = self.schedule == "paper"
         for name, constant in (("weight_decay", 0.0), ("grad_clip", 1.0), ("beta2", 0.999)):
             if getattr(self, name) is None:
-                setattr(self, name, PAPER[name] if paper else constant)
+                object.__setattr__(self, name, PAPER[name] if paper else constant)
         if self.warmup is None:
-            self.warmup = default_warmup(self.schedule, self.steps) if isinstance(self.steps, int) else 0
+            object.__setattr__(self, "warmup", default_warmup(self.schedule, self.steps))
+        check_int("warmup", self.warmup, 0)
+        for name in ("lr", "weight_decay", "grad_clip"):
+            value, positive = getattr(self, name), name == "lr"
+            valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not (valid and (value > 0 or not positive and value == 0)):
+                raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+        if not (isinstance(self.beta2, numbers.Real) and not isinstance(self.beta2, bool) and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta2 must be a number in [0, 1), got {self.beta2!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume continues the run in out and overwrite replaces it: pass one of them")
 
     def with_steps(self, steps: int) -> "Config":
         """This config for ``steps`` steps; a warmup that was its schedule's default follows the new length."""
@@ -99,12 +109,8 @@ class Config:
         return replace(self, steps=steps, warmup=default_warmup(self.schedule, steps) if default else self.warmup)
 
     def model_config(self, vocab: int) -> ModelConfig:
-        """The architecture this run trains, for a task with ``vocab`` symbols."""
-        return ModelConfig(vocab=vocab, width=self.width, depth=self.depth, mixer=self.mixer,
-                           n_streams=self.n_streams, kind=self.model, heads=self.heads,
-                           max_len=max(self.seq_len, 1), backend=self.backend, init=self.init,
-                           sk_order=self.sk_order, norm=self.norm, favoured=self.favoured,
-                           mixer_norm=self.mixer_norm)
+        """The model this run trains, for a task with ``vocab`` symbols (positions up to ``seq_len``)."""
+        return ModelConfig(vocab=vocab, max_len=self.seq_len, **self.architecture())
 
 
 # fields that do not change what a run computes (out: the folder itself); ``steps`` may
@@ -113,7 +119,7 @@ class Config:
 _BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every"}
 # settings an older run's config lacks, with the value that run used; and settings it stored under another name
 LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999}
-RENAMED = {"streams": "n_streams"}
+RENAMED = {"streams": "n_streams", "model": "kind"}
 
 
 def config_from_dict(saved: dict, run_dir: str | os.PathLike) -> Config:
@@ -125,7 +131,10 @@ def config_from_dict(saved: dict, run_dir: str | os.PathLike) -> Config:
     known = {f.name for f in fields(Config)}
     saved = {RENAMED.get(k, k): v for k, v in saved.items()}
     merged = {k: v for k, v in {**LEGACY_RUN_DEFAULTS, **saved}.items() if k in known}
-    return Config(**{**merged, "out": str(run_dir)})
+    try:
+        return Config(**{**merged, "out": str(run_dir)})
+    except ValueError as exc:
+        raise ValueError(f"{run_dir}: the stored configuration is not valid ({exc})") from None
 
 
 def read_config(run_dir: str | os.PathLike) -> Config:

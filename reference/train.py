@@ -60,13 +60,12 @@ from .mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, mixing_para
 from .models import KINDS, Model, load_weights, stored_config
 from .norms import NORMS
 from .run_plots import plot_run, write_tensorboard
-from .runs import (CKPT, CONFIG, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunLock, append_record,
+from .runs import (CKPT, CONFIG, DTYPES, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunLock, append_record,
                    changed_settings, config_from_dict, evaluate, finished, json_safe, read_config, read_metrics,
                    truncate_records, write_csv, write_json)
 from .schedule import SCHEDULES, lr_at, make_optimizer
 from .tap import HResOverride, HResProbe
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 EXIT_DIVERGED = 3
 PROBE_TOKENS = 8
 
@@ -107,24 +106,8 @@ def build(cfg: Config, vocab: int, device: torch.device) -> Model:
 # ----------------------------------------------------------------------------- run
 
 def _preflight(cfg: Config) -> None:
-    """Refuse, with one clear line, what would otherwise fail deep inside a step."""
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose from {SCHEDULES}")
-    for name in ("lr", "weight_decay", "grad_clip"):
-        value, positive = getattr(cfg, name), name == "lr"
-        valid = isinstance(value, (int, float)) and math.isfinite(value)
-        if not (valid and (value > 0 or not positive and value == 0)):
-            raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'> 0' if positive else '>= 0'}, "
-                             f"got {value!r}")
-    if not (isinstance(cfg.beta2, (int, float)) and 0 <= cfg.beta2 < 1):
-        raise ValueError(f"--beta2 must be a number in [0, 1), got {cfg.beta2!r}")
-    for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 1), ("eval_batches", 0), ("ckpt_every", 0),
-                      ("seed", 0), ("warmup", 0)):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
-    if cfg.resume and cfg.overwrite:
-        raise ValueError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    """Refuse, with one clear line, what this machine cannot run (the values themselves are checked
+    by :class:`Config`)."""
     if cfg.backend == "triton" and not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("--backend triton needs a CUDA device, or TRITON_INTERPRET=1 in the environment "
                          "to run the kernels under Triton's CPU interpreter")
@@ -406,7 +389,7 @@ def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor |
         divergence = {**divergence, "last_finite_loss": finite[-1] if finite else None}
     summary = {
         "out": str(out), "mixer": cfg.mixer, "depth": cfg.depth, "n_streams": model.n_streams,
-        "width": cfg.width, "model": cfg.model, "task": cfg.task, "steps": cfg.steps,
+        "width": cfg.width, "model": cfg.kind, "task": cfg.task, "steps": cfg.steps,
         "diverged": divergence is not None, "divergence": divergence, "resumed_from": start,
         "final_loss": final_loss(records),
         **(evaluation or {"val_loss": None, "h_res_ablation": None}),
@@ -450,7 +433,7 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--depth", type=int, default=d.depth, help="layers")
     ap.add_argument("--streams", dest="n_streams", type=int, default=d.n_streams, help="n (residual/rezero use 1)")
     ap.add_argument("--width", type=int, default=d.width, help="C")
-    ap.add_argument("--model", choices=KINDS, default=d.model, help="mlp stack, transformer or tokenmix")
+    ap.add_argument("--model", dest="kind", choices=KINDS, default=d.kind, help="mlp stack, transformer or tokenmix")
     ap.add_argument("--heads", type=int, default=d.heads, help="attention heads")
     ap.add_argument("--task", choices=TASKS, default=d.task,
                     help="charlm: the bundled corpus; markov, recall: synthetic")
@@ -492,13 +475,12 @@ def parse(argv: list[str] | None = None) -> Config:
                          "--steps may grow)")
     ap.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    return Config(**vars(ap.parse_args(argv)))      # values are checked once, by run (_preflight, ModelConfig)
+    return Config(**vars(ap.parse_args(argv)))      # every value is checked once, by Config
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse(argv)
     try:
-        summary = run(cfg)
+        summary = run(parse(argv))
     except (ValueError, OSError) as exc:          # bad settings, a bad run folder or checkpoint, a full disk
         message = " ".join(str(exc).split())
         print(f"reference.train: error: {message}", file=sys.stderr)

@@ -89,7 +89,7 @@ def tokens(args: argparse.Namespace) -> list[dict]:
         for N in args.lengths:
             task = make_task(task_name, N)
             for kind in args.kinds:
-                cfg = replace(base, task=task_name, seq_len=N, model=kind,
+                cfg = replace(base, task=task_name, seq_len=N, kind=kind,
                               out=str(args.out / "runs" / f"{task_name}_{kind}_N{N}"))
                 summary = run_once(cfg)
                 model = load_model(cfg.out)[0]

@@ -62,8 +62,8 @@ from birkhoff.cli import OneLineParser  # noqa: E402
 from ..data import batch_unigram_loss, make_task  # noqa: E402
 from ..mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS  # noqa: E402
 from ..norms import NORMS  # noqa: E402
-from ..runs import Config, read_metrics  # noqa: E402
-from ..train import DTYPES, run_once  # noqa: E402
+from ..runs import DTYPES, Config, read_metrics  # noqa: E402
+from ..train import run_once  # noqa: E402
 from .brackets import Bracket, bracket  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
 from .seeds import RULE, differs, fmt_spread, majority, spread  # noqa: E402
@@ -72,12 +72,12 @@ WINDOW = 10
 GRAD_SPIKE = 10.0
 THRESHOLDS = (0.5, 1.0)                   # nats: the verdict's spike threshold, and the second look
 SEARCH = dict(start=0.03, low=1e-3, high=1.0)
-SMOKE = Config(model="transformer", width=8, heads=2, steps=30, batch_size=4, seq_len=8, task="markov",
+SMOKE = Config(kind="transformer", width=8, heads=2, steps=30, batch_size=4, seq_len=8, task="markov",
                grad_clip=0.0, eval_batches=1)
-CPU = Config(model="transformer", width=16, heads=2, steps=150, batch_size=8, seq_len=32, grad_clip=0.0,
+CPU = Config(kind="transformer", width=16, heads=2, steps=150, batch_size=8, seq_len=32, grad_clip=0.0,
              eval_batches=4)
-DEEP = replace(CPU, model="mlp", steps=200)
-GPU = Config(model="transformer", width=256, heads=4, steps=3000, batch_size=32, seq_len=256, grad_clip=0.0,
+DEEP = replace(CPU, kind="mlp", steps=200)
+GPU = Config(kind="transformer", width=256, heads=4, steps=3000, batch_size=32, seq_len=256, grad_clip=0.0,
              dtype="bfloat16", backend="triton", eval_batches=16)
 # A preset is a list of grids; a grid is mixers x depths x (a searched or a fixed list of) lrs x seeds.
 PRESETS = {
@@ -167,14 +167,14 @@ class Runner:
         key = (grid["name"], mixer, depth, lr, seed)
         if key not in self.rows:
             base = replace(grid["base"], progress=self.progress, overwrite=self.overwrite)
-            kind = variant(base.dtype, base.norm, base.model)
+            kind = variant(base.dtype, base.norm, base.kind)
             cfg = replace(base, mixer=mixer, depth=depth, lr=lr, seed=seed,
                           out=str(run_dir(self.out, mixer, depth, lr, seed, kind)))
             summary = run_once(cfg)
             records = read_metrics(cfg.out)
             baselines = batch_baselines(cfg, len(records))
             row = {"grid": grid["name"], "mixer": mixer, "depth": depth, "lr": lr, "seed": seed,
-                   "dtype": base.dtype, "norm": base.norm, "model": base.model,
+                   "dtype": base.dtype, "norm": base.norm, "model": base.kind,
                    **{k: summary.get(k) for k in ("final_loss", "val_loss", "unigram_loss", "gain_forward",
                                                   "gain_backward", "stream_spread", "h_res_ablation",
                                                   "h_res_off_identity", "divergence", "diverged")}}
@@ -413,10 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(grid["base"], **config)
         return cfg.with_steps(args.steps) if args.steps is not None else cfg
 
-    grids = [{**{k: v for k, v in g.items() if not (args.lrs and k == "search")}, **overrides,
-              **({"lrs": args.lrs} if args.lrs else {}), "base": base(g)} for g in grids]
     out = Path(args.out or f"runs/stability-{args.preset}")
-    try:
+    try:                                # a bad value is refused by Config, as the trainer's
+        grids = [{**{k: v for k, v in g.items() if not (args.lrs and k == "search")}, **overrides,
+                  **({"lrs": args.lrs} if args.lrs else {}), "base": base(g)} for g in grids]
         rows, brackets = study(out, grids, args.progress, args.overwrite)
     except (ValueError, OSError) as exc:
         print(f"reference.studies.stability: error: {exc}", file=sys.stderr)

@@ -41,14 +41,14 @@ from birkhoff.cli import OneLineParser  # noqa: E402
 from .._gpu import BACKENDS  # noqa: E402
 from ..mixers import INITS, MIXERS, stream_mixers  # noqa: E402
 from ..models import KINDS  # noqa: E402
-from ..runs import Config, read_metrics  # noqa: E402
-from ..train import DTYPES, run_once  # noqa: E402
+from ..runs import DTYPES, Config, read_metrics  # noqa: E402
+from ..train import run_once  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
 from .seeds import RULE, differs, fmt_spread, spread  # noqa: E402
 MLP = Config(width=16, n_streams=4, steps=150, batch_size=4, seq_len=16, lr=3e-3)
-QUALITY = Config(model="transformer", width=16, heads=2, steps=2000, batch_size=8, seq_len=32, lr=1e-2,
+QUALITY = Config(kind="transformer", width=16, heads=2, steps=2000, batch_size=8, seq_len=32, lr=1e-2,
                  schedule="paper", eval_batches=8)
-GPU = Config(model="transformer", width=512, heads=8, steps=10_000, batch_size=16, seq_len=1024, lr=1e-3,
+GPU = Config(kind="transformer", width=512, heads=8, steps=10_000, batch_size=16, seq_len=1024, lr=1e-3,
              schedule="paper", dtype="bfloat16", backend="triton", eval_batches=16, ckpt_every=1000)
 PRESETS = {
     "demo": dict(depths=[2, 8, 32], seeds=1, base=Config(width=32, n_streams=4, steps=80, batch_size=8,
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, help="override the preset's steps")
     ap.add_argument("--lr", type=float, help="override the preset's (peak) learning rate")
     ap.add_argument("--task", choices=["charlm", "markov"], help="override the preset's task")
-    ap.add_argument("--model", choices=KINDS, help="override the preset's model")
+    ap.add_argument("--model", dest="kind", choices=KINDS, help="override the preset's model")
     ap.add_argument("--dtype", choices=sorted(DTYPES), help="override the preset's dtype")
     ap.add_argument("--init", choices=INITS, help="override the mixers' initialisation (default reference)")
     ap.add_argument("--backend", choices=BACKENDS, help="override the preset's backend")
@@ -237,16 +237,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="replace grid points whose run folder holds a run of other settings")
     args = ap.parse_args(argv)
     preset = PRESETS[args.preset]
-    base = replace(preset["base"], progress=args.progress, overwrite=args.overwrite)
-    if args.steps is not None:
-        base = base.with_steps(args.steps)
-    for name in ("lr", "task", "model", "dtype", "backend", "init"):
-        if getattr(args, name) is not None:
-            base = replace(base, **{name: getattr(args, name)})
     if args.seeds is not None and args.seeds < 1:
         ap.error("--seeds must be >= 1")
     out = Path(args.out or f"runs/{args.preset}")
-    try:
+    try:                                # a bad value is refused by Config, as the trainer's
+        base = replace(preset["base"], progress=args.progress, overwrite=args.overwrite)
+        if args.steps is not None:
+            base = base.with_steps(args.steps)
+        base = replace(base, **{name: getattr(args, name) for name in ("lr", "task", "kind", "dtype", "backend", "init")
+                                if getattr(args, name) is not None})
         results = sweep(out, args.mixers, args.depths or preset["depths"], base, args.seeds or preset["seeds"])
     except (ValueError, OSError) as exc:
         print(f"reference.studies.sweep: error: {exc}", file=sys.stderr)

@@ -225,3 +225,18 @@ def test_a_kernel_limit_is_refused_when_the_model_is_built():
         Model(ModelConfig(vocab=10, width=8, depth=1, mixer="mhc", n_streams=17, backend="triton"))
     assert make_mixer("mhc", 17, 8) is not None
     assert make_mixer("residual", 17, 8, backend="triton") is not None          # runs on one stream
+
+
+def test_the_drop_in_checks_its_mixer_settings_where_a_config_does():
+    """``HyperConnected`` (through ``make_mixer``) and a configuration run the one ``check_mixer``: a bad
+    stream count or option is the same ``ValueError`` whichever way in."""
+    from reference import ModelConfig
+
+    for bad, message in ((dict(n_streams=0), "n_streams must be an integer >= 1, got 0"),
+                         (dict(n_streams=2.5), "n_streams must be an integer"),
+                         (dict(init="zeros"), "unknown init"), (dict(mixer="nope"), "unknown mixer 'nope'"),
+                         (dict(mixer_norm="layer"), "unknown mixer_norm")):
+        with pytest.raises(ValueError, match=message):
+            HyperConnected(nn.Linear(8, 8), **{"mixer": "mhc", "n_streams": 4, **bad}, C=8)
+        with pytest.raises(ValueError, match=message):
+            ModelConfig(vocab=8, **bad)

@@ -340,7 +340,7 @@ def test_checkpoint_rebuilds_its_model(tmp_path):
     from reference.checkpoint import CheckpointError, load_checkpoint
     from reference.runs import load_model
 
-    cfg = replace(TINY, mixer="kromhc", depth=2, model="transformer", heads=2, out=str(tmp_path))
+    cfg = replace(TINY, mixer="kromhc", depth=2, kind="transformer", heads=2, out=str(tmp_path))
     run(cfg)
     ckpt = load_checkpoint(tmp_path / "ckpt.pt")                   # weights_only=True inside
     assert ckpt["model_config"]["mixer"] == "kromhc" and ckpt["train_config"]["depth"] == 2

@@ -89,7 +89,7 @@ def test_gpu_preset_mirrors_mhc_lite_small_run():
     gpu = PRESETS["gpu"]
     cfg = gpu["base"]
     assert gpu["depths"] == [6] and gpu["seeds"] == 3
-    assert (cfg.width, cfg.heads, cfg.seq_len, cfg.model) == (512, 8, 1024, "transformer")
+    assert (cfg.width, cfg.heads, cfg.seq_len, cfg.kind) == (512, 8, 1024, "transformer")
     assert (cfg.lr, cfg.steps, cfg.warmup, cfg.schedule) == (1e-3, 10_000, 200, "paper")
     assert (cfg.weight_decay, cfg.beta2, cfg.grad_clip, cfg.dtype) == (0.1, 0.95, 1.0, "bfloat16")
     assert lr_at(cfg.schedule, cfg.steps - 1, cfg.steps, cfg.lr, cfg.warmup) == pytest.approx(1e-4)

@@ -76,3 +76,17 @@ def test_a_hard_batch_is_not_a_loss_spike():
     assert batch_unigram_loss(task, y) == pytest.approx(expected)
     cfg = Config(task="charlm", seq_len=32, batch_size=8, seed=0)
     assert batch_baselines(cfg, 6)[5] == batch_unigram_loss(task, y)
+
+
+@pytest.mark.parametrize("study", ["sweep", "stability"])
+def test_a_bad_value_for_the_runs_is_one_line_and_exit_2(study, tmp_path, capsys):
+    """The studies build their runs' Config before the first run: a value it refuses is one line on stderr
+    and exit 2, no traceback, no folder."""
+    import importlib
+
+    main = importlib.import_module(f"reference.studies.{study}").main
+    out = tmp_path / "out"
+    assert main(["--preset", "tiny" if study == "sweep" else "smoke", "--steps", "0", "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "steps must be an integer >= 1, got 0" in err and not out.exists()

@@ -376,8 +376,43 @@ def test_runs_and_checkpoints_older_than_a_setting_read_back_with_its_old_value(
 
 
 def test_an_unknown_mixer_is_refused_once_before_any_folder_is_made(tmp_path):
-    """The mixer name is checked where the model's configuration is built (``ModelConfig``), before the
-    run folder exists; the CLI's choices say the same earlier."""
+    """The mixer name is checked where the configuration is made (``Architecture``, which ``Config`` and
+    ``ModelConfig`` both are), before the run folder exists; the CLI's choices say the same earlier."""
     with pytest.raises(ValueError, match="unknown mixer 'nope'"):
         run(replace(TINY, mixer="nope", out=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_architecture_is_defaulted_and_checked_in_one_place(tmp_path):
+    """``Config`` and ``ModelConfig`` are both an ``Architecture``: one field list, one set of defaults, one
+    check, made when the config is (and on every ``replace``); a run's model is its Config's architecture
+    with the task's vocabulary and ``seq_len`` positions."""
+    from dataclasses import fields
+
+    from reference.models import Architecture, ModelConfig
+    from reference.runs import config_from_dict
+
+    arch = {f.name: f.default for f in fields(Architecture)}
+    for cls in (Config, ModelConfig):
+        assert issubclass(cls, Architecture) and {f.name: f.default for f in fields(cls) if f.name in arch} == arch
+    assert "model" not in {f.name for f in fields(Config)}                      # the kind has one name
+    cfg = Config(mixer="kromhc", n_streams=8, kind="transformer", heads=2, width=8, seq_len=12)
+    model = cfg.model_config(vocab=20)
+    assert model.architecture() == cfg.architecture() and (model.vocab, model.max_len) == (20, 12)
+    for bad, message in ((dict(n_streams=0), "n_streams must be an integer >= 1"),
+                         (dict(kind="cnn"), "unknown kind"), (dict(lr=math.nan), "lr must be"),
+                         (dict(lr=-1.0), "lr must be a finite number > 0"), (dict(grad_clip=-1.0), "grad_clip must be"),
+                         (dict(beta2=1.0), r"beta2 must be a number in \[0, 1\)"),
+                         (dict(steps=0), "steps must be an integer >= 1"), (dict(warmup=-1), "warmup must be"),
+                         (dict(schedule="cosine"), "unknown schedule"), (dict(task="x"), "unknown task"),
+                         (dict(dtype="int8"), "unknown dtype"),
+                         (dict(resume=True, overwrite=True), "pass one of them")):
+        with pytest.raises(ValueError, match=message):
+            Config(**bad)
+        with pytest.raises(ValueError, match=message):
+            replace(TINY, **bad)
+    with pytest.raises(ValueError, match="vocab must be an integer >= 1"):
+        ModelConfig(vocab=0)
+    assert config_from_dict({"mixer": "mhc", "model": "transformer"}, tmp_path).kind == "transformer"  # old name
+    with pytest.raises(ValueError, match="the stored configuration is not valid"):
+        config_from_dict({"mixer": "mhc", "depth": -1}, tmp_path)
