@@ -2,7 +2,8 @@
 
 **The model** (exported here): the mixer registry (:mod:`.mixers`), the drop-in wrapper and its
 monitor (:mod:`.hyper`, :mod:`.health`), the token mixer (:mod:`.token_mixing`), the normalisations
-(:mod:`.norms`), the forward taps (:mod:`.tap`) and the small models (:mod:`.models`).
+(:mod:`.norms`), the forward taps (:mod:`.tap`) and the small models (:mod:`.models`: ``Architecture``,
+the settings every configuration shares, ``ModelConfig``, ``Model``).
 
 **The laboratory** (run, not imported by ``import reference``): the trainer ``python -m
 reference.train`` (:mod:`.train`, :mod:`.schedule`), its run folders (:mod:`.runs`,
@@ -14,9 +15,10 @@ monitor and the trainer report the same gains) and the checkpoint format (:mod:`
 
 from .hyper import HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams, stream_functions
 from .mixers import MIXERS, make_mixer, mixing_params
-from .models import Model, ModelConfig
+from .models import Architecture, Model, ModelConfig
 from .tap import Tap
 from .token_mixing import TokenMixBlock
 
 __all__ = ["HyperConnected", "expand_streams", "reduce_streams", "stream_functions", "load_plain_state_dict",
-           "monitor", "MIXERS", "make_mixer", "mixing_params", "Model", "ModelConfig", "Tap", "TokenMixBlock"]
+           "monitor", "MIXERS", "make_mixer", "mixing_params", "Architecture", "Model", "ModelConfig", "Tap",
+           "TokenMixBlock"]
