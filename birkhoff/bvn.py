@@ -137,8 +137,9 @@ def _bottleneck(Rf: np.ndarray, ceiling: float, base: np.ndarray) -> np.ndarray 
     sigma = _lexicographic(Rf, high, vals)
     if sigma is None or not (low := Rf.take(base + sigma).min()) > 0:
         return None
-    above = vals[vals > low][::-1]       # ascending; above[k] unknown, nothing at >= high is feasible
-    # above[lo] is feasible (-1 stands for 'low'), nothing above above[hi] is: gallop, then bisect
+    # the values above 'low', ascending: above[lo] is feasible (-1 stands for 'low'), nothing above
+    # above[hi] is (nothing at >= high is): gallop up, then bisect
+    above = vals[vals > low][::-1]
     lo, hi, step, bounded = -1, len(above) - 1, 1, False
     while lo < hi:
         probe = min(lo + step, hi)
@@ -215,10 +216,10 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
         sigma = _bottleneck(Rf, top, base)
         if sigma is None:
             break
-        on = R.reshape(-1)[base + sigma] if exact else R.take(base + sigma)
+        on = R.take(base + sigma)
         w = ceiling = on.min()
         on = on - w
-        R.reshape(-1)[base + sigma] = on if exact else np.where(on <= noise, 0.0, on)
+        R.put(base + sigma, on if exact else np.where(on <= noise, 0.0, on))
         weights.append(w)
         perms.append(sigma)
     W = np.array(weights, dtype=object if exact else np.float64)
