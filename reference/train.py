@@ -481,6 +481,8 @@ def parse(argv: list[str] | None = None) -> Config:
 def main(argv: list[str] | None = None) -> int:
     try:
         summary = run(parse(argv))
+        if dist.is_initialized():        # no rank tears the group down while another still uses it
+            dist.barrier()
     except (ValueError, OSError) as exc:          # bad settings, a bad run folder or checkpoint, a full disk
         message = " ".join(str(exc).split())
         print(f"reference.train: error: {message}", file=sys.stderr)
