@@ -86,10 +86,12 @@ def scale_exponent(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 def _scale(x: np.ndarray, e: np.ndarray, toward: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
+    if not np.any(e):                                  # 2**0: nothing to round
+        return np.broadcast_to(x, np.broadcast_shapes(x.shape, np.shape(e))).copy()
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         y = np.ldexp(x, e)
-        exact = np.ldexp(y, -e) == x
-    return np.where(exact | np.isnan(x), y, np.nextafter(y, toward))
+        exact = (np.ldexp(y, -e) == x) | np.isnan(x)
+    return y if exact.all() else np.where(exact, y, np.nextafter(y, toward))
 
 
 def scale_down(x: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -296,9 +298,38 @@ def sum_enclosure(x: np.ndarray, axis: int = -1, offset: float = 0.0
     hi = np.where(exact, s, hi)
     undecided = ~np.isfinite(lo) | ~np.isfinite(hi) | (~exact & (lo <= 0) & (hi >= 0))
     if undecided.any():
-        for idx in zip(*np.nonzero(undecided)):
+        rows = np.nonzero(undecided)
+        terms = np.concatenate([x[rows], np.full((len(rows[0]), 1), float(offset))], axis=-1)
+        d_lo, d_hi = _distil(terms)
+        lo[rows], hi[rows] = d_lo, d_hi
+        for k in np.flatnonzero(np.isnan(d_lo)):          # still undecided: one exact sum each
+            idx = tuple(r[k] for r in rows)
             lo[idx], hi[idx] = _exact_row_interval(x[idx], float(offset))
     return lo, hi
+
+
+def _distil(terms: np.ndarray, passes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of each row's exact sum by error-free transformation, NaN where it is not decided.
+
+    Each pass is Ogita-Rump-Oishi's VecSum (a TwoSum cascade: the row keeps its exact sum, the
+    last entry takes the rounded sum, the others the errors). When the errors left are all zero,
+    the last entry is the exact sum (``lo == hi``); when they are smaller than it, ``last -+ sum |errors|``
+    rounded outward encloses it with its sign decided. Rows that overflow, or stay undecided, get NaN.
+    """
+    t = terms.astype(np.float64, copy=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(t).all(axis=-1)
+        for _ in range(passes):
+            for j in range(1, t.shape[-1]):
+                t[:, j], t[:, j - 1] = two_sum(t[:, j - 1], t[:, j])
+            finite &= np.isfinite(t[:, -1])
+        last = t[:, -1]
+        zero = (t[:, :-1] == 0).all(axis=-1)
+        rest = inflate(np.abs(t[:, :-1]).sum(axis=-1), gamma(t.shape[-1]), 2 * ETA)
+        lo = np.where(zero, last, np.nextafter(last - rest, -_INF))
+        hi = np.where(zero, last, np.nextafter(last + rest, _INF))
+    decided = finite & (zero | (lo > 0) | (hi < 0))
+    return np.where(decided, lo, np.nan), np.where(decided, hi, np.nan)
 
 
 def matmul_enclosure(A_lo: np.ndarray, A_hi: np.ndarray, B_lo: np.ndarray, B_hi: np.ndarray

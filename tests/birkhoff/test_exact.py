@@ -99,3 +99,25 @@ def test_matmul_enclosure_with_interval_inputs():
     exact = Q.dot(Q)
     for (i, j), c in np.ndenumerate(exact):
         assert F(float(P_lo[i, j])) <= c <= F(float(P_hi[i, j]))
+
+
+@given(st.lists(st.lists(signed_floats, min_size=1, max_size=6), min_size=1, max_size=24),
+       st.sampled_from([0.0, -1.0]))
+def test_sum_enclosure_of_many_rows_that_nearly_cancel(rows, offset):
+    """Rows whose sum is within rounding of zero go to the vectorised error-free distillation (and
+    the exact per-row sum only when it cannot decide): every row still encloses its rational sum, a
+    point interval is the exact sum, and an exactly zero sum is the point 0."""
+    width = max(len(r) for r in rows) + 1
+    M = np.zeros((len(rows), width))
+    for i, xs in enumerate(rows):
+        rest = -(sum((F(x) for x in xs), F(offset)))
+        closing = float(rest) if abs(rest) < F(1.7e308) else 0.0      # the float nearest the sum's negation
+        M[i, :len(xs) + 1] = xs + [closing]
+    lo, hi = sum_enclosure(M, -1, offset)
+    for i in range(len(rows)):
+        exact = sum((F(float(x)) for x in M[i]), F(offset))
+        assert F(float(lo[i])) <= exact <= F(float(hi[i]))
+        if lo[i] == hi[i]:
+            assert F(float(lo[i])) == exact
+        if exact == 0:
+            assert lo[i] == hi[i] == 0.0
