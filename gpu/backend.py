@@ -17,7 +17,7 @@ import torch
 
 __all__ = ["BACKENDS", "Backend", "backend"]
 
-BACKENDS = ("torch", "triton")
+BACKENDS = ("torch", "triton")                 # the first is the default of every signature that offers one
 
 
 @dataclass(frozen=True)

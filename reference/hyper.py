@@ -38,7 +38,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from .mixers import make_mixer, stream_count
+from ._gpu import BACKENDS
+from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, make_mixer, stream_count
 from .tap import Tap
 
 __all__ = ["expand_streams", "reduce_streams", "HyperConnected", "stream_functions", "load_plain_state_dict"]
@@ -83,8 +84,8 @@ class HyperConnected(nn.Module):
     """
 
     def __init__(self, layer: nn.Module, mixer: str = "mhc", n_streams: int = 4, C: int | None = None,
-                 layer_index: int = 0, backend: str = "torch", init: str = "reference", sk_order: str = "cols_rows",
-                 favoured: str = "source", mixer_norm: str = "source", disable: bool = False) -> None:
+                 layer_index: int = 0, backend: str = BACKENDS[0], init: str = INITS[0], sk_order: str = SK_ORDERS[0],
+                 favoured: str = FAVOURED[0], mixer_norm: str = MIXER_NORMS[0], disable: bool = False) -> None:
         super().__init__()
         self.layer = layer
         self.disable = bool(disable)
@@ -137,8 +138,8 @@ def _add_layer_prefix(state: dict, prefix: str, *args: Any) -> None:
         state[prefix + "layer." + key[len(prefix):]] = state.pop(key)
 
 
-def stream_functions(mixer: str, n_streams: int, C: int | None = None, backend: str = "torch",
-                     init: str = "reference", disable: bool = False
+def stream_functions(mixer: str, n_streams: int, C: int | None = None, backend: str = BACKENDS[0],
+                     init: str = INITS[0], disable: bool = False
                      ) -> tuple[Callable[..., HyperConnected], Callable[[torch.Tensor], torch.Tensor],
                                 Callable[[torch.Tensor], torch.Tensor]]:
     """``(init, expand, reduce)`` in the manner of ``hyper-connections``.

@@ -89,7 +89,7 @@ import torch
 import torch.nn as nn
 
 from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
-from ._gpu import Backend, backend as get_backend, kron
+from ._gpu import BACKENDS, Backend, backend as get_backend, kron
 from .tap import Tap
 
 __all__ = ["MIXERS", "check_mixer", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer",
@@ -100,6 +100,7 @@ Coefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 SK_ITERS = 20
 IDENTITY_MASS = 0.99                 # symmetric init: identity weight of H_res
 OFF_LOGIT = -8.0                     # reference init: logit of every non-identity permutation
+# Each option's first value is its default; every signature that offers a default takes it from here.
 INITS = ("reference", "symmetric")
 SK_ORDERS = ("cols_rows", "rows_cols")   # mhc: columns then rows (ends on rows), or rows then columns
 FAVOURED = ("source", "layer", "random")  # the stream the reference init favours (see the module doc)
@@ -140,11 +141,10 @@ class Mixer(nn.Module):
     source_favoured: str = "random"
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None, *,
-                 init: str = "reference", sk_order: str = "cols_rows", favoured: str = "source",
-                 mixer_norm: str = "source") -> None:
+                 init: str, sk_order: str, favoured: str, mixer_norm: str) -> None:
         super().__init__()
         self.n_streams = 1 if self.single_stream else n_streams
-        self.ops = ops or get_backend("torch")
+        self.ops = ops or get_backend(BACKENDS[0])
         self.init, self.sk_order, self.mixer_norm = init, sk_order, mixer_norm
         rule = self.source_favoured if favoured == "source" else favoured
         if self.n_streams == 1:
@@ -168,7 +168,7 @@ class Mixer(nn.Module):
         return out
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:  # overridden
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:  # overridden
         raise NotImplementedError
 
 
@@ -201,7 +201,7 @@ class Residual(_SingleStream):
         return 1.0
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:
         return 0
 
 
@@ -218,7 +218,7 @@ class ReZero(_SingleStream):
         return self.alpha
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:
         return 1
 
 
@@ -252,7 +252,7 @@ class HC(Mixer):
         return H_pre, H_post, A_r.transpose(-1, -2)
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:
         return n * n + 2 * n + C * (n + 2) + 2 + (2 * C if mixer_norm == "source" else 0)
 
 
@@ -347,7 +347,7 @@ class MHC(_Manifold):
         return self.ops.sinkhorn(L.mT, SK_ITERS).mT
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:
         return _Manifold._common(n, C, n * n, mixer_norm)
 
 
@@ -376,7 +376,7 @@ class MHCLite(_PermutationMixture):
         super().__init__(n_streams, C, layer_index, ops, all_permutations(n_streams), **options)
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:
         return _Manifold._common(n, C, math.factorial(n), mixer_norm)
 
 
@@ -400,7 +400,7 @@ class KromHC(_Manifold):
                      for i, chunk in enumerate(torch.split(logits, self.counts, dim=-1))])
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:
         return _Manifold._common(n, C, sum(math.factorial(m) for m in kron_factor_sizes(n)), mixer_norm)
 
 
@@ -414,7 +414,7 @@ class BEHC(_PermutationMixture):
         super().__init__(n_streams, C, layer_index, ops, cyclic_permutations(n_streams), **options)
 
     @staticmethod
-    def closed_form(n: int, C: int, mixer_norm: str = "source") -> int:
+    def closed_form(n: int, C: int, mixer_norm: str) -> int:
         return _Manifold._common(n, C, n, mixer_norm)
 
 
@@ -429,8 +429,8 @@ def stream_mixers() -> list[str]:
     return [name for name, cls in MIXERS.items() if not cls.single_stream]
 
 
-def check_mixer(name: str, n_streams: int, *, init: str = "reference", sk_order: str = "cols_rows",
-                favoured: str = "source", mixer_norm: str = "source") -> None:
+def check_mixer(name: str, n_streams: int, *, init: str = INITS[0], sk_order: str = SK_ORDERS[0],
+                favoured: str = FAVOURED[0], mixer_norm: str = MIXER_NORMS[0]) -> None:
     """The one check of a mixer's settings, run by :func:`make_mixer` and when a configuration is made
     (:class:`reference.models.Architecture`): ``ValueError`` for an unknown name or option, or a
     stream count that is not an integer >= 1."""
@@ -448,9 +448,9 @@ def stream_count(name: str, n_streams: int) -> int:
     return 1 if _lookup(name).single_stream else n_streams
 
 
-def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = "torch",
-               init: str = "reference", sk_order: str = "cols_rows", favoured: str = "source",
-               mixer_norm: str = "source") -> Mixer:
+def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = BACKENDS[0],
+               init: str = INITS[0], sk_order: str = SK_ORDERS[0], favoured: str = FAVOURED[0],
+               mixer_norm: str = MIXER_NORMS[0]) -> Mixer:
     """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``;
     ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels;
     ``init`` is ``"reference"`` (the papers' public code) or ``"symmetric"``; ``sk_order`` is mHC's
@@ -466,7 +466,7 @@ def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str =
                          mixer_norm=mixer_norm)
 
 
-def mixing_params(name: str, n: int, C: int, mixer_norm: str = "source") -> int:
+def mixing_params(name: str, n: int, C: int, mixer_norm: str = MIXER_NORMS[0]) -> int:
     """Mixing parameters per layer, closed form (tests check it against the modules).
 
     residual 0; rezero 1; hc ``n^2 + 2n + C(n+2) + 2`` (``+ 2C``: its LayerNorm, with

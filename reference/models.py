@@ -19,18 +19,18 @@ import torch.nn.functional as F
 from ._gpu import BACKENDS, backend
 from .checkpoint import CheckpointError, load_checkpoint
 from .hyper import HyperConnected, expand_streams, reduce_streams
-from .mixers import check_mixer, stream_count
+from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, check_mixer, stream_count
 from .norms import NORMS, sublayer_norm
 from .tap import Tap
 from .token_mixing import TokenMixBlock
 
-KINDS = ("mlp", "transformer", "tokenmix")
+KINDS = ("mlp", "transformer", "tokenmix")      # the first is the default
 
 
 class MLPBlock(nn.Module):
     """``W_2 GELU(W_1 RMSNorm(x))``, hidden width ``4C``."""
 
-    def __init__(self, C: int, norm: str = "pre") -> None:
+    def __init__(self, C: int, norm: str = NORMS[0]) -> None:
         super().__init__()
         self.norm = sublayer_norm(C, norm)
         self.up = nn.Linear(C, 4 * C)
@@ -43,7 +43,7 @@ class MLPBlock(nn.Module):
 class AttentionBlock(nn.Module):
     """Causal multi-head self-attention on ``RMSNorm(x)`` (``scaled_dot_product_attention``)."""
 
-    def __init__(self, C: int, heads: int, norm: str = "pre") -> None:
+    def __init__(self, C: int, heads: int, norm: str = NORMS[0]) -> None:
         super().__init__()
         if C % heads:
             raise ValueError(f"width {C} is not divisible by {heads} heads")
@@ -103,14 +103,14 @@ class Architecture:
     depth: int = 16
     n_streams: int = 4
     width: int = 32
-    kind: str = "mlp"
+    kind: str = KINDS[0]
     heads: int = 4
-    backend: str = "torch"
-    init: str = "reference"
-    sk_order: str = "cols_rows"
-    norm: str = "pre"
-    favoured: str = "source"
-    mixer_norm: str = "source"
+    backend: str = BACKENDS[0]
+    init: str = INITS[0]
+    sk_order: str = SK_ORDERS[0]
+    norm: str = NORMS[0]
+    favoured: str = FAVOURED[0]
+    mixer_norm: str = MIXER_NORMS[0]
 
     def __post_init__(self) -> None:
         check_mixer(self.mixer, self.n_streams, init=self.init, sk_order=self.sk_order, favoured=self.favoured,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-NORMS = ("pre", "none")
+NORMS = ("pre", "none")                  # the first is the default
 
 
 def sublayer_norm(C: int, norm: str) -> nn.Module:

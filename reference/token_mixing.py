@@ -39,7 +39,7 @@ import torch.nn as nn
 from birkhoff import quantize
 
 from ._gpu import Backend, backend, power_of_two_shifts, token_mix
-from .norms import sublayer_norm
+from .norms import NORMS, sublayer_norm
 from .tap import Tap
 
 __all__ = ["power_of_two_shifts", "token_mix", "quantize_shift_weights",
@@ -75,7 +75,7 @@ class TokenMixBlock(nn.Module):
 
     uses_tap = True        # HyperConnected hands it the forward's tap
 
-    def __init__(self, C: int, max_len: int, ops: Backend | None = None, norm: str = "pre") -> None:
+    def __init__(self, C: int, max_len: int, ops: Backend | None = None, norm: str = NORMS[0]) -> None:
         super().__init__()
         self.shifts = power_of_two_shifts(max_len)
         self.norm = sublayer_norm(C, norm)

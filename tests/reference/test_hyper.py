@@ -240,3 +240,30 @@ def test_the_drop_in_checks_its_mixer_settings_where_a_config_does():
             HyperConnected(nn.Linear(8, 8), **{"mixer": "mhc", "n_streams": 4, **bad}, C=8)
         with pytest.raises(ValueError, match=message):
             ModelConfig(vocab=8, **bad)
+
+
+def test_every_default_of_a_mixer_option_is_the_first_option():
+    """One place per value: the option tuples' first entries are the defaults of every signature that
+    offers one (the drop-in, the factory, the check, the configurations)."""
+    import inspect
+    from dataclasses import fields
+
+    from reference import Architecture, make_mixer, stream_functions
+    from reference._gpu import BACKENDS
+    from reference.mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, check_mixer, mixing_params
+    from reference.models import KINDS
+    from reference.norms import NORMS
+
+    first = {"init": INITS[0], "sk_order": SK_ORDERS[0], "favoured": FAVOURED[0], "mixer_norm": MIXER_NORMS[0],
+             "backend": BACKENDS[0], "norm": NORMS[0], "kind": KINDS[0]}
+    seen = 0
+    for f in (HyperConnected.__init__, make_mixer, stream_functions, check_mixer, mixing_params):
+        for name, p in inspect.signature(f).parameters.items():
+            if name in first and p.default is not inspect.Parameter.empty:
+                assert p.default == first[name], (f.__qualname__, name)
+                seen += 1
+    for f in fields(Architecture):
+        if f.name in first:
+            assert f.default == first[f.name], f.name
+            seen += 1
+    assert seen >= 20
