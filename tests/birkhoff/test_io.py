@@ -54,28 +54,20 @@ def test_mpf_written_at_full_precision(tmp_path):
     assert (tmp_path / "m.csv").read_text().startswith("# exact\n0.3333333333333333333333333333333333333")
 
 
-@pytest.mark.parametrize("content, needle", [
-    ("1,2\n3\n", "ragged"),
-    ("", "empty"),
-    ("a,b\nc,d\n", "cannot read entry"),
-    ("1/0,1\n1,1\n", "cannot read entry"),
+@pytest.mark.parametrize("name, content, needle", [
+    ("b.csv", "1,2\n3\n", "ragged"),
+    ("b.csv", "", "empty"),
+    ("b.csv", "a,b\nc,d\n", "cannot read entry"),
+    ("b.csv", "1/0,1\n1,1\n", "cannot read entry"),
+    ("b.json", "[[1, 2], [3]", "invalid JSON"),
+    ("b.json", '{"x": 1}', "nested list"),
+    ("b.json", "[[true, 1], [1, 1]]", "numbers or number strings"),
+    ("b.json", "[1, 2]", "nest 2 or 3"),
 ])
-def test_bad_text(tmp_path, content, needle):
-    (tmp_path / "b.csv").write_text(content)
+def test_bad_text_and_json(tmp_path, name, content, needle):
+    (tmp_path / name).write_text(content)
     with pytest.raises(InvalidMatrixError, match=needle):
-        load_matrix(tmp_path / "b.csv")
-
-
-@pytest.mark.parametrize("content, needle", [
-    ("[[1, 2], [3]", "invalid JSON"),
-    ('{"x": 1}', "nested list"),
-    ("[[true, 1], [1, 1]]", "numbers or number strings"),
-    ("[1, 2]", "nest 2 or 3"),
-])
-def test_bad_json(tmp_path, content, needle):
-    (tmp_path / "b.json").write_text(content)
-    with pytest.raises(InvalidMatrixError, match=needle):
-        load_matrix(tmp_path / "b.json")
+        load_matrix(tmp_path / name)
 
 
 def test_missing_and_binary_garbage(tmp_path):
