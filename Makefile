@@ -21,7 +21,8 @@ demo: $(STAMP)
 	$(VPY) -m birkhoff.demo
 	OMP_NUM_THREADS=1 $(VPY) -m reference.studies.sweep --preset demo --out runs/demo
 
-# one worker per core (pytest-xdist); tests sharing a make gpu --quick run go to one worker (xdist_group)
+# one worker per core (pytest-xdist); tests sharing a make gpu --quick run go to one worker (xdist_group);
+# `make test HEAVY=1` adds the larger variants of some tests (marked heavy)
 test: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider -n auto --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$rc

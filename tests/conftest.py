@@ -19,6 +19,27 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 
+def pytest_addoption(parser):
+    parser.addoption("--heavy", action="store_true", default=bool(os.environ.get("HEAVY")),
+                     help="also run the tests marked heavy (`make test HEAVY=1`; the environment's HEAVY=1 too)")
+
+
+def pytest_report_header(config):
+    return "heavy variants: " + ("included (--heavy)" if config.getoption("--heavy")
+                                 else "deselected (`make test HEAVY=1` or pytest --heavy adds them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``heavy`` (a larger variant of a test that runs by default) are deselected, not
+    skipped, unless ``--heavy``: the summary counts them as deselected."""
+    if config.getoption("--heavy"):
+        return
+    heavy = [item for item in items if item.get_closest_marker("heavy")]
+    if heavy:
+        config.hook.pytest_deselected(items=heavy)
+        items[:] = [item for item in items if not item.get_closest_marker("heavy")]
+
+
 @pytest.fixture(autouse=True)
 def _cuda_marked_tests_on_cuda(request):
     """Tests marked ``cuda`` build their tensors where the kernels run: CUDA when present."""
