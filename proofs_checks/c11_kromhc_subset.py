@@ -11,6 +11,7 @@ its mixtures are separable; a learnt mHC/mHC-lite ``H_res`` can be far from it.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import numpy as np
@@ -23,11 +24,18 @@ from .result import ClaimResult
 STATEMENT = "Kron of DS factors is DS; 2x2 KromHC reaches only a 2-dim subset of B_4 (4 of 24 permutations)"
 
 
+@functools.cache
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    """The 41 x 41 grid of ``(a, b)`` in ``[0, 1]^2`` and its members ``U(a) (x) U(b)``, formed once."""
+    pairs = np.array([(a, b) for a in np.linspace(0, 1, 41) for b in np.linspace(0, 1, 41)])
+    return pairs, np.stack([kron(kromhc_factor(a), kromhc_factor(b)) for a, b in pairs])
+
+
 def distance_to_family(P: np.ndarray) -> float:
     def f(z):
         return float(np.sum((P - kron(kromhc_factor(z[0]), kromhc_factor(z[1]))) ** 2))
-    grid = np.linspace(0, 1, 41)
-    best = min(((a, b) for a in grid for b in grid), key=lambda z: f(z))
+    pairs, members = _grid()
+    best = pairs[np.argmin(np.sum((P - members) ** 2, axis=(1, 2)))]
     res = minimize(f, best, bounds=[(0, 1), (0, 1)], method="L-BFGS-B")
     return float(np.sqrt(min(res.fun, f(best))))
 
