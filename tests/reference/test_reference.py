@@ -201,13 +201,11 @@ def test_ddp_two_processes_match_one(tmp_path):
             "--task", "markov", "--width", "8", "--batch-size", "4", "--seq-len", "8",
             "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
     two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", *args,
                           "--out", str(tmp_path / "two")], capture_output=True, text=True,
                          env=env, timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
+    assert train_main([*args[2:], "--out", str(tmp_path / "one")]) == 0          # one process: this one
     def losses(d):
         return [json.loads(l)["loss"] for l in (d / "metrics.jsonl").read_text().splitlines()]
     assert len(losses(tmp_path / "two")) == 5
@@ -279,7 +277,7 @@ def test_bad_cli_arguments(tmp_path, capsys):
 @pytest.mark.parametrize("mixer", ["mhc", "hc", "kromhc"])
 def test_triton_backend_same_trajectory(tmp_path, mixer):
     """--backend triton (gpu kernels; CPU interpreter here) == --backend torch over a few steps."""
-    base = replace(TINY, mixer=mixer, depth=2, steps=3, out=str(tmp_path / "torch"))
+    base = replace(TINY, mixer=mixer, depth=2, steps=2, out=str(tmp_path / "torch"))
     a = run(base)
     b = run(replace(base, backend="triton", out=str(tmp_path / "triton")))
     def losses(d):
