@@ -234,7 +234,7 @@ def test_sweep_usage_sentence():
 
 
 def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
-    """One mixer without ``H_res``, one approximately and one exactly DS (every mixer trains in the tests above)."""
+    """One mixer without ``H_res``, one approximately and one exactly DS (every mixer trains elsewhere in this file)."""
     grid = ["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--mixers", "residual", "mhc", "kromhc"]
     assert sweep_main([*grid, "--seeds", "2"]) == 0
     results = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
