@@ -55,8 +55,9 @@ def test_low_precision_accumulates_in_fp32(dtype, tol):
         torch.testing.assert_close(a.double(), b, atol=5 * tol, rtol=5 * tol)
 
 
-def test_gradcheck_float64():
-    assert torch.autograd.gradcheck(lambda *a: hc_coeffs(*a), tuple(inputs((3,), 3, 4, 5, torch.float64, 1)))
+def test_gradcheck_float64(fast_mode):
+    assert torch.autograd.gradcheck(lambda *a: hc_coeffs(*a), tuple(inputs((3,), 3, 4, 5, torch.float64, 1)),
+                                    fast_mode=fast_mode)
 
 
 def test_bad_inputs():
