@@ -8,7 +8,8 @@ and ``OUT/summary.md`` lists them all:
 
 * ``check``: ``python -m gpu.check``, every Triton kernel against the float64 reference;
 * ``peers``: ``python -m gpu.check --peers``, Liger-Kernel's and hyper-connections' mHC kernels;
-* ``tests``: the tests marked ``cuda`` (``tests/gpu/``) on the device (CUDA only: ``make test`` runs them on CPU);
+* ``tests``: the tests marked ``cuda`` (``tests/gpu/``) on the device, heavy variants included (the full
+  ``gradcheck``s; CUDA only: ``make test`` runs them on CPU);
 * ``bench``: ``python -m gpu.bench``, kernels vs eager and ``torch.compile``, with ``hc_coeffs`` (CUDA only);
 * ``layer``: ``python -m gpu.bench --layer``, one mHC layer vs Liger and hyper-connections (CUDA only);
 * ``overhead``: ``benchmarks/bench_mixers.py``, each mixer's step time over plain residual, bf16;
@@ -46,7 +47,8 @@ def steps(cuda: bool, quick: bool, out: Path) -> list[tuple[str, list[str] | Non
         ["--steps", "2", "--depths", "2", "--mixers", "residual", "mhc"] if quick else [])
     if not cuda:
         study += ["--backend", "torch"]
-    tests = None if quick else [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", str(ROOT / "tests")]
+    tests = None if quick else [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", "--heavy",
+                                str(ROOT / "tests")]
     return [
         ("check", [PY, "-m", "gpu.check", *q], ""),
         ("peers", [PY, "-m", "gpu.check", "--peers", *q], ""),
