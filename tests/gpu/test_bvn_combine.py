@@ -29,6 +29,7 @@ def test_matches_from_permutations(perms, batch):
 
 def test_gradcheck_and_errors(fast_mode):
     w = torch.rand(2, 6, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda w: bvn_combine(w, torch.tensor(all_permutations(3))), (w,), fast_mode=fast_mode)
+    assert torch.autograd.gradcheck(lambda w: bvn_combine(w, torch.tensor(all_permutations(3))), (w,),
+                                    fast_mode=fast_mode)
     with pytest.raises(ValueError):
         bvn_combine(torch.rand(2, 5), torch.tensor(all_permutations(3)))
