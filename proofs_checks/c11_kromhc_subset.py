@@ -24,16 +24,21 @@ from .result import ClaimResult
 STATEMENT = "Kron of DS factors is DS; 2x2 KromHC reaches only a 2-dim subset of B_4 (4 of 24 permutations)"
 
 
+def _member(a: float, b: float) -> np.ndarray:
+    """``U(a) (x) U(b)``, the KromHC ``H_res`` with 2x2 factors."""
+    return kron(kromhc_factor(a), kromhc_factor(b))
+
+
 @functools.cache
 def _grid() -> tuple[np.ndarray, np.ndarray]:
-    """The 41 x 41 grid of ``(a, b)`` in ``[0, 1]^2`` and its members ``U(a) (x) U(b)``, formed once."""
+    """The 41 x 41 grid of ``(a, b)`` in ``[0, 1]^2`` and its members, formed once."""
     pairs = np.array([(a, b) for a in np.linspace(0, 1, 41) for b in np.linspace(0, 1, 41)])
-    return pairs, np.stack([kron(kromhc_factor(a), kromhc_factor(b)) for a, b in pairs])
+    return pairs, np.stack([_member(a, b) for a, b in pairs])
 
 
 def distance_to_family(P: np.ndarray) -> float:
     def f(z):
-        return float(np.sum((P - kron(kromhc_factor(z[0]), kromhc_factor(z[1]))) ** 2))
+        return float(np.sum((P - _member(*z)) ** 2))
     pairs, members = _grid()
     best = pairs[np.argmin(np.sum((P - members) ** 2, axis=(1, 2)))]
     res = minimize(f, best, bounds=[(0, 1), (0, 1)], method="L-BFGS-B")

@@ -80,7 +80,6 @@ kernel: columns-first on ``L`` is rows-first on ``L^T``, transposed back.
 from __future__ import annotations
 
 import math
-import numbers
 import zlib
 from typing import Callable
 
@@ -90,6 +89,7 @@ import torch.nn as nn
 
 from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
 from ._gpu import BACKENDS, Backend, backend as get_backend, kron
+from .checks import check_choice, check_int
 from .tap import Tap
 
 __all__ = ["MIXERS", "check_mixer", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer",
@@ -435,12 +435,10 @@ def check_mixer(name: str, n_streams: int, *, init: str = INITS[0], sk_order: st
     (:class:`reference.models.Architecture`): ``ValueError`` for an unknown name or option, or a
     stream count that is not an integer >= 1."""
     _lookup(name)
-    if isinstance(n_streams, bool) or not isinstance(n_streams, numbers.Integral) or n_streams < 1:
-        raise ValueError(f"n_streams must be an integer >= 1, got {n_streams!r}")
+    check_int("n_streams", n_streams)
     for option, value, options in (("init", init, INITS), ("sk_order", sk_order, SK_ORDERS),
                                    ("favoured", favoured, FAVOURED), ("mixer_norm", mixer_norm, MIXER_NORMS)):
-        if value not in options:
-            raise ValueError(f"unknown {option} {value!r}; choose from {options}")
+        check_choice(option, value, options)
 
 
 def stream_count(name: str, n_streams: int) -> int:

@@ -8,7 +8,6 @@ transformer layer has two mixers (attention, MLP), as in HC/mHC.
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass, fields, replace
 
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 
 from ._gpu import BACKENDS, backend
 from .checkpoint import CheckpointError, load_checkpoint
+from .checks import check_choice, check_int
 from .hyper import HyperConnected, expand_streams, reduce_streams
 from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, check_mixer, stream_count
 from .norms import NORMS, sublayer_norm
@@ -58,18 +58,6 @@ class AttentionBlock(nn.Module):
         q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.out(y.transpose(1, 2).reshape(B, T, C))
-
-
-def check_int(name: str, value, low: int = 1) -> None:
-    """``ValueError`` unless ``value`` is an integer (not a bool) ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def check_choice(name: str, value, options: tuple) -> None:
-    """``ValueError`` unless ``value`` is one of ``options``."""
-    if value not in options:
-        raise ValueError(f"unknown {name} {value!r}; choose from {options}")
 
 
 @dataclass(frozen=True, kw_only=True)

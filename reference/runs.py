@@ -31,7 +31,8 @@ import torch
 
 from .checkpoint import LEGACY_DEFAULTS, atomic_write
 from .data import IGNORE, TASKS
-from .models import Architecture, Model, ModelConfig, check_choice, check_int
+from .checks import check_choice, check_int
+from .models import Architecture, Model, ModelConfig
 from .schedule import PAPER, SCHEDULES, default_warmup
 from .tap import Tap
 
