@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(VPY)
 
 demo: $(STAMP)
 	$(VPY) -m birkhoff.demo
-	OMP_NUM_THREADS=1 $(VPY) -m reference.studies.sweep --preset demo --out runs/demo
+	OMP_NUM_THREADS=1 $(VPY) -m reference.lab.studies.sweep --preset demo --out runs/demo
 
 # one worker per core (pytest-xdist); tests sharing a make gpu --quick run go to one worker (xdist_group);
 # `make test HEAVY=1` adds the larger variants of some tests (marked heavy)

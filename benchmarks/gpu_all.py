@@ -13,7 +13,7 @@ and ``OUT/summary.md`` lists them all:
 * ``bench``: ``python -m gpu.bench``, kernels vs eager and ``torch.compile``, with ``hc_coeffs`` (CUDA only);
 * ``layer``: ``python -m gpu.bench --layer``, one mHC layer vs Liger and hyper-connections (CUDA only);
 * ``overhead``: ``benchmarks/bench_mixers.py``, each mixer's step time over plain residual, bf16;
-* ``study``: ``python -m reference.studies.sweep --preset gpu-smoke``, the study's GPU path.
+* ``study``: ``python -m reference.lab.studies.sweep --preset gpu-smoke``, the study's GPU path.
 
 ``--quick`` (forced without CUDA) runs every step that can run at its smallest shapes and
 records the others as skipped with the reason (without CUDA: ``tests``, ``bench``, ``layer``;
@@ -56,7 +56,7 @@ def steps(cuda: bool, quick: bool, out: Path) -> list[tuple[str, list[str] | Non
         ("bench", [PY, "-m", "gpu.bench", *shapes] if cuda else None, gpu_only),
         ("layer", [PY, "-m", "gpu.bench", "--layer", *shapes] if cuda else None, gpu_only),
         ("overhead", [PY, str(ROOT / "benchmarks" / "bench_mixers.py"), *overhead], ""),
-        ("study", [PY, "-m", "reference.studies.sweep", *study, "--no-progress"], ""),
+        ("study", [PY, "-m", "reference.lab.studies.sweep", *study, "--no-progress"], ""),
     ]
 
 

@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    from reference.train import main as train_main
+    from reference.lab.train import main as train_main
 
     signal.signal(signal.SIGALRM, _alarm)
     rng = np.random.default_rng(args.seed)

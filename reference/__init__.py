@@ -5,12 +5,12 @@ monitor (:mod:`.hyper`, :mod:`.health`), the token mixer (:mod:`.token_mixing`),
 (:mod:`.norms`), the forward taps (:mod:`.tap`) and the small models (:mod:`.models`: ``Architecture``,
 the settings every configuration shares, ``ModelConfig``, ``Model``).
 
-**The laboratory** (run, not imported by ``import reference``): the trainer ``python -m
-reference.train`` (:mod:`.train`, :mod:`.schedule`), its run folders (:mod:`.runs`,
-:mod:`.run_plots`), data (:mod:`.data`), INT8 experiments (:mod:`.quantization`) and the
-studies (:mod:`.studies`). Two modules serve both: the measurements (:mod:`.metrics`: the
-monitor and the trainer report the same gains) and the checkpoint format (:mod:`.checkpoint`:
-``Model.from_checkpoint`` reads what the trainer writes).
+**The laboratory** (:mod:`reference.lab`, not imported by ``import reference``): the trainer
+(:mod:`.lab.train`, run as ``python -m reference.train``), its schedule, run folders and plots, the
+data, the INT8 experiments and the studies. It imports the model; the model imports nothing of it.
+Two model modules serve it too: the measurements (:mod:`.metrics`: the monitor and the trainer
+report the same gains) and the checkpoint format (:mod:`.checkpoint`: ``Model.from_checkpoint``
+reads what the trainer writes).
 """
 
 from .hyper import HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams, stream_functions

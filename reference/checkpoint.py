@@ -1,7 +1,7 @@
 """Checkpoint files: one ``torch.save`` dict of tensors and plain containers, written atomically.
 
 Layout (``ckpt.pt``): ``model_config`` (the :class:`reference.models.ModelConfig` as a
-dict), ``train_config`` (the run's :class:`reference.runs.Config` as a dict), ``model``
+dict), ``train_config`` (the run's :class:`reference.lab.runs.Config` as a dict), ``model``
 (state dict), ``opt`` (optimizer state dict), ``step`` (steps taken). Read with
 ``torch.load(weights_only=True)``, which unpickles no code, and checked field by field
 (:func:`load_checkpoint`) before anything uses it.

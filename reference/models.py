@@ -64,7 +64,7 @@ class AttentionBlock(nn.Module):
 class Architecture:
     """A :class:`Model`'s architecture before a task fixes its vocabulary and length: the one place
     these settings are defaulted and checked (:class:`ModelConfig` and the trainer's
-    :class:`reference.runs.Config` are both one).
+    :class:`reference.lab.runs.Config` are both one).
 
     mixer, depth, n_streams, width : the residual mixer (:data:`reference.mixers.MIXERS`), layers,
         streams (the single-stream mixers use 1; a backend's stream limit is checked when the

@@ -5,7 +5,7 @@ A model keeps no record of its last ``H_res``. Whoever wants the matrices passes
 ``t.h_res(mixer, H_res)`` and every BE-HC token-mixing block
 ``t.token_weights(block, w)``, in application order, and uses what the tap returns.
 The base class returns its input unchanged; :class:`HResProbe` records,
-``reference.quantization.MixingRounding`` rounds. Without a tap (``tap=None``, the
+``reference.lab.quantization.MixingRounding`` rounds. Without a tap (``tap=None``, the
 default) nothing is recorded and the forward is a pure function of its input, which is
 what ``torch.compile`` sees.
 """

@@ -42,7 +42,7 @@ def test_imports_point_down(pkg):
 
 
 def test_studies_read_runs_through_one_module():
-    """Only reference/runs.py and reference/checkpoint.py call torch.load / torch.save or name run files."""
+    """Only reference/lab/runs.py and reference/checkpoint.py call torch.load / torch.save or name run files."""
     owners = {"runs.py", "checkpoint.py"}
     files = {"config.json", "metrics.jsonl", "summary.json", "ckpt.pt"}
     for p in _sources("reference"):
@@ -55,17 +55,40 @@ def test_studies_read_runs_through_one_module():
                 assert node.value not in files, f"{p} names {node.value}"
 
 
+def _relative_target(path: Path, node: ast.ImportFrom) -> str:
+    """The dotted module an ``ImportFrom`` in ``path`` names, relative imports resolved."""
+    if node.level == 0:
+        return node.module or ""
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    base = package[:len(package) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def test_the_model_imports_nothing_of_the_laboratory():
-    """``import reference`` (the model API) loads none of the trainer, its runs, data or studies;
-    ``reference.checkpoint`` (the ``ckpt.pt`` format, torch only) is the model's for ``Model.from_checkpoint``."""
+    """Inside ``reference``, the model (every module outside ``reference/lab/``) imports nothing of
+    the laboratory (``reference.lab``), relative or absolute, also inside a function; and
+    ``import reference`` (the model API) loads none of it."""
     import subprocess
     import sys
+
+    lab = ROOT / "reference" / "lab"
+    model = [p for p in _sources("reference") if lab not in p.parents]
+    assert {"hyper.py", "mixers.py", "models.py", "train.py"} <= {p.name for p in model}
+    bad = []
+    for p in model:
+        for node in ast.walk(ast.parse(p.read_text(), str(p))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [_relative_target(p, node)] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{p.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.startswith("reference.lab")]
+    # the one exception: reference/train.py, the command line ``python -m reference.train``, runs the lab's trainer
+    launcher = [b for b in bad if b.startswith("reference/train.py:")]
+    assert [b.split(": ")[1] for b in launcher] == ["reference.lab.train"], launcher
+    assert not set(bad) - set(launcher), "\n".join(bad)
 
     code = "import sys, reference; print(' '.join(sorted(m for m in sys.modules if m.startswith('reference.'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.split())
-    laboratory = {"train", "runs", "data", "schedule", "quantization", "run_plots", "studies"}
-    assert not {m.split(".")[1] for m in loaded} & laboratory, loaded
+    assert loaded and not {m for m in loaded if m.startswith("reference.lab")}, loaded
     import reference
 
     assert {"HyperConnected", "expand_streams", "reduce_streams", "monitor", "Model", "MIXERS"} <= set(

@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from reference.hyper import HyperConnected, load_plain_state_dict, monitor, stream_functions
-from reference.mixers import Mixer
+from reference.mixers import Mixer, stream_mixers
+from reference.tap import HResProbe
 
 C, N = 16, 4
 
@@ -82,7 +83,7 @@ def train(model: nn.Module, steps: int = 5) -> list[float]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
@@ -267,3 +268,28 @@ def test_every_default_of_a_mixer_option_is_the_first_option():
             assert f.default == first[f.name], f.name
             seen += 1
     assert seen >= 20
+
+
+@pytest.mark.parametrize("name", stream_mixers())
+def test_drop_in_module_wraps_any_layer(name):
+    """HyperConnected(layer, mixer, n, C) around a plain nn.Module equals the mixer applied to it."""
+    from reference.hyper import HyperConnected, expand_streams, reduce_streams, stream_functions
+
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.LayerNorm(8), torch.nn.Linear(8, 8))
+    wrapped = HyperConnected(layer, name, 4, 8, layer_index=3)
+    x = expand_streams(torch.randn(2, 5, 8), 4)
+    assert x.shape == (2, 5, 4, 8) and torch.equal(reduce_streams(x), 4 * x[..., 0, :])
+    probe = HResProbe()
+    y = wrapped(x, tap=probe)
+    H_pre, H_post, H_res = wrapped.mixer.coefficients(x)
+    expected = torch.einsum("...ij,...jc->...ic", H_res, x) + H_post[..., None] * layer(
+        torch.einsum("...n,...nc->...c", H_pre, x))[..., None, :]
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(probe.chain[0], H_res.reshape(-1, 4, 4)[:8].double())
+    init, expand, reduce = stream_functions(name, 4, 8)
+    same = init(layer, 3)
+    same.load_state_dict(wrapped.state_dict())
+    h = torch.randn(2, 5, 8)
+    torch.testing.assert_close(same(expand(h)), wrapped(expand_streams(h, 4)))
+    assert reduce(same(expand(h))).shape == (2, 5, 8)

@@ -1,21 +1,21 @@
 """Depth x mixer sweep over seeds: ``results.jsonl``, PNG plots and ``report.md``.
 
-    python -m reference.studies.sweep --preset demo --out runs/demo         # a few minutes on 2 cores
-    python -m reference.studies.sweep --preset paper --out runs/paper       # depths 16, 64, 256; 3 seeds
-    python -m reference.studies.sweep --preset quality --out runs/quality   # the papers' schedule, L = 8, 3 seeds
-    python -m reference.studies.sweep --preset gpu --out runs/gpu           # mHC-lite's small nanoGPT run (GPU)
-    python -m reference.studies.sweep --preset gpu-smoke --out runs/gpu-smoke   # the GPU path in minutes
+    python -m reference.lab.studies.sweep --preset demo --out runs/demo         # a few minutes on 2 cores
+    python -m reference.lab.studies.sweep --preset paper --out runs/paper       # depths 16, 64, 256; 3 seeds
+    python -m reference.lab.studies.sweep --preset quality --out runs/quality   # the papers' schedule, L = 8, 3 seeds
+    python -m reference.lab.studies.sweep --preset gpu --out runs/gpu           # mHC-lite's small nanoGPT run (GPU)
+    python -m reference.lab.studies.sweep --preset gpu-smoke --out runs/gpu-smoke   # the GPU path in minutes
 
-Every grid point is one ``reference.train.run`` per seed in
+Every grid point is one ``reference.lab.train.run`` per seed in
 ``OUT/runs/<mixer>_L<depth>_s<seed>/``; a table cell is ``mean +- spread`` over the
 seeds, and two mixers are said to differ only when each has two or more seeds and their
-seed ranges do not overlap (:mod:`reference.studies.seeds`). Plots: final loss vs depth per mixer (with the
+seed ranges do not overlap (:mod:`reference.lab.studies.seeds`). Plots: final loss vs depth per mixer (with the
 unigram baseline; bars: the seed range), composite forward gain of ``prod H_res`` vs
 depth (log scale), and loss curves at the deepest depth (seed 0).
 
 Presets: ``demo`` and ``paper`` are clipped constant-lr runs of the pre-norm MLP stack
 (the depth question); ``quality`` and ``gpu`` use the papers' schedule
-(:mod:`reference.schedule`: warmup, cosine to lr/10, weight decay 0.1, clip 1.0,
+(:mod:`reference.lab.schedule`: warmup, cosine to lr/10, weight decay 0.1, clip 1.0,
 ``beta2`` 0.95) for the quality comparisons. ``gpu`` mirrors mHC-lite's smallest public
 run (github FFTYYY/mhc-lite, ``config/small_model.py`` + ``config/train_fineweb_edu.py``:
 6 layers x 512, 8 heads, context 1024, lr 1e-3, 10 000 steps, 200 warmup, bf16) with
@@ -38,9 +38,9 @@ from tqdm import tqdm  # noqa: E402
 
 from birkhoff.cli import OneLineParser  # noqa: E402
 
-from .._gpu import BACKENDS  # noqa: E402
-from ..mixers import INITS, MIXERS, stream_mixers  # noqa: E402
-from ..models import KINDS  # noqa: E402
+from ..._gpu import BACKENDS  # noqa: E402
+from ...mixers import INITS, MIXERS, stream_mixers  # noqa: E402
+from ...models import KINDS  # noqa: E402
 from ..runs import DTYPES, Config, read_metrics  # noqa: E402
 from ..train import run_once  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
@@ -67,7 +67,7 @@ def sweep(out: Path, mixers: list[str], depths: list[int], base: Config, seeds: 
     """Run the grid (every mixer x depth x seed), write each summary to ``out/results.jsonl``; returns them.
 
     A grid point whose run folder holds the same configuration finished is read back,
-    unfinished it continues from its checkpoint (:func:`reference.train.run_once`).
+    unfinished it continues from its checkpoint (:func:`reference.lab.train.run_once`).
     """
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -219,7 +219,7 @@ def report(out: Path, results: list[dict], plots: list[str], command: str) -> Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = OneLineParser(prog="python -m reference.studies.sweep", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m reference.lab.studies.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     ap.add_argument("--out", default=None, help="default runs/<preset>")
     ap.add_argument("--mixers", nargs="+", choices=list(MIXERS), default=list(MIXERS))
@@ -248,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                                 if getattr(args, name) is not None})
         results = sweep(out, args.mixers, args.depths or preset["depths"], base, args.seeds or preset["seeds"])
     except (ValueError, OSError) as exc:
-        print(f"reference.studies.sweep: error: {exc}", file=sys.stderr)
+        print(f"reference.lab.studies.sweep: error: {exc}", file=sys.stderr)
         return 2
     path = report(out, results, plot(out, results),
-                  "python -m reference.studies.sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
+                  "python -m reference.lab.studies.sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
     pngs = ", ".join(str(out / p) for p in ("loss_vs_depth.png", "gain_vs_depth.png", "loss_curves.png"))
     print(f"report: {path}\nplots:  {pngs}")
     return 0

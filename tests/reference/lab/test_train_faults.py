@@ -9,11 +9,11 @@ Two kinds of kill:
   step. Hypothesis draws the points and counts, up to three kills per run;
 * a real ``SIGKILL`` of ``python -m reference.train`` at a random record count.
 
-After each kill the run is continued with :func:`reference.train.run_once` (``--resume`` when
+After each kill the run is continued with :func:`reference.lab.train.run_once` (``--resume`` when
 a checkpoint exists, else started again). Every record (less its timing) and the summary
 (less ``out`` and ``resumed_from``) must equal the uninterrupted run's.
 
-The longer variant: ``TRAIN_FAULT_EXAMPLES=500 python -m pytest tests/reference/test_train_faults.py``.
+The longer variant: ``TRAIN_FAULT_EXAMPLES=500 python -m pytest tests/reference/lab/test_train_faults.py``.
 """
 
 import json
@@ -30,9 +30,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-import reference.train as train_module
-from reference.runs import read_metrics, read_summary
-from reference.train import Config, run, run_once
+import reference.lab.train as train_module
+from reference.lab.runs import read_metrics, read_summary
+from reference.lab.train import Config, run, run_once
 
 CFG = Config(mixer="mhc", depth=2, width=8, n_streams=4, steps=9, ckpt_every=2, batch_size=4, seq_len=8,
              task="markov", eval_batches=1, progress=False)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from reference.models import Model, ModelConfig
-from reference.runs import Config, read_metrics
-from reference.schedule import lr_at, make_optimizer
-from reference.train import main as train_main, parse, run
+from reference.lab.runs import Config, read_metrics
+from reference.lab.schedule import lr_at, make_optimizer
+from reference.lab.train import main as train_main, parse, run
 
 SMALL = ["--mixer", "kromhc", "--depth", "2", "--task", "markov", "--width", "8", "--batch-size", "4",
          "--seq-len", "8", "--eval-batches", "1", "--no-progress"]
@@ -84,7 +84,7 @@ def test_paper_schedule_resume_keeps_the_trajectory_and_refuses_other_steps(tmp_
 def test_gpu_preset_mirrors_mhc_lite_small_run():
     """github FFTYYY/mhc-lite config/small_model.py + train_fineweb_edu.py: 6 layers x 512, 8 heads, context 1024,
     lr 1e-3 -> 1e-4, 10 000 iterations, 200 warmup, wd 0.1, beta2 0.95, clip 1.0, bf16; 3 seeds, every mixer."""
-    from reference.studies.sweep import PRESETS
+    from reference.lab.studies.sweep import PRESETS
 
     gpu = PRESETS["gpu"]
     cfg = gpu["base"]

@@ -1,7 +1,7 @@
 """Stability study: the largest learning rate each mixer trains at, versus depth, over seeds.
 
-    python -m reference.studies.stability --preset cpu --out runs/stability-cpu   # 2-core CPU, hours
-    python -m reference.studies.stability --preset gpu --out runs/stability-gpu   # the GPU command
+    python -m reference.lab.studies.stability --preset cpu --out runs/stability-cpu   # 2-core CPU, hours
+    python -m reference.lab.studies.stability --preset gpu --out runs/stability-gpu   # the GPU command
 
 The mHC paper's claim is about stability, not about the loss at one setting: HC's
 composite gain explodes and costs stability, while doubly stochastic mixing keeps gain 1.
@@ -23,8 +23,8 @@ comparisons of the sweep) and classifies each run:
 * **stable**: not diverged, no loss spike, and a validation loss below the unigram baseline.
 
 A learning rate is stable for a mixer and setting when at least 2 of its 3 seeds are
-(:mod:`reference.studies.seeds`). A grid either *searches* the largest stable learning
-rate (:func:`reference.studies.brackets.bracket`: a factor-3 walk from ``start``, then
+(:mod:`reference.lab.studies.seeds`). A grid either *searches* the largest stable learning
+rate (:func:`reference.lab.studies.brackets.bracket`: a factor-3 walk from ``start``, then
 bisection in log lr to within a factor of 1.5, once per spike threshold, reusing runs),
 reported as an interval ``[stable, unstable)``, or runs fixed learning rates.
 
@@ -60,8 +60,8 @@ from tqdm import tqdm  # noqa: E402
 from birkhoff.cli import OneLineParser  # noqa: E402
 
 from ..data import batch_unigram_loss, make_task  # noqa: E402
-from ..mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS  # noqa: E402
-from ..norms import NORMS  # noqa: E402
+from ...mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS  # noqa: E402
+from ...norms import NORMS  # noqa: E402
 from ..runs import DTYPES, Config, read_metrics  # noqa: E402
 from ..train import run_once  # noqa: E402
 from .brackets import Bracket, bracket  # noqa: E402
@@ -380,7 +380,7 @@ def report(out: Path, rows: list[dict], brackets: dict, plots: list[str], comman
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = OneLineParser(prog="python -m reference.studies.stability", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m reference.lab.studies.stability", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--grids", nargs="+", help="run only these grids of the preset (default: all of them)")
     ap.add_argument("--out", default=None, help="default runs/stability-<preset>")
@@ -419,9 +419,9 @@ def main(argv: list[str] | None = None) -> int:
                   **({"lrs": args.lrs} if args.lrs else {}), "base": base(g)} for g in grids]
         rows, brackets = study(out, grids, args.progress, args.overwrite)
     except (ValueError, OSError) as exc:
-        print(f"reference.studies.stability: error: {exc}", file=sys.stderr)
+        print(f"reference.lab.studies.stability: error: {exc}", file=sys.stderr)
         return 2
-    command = "python -m reference.studies.stability " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m reference.lab.studies.stability " + " ".join(argv if argv is not None else sys.argv[1:])
     path = report(out, rows, brackets, plot(out, rows, brackets), command)
     print(f"report: {path}")
     return 0

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import reference.train as train_module
+import reference.lab.train as train_module
 from reference.checkpoint import load_checkpoint, save_checkpoint
-from reference.runs import RunLock, read_metrics
-from reference.train import Config, final_loss, main as train_main, run
+from reference.lab.runs import RunLock, read_metrics
+from reference.lab.train import Config, final_loss, main as train_main, run
 
 TINY = Config(mixer="mhc", depth=2, width=8, n_streams=4, steps=6, batch_size=4, seq_len=8, task="markov",
               eval_batches=1, progress=False)
@@ -100,7 +100,7 @@ def test_finite_state_check_is_exact_for_huge_finite_values():
 
 
 def test_summary_numbers_are_strict_json(tmp_path):
-    from reference.runs import json_safe, write_json
+    from reference.lab.runs import json_safe, write_json
     write_json(tmp_path / "x.json", {"a": math.nan, "b": [math.inf, 1.0], "c": {"d": -math.inf}})
     assert strict(tmp_path / "x.json") == {"a": None, "b": [None, 1.0], "c": {"d": None}}
     assert json_safe((1.0, math.nan)) == [1.0, None]
@@ -358,7 +358,7 @@ def test_runs_and_checkpoints_older_than_a_setting_read_back_with_its_old_value(
     """A setting added after a run was made takes the value every earlier run had (``LEGACY_DEFAULTS``),
     not today's default, so an old run reads back, and resumes, as it was trained."""
     from reference.checkpoint import LEGACY_DEFAULTS
-    from reference.runs import config_from_dict
+    from reference.lab.runs import config_from_dict
 
     old = config_from_dict({"mixer": "mhc", "depth": 2}, tmp_path)
     assert (old.init, old.sk_order, old.norm, old.favoured, old.mixer_norm) == (
@@ -390,7 +390,7 @@ def test_the_architecture_is_defaulted_and_checked_in_one_place(tmp_path):
     from dataclasses import fields
 
     from reference.models import Architecture, ModelConfig
-    from reference.runs import config_from_dict
+    from reference.lab.runs import config_from_dict
 
     arch = {f.name: f.default for f in fields(Architecture)}
     for cls in (Config, ModelConfig):

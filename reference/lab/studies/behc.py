@@ -1,7 +1,7 @@
 """BE-HC claims, measured: long-context quality and INT8 retention (docs/BEHC.md).
 
-    python -m reference.studies.behc tokens  --out runs/behc     # token mixing vs attention
-    python -m reference.studies.behc streams --runs runs/paper/runs --out runs/behc
+    python -m reference.lab.studies.behc tokens  --out runs/behc     # token mixing vs attention
+    python -m reference.lab.studies.behc streams --runs runs/paper/runs --out runs/behc
 
 ``tokens``: for each task (``recall``: long-range recall; ``charlm``: the bundled corpus)
 and sequence length ``N``, trains the BE-HC token-mixing model and the same model with
@@ -11,7 +11,7 @@ activations (W8A8; per row / per token, or per tensor), and for BE-HC its token-
 (``birkhoff.quantize``) or naively. The stream mixers' ``H_res`` (the same in both
 models) stay float here; ``streams`` studies them. Retention = quantized accuracy / float accuracy.
 
-``streams``: loads the deepest checkpoints of a depth sweep (``reference.studies.sweep``) and
+``streams``: loads the deepest checkpoints of a depth sweep (``reference.lab.studies.sweep``) and
 evaluates each stream mixer with ``H_res`` rounded to ``Q / 127`` exactly DS
 (``birkhoff.quantize``) or naively, with and without W8 weights; the composite gain of
 probe token 0's ``prod Q_l / 127`` over all layers is computed in exact integer arithmetic.
@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..data import make_task  # noqa: E402
 from birkhoff.cli import OneLineParser  # noqa: E402
 
-from ..mixers import stream_mixers  # noqa: E402
+from ...mixers import stream_mixers  # noqa: E402
 from ..quantization import MixingRounding, exact_composite_gains, quantized  # noqa: E402
 from ..runs import CONFIG, Config, evaluate, load_model, read_config  # noqa: E402
 from ..train import run_once  # noqa: E402
@@ -213,7 +213,7 @@ def streams_report(rows: list[dict], out: Path) -> None:
 # ----------------------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
-    ap = OneLineParser(prog="python -m reference.studies.behc", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m reference.lab.studies.behc", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=OneLineParser)
     t = sub.add_parser("tokens", help="token mixing vs attention: quality vs N and INT8 retention")
     t.add_argument("--tasks", nargs="+", choices=["recall", "charlm"], default=["recall", "charlm"])
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = tokens(args) if args.cmd == "tokens" else streams(args)
     except (ValueError, OSError) as exc:
-        print(f"reference.studies.behc: error: {exc}", file=sys.stderr)
+        print(f"reference.lab.studies.behc: error: {exc}", file=sys.stderr)
         return 2
     (args.out / f"{args.cmd}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tokens_report if args.cmd == "tokens" else streams_report)(rows, args.out)

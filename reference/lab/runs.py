@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 
-from .checkpoint import LEGACY_DEFAULTS, atomic_write
+from ..checkpoint import LEGACY_DEFAULTS, atomic_write
 from .data import IGNORE, TASKS
-from .checks import check_choice, check_int
-from .models import Architecture, Model, ModelConfig
+from ..checks import check_choice, check_int
+from ..models import Architecture, Model, ModelConfig
 from .schedule import PAPER, SCHEDULES, default_warmup
-from .tap import Tap
+from ..tap import Tap
 
 __all__ = ["Config", "DTYPES", "RunLock", "read_config", "changed_settings", "write_json", "json_safe", "append_record",
            "truncate_records", "read_metrics", "write_csv", "read_summary", "finished", "load_model", "evaluate"]
@@ -56,7 +56,7 @@ class Config(Architecture):
     here, when the config is made (``ValueError`` with the field's name).
 
     ``out=None`` gives a new folder ``runs/train/<mixer>-L<depth>-<time>`` per run.
-    ``schedule`` is ``"constant"`` or ``"paper"`` (:mod:`reference.schedule`); ``weight_decay``,
+    ``schedule`` is ``"constant"`` or ``"paper"`` (:mod:`reference.lab.schedule`); ``weight_decay``,
     ``grad_clip``, ``beta2`` and ``warmup`` left at None take the schedule's values (constant:
     0, 1.0, 0.999, 0; paper: 0.1, 1.0, 0.95, 2 % of ``steps``) when the config is made.
     """

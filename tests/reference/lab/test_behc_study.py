@@ -1,4 +1,4 @@
-"""INT8 quantization (reference.quantization), the recall task, and the BE-HC study CLI end to end."""
+"""INT8 quantization (reference.lab.quantization), the recall task, and the BE-HC study CLI end to end."""
 
 import json
 import subprocess
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from reference.data import IGNORE, Recall
+from reference.lab.data import IGNORE, Recall
 from reference.models import Model, ModelConfig
-from reference.quantization import MixingRounding, exact_composite_gains, int8_symmetric, quantized
+from reference.lab.quantization import MixingRounding, exact_composite_gains, int8_symmetric, quantized
 from reference.tap import HResProbe, Tap
 
 
@@ -103,8 +103,8 @@ def test_ds_rounding_keeps_exact_gain_naive_does_not():
 
 def test_study_cli_end_to_end(tmp_path):
     """The study's command line, in process (the last call runs ``python -m`` as a user would)."""
-    from reference.studies.behc import main as behc_main
-    from reference.studies.sweep import main as sweep_main
+    from reference.lab.studies.behc import main as behc_main
+    from reference.lab.studies.sweep import main as sweep_main
 
     out = tmp_path / "study"
     assert behc_main(["tokens", "--tasks", "recall", "--lengths", "16", "--steps", "2", "--width", "8", "--depth", "2",
@@ -125,6 +125,6 @@ def test_study_cli_end_to_end(tmp_path):
     assert {row["mixer"] for row in ds} == {"kromhc"}                       # HC is not DS
     assert all(row["gain_forward"] == row["gain_backward"] == 1.0 for row in ds)
     assert (out / "retention_streams.png").stat().st_size > 0
-    r = subprocess.run([sys.executable, "-m", "reference.studies.behc", "streams", "--runs", str(tmp_path),
+    r = subprocess.run([sys.executable, "-m", "reference.lab.studies.behc", "streams", "--runs", str(tmp_path),
                         "--mixers", "mhc", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr

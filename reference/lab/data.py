@@ -1,9 +1,9 @@
 """Tasks: a char-level LM on a bundled real corpus, a synthetic Markov chain for fast tests,
 and a long-range recall task for the token-mixing study.
 
-Corpus (``reference/corpus/stdlib_docstrings.txt.gz``): the docstrings of the Python
+Corpus (``reference/lab/corpus/stdlib_docstrings.txt.gz``): the docstrings of the Python
 standard library's pure-Python modules, text present on every Python install, built
-once by ``python -m reference.data --build`` (module, class and function docstrings in
+once by ``python -m reference.lab.data --build`` (module, class and function docstrings in
 sorted file order, ASCII only, cut at 2 MB) and committed so that no run downloads
 anything or depends on the local Python version. Provenance: CPython 3.11 ``Lib/``;
 licence: Python Software Foundation License Version 2 (the docstrings are part of

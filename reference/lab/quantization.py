@@ -25,8 +25,8 @@ import torch.nn as nn
 
 from birkhoff import quantize, sinkhorn
 
-from .tap import Tap
-from .token_mixing import quantize_shift_weights
+from ..tap import Tap
+from ..token_mixing import quantize_shift_weights
 
 __all__ = ["SCALE", "MIXING", "int8_symmetric", "round_h_res", "MixingRounding", "quantized",
            "exact_composite_gains"]
