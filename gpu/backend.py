@@ -15,9 +15,10 @@ from typing import Callable
 
 import torch
 
-__all__ = ["BACKENDS", "Backend", "backend"]
+__all__ = ["BACKENDS", "MAX_STREAMS", "Backend", "backend"]
 
 BACKENDS = ("torch", "triton")                 # the first is the default of every signature that offers one
+MAX_STREAMS = {"torch": None, "triton": 16}    # the most streams each backend's ops handle (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,6 @@ class Backend:
     bvn_combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     kron_apply: Callable[..., torch.Tensor]
     token_mix: Callable[..., torch.Tensor]
-    max_streams: int | None            # the most streams the ops handle (None: no limit)
 
 
 @lru_cache(maxsize=None)
@@ -42,4 +42,4 @@ def backend(name: str) -> Backend:
         raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
     mod = importlib.import_module(".eager" if name == "torch" else ".ops", __package__)
     return Backend(name, mod.sinkhorn, mod.hc_coeffs, mod.hc_pre, mod.hc_post_res, mod.bvn_combine, mod.kron_apply,
-                   mod.token_mix, getattr(mod, "MAX_STREAMS", None))
+                   mod.token_mix)

@@ -29,6 +29,7 @@ from .kernels import hc_mixing as _hc
 from .kernels import kron_apply as _kron
 from .kernels import sinkhorn as _sk
 from .kernels import token_mix as _tm
+from .backend import MAX_STREAMS as STREAM_LIMITS
 from .eager import BatchStats
 
 __all__ = ["MAX_STREAMS", "sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch",
@@ -36,7 +37,7 @@ __all__ = ["MAX_STREAMS", "sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kro
 
 
 FLOATS = (torch.float32, torch.bfloat16, torch.float64)
-MAX_STREAMS = 16
+MAX_STREAMS = STREAM_LIMITS["triton"]
 
 
 def _inputs(**named: torch.Tensor) -> torch.device:

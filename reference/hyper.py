@@ -32,6 +32,7 @@ How the peers' APIs map onto this one:
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import partial
 from typing import Any, Callable
 
@@ -39,7 +40,8 @@ import torch
 import torch.nn as nn
 
 from ._gpu import BACKENDS
-from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, make_mixer, stream_count
+from .checks import check_int
+from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, MixerSpec
 from .tap import Tap
 
 __all__ = ["expand_streams", "reduce_streams", "HyperConnected", "stream_functions", "load_plain_state_dict"]
@@ -47,8 +49,7 @@ __all__ = ["expand_streams", "reduce_streams", "HyperConnected", "stream_functio
 
 def expand_streams(h: torch.Tensor, n_streams: int) -> torch.Tensor:
     """``h (..., C) -> x (..., n, C)``, every stream a copy of ``h``."""
-    if n_streams < 1:
-        raise ValueError(f"n_streams must be >= 1, got {n_streams}")
+    check_int("n_streams", n_streams)
     return h.unsqueeze(-2).expand(*h.shape[:-1], n_streams, h.shape[-1]).contiguous()
 
 
@@ -65,7 +66,9 @@ class HyperConnected(nn.Module):
     layer : any module mapping ``[..., C] -> [..., C]`` (attention, MLP, ...); it may take
         more arguments and return a tuple whose first element is the ``[..., C]`` output.
     mixer : a name in ``reference.mixers.MIXERS``: ``hc``, ``mhc``, ``mhc_lite``, ``kromhc``,
-        ``behc`` (or ``residual`` / ``rezero``, which use one stream).
+        ``behc`` (or ``residual`` / ``rezero``, which use one stream); or a
+        :class:`reference.mixers.MixerSpec`, checked when it was made, which carries
+        ``n_streams``, ``backend`` and the options (leave those arguments out).
     n_streams, C : streams and width. ``n_streams`` is the stream count of the input
         (:attr:`n_streams` is 1 for the single-stream mixers).
     layer_index : global index of this sublayer (the mixers' initialisation may depend on it).
@@ -83,7 +86,7 @@ class HyperConnected(nn.Module):
     matrices too when the layer sets ``uses_tap = True`` (BE-HC token mixing).
     """
 
-    def __init__(self, layer: nn.Module, mixer: str = "mhc", n_streams: int = 4, C: int | None = None,
+    def __init__(self, layer: nn.Module, mixer: str | MixerSpec = "mhc", n_streams: int = 4, C: int | None = None,
                  layer_index: int = 0, backend: str = BACKENDS[0], init: str = INITS[0], sk_order: str = SK_ORDERS[0],
                  favoured: str = FAVOURED[0], mixer_norm: str = MIXER_NORMS[0], disable: bool = False) -> None:
         super().__init__()
@@ -95,11 +98,11 @@ class HyperConnected(nn.Module):
             self._register_state_dict_hook(_drop_layer_prefix)
             self._register_load_state_dict_pre_hook(_add_layer_prefix)
             return
-        if C is None or C < 1:
-            raise ValueError(f"C (the width) must be an integer >= 1, got {C!r}")
-        self.mixer = make_mixer(mixer, n_streams, C, layer=layer_index, backend=backend, init=init,
-                                sk_order=sk_order, favoured=favoured, mixer_norm=mixer_norm)
-        self.n_streams, self.C = stream_count(mixer, n_streams), C
+        check_int("C (the width)", C)
+        spec = _spec(mixer, n_streams=n_streams, backend=backend, init=init, sk_order=sk_order, favoured=favoured,
+                     mixer_norm=mixer_norm)
+        self.mixer = spec.build(C, layer_index)
+        self.n_streams, self.C = spec.streams, C
 
     def forward(self, x: torch.Tensor, *args: Any, tap: Tap | None = None, **kwargs: Any) -> Any:
         if self.disable:
@@ -123,6 +126,18 @@ class HyperConnected(nn.Module):
 
         y = self.mixer(x, block, tap)
         return (y, *extra[0]) if extra else y
+
+
+def _spec(mixer: str | MixerSpec, **settings: Any) -> MixerSpec:
+    """``mixer`` if it is a :class:`MixerSpec` (then every other setting must be left at its default),
+    else the spec of that name with ``settings``."""
+    if not isinstance(mixer, MixerSpec):
+        return MixerSpec(name=mixer, **settings)
+    defaults = {f.name: f.default for f in fields(MixerSpec)}
+    clash = sorted(k for k, v in settings.items() if v != defaults[k] and v != getattr(mixer, k))
+    if clash:
+        raise TypeError(f"pass the mixer's settings once: the MixerSpec, or the name with {', '.join(clash)}")
+    return mixer
 
 
 def _drop_layer_prefix(module: nn.Module, state: dict, prefix: str, local_metadata: Any) -> None:
@@ -149,18 +164,18 @@ def stream_functions(mixer: str, n_streams: int, C: int | None = None, backend: 
     ``expand(h)``, ``reduce(x)``. With ``disable=True`` the modules are plain residuals and
     ``expand`` / ``reduce`` return their input.
     """
-    n = stream_count(mixer, n_streams)
+    spec = MixerSpec(name=mixer, n_streams=n_streams, backend=backend, init=init)
 
     def wrap(layer: nn.Module | None = None, layer_index: int = 0, *, branch: nn.Module | None = None,
              dim: int | None = None) -> HyperConnected:
         if (layer is None) == (branch is None):
             raise TypeError("pass the layer once: init(layer) or init(branch=layer)")
-        return HyperConnected(layer if layer is not None else branch, mixer, n, dim if dim is not None else C,
-                              layer_index, backend, init, disable=disable)
+        return HyperConnected(layer if layer is not None else branch, spec, C=dim if dim is not None else C,
+                              layer_index=layer_index, disable=disable)
 
     if disable:
         return wrap, _identity, _identity
-    return wrap, partial(expand_streams, n_streams=n), reduce_streams
+    return wrap, partial(expand_streams, n_streams=spec.streams), reduce_streams
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

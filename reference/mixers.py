@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -88,11 +89,11 @@ import torch
 import torch.nn as nn
 
 from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
-from ._gpu import BACKENDS, Backend, backend as get_backend, kron
+from ._gpu import BACKENDS, MAX_STREAMS, Backend, backend as get_backend, kron
 from .checks import check_choice, check_int
 from .tap import Tap
 
-__all__ = ["MIXERS", "check_mixer", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer",
+__all__ = ["MIXERS", "MixerSpec", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer",
            "mixing_params", "stream_count", "stream_mixers", "Mixer"]
 
 Block = Callable[[torch.Tensor], torch.Tensor]
@@ -429,39 +430,67 @@ def stream_mixers() -> list[str]:
     return [name for name, cls in MIXERS.items() if not cls.single_stream]
 
 
-def check_mixer(name: str, n_streams: int, *, init: str = INITS[0], sk_order: str = SK_ORDERS[0],
-                favoured: str = FAVOURED[0], mixer_norm: str = MIXER_NORMS[0]) -> None:
-    """The one check of a mixer's settings, run by :func:`make_mixer` and when a configuration is made
-    (:class:`reference.models.Architecture`): ``ValueError`` for an unknown name or option, or a
-    stream count that is not an integer >= 1."""
-    _lookup(name)
-    check_int("n_streams", n_streams)
-    for option, value, options in (("init", init, INITS), ("sk_order", sk_order, SK_ORDERS),
-                                   ("favoured", favoured, FAVOURED), ("mixer_norm", mixer_norm, MIXER_NORMS)):
-        check_choice(option, value, options)
-
-
 def stream_count(name: str, n_streams: int) -> int:
     """The number of streams mixer ``name`` runs on when ``n_streams`` are asked for (1 or ``n_streams``)."""
     return 1 if _lookup(name).single_stream else n_streams
 
 
+@dataclass(frozen=True, kw_only=True)
+class MixerSpec:
+    """One mixer's settings, checked once, when the spec is made: everything built from it
+    (:meth:`build`, :class:`reference.hyper.HyperConnected`, :class:`reference.models.Model`)
+    takes them as they are.
+
+    name : a key of :data:`MIXERS`.
+    n_streams : the streams asked for, an integer >= 1 (the single-stream mixers run on one:
+        :attr:`streams`), at most the backend's kernel limit (``"triton"``: 16).
+    backend : ``"torch"`` or ``"triton"`` (the ``gpu`` kernels run its Sinkhorn, permutation
+        combine and stream mixing).
+    init, sk_order, favoured, mixer_norm : one of :data:`INITS`, :data:`SK_ORDERS`,
+        :data:`FAVOURED`, :data:`MIXER_NORMS` (see the module doc).
+
+    A bad value is a ``ValueError`` that names the setting.
+    """
+
+    name: str = "mhc"
+    n_streams: int = 4
+    backend: str = BACKENDS[0]
+    init: str = INITS[0]
+    sk_order: str = SK_ORDERS[0]
+    favoured: str = FAVOURED[0]
+    mixer_norm: str = MIXER_NORMS[0]
+
+    def __post_init__(self) -> None:
+        _lookup(self.name)
+        check_int("n_streams", self.n_streams)
+        for option, options in (("backend", BACKENDS), ("init", INITS), ("sk_order", SK_ORDERS),
+                                ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS)):
+            check_choice(option, getattr(self, option), options)
+        limit = MAX_STREAMS[self.backend]
+        if limit is not None and self.streams > limit:
+            raise ValueError(f"backend {self.backend!r} handles at most {limit} streams, "
+                             f"got n_streams = {self.streams}")
+
+    @property
+    def streams(self) -> int:
+        """The streams the mixer runs on: 1 for ``residual`` and ``rezero``, else ``n_streams``."""
+        return stream_count(self.name, self.n_streams)
+
+    def build(self, C: int, layer_index: int = 0) -> Mixer:
+        """The mixer module for streams of width ``C`` at global sublayer index ``layer_index``."""
+        return MIXERS[self.name](self.n_streams, C, layer_index, get_backend(self.backend), init=self.init,
+                                 sk_order=self.sk_order, favoured=self.favoured, mixer_norm=self.mixer_norm)
+
+
 def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = BACKENDS[0],
                init: str = INITS[0], sk_order: str = SK_ORDERS[0], favoured: str = FAVOURED[0],
                mixer_norm: str = MIXER_NORMS[0]) -> Mixer:
-    """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``;
-    ``backend="triton"`` runs its Sinkhorn, permutation combine and stream mixing on the ``gpu`` kernels;
-    ``init`` is ``"reference"`` (the papers' public code) or ``"symmetric"``; ``sk_order`` is mHC's
-    sweep order, ``favoured`` the reference init's favoured stream, ``mixer_norm`` the coefficient
-    norm (see the module doc). A stream count beyond what the backend's kernels handle is refused here,
-    when the model is built, not at its first forward."""
-    check_mixer(name, n_streams, init=init, sk_order=sk_order, favoured=favoured, mixer_norm=mixer_norm)
-    ops = get_backend(backend)
-    n = stream_count(name, n_streams)
-    if ops.max_streams is not None and n > ops.max_streams:
-        raise ValueError(f"backend {backend!r} handles at most {ops.max_streams} streams, got n_streams = {n}")
-    return _lookup(name)(n_streams, C, layer, ops, init=init, sk_order=sk_order, favoured=favoured,
-                         mixer_norm=mixer_norm)
+    """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``:
+    ``MixerSpec(...).build(C, layer)`` (the settings are checked by :class:`MixerSpec`; a stream
+    count beyond what the backend's kernels handle is refused here, when the model is built)."""
+    spec = MixerSpec(name=name, n_streams=n_streams, backend=backend, init=init, sk_order=sk_order,
+                     favoured=favoured, mixer_norm=mixer_norm)
+    return spec.build(C, layer)
 
 
 def mixing_params(name: str, n: int, C: int, mixer_norm: str = MIXER_NORMS[0]) -> int:

@@ -19,7 +19,7 @@ from ._gpu import BACKENDS, backend
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import check_choice, check_int
 from .hyper import HyperConnected, expand_streams, reduce_streams
-from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, check_mixer, stream_count
+from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, MixerSpec
 from .norms import NORMS, sublayer_norm
 from .tap import Tap
 from .token_mixing import TokenMixBlock
@@ -67,8 +67,7 @@ class Architecture:
     :class:`reference.lab.runs.Config` are both one).
 
     mixer, depth, n_streams, width : the residual mixer (:data:`reference.mixers.MIXERS`), layers,
-        streams (the single-stream mixers use 1; a backend's stream limit is checked when the
-        mixer is built) and the width ``C``.
+        streams (the single-stream mixers use 1; at most the backend's kernel limit) and the width ``C``.
     kind : ``"mlp"`` (one MLP sublayer per layer: a per-token deep MLP stack),
         ``"transformer"`` (attention + MLP sublayers per layer, learned positions) or
         ``"tokenmix"`` (the transformer with :class:`TokenMixBlock`, BE-HC permutation
@@ -101,12 +100,18 @@ class Architecture:
     mixer_norm: str = MIXER_NORMS[0]
 
     def __post_init__(self) -> None:
-        check_mixer(self.mixer, self.n_streams, init=self.init, sk_order=self.sk_order, favoured=self.favoured,
-                    mixer_norm=self.mixer_norm)
+        object.__setattr__(self, "_mixer_spec", MixerSpec(
+            name=self.mixer, n_streams=self.n_streams, backend=self.backend, init=self.init, sk_order=self.sk_order,
+            favoured=self.favoured, mixer_norm=self.mixer_norm))
         for name in ("depth", "width", "heads"):
             check_int(name, getattr(self, name))
-        for name, options in (("kind", KINDS), ("backend", BACKENDS), ("norm", NORMS)):
+        for name, options in (("kind", KINDS), ("norm", NORMS)):
             check_choice(name, getattr(self, name), options)
+
+    @property
+    def mixer_spec(self) -> MixerSpec:
+        """The mixer's settings (:class:`reference.mixers.MixerSpec`), checked when this object was made."""
+        return self._mixer_spec
 
     def architecture(self) -> dict:
         """The :class:`Architecture` fields of this object, by name."""
@@ -123,8 +128,23 @@ class ModelConfig(Architecture):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self._check_task()
+
+    def _check_task(self) -> None:
         for name in ("vocab", "max_len"):
             check_int(name, getattr(self, name))
+
+    @classmethod
+    def of(cls, architecture: Architecture, *, vocab: int, max_len: int) -> "ModelConfig":
+        """The model of ``architecture`` (e.g. a run's :class:`reference.lab.runs.Config`) for a task of
+        ``vocab`` symbols and sequences up to ``max_len``: its settings, checked when it was made, are
+        taken as they are (its :attr:`mixer_spec` too); only ``vocab`` and ``max_len`` are checked here."""
+        config = object.__new__(cls)
+        for name, value in {**architecture.architecture(), "vocab": vocab, "max_len": max_len}.items():
+            object.__setattr__(config, name, value)
+        object.__setattr__(config, "_mixer_spec", architecture.mixer_spec)
+        config._check_task()
+        return config
 
 
 class Layer(nn.Module):
@@ -133,9 +153,7 @@ class Layer(nn.Module):
     def __init__(self, blocks: list[nn.Module], cfg: ModelConfig, index: int) -> None:
         super().__init__()
         self.sublayers = nn.ModuleList(
-            [HyperConnected(block, cfg.mixer, cfg.n_streams, cfg.width, layer_index=len(blocks) * index + k,
-                            backend=cfg.backend, init=cfg.init, sk_order=cfg.sk_order, favoured=cfg.favoured,
-                            mixer_norm=cfg.mixer_norm)
+            [HyperConnected(block, cfg.mixer_spec, C=cfg.width, layer_index=len(blocks) * index + k)
              for k, block in enumerate(blocks)])
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
@@ -154,7 +172,7 @@ class Model(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.n_streams = stream_count(cfg.mixer, cfg.n_streams)
+        self.n_streams = cfg.mixer_spec.streams
         self.embed = nn.Embedding(cfg.vocab, cfg.width)
         self.pos = nn.Embedding(cfg.max_len, cfg.width) if cfg.kind != "mlp" else None
         ops = backend(cfg.backend)

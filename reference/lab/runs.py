@@ -30,11 +30,11 @@ from typing import Any
 import torch
 
 from ..checkpoint import LEGACY_DEFAULTS, atomic_write
-from .data import IGNORE, TASKS
 from ..checks import check_choice, check_int
 from ..models import Architecture, Model, ModelConfig
-from .schedule import PAPER, SCHEDULES, default_warmup
 from ..tap import Tap
+from .data import IGNORE, TASKS
+from .schedule import PAPER, SCHEDULES, default_warmup
 
 __all__ = ["Config", "DTYPES", "RunLock", "read_config", "changed_settings", "write_json", "json_safe", "append_record",
            "truncate_records", "read_metrics", "write_csv", "read_summary", "finished", "load_model", "evaluate"]
@@ -111,7 +111,7 @@ class Config(Architecture):
 
     def model_config(self, vocab: int) -> ModelConfig:
         """The model this run trains, for a task with ``vocab`` symbols (positions up to ``seq_len``)."""
-        return ModelConfig(vocab=vocab, max_len=self.seq_len, **self.architecture())
+        return ModelConfig.of(self, vocab=vocab, max_len=self.seq_len)
 
 
 # fields that do not change what a run computes (out: the folder itself); ``steps`` may

@@ -52,19 +52,19 @@ from birkhoff.cli import OneLineParser
 
 from .._gpu import BACKENDS
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import TASKS, make_task
 from ..health import Health, monitor
 from ..metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
                       off_identity_mass, summarize)
 from ..mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, mixing_params
 from ..models import KINDS, Model, load_weights, stored_config
 from ..norms import NORMS
+from ..tap import HResOverride, HResProbe
+from .data import TASKS, make_task
 from .run_plots import plot_run, write_tensorboard
 from .runs import (CKPT, CONFIG, DTYPES, LOCK, METRICS, RUN_FILES, SUMMARY, Config, RunLock, append_record,
                    changed_settings, config_from_dict, evaluate, finished, json_safe, read_config, read_metrics,
                    truncate_records, write_csv, write_json)
 from .schedule import SCHEDULES, lr_at, make_optimizer
-from ..tap import HResOverride, HResProbe
 
 EXIT_DIVERGED = 3
 PROBE_TOKENS = 8

@@ -229,9 +229,9 @@ def test_a_kernel_limit_is_refused_when_the_model_is_built():
 
 
 def test_the_drop_in_checks_its_mixer_settings_where_a_config_does():
-    """``HyperConnected`` (through ``make_mixer``) and a configuration run the one ``check_mixer``: a bad
+    """``HyperConnected``, ``make_mixer`` and a configuration run the one check, ``MixerSpec``'s: a bad
     stream count or option is the same ``ValueError`` whichever way in."""
-    from reference import ModelConfig
+    from reference import ModelConfig, make_mixer
 
     for bad, message in ((dict(n_streams=0), "n_streams must be an integer >= 1, got 0"),
                          (dict(n_streams=2.5), "n_streams must be an integer"),
@@ -241,6 +241,55 @@ def test_the_drop_in_checks_its_mixer_settings_where_a_config_does():
             HyperConnected(nn.Linear(8, 8), **{"mixer": "mhc", "n_streams": 4, **bad}, C=8)
         with pytest.raises(ValueError, match=message):
             ModelConfig(vocab=8, **bad)
+        with pytest.raises(ValueError, match=message):
+            make_mixer(**{"name": "mhc", "n_streams": 4, **{"name" if k == "mixer" else k: v for k, v in bad.items()}},
+                       C=8)
+
+
+def test_the_stream_count_is_checked_once_from_the_command_line_to_the_mixers(monkeypatch):
+    """``--streams`` is ``n_streams`` from the parser down: the run's ``Config`` checks it (with every other
+    mixer setting and the kernel limit) in the one ``MixerSpec`` it makes; the model's config, the model,
+    its ``HyperConnected`` wrappers and their mixers take that spec as checked."""
+    from reference.lab.train import parse
+    from reference.mixers import MixerSpec
+    from reference.models import Model, ModelConfig
+
+    made = []
+    check = MixerSpec.__post_init__
+    monkeypatch.setattr(MixerSpec, "__post_init__", lambda self: (made.append(self), check(self))[1])
+    cfg = parse(["--mixer", "kromhc", "--streams", "8", "--depth", "3", "--width", "8", "--model", "transformer"])
+    model_config = cfg.model_config(vocab=11)
+    model = Model(model_config)
+    ours = [spec for spec in made if spec.name == "kromhc"]      # the others: the parser's defaults
+    assert len(ours) == 1 and ours[0].n_streams == 8 and cfg.mixer_spec is ours[0]
+    assert model_config.mixer_spec is ours[0]
+    assert model_config == ModelConfig(vocab=11, max_len=cfg.seq_len, **cfg.architecture())    # the same value
+    assert len(model.mixers()) == 6 and {m.n_streams for m in model.mixers()} == {8}
+    with pytest.raises(ValueError, match="vocab must be an integer >= 1"):
+        cfg.model_config(vocab=0)
+
+
+def test_the_kernel_limit_is_a_setting_checked_when_the_config_is_made():
+    from reference.lab.runs import Config
+
+    with pytest.raises(ValueError, match="backend 'triton' handles at most 16 streams, got n_streams = 17"):
+        Config(mixer="mhc", n_streams=17, backend="triton")
+    assert Config(mixer="rezero", n_streams=17, backend="triton").mixer_spec.streams == 1
+
+
+def test_a_spec_is_passed_once():
+    """``HyperConnected(layer, spec, ...)`` takes the spec's settings; giving one of them again, differently,
+    is a ``TypeError`` (the same value is accepted)."""
+    from reference.mixers import MixerSpec
+
+    spec = MixerSpec(name="behc", n_streams=3)
+    hc = HyperConnected(nn.Linear(8, 8), spec, C=8, layer_index=2)
+    assert (hc.n_streams, hc.mixer.name) == (3, "behc")
+    assert HyperConnected(nn.Linear(8, 8), spec, 3, C=8).n_streams == 3
+    with pytest.raises(TypeError, match="pass the mixer's settings once.*n_streams"):
+        HyperConnected(nn.Linear(8, 8), spec, 5, C=8)
+    with pytest.raises(TypeError, match="init"):
+        HyperConnected(nn.Linear(8, 8), spec, C=8, init="symmetric")
 
 
 def test_every_default_of_a_mixer_option_is_the_first_option():
@@ -251,19 +300,19 @@ def test_every_default_of_a_mixer_option_is_the_first_option():
 
     from reference import Architecture, make_mixer, stream_functions
     from reference._gpu import BACKENDS
-    from reference.mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, check_mixer, mixing_params
+    from reference.mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, MixerSpec, mixing_params
     from reference.models import KINDS
     from reference.norms import NORMS
 
     first = {"init": INITS[0], "sk_order": SK_ORDERS[0], "favoured": FAVOURED[0], "mixer_norm": MIXER_NORMS[0],
              "backend": BACKENDS[0], "norm": NORMS[0], "kind": KINDS[0]}
     seen = 0
-    for f in (HyperConnected.__init__, make_mixer, stream_functions, check_mixer, mixing_params):
+    for f in (HyperConnected.__init__, make_mixer, stream_functions, mixing_params):
         for name, p in inspect.signature(f).parameters.items():
             if name in first and p.default is not inspect.Parameter.empty:
                 assert p.default == first[name], (f.__qualname__, name)
                 seen += 1
-    for f in fields(Architecture):
+    for f in fields(Architecture) + fields(MixerSpec):
         if f.name in first:
             assert f.default == first[f.name], f.name
             seen += 1

@@ -32,10 +32,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..data import make_task  # noqa: E402
 from birkhoff.cli import OneLineParser  # noqa: E402
 
 from ...mixers import stream_mixers  # noqa: E402
+from ..data import make_task  # noqa: E402
 from ..quantization import MixingRounding, exact_composite_gains, quantized  # noqa: E402
 from ..runs import CONFIG, Config, evaluate, load_model, read_config  # noqa: E402
 from ..train import run_once  # noqa: E402
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 2048])
     t.add_argument("--kinds", nargs="+", choices=list(LABELS), default=list(LABELS))
     t.add_argument("--mixer", default="behc")
-    t.add_argument("--streams", dest="n_streams", type=int, default=4)
+    t.add_argument("--streams", dest="n_streams", type=int, default=Config.n_streams)
     t.add_argument("--width", type=int, default=64)
     t.add_argument("--depth", type=int, default=4)
     t.add_argument("--heads", type=int, default=4)

@@ -59,9 +59,9 @@ from tqdm import tqdm  # noqa: E402
 
 from birkhoff.cli import OneLineParser  # noqa: E402
 
-from ..data import batch_unigram_loss, make_task  # noqa: E402
 from ...mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS  # noqa: E402
 from ...norms import NORMS  # noqa: E402
+from ..data import batch_unigram_loss, make_task  # noqa: E402
 from ..runs import DTYPES, Config, read_metrics  # noqa: E402
 from ..train import run_once  # noqa: E402
 from .brackets import Bracket, bracket  # noqa: E402

@@ -112,7 +112,8 @@ def test_sweep_usage_sentence():
     assert "one seed per point" in _usage(one_seed)
     apart = [row(m, 8, v + 0.01 * s, 2e-3, 0.3, s) for m, v in (("mhc", 2.70), ("kromhc", 2.94)) for s in range(3)]
     assert "can be told apart: kromhc vs mhc at L = 8" in _usage(apart)
-    overlapping = [row(m, 8, v + 0.05 * s, 2e-3, 0.3, s) for m, v in (("mhc", 2.70), ("kromhc", 2.72)) for s in range(3)]
+    overlapping = [row(m, 8, v + 0.05 * s, 2e-3, 0.3, s)
+                   for m, v in (("mhc", 2.70), ("kromhc", 2.72)) for s in range(3)]
     assert "within the seed spread" in _usage(overlapping) and "cannot be told apart" in _usage(overlapping)
 
 
