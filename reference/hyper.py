@@ -132,7 +132,7 @@ def _spec(mixer: str | MixerSpec, **settings: Any) -> MixerSpec:
     """``mixer`` if it is a :class:`MixerSpec` (then every other setting must be left at its default),
     else the spec of that name with ``settings``."""
     if not isinstance(mixer, MixerSpec):
-        return MixerSpec(name=mixer, **settings)
+        return MixerSpec(mixer=mixer, **settings)
     defaults = {f.name: f.default for f in fields(MixerSpec)}
     clash = sorted(k for k, v in settings.items() if v != defaults[k] and v != getattr(mixer, k))
     if clash:
@@ -164,7 +164,7 @@ def stream_functions(mixer: str, n_streams: int, C: int | None = None, backend: 
     ``expand(h)``, ``reduce(x)``. With ``disable=True`` the modules are plain residuals and
     ``expand`` / ``reduce`` return their input.
     """
-    spec = MixerSpec(name=mixer, n_streams=n_streams, backend=backend, init=init)
+    spec = MixerSpec(mixer=mixer, n_streams=n_streams, backend=backend, init=init)
 
     def wrap(layer: nn.Module | None = None, layer_index: int = 0, *, branch: nn.Module | None = None,
              dim: int | None = None) -> HyperConnected:

@@ -144,7 +144,7 @@ class Mixer(nn.Module):
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None, *,
                  init: str, sk_order: str, favoured: str, mixer_norm: str) -> None:
         super().__init__()
-        self.n_streams = 1 if self.single_stream else n_streams
+        self.n_streams = self.streams_for(n_streams)
         self.ops = ops or get_backend(BACKENDS[0])
         self.init, self.sk_order, self.mixer_norm = init, sk_order, mixer_norm
         rule = self.source_favoured if favoured == "source" else favoured
@@ -152,6 +152,11 @@ class Mixer(nn.Module):
             self.favoured = 0
         else:
             self.favoured = layer_index % self.n_streams if rule == "layer" else int(torch.randint(self.n_streams, ()))
+
+    @classmethod
+    def streams_for(cls, n_streams: int) -> int:
+        """The streams this mixer runs on when ``n_streams`` are asked for: 1 if ``single_stream``."""
+        return 1 if cls.single_stream else n_streams
 
     def coefficients(self, x: torch.Tensor) -> Coefficients:  # overridden
         """``(H_pre, H_post, H_res)`` for every token of ``x (..., n, C)``."""
@@ -432,7 +437,7 @@ def stream_mixers() -> list[str]:
 
 def stream_count(name: str, n_streams: int) -> int:
     """The number of streams mixer ``name`` runs on when ``n_streams`` are asked for (1 or ``n_streams``)."""
-    return 1 if _lookup(name).single_stream else n_streams
+    return _lookup(name).streams_for(n_streams)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -441,7 +446,7 @@ class MixerSpec:
     (:meth:`build`, :class:`reference.hyper.HyperConnected`, :class:`reference.models.Model`)
     takes them as they are.
 
-    name : a key of :data:`MIXERS`.
+    mixer : the mixer's name, a key of :data:`MIXERS`.
     n_streams : the streams asked for, an integer >= 1 (the single-stream mixers run on one:
         :attr:`streams`), at most the backend's kernel limit (``"triton"``: 16).
     backend : ``"torch"`` or ``"triton"`` (the ``gpu`` kernels run its Sinkhorn, permutation
@@ -449,10 +454,11 @@ class MixerSpec:
     init, sk_order, favoured, mixer_norm : one of :data:`INITS`, :data:`SK_ORDERS`,
         :data:`FAVOURED`, :data:`MIXER_NORMS` (see the module doc).
 
-    A bad value is a ``ValueError`` that names the setting.
+    A bad value is a ``ValueError`` that names the setting. :class:`reference.models.Architecture`
+    (and so every model and run configuration) is a ``MixerSpec`` with the model's other settings.
     """
 
-    name: str = "mhc"
+    mixer: str = "mhc"
     n_streams: int = 4
     backend: str = BACKENDS[0]
     init: str = INITS[0]
@@ -461,7 +467,7 @@ class MixerSpec:
     mixer_norm: str = MIXER_NORMS[0]
 
     def __post_init__(self) -> None:
-        _lookup(self.name)
+        _lookup(self.mixer)
         check_int("n_streams", self.n_streams)
         for option, options in (("backend", BACKENDS), ("init", INITS), ("sk_order", SK_ORDERS),
                                 ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS)):
@@ -474,11 +480,11 @@ class MixerSpec:
     @property
     def streams(self) -> int:
         """The streams the mixer runs on: 1 for ``residual`` and ``rezero``, else ``n_streams``."""
-        return stream_count(self.name, self.n_streams)
+        return stream_count(self.mixer, self.n_streams)
 
     def build(self, C: int, layer_index: int = 0) -> Mixer:
         """The mixer module for streams of width ``C`` at global sublayer index ``layer_index``."""
-        return MIXERS[self.name](self.n_streams, C, layer_index, get_backend(self.backend), init=self.init,
+        return MIXERS[self.mixer](self.n_streams, C, layer_index, get_backend(self.backend), init=self.init,
                                  sk_order=self.sk_order, favoured=self.favoured, mixer_norm=self.mixer_norm)
 
 
@@ -488,7 +494,7 @@ def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str =
     """The mixer ``name`` for ``n_streams`` streams of width ``C`` at global sublayer index ``layer``:
     ``MixerSpec(...).build(C, layer)`` (the settings are checked by :class:`MixerSpec`; a stream
     count beyond what the backend's kernels handle is refused here, when the model is built)."""
-    spec = MixerSpec(name=name, n_streams=n_streams, backend=backend, init=init, sk_order=sk_order,
+    spec = MixerSpec(mixer=name, n_streams=n_streams, backend=backend, init=init, sk_order=sk_order,
                      favoured=favoured, mixer_norm=mixer_norm)
     return spec.build(C, layer)
 

@@ -15,11 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._gpu import BACKENDS, backend
+from ._gpu import backend
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import check_choice, check_int
 from .hyper import HyperConnected, expand_streams, reduce_streams
-from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, MixerSpec
+from .mixers import MixerSpec
 from .norms import NORMS, sublayer_norm
 from .tap import Tap
 from .token_mixing import TokenMixBlock
@@ -61,57 +61,39 @@ class AttentionBlock(nn.Module):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Architecture:
+class Architecture(MixerSpec):
     """A :class:`Model`'s architecture before a task fixes its vocabulary and length: the one place
     these settings are defaulted and checked (:class:`ModelConfig` and the trainer's
     :class:`reference.lab.runs.Config` are both one).
 
-    mixer, depth, n_streams, width : the residual mixer (:data:`reference.mixers.MIXERS`), layers,
-        streams (the single-stream mixers use 1; at most the backend's kernel limit) and the width ``C``.
+    It is the mixer's :class:`reference.mixers.MixerSpec` (``mixer``, ``n_streams``, ``backend``,
+    ``init``, ``sk_order``, ``favoured``, ``mixer_norm``; checked there, the backend's stream
+    limit included) with the model's own settings:
+
+    depth, width : layers and the width ``C``.
     kind : ``"mlp"`` (one MLP sublayer per layer: a per-token deep MLP stack),
         ``"transformer"`` (attention + MLP sublayers per layer, learned positions) or
         ``"tokenmix"`` (the transformer with :class:`TokenMixBlock`, BE-HC permutation
         token mixing, in place of attention; same everything else).
     heads : attention heads (``width`` must be a multiple).
-    backend : ``"torch"`` or ``"triton"`` (the mixers' Sinkhorn and stream mixing, and the
-        token mixing, on the ``gpu`` kernels).
-    init : the mixers' initialisation, ``"reference"`` (the papers' public code) or
-        ``"symmetric"`` (see :mod:`reference.mixers`).
-    sk_order : mHC's Sinkhorn order, ``"cols_rows"`` (ends on rows: forward gain 1) or
-        ``"rows_cols"`` (ends on columns: backward gain 1).
     norm : ``"pre"`` (RMSNorm on every sublayer's input) or ``"none"`` (no sublayer norm;
         the final RMSNorm before the head stays).
-    favoured, mixer_norm : the reference init's favoured stream (``"source"``, ``"layer"``,
-        ``"random"``) and the mixers' coefficient norm (``"source"``, ``"plain"``); see
-        :mod:`reference.mixers`.
+
+    ``backend`` also runs the token mixing on the ``gpu`` kernels.
     """
 
-    mixer: str = "mhc"
     depth: int = 16
-    n_streams: int = 4
     width: int = 32
     kind: str = KINDS[0]
     heads: int = 4
-    backend: str = BACKENDS[0]
-    init: str = INITS[0]
-    sk_order: str = SK_ORDERS[0]
     norm: str = NORMS[0]
-    favoured: str = FAVOURED[0]
-    mixer_norm: str = MIXER_NORMS[0]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_mixer_spec", MixerSpec(
-            name=self.mixer, n_streams=self.n_streams, backend=self.backend, init=self.init, sk_order=self.sk_order,
-            favoured=self.favoured, mixer_norm=self.mixer_norm))
+        super().__post_init__()
         for name in ("depth", "width", "heads"):
             check_int(name, getattr(self, name))
         for name, options in (("kind", KINDS), ("norm", NORMS)):
             check_choice(name, getattr(self, name), options)
-
-    @property
-    def mixer_spec(self) -> MixerSpec:
-        """The mixer's settings (:class:`reference.mixers.MixerSpec`), checked when this object was made."""
-        return self._mixer_spec
 
     def architecture(self) -> dict:
         """The :class:`Architecture` fields of this object, by name."""
@@ -138,11 +120,10 @@ class ModelConfig(Architecture):
     def of(cls, architecture: Architecture, *, vocab: int, max_len: int) -> "ModelConfig":
         """The model of ``architecture`` (e.g. a run's :class:`reference.lab.runs.Config`) for a task of
         ``vocab`` symbols and sequences up to ``max_len``: its settings, checked when it was made, are
-        taken as they are (its :attr:`mixer_spec` too); only ``vocab`` and ``max_len`` are checked here."""
+        taken as they are; only ``vocab`` and ``max_len`` are checked here."""
         config = object.__new__(cls)
         for name, value in {**architecture.architecture(), "vocab": vocab, "max_len": max_len}.items():
             object.__setattr__(config, name, value)
-        object.__setattr__(config, "_mixer_spec", architecture.mixer_spec)
         config._check_task()
         return config
 
@@ -153,7 +134,7 @@ class Layer(nn.Module):
     def __init__(self, blocks: list[nn.Module], cfg: ModelConfig, index: int) -> None:
         super().__init__()
         self.sublayers = nn.ModuleList(
-            [HyperConnected(block, cfg.mixer_spec, C=cfg.width, layer_index=len(blocks) * index + k)
+            [HyperConnected(block, cfg, C=cfg.width, layer_index=len(blocks) * index + k)
              for k, block in enumerate(blocks)])
 
     def forward(self, x: torch.Tensor, tap: Tap | None = None) -> torch.Tensor:
@@ -172,7 +153,7 @@ class Model(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        self.n_streams = cfg.mixer_spec.streams
+        self.n_streams = cfg.streams
         self.embed = nn.Embedding(cfg.vocab, cfg.width)
         self.pos = nn.Embedding(cfg.max_len, cfg.width) if cfg.kind != "mlp" else None
         ops = backend(cfg.backend)

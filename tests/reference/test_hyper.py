@@ -247,9 +247,9 @@ def test_the_drop_in_checks_its_mixer_settings_where_a_config_does():
 
 
 def test_the_stream_count_is_checked_once_from_the_command_line_to_the_mixers(monkeypatch):
-    """``--streams`` is ``n_streams`` from the parser down: the run's ``Config`` checks it (with every other
-    mixer setting and the kernel limit) in the one ``MixerSpec`` it makes; the model's config, the model,
-    its ``HyperConnected`` wrappers and their mixers take that spec as checked."""
+    """``--streams`` is ``n_streams`` from the parser down: the run's ``Config``, a ``MixerSpec``, checks it
+    (with every other mixer setting and the kernel limit) once, when it is made; the model's config, the
+    model, its ``HyperConnected`` wrappers and their mixers take it as checked."""
     from reference.lab.train import parse
     from reference.mixers import MixerSpec
     from reference.models import Model, ModelConfig
@@ -260,9 +260,8 @@ def test_the_stream_count_is_checked_once_from_the_command_line_to_the_mixers(mo
     cfg = parse(["--mixer", "kromhc", "--streams", "8", "--depth", "3", "--width", "8", "--model", "transformer"])
     model_config = cfg.model_config(vocab=11)
     model = Model(model_config)
-    ours = [spec for spec in made if spec.name == "kromhc"]      # the others: the parser's defaults
-    assert len(ours) == 1 and ours[0].n_streams == 8 and cfg.mixer_spec is ours[0]
-    assert model_config.mixer_spec is ours[0]
+    ours = [spec for spec in made if spec.mixer == "kromhc"]      # the others: the parser's defaults
+    assert len(ours) == 1 and ours[0] is cfg and cfg.n_streams == 8
     assert model_config == ModelConfig(vocab=11, max_len=cfg.seq_len, **cfg.architecture())    # the same value
     assert len(model.mixers()) == 6 and {m.n_streams for m in model.mixers()} == {8}
     with pytest.raises(ValueError, match="vocab must be an integer >= 1"):
@@ -274,7 +273,7 @@ def test_the_kernel_limit_is_a_setting_checked_when_the_config_is_made():
 
     with pytest.raises(ValueError, match="backend 'triton' handles at most 16 streams, got n_streams = 17"):
         Config(mixer="mhc", n_streams=17, backend="triton")
-    assert Config(mixer="rezero", n_streams=17, backend="triton").mixer_spec.streams == 1
+    assert Config(mixer="rezero", n_streams=17, backend="triton").streams == 1
 
 
 def test_a_spec_is_passed_once():
@@ -282,7 +281,7 @@ def test_a_spec_is_passed_once():
     is a ``TypeError`` (the same value is accepted)."""
     from reference.mixers import MixerSpec
 
-    spec = MixerSpec(name="behc", n_streams=3)
+    spec = MixerSpec(mixer="behc", n_streams=3)
     hc = HyperConnected(nn.Linear(8, 8), spec, C=8, layer_index=2)
     assert (hc.n_streams, hc.mixer.name) == (3, "behc")
     assert HyperConnected(nn.Linear(8, 8), spec, 3, C=8).n_streams == 3
@@ -300,7 +299,7 @@ def test_every_default_of_a_mixer_option_is_the_first_option():
 
     from reference import Architecture, make_mixer, stream_functions
     from reference._gpu import BACKENDS
-    from reference.mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, MixerSpec, mixing_params
+    from reference.mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, mixing_params
     from reference.models import KINDS
     from reference.norms import NORMS
 
@@ -312,7 +311,7 @@ def test_every_default_of_a_mixer_option_is_the_first_option():
             if name in first and p.default is not inspect.Parameter.empty:
                 assert p.default == first[name], (f.__qualname__, name)
                 seen += 1
-    for f in fields(Architecture) + fields(MixerSpec):
+    for f in fields(Architecture):          # the MixerSpec fields included
         if f.name in first:
             assert f.default == first[f.name], f.name
             seen += 1
