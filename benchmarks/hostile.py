@@ -219,7 +219,7 @@ def gpu_calls(rng: np.random.Generator) -> dict[str, list[tuple[str, Callable[[]
         calls["gpu.hc_post_res"].append((name, lambda t=t: ops.hc_post_res(t, torch.rand(3, 8), torch.rand(3, 4, 4),
                                                                             torch.rand(3, 4))))
         calls["gpu.sinkhorn"].append((name, lambda t=t: ops.sinkhorn(t)))
-        calls["gpu.certify_batch"].append((name, lambda t=t: ops.certify_batch(t)))
+        calls["gpu.screen_batch"].append((name, lambda t=t: ops.screen_batch(t)))
     perms = {"repeat": [[0, 0, 1]], "out of range": [[0, 1, 7]], "negative": [[-1, 0, 1]], "K=0": np.zeros((0, 3)),
              "float": [[0.0, 1.0, 2.0]], "n=17": [list(range(17))]}
     for name, p in perms.items():

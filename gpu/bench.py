@@ -5,7 +5,7 @@ DeepSeek-like shapes: tokens 4K-64K, ``n = 4`` streams, ``C`` 1024-7168, bf16. T
 move (inputs read once, outputs written once) and is compared with the device's peak
 HBM bandwidth (``--peak-gbs``, default: H100 SXM 3350 GB/s). Sinkhorn is timed forward
 + backward on ``(tokens, 4, 4)`` logits with t = 20; ``kron_apply`` with per-token 2x2
-factors; ``certify_batch`` on 2^20 and 2^23 fp32 ``n x n`` matrices; ``token_mix`` on one
+factors; ``screen_batch`` on 2^20 and 2^23 fp32 ``n x n`` matrices; ``token_mix`` on one
 sequence of ``tokens`` positions with the power-of-two shifts (bytes: ``x`` read once,
 ``y`` written once).
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, ms in rows:
                     print(f"| {M} | {C} | {name} | {ms:.3f} | {ms / rows[0][1]:.2f} |", flush=True)
         return 0
-    names = ("hc_coeffs", "hc_pre", "hc_post_res", "sinkhorn", "kron_apply", "certify_batch", "token_mix")
+    names = ("hc_coeffs", "hc_pre", "hc_post_res", "sinkhorn", "kron_apply", "screen_batch", "token_mix")
     compiled = {name: torch.compile(getattr(eager, name)) for name in names}
     print(f"device: {torch.cuda.get_device_name()}, bf16, n = {n}\n")
     print("| op | tokens | C | triton (ms) | GB/s | % peak | eager (ms) | x eager | compile (ms) | x compile |")
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             fb(compiled["sinkhorn"]), 3 * _bytes(L))
     for B in (1 << 20, 1 << 23):                      # millions of fp32 n x n matrices
         Ms = torch.rand(B, n, n, device=dev)
-        row("certify_batch", B, n, lambda: ops.certify_batch(Ms), lambda: eager.certify_batch(Ms),
-            lambda: compiled["certify_batch"](Ms), _bytes(Ms))
+        row("screen_batch", B, n, lambda: ops.screen_batch(Ms), lambda: eager.screen_batch(Ms),
+            lambda: compiled["screen_batch"](Ms), _bytes(Ms))
     return 0
 
 

@@ -147,7 +147,7 @@ def check_certify(device, dtype, quick):
         for batch in batches + (() if quick else ((100003,),)):
             M = (torch.from_numpy(sinkhorn_logits(torch.randn(*batch, n, n).numpy(), 3))
                  + 1e-3 * torch.randn(*batch, n, n)).to(dtype)
-            got = ops.certify_batch(M.to(device))
+            got = ops.screen_batch(M.to(device))
             ref = certify_batch(M.double().numpy())
             Md = M.double()
             expected = (ref.row_residual, ref.col_residual, Md.amin((-2, -1)).numpy(),
@@ -156,7 +156,7 @@ def check_certify(device, dtype, quick):
             abs_err, rel_err, scale = max(errs, key=lambda e: e[0] / (1 + e[2]))
             if not bool(got.finite.all()):
                 abs_err = float("inf")
-            yield "certify_batch", dtype, (*batch, n, n), abs_err, rel_err, scale, UNIT[torch.float32]
+            yield "screen_batch", dtype, (*batch, n, n), abs_err, rel_err, scale, UNIT[torch.float32]
 
 
 def check_token_mix(device, dtype, quick):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "bvn_combine", "kron", "kron_apply", "token_mix",
-           "power_of_two_shifts", "certify_batch", "BatchStats"]
+           "power_of_two_shifts", "screen_batch", "BatchStats"]
 
 
 def sinkhorn(logits: torch.Tensor, iters: int = 20) -> torch.Tensor:
@@ -108,7 +108,7 @@ def token_mix(x: torch.Tensor, w: torch.Tensor, shifts: Sequence[int]) -> torch.
 
 
 class BatchStats(NamedTuple):
-    """Float statistics per matrix (batch shape ``B``); see :func:`certify_batch`."""
+    """Float statistics per matrix (batch shape ``B``); see :func:`screen_batch`."""
 
     row_residual: torch.Tensor
     col_residual: torch.Tensor
@@ -118,7 +118,7 @@ class BatchStats(NamedTuple):
     finite: torch.Tensor
 
 
-def certify_batch(M: torch.Tensor) -> BatchStats:
+def screen_batch(M: torch.Tensor) -> BatchStats:
     """``max |M 1 - 1|``, ``max |M^T 1 - 1|``, ``min M``, ``||M||_inf``, ``||M||_1``, finiteness per matrix."""
     A = M.abs()
     return BatchStats((M.sum(-1) - 1).abs().amax(-1), (M.sum(-2) - 1).abs().amax(-1), M.amin((-2, -1)),

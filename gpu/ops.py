@@ -23,17 +23,17 @@ import triton.language as tl
 from birkhoff.validate import MAX_ITER, count, real
 
 from .kernels import bvn_combine as _bvn
-from .kernels import certify_batch as _cert
 from .kernels import hc_coeffs as _coef
 from .kernels import hc_mixing as _hc
 from .kernels import kron_apply as _kron
+from .kernels import screen_batch as _screen
 from .kernels import sinkhorn as _sk
 from .kernels import token_mix as _tm
 from .backend import MAX_STREAMS as STREAM_LIMITS
 from .eager import BatchStats
 
-__all__ = ["MAX_STREAMS", "sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine", "certify_batch",
-           "BatchStats", "token_mix"]
+__all__ = ["MAX_STREAMS", "sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine",
+           "screen_batch", "certify_batch", "BatchStats", "token_mix"]
 
 
 FLOATS = (torch.float32, torch.bfloat16, torch.float64)
@@ -389,12 +389,13 @@ def kron_apply(factors: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor
     return _KronApply.apply(x, *factors)
 
 
-def certify_batch(M: torch.Tensor) -> BatchStats:
+def screen_batch(M: torch.Tensor) -> BatchStats:
     """Per-matrix ``max |M 1 - 1|``, ``max |M^T 1 - 1|``, ``min M``, ``||M||_inf``, ``||M||_1``, finiteness.
 
     ``M (..., n, n)``, ``n <= 64``, any float dtype; fp32 sums (fp64 for fp64). Float
-    screening for millions of matrices: values carry rounding error ~``n u max|M|``, and
-    are meaningless where ``finite`` is False. Rigorous bounds: ``birkhoff.certify_batch``.
+    screening for millions of matrices, not a certificate: values carry rounding error
+    ~``n u max|M|``, and are meaningless where ``finite`` is False. Rigorous bounds:
+    ``birkhoff.certify_batch``.
     """
     _inputs(M=M)
     if M.ndim < 2 or M.shape[-1] != M.shape[-2]:
@@ -402,14 +403,17 @@ def certify_batch(M: torch.Tensor) -> BatchStats:
     n = M.shape[-1]
     Mc = M.reshape(-1, n, n).contiguous()
     acc = torch.float64 if M.dtype == torch.float64 else torch.float32
-    out = torch.empty(Mc.shape[0], len(_cert.FIELDS), dtype=acc, device=M.device)
-    bb, bn = _cert.block_sizes(n)
+    out = torch.empty(Mc.shape[0], len(_screen.FIELDS), dtype=acc, device=M.device)
+    bb, bn = _screen.block_sizes(n)
     if Mc.shape[0]:
-        _cert.certify_batch_kernel[_grid(Mc.shape[0], bb)](Mc, out, Mc.shape[0], n, BLOCK_B=bb,
-                                                            BLOCK_N=bn, ACC=_acc(Mc))
+        _screen.screen_batch_kernel[_grid(Mc.shape[0], bb)](Mc, out, Mc.shape[0], n, BLOCK_B=bb,
+                                                             BLOCK_N=bn, ACC=_acc(Mc))
     cols = out.unbind(-1)
     batch = M.shape[:-2]
     return BatchStats(*(c.reshape(batch) for c in cols[:-1]), cols[-1].reshape(batch) > 0.5)
+
+
+certify_batch = screen_batch       # the design's name for this op (a float screen: birkhoff.certify_batch certifies)
 
 
 @lru_cache(maxsize=None)

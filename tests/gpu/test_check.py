@@ -17,7 +17,7 @@ def test_gpu_check_quick_all_pass(make_gpu_quick):
     assert "all PASS" in text and text.count("PASS") > 100
     for kernel in ("sinkhorn fwd", "sinkhorn bwd", "hc_pre fwd", "hc_pre bwd",
                    "hc_post_res fwd", "hc_post_res bwd", "kron_apply fwd", "kron_apply bwd",
-                   "bvn_combine fwd", "bvn_combine bwd", "certify_batch"):
+                   "bvn_combine fwd", "bvn_combine bwd", "screen_batch"):
         assert kernel in text
 
 

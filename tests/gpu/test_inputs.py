@@ -38,7 +38,7 @@ P3 = torch.tensor(all_permutations(3))
     (lambda: ops.kron_apply([torch.rand(2, 2), torch.rand(3, 3)], X), ValueError, "x must have shape"),
     (lambda: ops.kron_apply([torch.rand(2, 2).numpy()], X), TypeError, "torch.Tensor"),
     (lambda: ops.kron_apply([torch.rand(2, 3)], torch.randn(3, 2, 8)), ValueError, "factor 0"),
-    (lambda: ops.certify_batch(torch.ones(2, 3, 3, dtype=torch.int32)), TypeError, "float32"),
+    (lambda: ops.screen_batch(torch.ones(2, 3, 3, dtype=torch.int32)), TypeError, "float32"),
     (lambda: ops.token_mix(torch.randn(1, 5, 3), torch.ones(2, 3), (0, 1.5)), ValueError, "shifts"),
     (lambda: ops.token_mix(torch.randn(1, 5, 3), torch.ones(2, 3, dtype=torch.int64), (0, 1)), TypeError, "w"),
 ])

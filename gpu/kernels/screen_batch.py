@@ -20,7 +20,7 @@ FIELDS = ("row_residual", "col_residual", "min_entry", "gain_forward", "gain_bac
 
 
 @triton.jit
-def certify_batch_kernel(M_ptr, out_ptr, B, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+def screen_batch_kernel(M_ptr, out_ptr, B, n, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
                          ACC: tl.constexpr):
     b = block_rows(tl.program_id(0), BLOCK_B)
     r = tl.arange(0, BLOCK_N)
@@ -48,6 +48,6 @@ def certify_batch_kernel(M_ptr, out_ptr, B, n, BLOCK_B: tl.constexpr, BLOCK_N: t
 def block_sizes(n: int) -> tuple[int, int]:
     """``(BLOCK_B, BLOCK_N)``: about 1024 padded entries per program."""
     if not 1 <= n <= MAX_N:
-        raise ValueError(f"gpu.certify_batch handles 1 <= n <= {MAX_N}, got n = {n}")
+        raise ValueError(f"gpu.ops.screen_batch handles 1 <= n <= {MAX_N}, got n = {n}")
     bn = triton.next_power_of_2(n)
     return max(1, 1024 // (bn * bn)), bn
