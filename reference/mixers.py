@@ -62,8 +62,8 @@ layernorm in paper"); the mHC family RMSNorm of the flattened stream with a lear
 gain, ``x / rms(x) * (1 + gamma)``, ``gamma = 0`` at init (``RMSNorm`` in KromHC's and
 mHC-lite's ``hyper_conn/*.py``; the mHC paper, eq. 7, writes RMSNorm without saying). The
 gain is applied to ``phi``'s rows (``(x / rms) diag(1 + gamma) phi``, the same numbers),
-so the fused coefficient kernel is unchanged. ``"plain"`` is this project's earlier
-choice: RMSNorm without gain everywhere.
+so the fused coefficient kernel is unchanged. ``"plain"``: RMSNorm without gain for every
+mixer (the ablation of the sources' norms; checkpoints made before the option ran it).
 
 mHC's Sinkhorn order (``sk_order=``): ``"cols_rows"`` (default) normalises columns, then
 rows, in each of the 20 sweeps, ``M <- T_r(T_c(M))``: the mHC paper, section 4.2, eq. 9
