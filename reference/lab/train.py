@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from birkhoff.cli import OneLineParser
 
-from .._gpu import BACKENDS
+from .._gpu import BACKENDS, MAX_STREAMS
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..health import Health, monitor
 from ..metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
@@ -431,7 +431,9 @@ def parse(argv: list[str] | None = None) -> Config:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--mixer", choices=sorted(MIXERS), default=d.mixer, help="the residual mixer")
     ap.add_argument("--depth", type=int, default=d.depth, help="layers")
-    ap.add_argument("--streams", dest="n_streams", type=int, default=d.n_streams, help="n (residual/rezero use 1)")
+    ap.add_argument("--streams", dest="n_streams", type=int, default=d.n_streams,
+                    help=f"n_streams: the residual streams n (residual and rezero use 1; triton: at most "
+                         f"{MAX_STREAMS['triton']})")
     ap.add_argument("--width", type=int, default=d.width, help="C")
     ap.add_argument("--model", dest="kind", choices=KINDS, default=d.kind, help="mlp stack, transformer or tokenmix")
     ap.add_argument("--heads", type=int, default=d.heads, help="attention heads")
