@@ -15,10 +15,10 @@ from typing import Callable
 
 import torch
 
-__all__ = ["BACKENDS", "MAX_STREAMS", "Backend", "backend"]
+__all__ = ["BACKENDS", "STREAM_LIMITS", "Backend", "backend"]
 
 BACKENDS = ("torch", "triton")                 # the first is the default of every signature that offers one
-MAX_STREAMS = {"torch": None, "triton": 16}    # the most streams each backend's ops handle (None: no limit)
+STREAM_LIMITS = {"torch": None, "triton": 16}  # the most streams each backend's ops handle (None: no limit)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import triton.language as tl
 
 from birkhoff.validate import MAX_ITER, count, real
 
+from .backend import STREAM_LIMITS
 from .kernels import bvn_combine as _bvn
 from .kernels import hc_coeffs as _coef
 from .kernels import hc_mixing as _hc
@@ -29,7 +30,6 @@ from .kernels import kron_apply as _kron
 from .kernels import screen_batch as _screen
 from .kernels import sinkhorn as _sk
 from .kernels import token_mix as _tm
-from .backend import MAX_STREAMS as STREAM_LIMITS
 from .eager import BatchStats
 
 __all__ = ["MAX_STREAMS", "sinkhorn", "hc_coeffs", "hc_pre", "hc_post_res", "kron_apply", "bvn_combine",

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["Backend", "BACKENDS", "MAX_STREAMS", "backend", "kron", "power_of_two_shifts", "token_mix", "package"]
+__all__ = ["Backend", "BACKENDS", "STREAM_LIMITS", "backend", "kron", "power_of_two_shifts", "token_mix", "package"]
 
 _HOME = (Path(__file__).resolve().parent.parent / "gpu" / "__init__.py").resolve()
 _PRIVATE = "_birkhoff_hc_gpu"
@@ -45,5 +45,6 @@ def _load() -> ModuleType:
 package = _load()
 _backend = importlib.import_module(f"{package.__name__}.backend")
 _eager = importlib.import_module(f"{package.__name__}.eager")
-Backend, BACKENDS, MAX_STREAMS, backend = _backend.Backend, _backend.BACKENDS, _backend.MAX_STREAMS, _backend.backend
+Backend, BACKENDS, STREAM_LIMITS = _backend.Backend, _backend.BACKENDS, _backend.STREAM_LIMITS
+backend = _backend.backend
 kron, power_of_two_shifts, token_mix = _eager.kron, _eager.power_of_two_shifts, _eager.token_mix

@@ -89,7 +89,7 @@ import torch
 import torch.nn as nn
 
 from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
-from ._gpu import BACKENDS, MAX_STREAMS, Backend, backend as get_backend, kron
+from ._gpu import BACKENDS, STREAM_LIMITS, Backend, backend as get_backend, kron
 from .checks import check_choice, check_int
 from .tap import Tap
 
@@ -472,7 +472,7 @@ class MixerSpec:
         for option, options in (("backend", BACKENDS), ("init", INITS), ("sk_order", SK_ORDERS),
                                 ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS)):
             check_choice(option, getattr(self, option), options)
-        limit = MAX_STREAMS[self.backend]
+        limit = STREAM_LIMITS[self.backend]
         if limit is not None and self.streams > limit:
             raise ValueError(f"backend {self.backend!r} handles at most {limit} streams, "
                              f"got n_streams = {self.streams}")

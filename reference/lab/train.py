@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from birkhoff.cli import OneLineParser
 
-from .._gpu import BACKENDS, MAX_STREAMS
+from .._gpu import BACKENDS, STREAM_LIMITS
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..health import Health, monitor
 from ..metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
@@ -433,7 +433,7 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--depth", type=int, default=d.depth, help="layers")
     ap.add_argument("--streams", dest="n_streams", type=int, default=d.n_streams,
                     help=f"n_streams: the residual streams n (residual and rezero use 1; triton: at most "
-                         f"{MAX_STREAMS['triton']})")
+                         f"{STREAM_LIMITS['triton']})")
     ap.add_argument("--width", type=int, default=d.width, help="C")
     ap.add_argument("--model", dest="kind", choices=KINDS, default=d.kind, help="mlp stack, transformer or tokenmix")
     ap.add_argument("--heads", type=int, default=d.heads, help="attention heads")
