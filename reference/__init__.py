@@ -1,6 +1,7 @@
 """``reference``: the model a user puts into a network, and the laboratory that shows it at depth.
 
-**The model** (exported here): the mixer registry (:mod:`.mixers`), the drop-in wrapper and its
+**The model** (exported here): the mixer registry and ``MixerSpec``, a mixer's settings checked
+once (:mod:`.mixers`), the drop-in wrapper and its
 monitor (:mod:`.hyper`, :mod:`.health`), the token mixer (:mod:`.token_mixing`), the normalisations
 (:mod:`.norms`), the forward taps (:mod:`.tap`) and the small models (:mod:`.models`: ``Architecture``,
 the settings every configuration shares, ``ModelConfig``, ``Model``).
@@ -14,11 +15,11 @@ reads what the trainer writes).
 """
 
 from .hyper import HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams, stream_functions
-from .mixers import MIXERS, make_mixer, mixing_params
+from .mixers import MIXERS, MixerSpec, make_mixer, mixing_params
 from .models import Architecture, Model, ModelConfig
 from .tap import Tap
 from .token_mixing import TokenMixBlock
 
 __all__ = ["HyperConnected", "expand_streams", "reduce_streams", "stream_functions", "load_plain_state_dict",
-           "monitor", "MIXERS", "make_mixer", "mixing_params", "Architecture", "Model", "ModelConfig", "Tap",
-           "TokenMixBlock"]
+           "monitor", "MIXERS", "MixerSpec", "make_mixer", "mixing_params", "Architecture", "Model", "ModelConfig",
+           "Tap", "TokenMixBlock"]
