@@ -1,10 +1,10 @@
 """``reference``: the model a user puts into a network, and the laboratory that shows it at depth.
 
 **The model** (exported here): the mixer registry and ``MixerSpec``, a mixer's settings checked
-once (:mod:`.mixers`), the drop-in wrapper and its
-monitor (:mod:`.hyper`, :mod:`.health`), the token mixer (:mod:`.token_mixing`), the normalisations
-(:mod:`.norms`), the forward taps (:mod:`.tap`) and the small models (:mod:`.models`: ``Architecture``,
-the settings every configuration shares, ``ModelConfig``, ``Model``).
+once (:mod:`.mixers`), the drop-in wrapper and its monitor (:mod:`.hyper`, :mod:`.health`), the
+token mixer (:mod:`.token_mixing`), the normalisations (:mod:`.norms`), the forward taps
+(:mod:`.tap`) and the small models (:mod:`.models`: ``Architecture``, a ``MixerSpec`` with the
+settings every configuration shares, ``ModelConfig``, ``Model``).
 
 **The laboratory** (:mod:`reference.lab`, not imported by ``import reference``): the trainer
 (:mod:`.lab.train`, run as ``python -m reference.train``), its schedule, run folders and plots, the
