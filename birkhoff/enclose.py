@@ -200,7 +200,8 @@ def _component_floor(centres: tuple, R: np.ndarray, floors: np.ndarray) -> np.nd
     gap_re = np.maximum(re_lo[..., :, None] - re_hi[..., None, :], re_lo[..., None, :] - re_hi[..., :, None])
     gap_im = np.maximum(im_lo[..., :, None] - im_hi[..., None, :], im_lo[..., None, :] - im_hi[..., :, None])
     gap_re, gap_im = np.maximum(gap_re, 0.0), np.maximum(gap_im, 0.0)
-    with np.errstate(under="ignore"):
+    # a square that overflows deflates to the largest float, whose root (1.3e154) is still a lower bound
+    with np.errstate(under="ignore", over="ignore"):
         dist = sqrt_down(deflate(gap_re * gap_re + gap_im * gap_im, 2 * gamma(2), 4 * ETA))
     touch = (dist <= add_up(R[..., :, None], R[..., None, :])) | np.eye(n, dtype=bool)
     reach = touch

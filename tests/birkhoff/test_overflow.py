@@ -90,3 +90,16 @@ def test_mul_up_and_lipschitz_with_infinite_norms():
     H = np.full((2, 2), 1e308)
     assert hc_lipschitz_bound(H, [1e308, 1e308], [1, 1], lip_f=0) == math.inf
     assert composite_lipschitz_bound([(H, [1e308, 1e308], [1, 1], 0.0)] * 2) == math.inf
+
+
+@pytest.mark.parametrize("gap, radius", [(1e200, 2e200), (1e300, 1e300), (1e160, 1e160)])
+def test_discs_whose_centre_distance_squares_past_the_float_range_still_touch(gap, radius):
+    """Gershgorin discs ``|z - gap| <= 1`` and ``|z| <= radius`` touch (``gap <= 1 + radius``): the disc of the
+    larger floor is not isolated, so the radius floor is the smaller one, though ``gap**2`` overflows."""
+    from birkhoff.enclose import _component_floor
+
+    centres = np.array([gap, 0.0])
+    zeros = np.zeros(2)
+    R = np.array([1.0, radius])
+    floors = np.array([gap - 1.0, -radius])
+    assert _component_floor((centres, centres, zeros, zeros), R, floors) == -radius
