@@ -499,8 +499,9 @@ def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str =
     return spec.build(C, layer)
 
 
-def mixing_params(name: str, n: int, C: int, mixer_norm: str = MIXER_NORMS[0]) -> int:
-    """Mixing parameters per layer, closed form (tests check it against the modules).
+def mixing_params(name: str, n_streams: int, C: int, mixer_norm: str = MIXER_NORMS[0]) -> int:
+    """Mixing parameters per layer of mixer ``name`` on ``n = n_streams`` streams of width ``C``, closed
+    form (tests check it against the modules).
 
     residual 0; rezero 1; hc ``n^2 + 2n + C(n+2) + 2`` (``+ 2C``: its LayerNorm, with
     ``mixer_norm="source"``); and with ``common(R) = nC(2n + R) + 2n + R + 3`` (``+ nC``: the
@@ -508,4 +509,4 @@ def mixing_params(name: str, n: int, C: int, mixer_norm: str = MIXER_NORMS[0]) -
     ``common(n!)`` (``~nC n!``), kromhc ``common(sum_k n_k!)`` (``2 log2(n)`` for powers of
     two: ``~2 n^2 C`` from pre/post), behc ``common(n)`` (``~3 n^2 C``).
     """
-    return _lookup(name).closed_form(stream_count(name, n), C, mixer_norm)
+    return _lookup(name).closed_form(stream_count(name, n_streams), C, mixer_norm)
