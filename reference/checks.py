@@ -1,16 +1,9 @@
-"""The two checks every configuration value of ``reference`` goes through: one message for each."""
+"""The membership check every option of ``reference`` goes through, with one message: ``unknown
+<name> <value>; choose from <options>``. Integer settings go through :func:`birkhoff.validate.count`."""
 
 from __future__ import annotations
 
-import numbers
-
-__all__ = ["check_int", "check_choice"]
-
-
-def check_int(name: str, value, low: int = 1) -> None:
-    """``ValueError`` unless ``value`` is an integer (not a bool) ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+__all__ = ["check_choice"]
 
 
 def check_choice(name: str, value, options: tuple) -> None:

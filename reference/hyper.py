@@ -39,8 +39,9 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from birkhoff.validate import count
+
 from ._gpu import BACKENDS
-from .checks import check_int
 from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, MixerSpec
 from .tap import Tap
 
@@ -49,7 +50,7 @@ __all__ = ["expand_streams", "reduce_streams", "HyperConnected", "stream_functio
 
 def expand_streams(h: torch.Tensor, n_streams: int) -> torch.Tensor:
     """``h (..., C) -> x (..., n, C)``, every stream a copy of ``h``."""
-    check_int("n_streams", n_streams)
+    count(n_streams, "n_streams", low=1)
     return h.unsqueeze(-2).expand(*h.shape[:-1], n_streams, h.shape[-1]).contiguous()
 
 
@@ -98,7 +99,7 @@ class HyperConnected(nn.Module):
             self._register_state_dict_hook(_drop_layer_prefix)
             self._register_load_state_dict_pre_hook(_add_layer_prefix)
             return
-        check_int("C (the width)", C)
+        count(C, "C (the width)", low=1)
         spec = _spec(mixer, n_streams=n_streams, backend=backend, init=init, sk_order=sk_order, favoured=favoured,
                      mixer_norm=mixer_norm)
         self.mixer = spec.build(C, layer_index)

@@ -89,8 +89,10 @@ import torch
 import torch.nn as nn
 
 from birkhoff import all_permutations, cyclic_permutations, kron_factor_sizes
+from birkhoff.validate import count
+
 from ._gpu import BACKENDS, STREAM_LIMITS, Backend, backend as get_backend, kron
-from .checks import check_choice, check_int
+from .checks import check_choice
 from .tap import Tap
 
 __all__ = ["MIXERS", "MixerSpec", "INITS", "SK_ORDERS", "FAVOURED", "MIXER_NORMS", "register", "make_mixer",
@@ -468,7 +470,7 @@ class MixerSpec:
 
     def __post_init__(self) -> None:
         _lookup(self.mixer)
-        check_int("n_streams", self.n_streams)
+        count(self.n_streams, "n_streams", low=1)
         for option, options in (("backend", BACKENDS), ("init", INITS), ("sk_order", SK_ORDERS),
                                 ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS)):
             check_choice(option, getattr(self, option), options)

@@ -15,9 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from birkhoff.validate import count
+
 from ._gpu import backend
 from .checkpoint import CheckpointError, load_checkpoint
-from .checks import check_choice, check_int
+from .checks import check_choice
 from .hyper import HyperConnected, expand_streams, reduce_streams
 from .mixers import MixerSpec
 from .norms import NORMS, sublayer_norm
@@ -91,7 +93,7 @@ class Architecture(MixerSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("depth", "width", "heads"):
-            check_int(name, getattr(self, name))
+            count(getattr(self, name), name, low=1)
         for name, options in (("kind", KINDS), ("norm", NORMS)):
             check_choice(name, getattr(self, name), options)
 
@@ -114,7 +116,7 @@ class ModelConfig(Architecture):
 
     def _check_task(self) -> None:
         for name in ("vocab", "max_len"):
-            check_int(name, getattr(self, name))
+            count(getattr(self, name), name, low=1)
 
     @classmethod
     def of(cls, architecture: Architecture, *, vocab: int, max_len: int) -> "ModelConfig":

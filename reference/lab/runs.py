@@ -29,8 +29,10 @@ from typing import Any
 
 import torch
 
+from birkhoff.validate import count
+
 from ..checkpoint import LEGACY_DEFAULTS, atomic_write
-from ..checks import check_choice, check_int
+from ..checks import check_choice
 from ..models import Architecture, Model, ModelConfig
 from ..tap import Tap
 from .data import IGNORE, TASKS
@@ -86,14 +88,14 @@ class Config(Architecture):
             check_choice(name, getattr(self, name), options)
         for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 1), ("eval_batches", 0), ("ckpt_every", 0),
                           ("seed", 0)):
-            check_int(name, getattr(self, name), low)
+            count(getattr(self, name), name, low=low)
         paper = self.schedule == "paper"
         for name, constant in (("weight_decay", 0.0), ("grad_clip", 1.0), ("beta2", 0.999)):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, PAPER[name] if paper else constant)
         if self.warmup is None:
             object.__setattr__(self, "warmup", default_warmup(self.schedule, self.steps))
-        check_int("warmup", self.warmup, 0)
+        count(self.warmup, "warmup")
         for name in ("lr", "weight_decay", "grad_clip"):
             value, positive = getattr(self, name), name == "lr"
             valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
