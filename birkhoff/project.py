@@ -21,6 +21,14 @@ generalized Jacobian of the projector over the Birkhoff polytope", Math. Program
 exact block-coordinate round (each row's ``u_i``, then each column's ``v_j``, set by the
 simplex-projection threshold); a DS input is returned after zero Newton iterations.
 When a Newton step stalls, such a round is taken instead.
+
+Every result is checked against ``A`` itself before it is returned (:func:`_quality`): ``X >= 0``,
+a rigorous bound of its max marginal error, and of its KKT residual
+``max |X - max(0, A - u 1^T - 1 v^T)|`` for duals held exactly. A float solve of the doubly
+centred matrix loses what lies below ``eps max|A|`` (one entry ``1e14`` drowns the ``O(1)``
+ones); a result that fails the check is refined: ``A`` is shifted by its duals in exact rational
+arithmetic (the shift does not move the projection), rounded once, and solved again at ``O(1)``
+scale, until the check passes (at most ``_REFINE`` rounds) or :class:`ConvergenceError`.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validate import MAX_ITER, as_matrix, count, real, to_float
+from .validate import MAX_ITER, as_matrix, count, real, to_float, to_fraction
 from .errors import ConvergenceError
 
 __all__ = ["Projection", "project", "project_cvxpy"]
@@ -40,6 +48,15 @@ _VERTEX_SIZE = 1e6
 # Newton starts with an exact block round only above this n: at n <= 8 the round's sorts cost more
 # than the Newton steps they save (10 000 4x4: 56 -> 47 ms, same 6 steps; n = 8: 0.76 -> 0.54 ms).
 _ROUND_FIRST_ABOVE = 8
+# Refinement rounds for results that fail their check (each: one exact shift, one float solve,
+# gaining ~15 decimal digits of the duals: 40 rounds span the float range, 1e-324..1e308).
+_REFINE = 40
+# The tolerance floor, in units of n eps: what rounding X's n entries per row allows.
+_FLOOR = 16
+_EPS = np.finfo(np.float64).eps
+# One float Newton solve is asked to resolve at most this ratio of the data's scale to the
+# marginals' (1); a larger one is solved by continuation in exact shifts (``_refine``).
+_CONTINUE_ABOVE = 2.0 ** 40
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,10 @@ class Projection:
 
     ``X = max(0, A - u 1^T - 1 v^T)``; ``objective = ||X - A||_F^2``; ``gap`` = objective
     minus the dual value ``||A||^2 - 2 phi(u, v)`` (0 at the optimum; it is a float
-    estimate, :func:`certify_projection` gives the rigorous interval).
+    estimate, :func:`certify_projection` gives the rigorous interval). ``residual``: a
+    rigorous upper bound of ``X``'s max marginal error ``max |X 1 - 1|, |X^T 1 - 1|``;
+    ``converged`` is True only when it and the KKT residual passed the check at the
+    effective tolerance (a result that fails is not returned: :class:`ConvergenceError`).
     """
 
     X: np.ndarray
@@ -58,6 +78,7 @@ class Projection:
     gap: np.ndarray | float
     iterations: int
     converged: np.ndarray | bool
+    residual: np.ndarray | float = 0.0
 
 
 def _affine_start(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +176,12 @@ def _vertex(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     assignment and every other assignment is worse by at least the length of the cycle
     that separates them. That holds for large ``|A|`` (differences of order ``|A| / n``),
     where float64 cannot represent ``X = max(0, A - u - v)`` to better than ``eps |A|``; then
-    ``X`` is returned as the exact 0/1 matrix and the duals are exact to float rounding.
+    ``X`` is returned as the exact 0/1 matrix.
+
+    Rigour: every edge weight is raised by ``delta``, a bound of the rounding in the weights
+    and in the path sums (checked again on the fixed point's ``max |v|``), so that a float
+    fixed point satisfies the exact constraints of ``A``'s own entries: the returned vertex is
+    exactly the projection, or None is returned and the caller solves by Newton.
     """
     n = A.shape[0]
     from scipy.optimize import linear_sum_assignment        # where used: scipy.optimize costs 0.3 s to import
@@ -165,12 +191,22 @@ def _vertex(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     G = np.full((n, n), -np.inf)                      # G[sigma(i), j]: weight of the edge sigma(i) -> j
     with np.errstate(over="ignore", invalid="ignore"):
         G[sigma] = A - on[:, None] + 1.0
+        weight_error = _EPS * (2.0 * np.abs(A).max() + 1.0)          # |fl(A_ij - on_i + 1) - exact|
+        delta = 4.0 * (n + 2) * _EPS * (2.0 * np.abs(A).max() + 2.0) + 2.0 * weight_error
+    if not np.isfinite(delta):
+        return None
     G[sigma, sigma] = -np.inf
+    G += delta
     v = np.zeros(n)
-    for _ in range(n):
+    for _ in range(n + 1):
         with np.errstate(over="ignore", invalid="ignore"):
             longer = np.maximum(v, np.max(v[:, None] + G, axis=0))
         if np.array_equal(longer, v):
+            # fl(v_s + G'_sj) <= v_j gives v_j >= v_s + g_sj + delta - weight_error - eps (|v_s| + |G'_sj|)
+            finite = G[np.isfinite(G)]
+            slack = _EPS * (np.abs(v).max() + (np.abs(finite).max() if finite.size else 0.0)) + weight_error
+            if not delta >= slack:
+                return None
             X = np.zeros((n, n))
             X[rows, sigma] = 1.0
             return X, on - 1.0 - v[sigma], v
@@ -178,8 +214,10 @@ def _vertex(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     return None                                       # a positive cycle: the projection is no vertex
 
 
-def _newton(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
-    """Semismooth Newton on ``phi`` for a flat batch ``A`` of shape (B, n, n).
+def _newton(A: np.ndarray, tol: float, scale: np.ndarray, max_iter: int,
+            start: tuple[np.ndarray, np.ndarray] | None = None):
+    """Semismooth Newton on ``phi`` for a flat batch ``A`` of shape (B, n, n), from ``start``
+    (default: the affine start, and above n = 8 one exact block round).
 
     The Levenberg-Marquardt shift ``1e-3 min(res, 1) / scale`` is relative to the size of
     ``A``: along directions where the model is linear (a pattern that must change, far
@@ -187,12 +225,16 @@ def _newton(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
     line search. Backtracking re-evaluates only the matrices still pending.
     """
     Bt, n, _ = A.shape
-    u, v = _affine_start(A)
-    if n > _ROUND_FIRST_ABOVE:          # an exact round first saves ~2 Newton steps, worth its sorts above n = 8
-        u, v = _block_round(A, u, v)
+    if start is None:
+        u, v = _affine_start(A)
+        if n > _ROUND_FIRST_ABOVE:      # an exact round first saves ~2 Newton steps, worth its sorts above n = 8
+            u, v = _block_round(A, u, v)
+    else:
+        u, v = (s.copy() for s in start)
     it = 0
     while True:
-        Bm = A - u[:, :, None] - v[:, None, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            Bm = A - u[:, :, None] - v[:, None, :]
         P = np.maximum(Bm, 0.0)
         g = _gradient(P)
         res = _max_abs(g)
@@ -228,7 +270,42 @@ def _newton(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
         if pending.size:                # stalled Newton step: exact block round instead
             un[pending], vn[pending] = _block_round(Ai[pending], ui[pending], vi[pending])
         u[idx], v[idx] = un, vn
-    return u, v, it, res
+    return u, v, it
+
+
+def _quality(A: np.ndarray, u: np.ndarray, v: np.ndarray, rep: np.ndarray | float):
+    """``X = max(0, A - u 1^T - 1 v^T)`` and rigorous bounds of its max marginal error and of its
+    KKT residual, per matrix of the batch ``A`` (B, n, n).
+
+    ``rep`` bounds, entrywise, how far ``A`` (the matrix solved) is from an exact row and column
+    shift of the input (the rounding of that shift). An entry's computed ``A - u - v`` is then
+    within ``err = rep + 2 eps (|A| + |u| + |v|)`` of the exact one; where it is below ``-err``
+    both ``X`` and the exact ``max(0, .)`` are 0, elsewhere they differ by at most ``err``.
+    The marginals are float sums of ``n`` nonnegative terms: within ``1.01 n eps`` of their value.
+    """
+    n = A.shape[-1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        Bm = A - u[:, :, None] - v[:, None, :]
+        err = rep + 2.0 * _EPS * (np.abs(A) + np.abs(u)[:, :, None] + np.abs(v)[:, None, :])
+        near = ~(Bm <= -err)                            # NaN counts as near: it fails the check
+        kkt = np.max(np.where(near, np.where(np.isnan(Bm), np.inf, err), 0.0), axis=(-2, -1))
+        X = np.maximum(Bm, 0.0)
+        sums = np.concatenate([X.sum(-1), X.sum(-2)], axis=-1)
+        residual = np.max((np.abs(sums - 1.0) + 1.01 * n * _EPS * sums) * (1.0 + _EPS), axis=-1)
+    return X, np.where(np.isnan(residual), np.inf, residual), kkt
+
+
+def _clamped(x: np.ndarray) -> np.ndarray:
+    """Exact rationals rounded to float, clamped to the float range."""
+    top = float(np.finfo(np.float64).max)
+    return np.array([top if e > top else -top if e < -top else float(e) for e in x], dtype=np.float64)
+
+
+def _shifted(A: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``fl(A - u 1^T - 1 v^T)`` from exact rationals (one rounding per entry, clamped to the
+    float range) and the entrywise bound of that rounding."""
+    out = _clamped((A - u[:, None] - v[None, :]).ravel()).reshape(A.shape)
+    return out, np.spacing(np.abs(out)) / 2.0
 
 
 def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
@@ -239,33 +316,38 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     A : array_like, shape (..., n, n)
         Any finite real matrices.
     tol : float
-        Target max marginal error of ``X``. Floating point limits what is attainable
-        to about ``8 n eps max|A_c|`` for the doubly centred ``A_c`` (row and column means
-        removed, which does not move the projection; for ``A ~ 1e8`` that is ~1e-6); the
-        effective tolerance is the larger of the two. For ``max|A_c| >= 1e6`` the
+        Bound on ``X``'s max marginal error and on its KKT residual
+        ``max |X - max(0, A - u 1^T - 1 v^T)|``, both checked rigorously before the result is
+        returned. The effective tolerance is ``max(tol, 16 n eps)`` (what rounding ``X``'s
+        entries allows), whatever the scale of ``A``: inputs whose information lies below
+        ``eps max|A|`` (one dominant entry, entries spanning 1e-300..1e300) are refined in
+        exact arithmetic until they pass. For large doubly centred ``A`` (``>= 1e6``) the
         projection is usually a permutation matrix; it is then found exactly (the optimal
         assignment, with duals from longest paths: ``_vertex``) and returned as 0/1 with
-        marginal error 0. Tested from ``|A| ~ 1e-300`` to ``1e300``; ``objective`` is
-        ``inf`` when ``||X - A||^2`` exceeds the float range (``|A| > ~1e154``), and
-        :func:`certify_projection` still encloses the distance.
+        marginal error 0. ``objective`` is ``inf`` when ``||X - A||^2`` exceeds the float range
+        (``|A| > ~1e154``); :func:`certify_projection` still encloses the distance.
     max_iter : int
-        Newton iteration limit. Random N(0, 1) inputs need ~10 iterations; the count grows
-        with the scale of A (a 64 x 64 at 1e8 needs ~500: each step crosses a few kinks).
+        Newton iteration limit per solve. Random N(0, 1) inputs need ~10 iterations.
 
     Returns
     -------
     Projection
+        ``converged`` is True (every returned member passed its check); ``residual`` is the
+        bound of each member's max marginal error.
 
     Raises
     ------
     ConvergenceError
-        The effective tolerance was not reached in ``max_iter`` iterations.
+        A member failed its check after ``_REFINE`` exact refinements; the message gives its
+        measured marginal and KKT residuals.
     """
     tol = real(tol, "tol", positive=True)
     max_iter = count(max_iter, "max_iter", low=1, high=MAX_ITER)
     M = to_float(as_matrix(A, batched=True, name="A"), "A")
     shape, n = M.shape[:-2], M.shape[-1]
     flat = M.reshape(-1, n, n)
+    Bt = len(flat)
+    tol_eff = max(tol, _FLOOR * n * _EPS)
     # Row and column shifts do not move the projection (<X, a 1^T + 1 b^T> is the same for
     # every DS X), so solve for the doubly centred matrix: [[1e17]] becomes [[0]], and
     # X = max(0, A - u 1^T - 1 v^T) with u = u_c + rows - mean, v = v_c + cols.
@@ -273,39 +355,95 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     mean = (rows / n).sum(-1)
     centred = flat - rows[:, :, None] - cols[:, None, :] + mean[:, None, None]
     size = np.max(np.abs(centred), axis=(-2, -1))
-    tol_eff = np.maximum(tol, 8.0 * n * np.finfo(np.float64).eps * size)
     X = np.empty_like(centred)
-    u_c, v_c = np.empty(centred.shape[:-1]), np.empty(centred.shape[:-1])
-    # Large |A_c|: try the vertex (exact 0/1 X); the others, and vertices that fail, by Newton.
-    newton = np.ones(len(flat), dtype=bool)
+    u, v = np.empty(centred.shape[:-1]), np.empty(centred.shape[:-1])
+    residual, kkt, gap = np.zeros(Bt), np.zeros(Bt), np.zeros(Bt)
+    ok = np.zeros(Bt, dtype=bool)
+    # Large |A_c|: try the vertex (exact 0/1 X, marginal error and KKT residual 0).
     for b in np.flatnonzero(size >= _VERTEX_SIZE):
-        found = _vertex(centred[b])
+        found = _vertex(flat[b])
         if found is not None:
-            X[b], u_c[b], v_c[b] = found
-            newton[b] = False
+            X[b], u[b], v[b] = found
+            ok[b] = True
     it = 0
-    if newton.any():
-        idx = np.flatnonzero(newton)
-        un, vn, it, res = _newton(centred[idx], tol_eff[idx], 1.0 + size[idx], max_iter)
-        if not (res <= tol_eff[idx]).all():
-            raise ConvergenceError(
-                f"projection did not reach tol={tol:g} in {max_iter} Newton iterations "
-                f"(max marginal error {res.max():.3e})")
-        u_c[idx], v_c[idx] = un, vn
-        X[idx] = np.maximum(centred[idx] - un[:, :, None] - vn[:, None, :], 0.0)
-    u, v = u_c + rows - mean[:, None], v_c + cols
-    converged = np.ones(len(flat), dtype=bool)
+    # Newton on the centred matrix: the fast path, for scales where one float solve can succeed;
+    # larger ones (and every member that fails its check) go to the exact refinement.
+    idx = np.flatnonzero(~ok & (size <= _CONTINUE_ABOVE))
+    if idx.size:
+        C = centred[idx]
+        attainable = np.maximum(tol_eff, 8.0 * n * _EPS * size[idx])
+        uc, vc, it = _newton(C, attainable, 1.0 + size[idx], max_iter)
+        # the centring moved each entry by at most ~(n + 4) eps max|A| (the means' rounding included)
+        with np.errstate(over="ignore"):
+            rep = (2.0 * n + 8.0) * _EPS * np.max(np.abs(flat[idx]), axis=(-2, -1))
+        X[idx], residual[idx], kkt[idx] = _quality(C, uc, vc, rep[:, None, None])
+        u[idx], v[idx] = uc + rows[idx] - mean[idx, None], vc + cols[idx]
+        gap[idx] = _gap(X[idx], uc, vc)
+        ok[idx] = (residual[idx] <= tol_eff) & (kkt[idx] <= tol_eff)
+    rest = ~ok & (size > _CONTINUE_ABOVE)
+    u[rest], v[rest] = 0.0, 0.0
+    it += _refine(flat, X, u, v, residual, kkt, gap, ok, tol_eff, max_iter)
+    if not ok.all():
+        b = np.flatnonzero(~ok)[0]
+        raise ConvergenceError(
+            f"projection did not pass its check at tol={tol_eff:g} after {_REFINE} exact refinements "
+            f"(max marginal error <= {residual[b]:.3e}, KKT residual <= {kkt[b]:.3e})")
     with np.errstate(over="ignore"):
         objective = np.sum((X - flat) ** 2, axis=(-2, -1))
-    # primal and dual values move by the same constant under the centring: gap from the centred problem
-    gap = _gap(X, u_c, v_c)
     out = dict(X=X.reshape(M.shape), u=u.reshape(shape + (n,)), v=v.reshape(shape + (n,)),
                objective=objective.reshape(shape), gap=gap.reshape(shape),
-               converged=converged.reshape(shape))
+               converged=ok.reshape(shape), residual=residual.reshape(shape))
     if not shape:
         out.update(objective=float(out["objective"]), gap=float(out["gap"]),
-                   converged=bool(out["converged"]))
+                   converged=bool(out["converged"]), residual=float(out["residual"]))
     return Projection(iterations=it, **out)
+
+
+def _refine(flat, X, u, v, residual, kkt, gap, ok, tol_eff: float, max_iter: int) -> int:
+    """Exact refinement of the members that failed their check (updates the arrays in place).
+
+    Each round shifts ``A`` by the current duals in rational arithmetic (exact duals are kept as
+    ``Fraction`` vectors), rounds the shifted matrix once (:func:`_shifted`) and solves it by
+    Newton from zero duals: the information that the float centring lost below ``eps max|A|``
+    is back at ``O(1)`` scale. Returns the Newton iterations spent.
+    """
+    bad = np.flatnonzero(~ok)
+    if not bad.size:
+        return 0
+    n = flat.shape[-1]
+    exact = {b: to_fraction(flat[b]) for b in bad}
+    duals = {b: tuple(to_fraction(np.where(np.isfinite(w[b]), w[b], 0.0)) for w in (u, v)) for b in bad}
+    it = 0
+    for _ in range(_REFINE):
+        if not bad.size:
+            break
+        shifted = [_shifted(exact[b], *duals[b]) for b in bad]
+        At = np.stack([sh for sh, _ in shifted])
+        rep = np.stack([r for _, r in shifted])
+        # how far the duals may still have to move: the largest row / column maximum
+        with np.errstate(over="ignore"):
+            reach = np.maximum(np.abs(At.max(-1)).max(-1), np.abs(At.max(-2)).max(-1))
+        # continuation: a scale beyond one solve's reach is divided by a power of two t first, and
+        # t times its duals taken as the shift: they are right to ~t, ~12 digits gained a round
+        t = np.exp2(np.maximum(np.ceil(np.log2(np.maximum(reach, 1.0) / _CONTINUE_ABOVE)), 0.0))
+        scaled = At / t[:, None, None]
+        zeros = np.zeros((len(bad), n))
+        small = reach / t
+        du, dv, k = _newton(scaled, np.maximum(tol_eff, 8.0 * n * _EPS * small), 1.0 + small, max_iter,
+                            start=(zeros, zeros))
+        it += k
+        du, dv = du * t[:, None], dv * t[:, None]
+        final = t == 1.0
+        X[bad], residual[bad], kkt[bad] = _quality(At, du, dv, rep)
+        gap[bad] = _gap(X[bad], du, dv)
+        for m, b in enumerate(bad):
+            if np.isfinite(du[m]).all() and np.isfinite(dv[m]).all():
+                ue, ve = duals[b]
+                duals[b] = (ue + to_fraction(du[m]), ve + to_fraction(dv[m]))
+            u[b], v[b] = (_clamped(w) for w in duals[b])
+        ok[bad] = final & (residual[bad] <= tol_eff) & (kkt[bad] <= tol_eff)
+        bad = bad[~ok[bad]]
+    return it
 
 
 # A reference must be accurate: tolerances tighter than the solvers' defaults.

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from birkhoff import (InvalidArgumentError, InvalidMatrixError, certify, certify_projection, from_permutations,
+from birkhoff import (ConvergenceError, InvalidArgumentError, InvalidMatrixError, certify, certify_projection, from_permutations,
                       project, project_cvxpy, sinkhorn)
 from birkhoff.certify import _exact_ds_repair
 from birkhoff.testing.checks import kkt_violation
@@ -173,3 +173,75 @@ def test_huge_trivial_inputs():
     for s in (1e5, 1e6, 1e17):                          # scales that used to raise LinAlgError
         for seed in range(20):
             assert project(np.random.default_rng(seed).random((6, 6)) * s).converged
+
+
+def exact_marginal_error(X: np.ndarray) -> Fraction:
+    """``max |X 1 - 1|, |X^T 1 - 1|`` in rational arithmetic."""
+    Q = np.vectorize(Fraction, otypes=[object])(X)
+    return max(abs(s - 1) for s in list(Q.sum(0)) + list(Q.sum(1)))
+
+
+def test_one_dominant_entry_is_projected_exactly():
+    """diag(1e16, 0, 0) used to give row sums 1.056 and 1.028 with converged=True: the float
+    centring had lost the O(1) entries. The projection is 1 at the spike, the rest J/2."""
+    for s in (1e16, 1e100, 1e300):
+        p = project(np.diag([s, 0.0, 0.0]))
+        assert p.converged and exact_marginal_error(p.X) <= 16 * 3 * np.finfo(float).eps
+        np.testing.assert_allclose(p.X, [[1, 0, 0], [0, 0.5, 0.5], [0, 0.5, 0.5]], atol=1e-14)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(2, 6), st.sampled_from([1e14, 1e16, 1e40, 1e300]))
+def test_a_dominant_entry_leaves_the_other_block_to_its_own_projection(seed, n, spike):
+    """With one entry far above the rest, X has 1 there and the projection of the remaining
+    (n-1) x (n-1) block elsewhere (random N(0, 1) 4x4 with one 1e14 used to miss by 0.39)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    i, j = rng.integers(n, size=2)
+    A[i, j] = spike
+    p = project(A)
+    keep_r, keep_c = np.arange(n) != i, np.arange(n) != j
+    block = project(A[keep_r][:, keep_c])
+    assert p.X[i, j] == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(p.X[keep_r][:, keep_c], block.X, atol=1e-9)
+    assert exact_marginal_error(p.X) <= 1e-10 and p.residual <= 1e-10
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 8),
+       st.sampled_from(["span", "dominant", "signed", "rank-one", "tiny"]))
+def test_ill_scaled_inputs_are_right_or_refused(seed, n, kind):
+    """Entries spanning 1e-300..1e300, one dominant entry, signed, rank one: a returned result
+    passed its check (marginals within tol in exact arithmetic, X >= 0, a tight certified
+    distance) or a ConvergenceError says it did not: never a wrong 'converged'."""
+    rng = np.random.default_rng(seed)
+    if kind == "span":
+        A = 10.0 ** rng.uniform(-300, 300, (n, n)) * rng.choice([-1, 1], (n, n))
+    elif kind == "dominant":
+        A = rng.random((n, n))
+        A[rng.integers(n), rng.integers(n)] = 10.0 ** rng.uniform(10, 300)
+    elif kind == "signed":
+        A = rng.standard_normal((n, n)) * 10.0 ** rng.uniform(-300, 300)
+    elif kind == "rank-one":
+        A = np.outer(rng.standard_normal(n), rng.standard_normal(n)) * 10.0 ** rng.uniform(-150, 150)
+    else:
+        A = rng.random((n, n)) * 1e-300
+    try:
+        p = project(A)
+    except ConvergenceError:
+        return
+    assert p.converged and (p.X >= 0).all()
+    assert exact_marginal_error(p.X) <= max(1e-10, 16 * n * np.finfo(float).eps) and p.residual <= 1e-10
+    lo, hi = certify_projection(A, p)
+    assert 0 <= lo <= hi and hi - lo <= 1e-6 * hi + 1e-9
+
+
+def test_a_result_that_fails_its_check_is_refused(monkeypatch):
+    """A solver that returns garbage duals is caught by the check, not reported converged."""
+    import importlib
+
+    mod = importlib.import_module("birkhoff.project")
+    monkeypatch.setattr(mod, "_newton", lambda A, tol, scale, max_iter, start=None:
+                        (np.zeros(A.shape[:-1]), np.zeros(A.shape[:-1]), 1))
+    with pytest.raises(ConvergenceError, match="did not pass its check"):
+        project(np.random.default_rng(0).standard_normal((4, 4)))
