@@ -581,6 +581,14 @@ def _drift(res: np.ndarray, gain: np.ndarray) -> float:
     return d
 
 
+def _ndim(x: Any) -> int | None:
+    """``np.ndim(x)``, or None for a ragged nested sequence (which ``as_matrix`` then refuses)."""
+    try:
+        return np.ndim(x)
+    except ValueError:
+        return None
+
+
 def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
     """Rigorous certificate of the product ``P = Ms[-1] @ ... @ Ms[0]`` of a matrix chain.
 
@@ -597,7 +605,7 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
         Residual allowed for ``doubly_stochastic``.
     """
     tol = _check_tol(tol)
-    if isinstance(Ms, (list, tuple)) and Ms and not np.isscalar(Ms[0]) and np.ndim(Ms[0]) == 2:
+    if isinstance(Ms, (list, tuple)) and Ms and not np.isscalar(Ms[0]) and _ndim(Ms[0]) in (2, None):
         mats = [as_matrix(m, name=f"Ms[{i}]") for i, m in enumerate(Ms)]
         shapes = sorted({m.shape for m in mats})
         if len(shapes) > 1:

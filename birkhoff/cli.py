@@ -153,7 +153,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
                               "certificates": [c.to_dict() for c in certs]}, indent=2))
         else:
             ok = sum(c.doubly_stochastic for c in certs)
-            print(f"{ok} of {len(certs)} matrices certified doubly stochastic at tol = {args.tol!r}")
+            print(f"{ok} of {len(certs)} matrices certified doubly stochastic at tol = {args.tol}")
             for k, c in enumerate(certs):
                 tol = "-" if c.min_tol is None else f"{c.min_tol:.3e}"
                 print(f"  [{k}] {'yes' if c.doubly_stochastic else 'NO ':3s}  residuals <= {c.row_residual:.3e} / "
@@ -186,7 +186,7 @@ def _cmd_sinkhorn(args: argparse.Namespace) -> int:
         P, info = sinkhorn(M, iters=args.iters, tol=tol, max_iter=args.max_iter, method=args.method,
                            return_info=True)
         res = max(float(np.max(info.row_residual)), float(np.max(info.col_residual)))
-        mode = ("fixed" if args.iters is not None else f"converged to tol={tol:g}")
+        mode = ("fixed" if args.iters is not None else f"converged to tol={tol}")
         newton = f" + {info.newton_steps} Newton steps" if info.method != "sinkhorn" else ""
         fields = {"sweeps": int(info.iterations), "newton_steps": int(info.newton_steps), "method": info.method,
                   "mode": "fixed" if args.iters is not None else "tolerance", "max_marginal_error": res,

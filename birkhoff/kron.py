@@ -40,21 +40,32 @@ def _factors(factors: Sequence, name: str = "factor") -> list[np.ndarray]:
     return mats
 
 
+def _in_range(out: np.ndarray, what: str) -> np.ndarray:
+    """``out``, or :class:`InvalidMatrixError` when a float result left the float range (finite
+    factors whose products overflow: entries of ``1e154`` and beyond)."""
+    if out.dtype != object and not np.isfinite(out).all():
+        raise InvalidMatrixError(f"{what} overflows float64 (the factors' products exceed 1.8e308): pass exact "
+                                 "(Fraction or int) input for an exact result, or rescale the factors")
+    return out
+
+
 def kron(*factors) -> np.ndarray:
     """``U_1 (x) ... (x) U_K`` (square factors). Exact (Fractions) when every factor is exact.
 
     The product is formed, so its size is checked first (:data:`birkhoff.validate.MAX_ENTRIES`:
     ``2^27`` float entries, 1 GiB, or ``2^22`` exact ones); use :func:`kron_apply` to apply
-    larger products. The result is a new array, also for one factor.
+    larger products. The result is a new array, also for one factor. A float product that
+    overflows (finite factors of ``1e154`` and beyond) raises :class:`InvalidMatrixError`.
     """
     mats = _factors(factors)
     n = math.prod(m.shape[0] for m in mats)
     check_entries((n, n), f"the Kronecker product of these {len(mats)} factors (apply it with kron_apply "
                   "instead of forming it)", exact=mats[0].dtype == object)
     out = mats[0].copy()
-    for m in mats[1:]:
-        out = np.kron(out, m)
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        for m in mats[1:]:
+            out = np.kron(out, m)
+    return _in_range(out, "the Kronecker product")
 
 
 def kron_apply(factors: Sequence, x, *, axis: int | None = None) -> np.ndarray:
@@ -73,6 +84,11 @@ def kron_apply(factors: Sequence, x, *, axis: int | None = None) -> np.ndarray:
     -------
     ndarray, same shape as ``x``: ``y_i = sum_j H_ij x_j`` along the stream axis.
     Cost ``O(size(x) * sum_k n_k)`` instead of ``O(size(x) * n)``.
+
+    Raises
+    ------
+    InvalidMatrixError
+        Bad shapes, or a float result that overflows (finite inputs of ``1e154`` and beyond).
     """
     mats = _factors(factors)
     sizes = [m.shape[0] for m in mats]
@@ -91,10 +107,11 @@ def kron_apply(factors: Sequence, x, *, axis: int | None = None) -> np.ndarray:
     lead = y.shape[:-1]
     y = y.reshape(lead + tuple(sizes))
     base = len(lead)
-    for k, U in enumerate(mats):
-        # (U y)_j = sum_i U[j, i] y_i along mode k; tensordot puts the new index last.
-        y = np.moveaxis(np.tensordot(y, U, axes=([base + k], [1])), -1, base + k)
-    return np.moveaxis(y.reshape(lead + (n,)), -1, axis)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k, U in enumerate(mats):
+            # (U y)_j = sum_i U[j, i] y_i along mode k; tensordot puts the new index last.
+            y = np.moveaxis(np.tensordot(y, U, axes=([base + k], [1])), -1, base + k)
+    return _in_range(np.moveaxis(y.reshape(lead + (n,)), -1, axis), "kron_apply's result")
 
 
 def kromhc_factor(a) -> np.ndarray:

@@ -256,7 +256,8 @@ class _BvnCombine(torch.autograd.Function):
     def forward(ctx, weights: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
         K, n = perms.shape
         w = weights.reshape(-1, K).contiguous()
-        p = perms.to(device=weights.device, dtype=torch.int32).contiguous()
+        # a copy, never the caller's tensor: the backward must use the permutations that were checked
+        p = perms.to(device=weights.device, dtype=torch.int32, copy=True).contiguous()
         M = w.shape[0]
         H = torch.empty(M, n, n, dtype=weights.dtype, device=weights.device)
         bm = _bvn.block_m(n)

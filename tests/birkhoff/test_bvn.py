@@ -131,3 +131,25 @@ def test_gallop_repairs_a_poor_lexicographic_answer(monkeypatch):
     rng = np.random.default_rng(7)
     for _ in range(30):
         assert_bottleneck_steps(random_combination(rng, int(rng.integers(3, 7)), int(rng.integers(4, 13)), None))
+
+
+def test_a_decomposition_that_fails_its_reconstruction_check_is_refused(monkeypatch):
+    """The full float decomposition is checked before it is returned: a bottleneck search that
+    gives up early (here: after one term) leaves a remainder that the margins do not allow."""
+    import importlib
+
+    from birkhoff import ConvergenceError
+
+    mod = importlib.import_module("birkhoff.bvn")
+    real_bottleneck, calls = mod._bottleneck, []
+
+    def one_term(*args):
+        calls.append(1)
+        return real_bottleneck(*args) if len(calls) == 1 else None
+
+    monkeypatch.setattr(mod, "_bottleneck", one_term)
+    P = np.full((3, 3), 1 / 3)
+    P[0] += [0.1, -0.1, 0.0]
+    P[1] += [-0.1, 0.1, 0.0]
+    with pytest.raises(ConvergenceError, match="reconstruction error"):
+        bvn_decompose(P)

@@ -248,3 +248,23 @@ def test_quiet_and_no_progress_when_not_a_terminal(tmp_path):
     (tmp_path / "m.csv").write_text("1 2\n3 4\n")
     loud, quiet = run("sinkhorn", tmp_path / "m.csv"), run("sinkhorn", tmp_path / "m.csv", "--quiet")
     assert loud.stderr.startswith("sinkhorn:") and quiet.stderr == "" and loud.stdout == quiet.stdout
+
+
+@pytest.mark.parametrize("command", [["sinkhorn"], ["sinkhorn", "--json"], ["certify", "--each"], ["bvn"],
+                                     ["quantize"], ["sinkhorn", "--dps", "20"]])
+def test_rational_tolerances_are_taken_everywhere(tmp_path, command):
+    """``--tol 1/4`` is documented; ``sinkhorn`` used to crash formatting it (internal error, exit 3)."""
+    f = tmp_path / "H.csv"
+    f.write_text("1/2 1/2\n1/2 1/2\n")
+    r = run(command[0], f, "--tol", "1/4", *command[1:])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_project_of_a_dominant_entry_is_certified_doubly_stochastic(tmp_path):
+    """``birkhoff project`` used to write X with row sums 1.056 for diag(1e16, 0, 0), exit 0, and
+    ``birkhoff certify`` then rejected it. Now X passes ``certify`` at the projection's tolerance."""
+    A, X = tmp_path / "A.npy", tmp_path / "X.npy"
+    np.save(A, np.diag([1e16, 0.0, 0.0]))
+    assert run("project", A, "-o", X).returncode == 0
+    np.testing.assert_allclose(np.load(X), [[1, 0, 0], [0, 0.5, 0.5], [0, 0.5, 0.5]], atol=1e-14)
+    assert run("certify", X, "--tol", "1e-10").returncode == 0

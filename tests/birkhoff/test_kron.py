@@ -65,3 +65,17 @@ def test_kron_refuses_products_too_large_to_form():
         kron(*[np.full((2, 2), 0.5)] * 40)
     with pytest.raises(InvalidArgumentError, match="exact"):
         kron(*[np.array([[F(1, 2)] * 2] * 2, dtype=object)] * 40)
+
+
+@pytest.mark.parametrize("x", [1e155, 1e200, 1e300])
+def test_an_overflowing_float_product_is_an_error_not_inf(x):
+    """Finite factors whose products leave the float range used to give inf/NaN silently."""
+    U, V = np.array([[x, 0.0], [0.0, x]]), np.array([[x, 1.0], [1.0, x]])
+    with pytest.raises(InvalidMatrixError, match="overflows"):
+        kron(U, V)
+    with pytest.raises(InvalidMatrixError, match="overflows"):
+        kron_apply([U, V], np.full(4, x))
+    with pytest.raises(InvalidMatrixError, match="overflows"):     # 1e154^3 > 1.8e308
+        kron_apply([U / x * 1e154, V / x * 1e154], np.full(4, 1e154))
+    exact = kron([[F(x), 0], [0, F(x)]], [[F(x), 1], [1, F(x)]])
+    assert exact[0, 0] == F(x) ** 2                     # exact input: the exact product

@@ -33,3 +33,17 @@ def test_gradcheck_and_errors(fast_mode):
                                     fast_mode=fast_mode)
     with pytest.raises(ValueError):
         bvn_combine(torch.rand(2, 5), torch.tensor(all_permutations(3)))
+
+
+def test_backward_uses_the_checked_permutations_not_the_callers_tensor():
+    """The forward checks ``perms``; an int32 tensor was saved for the backward as is, so an edit
+    between forward and backward (here: an index out of range) reached the kernel unchecked."""
+    perms = torch.tensor(cyclic_permutations(4), dtype=torch.int32)
+    w = torch.softmax(torch.randn(3, len(perms)), -1).requires_grad_()
+    H = bvn_combine(w, perms)
+    g = torch.randn_like(H)
+    expected = torch.einsum("...ij,kij->...k", g.double(),
+                            torch.tensor(from_permutations(np.eye(len(perms)), perms.numpy())))
+    perms[0, 0] = 1000                                   # the caller reuses its tensor
+    (H * g).sum().backward()
+    torch.testing.assert_close(w.grad.double(), expected, atol=1e-5, rtol=1e-5)
