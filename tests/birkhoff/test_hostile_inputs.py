@@ -301,3 +301,10 @@ def test_kron_apply_takes_a_generator_of_factors():
     U = [B.kromhc_factor(0.25), B.kromhc_factor(0.5)]
     x = np.arange(8.0).reshape(4, 2)
     np.testing.assert_array_equal(B.kron_apply((u for u in U), x), B.kron_apply(U, x))
+
+
+@pytest.mark.parametrize("chain", [[[[1, 0], [0, 1, 2]]], [[[1, [0]], [0, 1]]], [[[1, 0], [0, 1]], [[1, 0], [0]]]])
+def test_certify_product_of_ragged_nested_lists_is_a_typed_error(chain):
+    """A ragged first matrix used to raise numpy's bare ValueError from np.ndim."""
+    with pytest.raises(B.InvalidMatrixError, match="rectangular"):
+        B.certify_product(chain)
