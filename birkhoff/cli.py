@@ -26,7 +26,7 @@ from .bvn import bvn_decompose
 from .certify import certify, certify_batch, certify_product, certify_projection
 from .validate import count, real
 from .errors import BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError
-from .io import entry_text, load_matrix, save_matrix
+from .io import MAX_FILE_ENTRIES, entry_text, load_matrix, save_matrix
 from .kron import kron
 from .project import project, project_cvxpy
 from .quantize import quantize
@@ -78,7 +78,7 @@ _positive_int = _checked(int, lambda v: count(v, "the value", low=1))
 
 def _load(args: argparse.Namespace, path: str) -> np.ndarray:
     """``path`` read as the common options say (``--exact-input``, ``--key``)."""
-    return load_matrix(path, exact=True if args.exact_input else None, key=args.key)
+    return load_matrix(path, exact=True if args.exact_input else None, key=args.key, max_entries=args.max_entries)
 
 
 def _single(args: argparse.Namespace, path: str) -> np.ndarray:
@@ -320,6 +320,8 @@ def _common() -> argparse.ArgumentParser:
                    help="read decimals in text files exactly (0.1 = 1/10); by default a text file is exact only "
                         "when visibly so (fractions, integers, a '# exact' first line)")
     p.add_argument("--key", help="the array of an .npz file to read")
+    p.add_argument("--max-entries", type=_positive_int, default=MAX_FILE_ENTRIES,
+                   help="refuse input files (or stdin) with more entries, checked before reading the data")
     return p
 
 

@@ -14,6 +14,12 @@ JSON holds nested lists of numbers or number strings. Exact entries are bounded 
 they are built (:func:`birkhoff.validate.parse_exact`: at most 4300 digits, decimal
 exponents within +-20000), so a few bytes cannot ask for a number of a billion digits.
 
+What is read is bounded before it is decompressed or allocated: regular files and stdin only
+(a device such as ``/dev/zero``, a FIFO or a folder is refused without being opened for
+reading), at most ``max_entries`` entries (default :data:`MAX_FILE_ENTRIES`, ``2^22``: a
+2048 x 2048 matrix), checked from an ``.npy`` header or each ``.npz`` member's header before
+its data is read, and at most ``64 max_entries + 1 MiB`` bytes of file or stdin.
+
 ``save_matrix`` writes through a symbolic link (the file it points to is replaced
 atomically; the link stays).
 """
@@ -24,7 +30,9 @@ import io as _io
 import json
 import os
 import re
+import stat
 import sys
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,10 +40,16 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from .validate import as_matrix, flag, parse_exact
+from .validate import as_matrix, count, flag, parse_exact
 from .errors import InvalidMatrixError
 
-__all__ = ["load_matrix", "save_matrix", "entry_text"]
+__all__ = ["load_matrix", "save_matrix", "entry_text", "MAX_FILE_ENTRIES"]
+
+# The default bound on the entries of a file (or stdin) that load_matrix reads; --max-entries at the CLI.
+MAX_FILE_ENTRIES = 2 ** 22
+# Bytes read per allowed entry (a float in text is at most ~25 characters), plus a fixed allowance.
+_BYTES_PER_ENTRY = 64
+_BYTES_EXTRA = 2 ** 20
 
 _TEXT = {".csv", ".txt", ".tsv", ".dat"}
 _SPLIT = re.compile(r"[,\s]+")
@@ -43,9 +57,17 @@ _INT = re.compile(r"^[+-]?\d+$")
 EXACT_HEADER = "# exact"
 
 
-def _parse_tokens(blocks: list[list[list[str]]], where: str, exact: bool | None, marked: bool = False
-                  ) -> np.ndarray:
+def _too_many(shape: tuple[int, ...], where: str, max_entries: int, what: str) -> None:
+    entries = int(np.prod(shape, dtype=object))
+    if entries > max_entries:
+        raise InvalidMatrixError(f"{where}: {what} holds {entries} entries (shape {tuple(shape)}), over the limit "
+                                 f"of {max_entries} (raise it with --max-entries / max_entries=)")
+
+
+def _parse_tokens(blocks: list[list[list[str]]], where: str, exact: bool | None, marked: bool = False,
+                  max_entries: int = MAX_FILE_ENTRIES) -> np.ndarray:
     flat = [t for b in blocks for row in b for t in row]
+    _too_many((len(flat),), where, max_entries, "the input")       # before any number is parsed
     if exact is None:
         exact = marked or any("/" in t for t in flat) or all(_INT.match(t) for t in flat)
 
@@ -72,7 +94,7 @@ def _parse_tokens(blocks: list[list[list[str]]], where: str, exact: bool | None,
     return arr[0] if len(mats) == 1 else arr
 
 
-def _read_text(text: str, where: str, exact: bool | None) -> np.ndarray:
+def _read_text(text: str, where: str, exact: bool | None, max_entries: int) -> np.ndarray:
     marked = text.lstrip().startswith(EXACT_HEADER)
     blocks: list[list[list[str]]] = [[]]
     for line in text.splitlines():
@@ -85,7 +107,7 @@ def _read_text(text: str, where: str, exact: bool | None) -> np.ndarray:
     blocks = [b for b in blocks if b]
     if not blocks:
         raise InvalidMatrixError(f"{where}: no numbers found (empty file)")
-    return _parse_tokens(blocks, where, exact, marked)
+    return _parse_tokens(blocks, where, exact, marked, max_entries)
 
 
 def _json_token(x: Any, where: str) -> str:
@@ -94,7 +116,7 @@ def _json_token(x: Any, where: str) -> str:
     return str(x) if not isinstance(x, float) else repr(x)
 
 
-def _read_json(text: str, where: str, exact: bool | None) -> np.ndarray:
+def _read_json(text: str, where: str, exact: bool | None, max_entries: int) -> np.ndarray:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -120,10 +142,52 @@ def _read_json(text: str, where: str, exact: bool | None) -> np.ndarray:
             raise InvalidMatrixError(f"{where}: JSON matrices must be lists of rows")
         blocks.append([[_json_token(x, where) for x in r] for r in m])
         strings = strings or any(isinstance(x, str) for r in m for x in r)
-    return _parse_tokens(blocks, where, exact, marked=strings)
+    return _parse_tokens(blocks, where, exact, marked=strings, max_entries=max_entries)
 
 
-def _read_binary(raw: bytes, suffix: str, where: str, key: str | None) -> np.ndarray:
+def _npy_shape(stream) -> tuple[int, ...] | None:
+    """The shape in an ``.npy`` header (the stream is left at the header's start), or None when
+    the header is not readable (``np.load`` then says why)."""
+    start = stream.tell()
+    try:
+        version = np.lib.format.read_magic(stream)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, _ = read(stream, max_header_size=10_000)
+        return tuple(shape)
+    except Exception:           # numpy raises ValueError, EOFError...: np.load reports it
+        return None
+    finally:
+        stream.seek(start)
+
+
+def _check_sizes(raw: bytes, where: str, key: str | None, max_entries: int) -> None:
+    """Every array that ``np.load`` would read (an ``.npy``, or the picked ``.npz`` members) has at most
+    ``max_entries`` entries, read from the headers before any data is decompressed."""
+    if raw[:2] != b"PK":
+        shape = _npy_shape(_io.BytesIO(raw))
+        if shape is not None:
+            _too_many(shape, where, max_entries, "the array")
+        return
+    try:
+        archive = zipfile.ZipFile(_io.BytesIO(raw))
+        names = archive.namelist()
+    except Exception:                    # np.load reports a broken archive
+        return
+    for name in names:
+        if key is not None and name not in (key, key + ".npy"):
+            continue
+        try:
+            with archive.open(name) as member:
+                head = _io.BytesIO(member.read(10_240))     # the header only: at most 10 KiB decompressed
+        except Exception:
+            continue
+        shape = _npy_shape(head)
+        if shape is not None:
+            _too_many(shape, where, max_entries, f"array {name.removesuffix('.npy')!r}")
+
+
+def _read_binary(raw: bytes, suffix: str, where: str, key: str | None, max_entries: int) -> np.ndarray:
+    _check_sizes(raw, where, key, max_entries)
     try:
         obj = np.load(_io.BytesIO(raw), allow_pickle=False)
     except MemoryError:
@@ -150,15 +214,32 @@ def _read_binary(raw: bytes, suffix: str, where: str, key: str | None) -> np.nda
     return obj
 
 
-def _stdin_bytes() -> bytes:
-    """Standard input as bytes; a closed or missing stdin is an ``InvalidMatrixError``."""
+def _stdin_bytes(limit: int) -> bytes:
+    """Standard input as bytes, at most ``limit + 1`` of them; a closed or missing stdin is an
+    ``InvalidMatrixError``."""
     try:
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(limit + 1)
     except (AttributeError, ValueError, OSError):           # None, closed, or not readable
         raise InvalidMatrixError("cannot read '-': standard input is closed") from None
 
 
-def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str | None = None) -> np.ndarray:
+def _file_bytes(path: str | os.PathLike, where: str, limit: int) -> bytes:
+    """A regular file's bytes, at most ``limit + 1``: a device, FIFO or folder is refused from its
+    ``stat``, before it is opened (opening a FIFO blocks, reading /dev/zero never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket or special file")
+            raise InvalidMatrixError(f"cannot read {where!r}: {kind}, not a regular file")
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
+    except OSError as exc:
+        raise InvalidMatrixError(f"cannot read {where!r}: {exc.strerror or exc}") from None
+
+
+def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str | None = None,
+                max_entries: int = MAX_FILE_ENTRIES) -> np.ndarray:
     """Load a matrix (or a stack ``(L, n, n)``) and validate it.
 
     Parameters
@@ -171,6 +252,9 @@ def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str 
         float64; True, every decimal exactly; False, everything as float64.
     key : str, optional
         The array of an ``.npz`` file.
+    max_entries : int
+        The most entries read (module doc); the bytes read are bounded by
+        ``64 max_entries + 1 MiB``.
 
     Returns
     -------
@@ -180,19 +264,22 @@ def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str 
     Raises
     ------
     InvalidMatrixError
-        Missing/unreadable file, malformed content, ragged rows, NaN/Inf, empty.
+        Missing/unreadable file, not a regular file, over ``max_entries``, malformed content,
+        ragged rows, NaN/Inf, empty.
     """
     exact = None if exact is None else flag(exact, "exact")
+    max_entries = count(max_entries, "max_entries", low=1)
     where = str(path)
-    try:
-        raw = _stdin_bytes() if where == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise InvalidMatrixError(f"cannot read {where!r}: {exc.strerror or exc}") from None
+    limit = _BYTES_PER_ENTRY * max_entries + _BYTES_EXTRA
+    raw = _stdin_bytes(limit) if where == "-" else _file_bytes(path, where, limit)
+    if len(raw) > limit:
+        raise InvalidMatrixError(f"{where}: more than {limit} bytes, over what {max_entries} entries need "
+                                 "(raise the limit with --max-entries / max_entries=)")
     suffix = Path(where).suffix.lower() if where != "-" else ""
     if not raw.strip():
         raise InvalidMatrixError(f"{where}: no numbers found (empty {'input' if where == '-' else 'file'})")
     if suffix in (".npy", ".npz") or raw[:6] == b"\x93NUMPY" or raw[:2] == b"PK":
-        arr = _read_binary(raw, suffix or ".npy", where, key)
+        arr = _read_binary(raw, suffix or ".npy", where, key, max_entries)
     else:
         try:
             text = raw.decode("utf-8-sig")
@@ -201,12 +288,13 @@ def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str 
         if key is not None:
             raise InvalidMatrixError(f"{where}: --key (key=) picks an array of an .npz file, not of a text file")
         if suffix == ".json" or (not suffix and text.lstrip()[:1] in "[{"):
-            arr = _read_json(text, where, exact)
+            arr = _read_json(text, where, exact, max_entries)
         elif suffix in _TEXT or not suffix:
-            arr = _read_text(text, where, exact)
+            arr = _read_text(text, where, exact, max_entries)
         else:
             raise InvalidMatrixError(
                 f"{where}: unknown extension {suffix!r} (use .npy .npz .csv .txt .json)")
+    _too_many(np.shape(arr), where, max_entries, "the input")
     M = as_matrix(arr, batched=True, square=False, name=where)
     if M.ndim > 3:
         raise InvalidMatrixError(f"{where}: holds an array of shape {M.shape}; a matrix (n, m) or a stack "

@@ -115,3 +115,46 @@ def test_writes_are_atomic(tmp_path):
     with pytest.raises(InvalidMatrixError, match="cannot write"):
         save_matrix(tmp_path / "missing" / "m.csv", np.eye(2))
     assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]            # no temporary left behind
+
+
+def test_a_compressed_bomb_is_refused_from_its_header(tmp_path):
+    """0.5 MB of .npz that decompresses to 8000 x 8000 (512 MB) used to be read and certified for
+    400 s; the member's header is read first (a few KiB decompressed) and the shape refused."""
+    f = tmp_path / "bomb.npz"
+    np.savez_compressed(f, M=np.zeros((8000, 8000)))
+    assert f.stat().st_size < 1_000_000
+    with pytest.raises(InvalidMatrixError, match="64000000 entries"):
+        load_matrix(f)
+    g = tmp_path / "small.npz"
+    np.savez_compressed(g, M=np.zeros((300, 300)))
+    assert load_matrix(g, max_entries=90_000).shape == (300, 300)          # the limit is the user's to raise
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_only_regular_files_are_read(tmp_path, kind):
+    """/dev/zero used to be read forever, a FIFO to block: both refused from their stat."""
+    import os
+
+    path = {"device": "/dev/zero", "folder": str(tmp_path)}.get(kind)
+    if kind == "fifo":
+        path = str(tmp_path / "m.csv")
+        os.mkfifo(path)
+    with pytest.raises(InvalidMatrixError, match="not a regular file"):
+        load_matrix(path)
+
+
+def test_entry_and_byte_limits(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    f = tmp_path / "m.csv"
+    f.write_text("\n".join(" ".join(["0.5"] * 30) for _ in range(30)))
+    with pytest.raises(InvalidMatrixError, match="900 entries"):
+        load_matrix(f, max_entries=899)
+    assert load_matrix(f, max_entries=900).shape == (30, 30)
+    np.save(tmp_path / "m.npy", np.eye(30))
+    with pytest.raises(InvalidMatrixError, match="900 entries"):
+        load_matrix(tmp_path / "m.npy", max_entries=100)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"0 " * 10_000_000)))
+    with pytest.raises(InvalidMatrixError, match="more than"):
+        load_matrix("-", max_entries=1000)                       # stdin: read up to the byte bound only
