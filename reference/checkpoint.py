@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -48,7 +49,10 @@ def save_checkpoint(path: str | os.PathLike, **payload) -> None:
     missing = set(KEYS) - set(payload)
     if missing:
         raise ValueError(f"checkpoint payload lacks {sorted(missing)}")
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    try:
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    except RuntimeError as exc:                  # torch's writer reports a full disk as a RuntimeError
+        raise OSError(f"cannot write the checkpoint {path}: {' '.join(str(exc).split())}") from None
 
 
 def _check(ok: bool, path: str | os.PathLike, what: str) -> None:
@@ -80,6 +84,8 @@ def _validate(ckpt: object, path: str | os.PathLike) -> dict:
            path, "opt must be an optimizer state dict (state, param_groups)")
     _check(all(isinstance(s, dict) and _tensors(s) for s in opt["state"].values()), path,
            "opt state must map each parameter to a dict of tensors")
+    _check(all(torch.isfinite(t).all() for s in opt["state"].values() for t in s.values() if t.is_floating_point()),
+           path, "opt state holds non-finite values")
     step = ckpt["step"]
     _check(type(step) is int and step >= 0, path, f"step must be an integer >= 0, got {step!r}")
     _check(all(not isinstance(v, float) or math.isfinite(v) for v in ckpt["train_config"].values()), path,
@@ -89,13 +95,20 @@ def _validate(ckpt: object, path: str | os.PathLike) -> dict:
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """The checkpoint dict at ``path`` (``weights_only=True``), its structure and types checked;
-    :class:`CheckpointError` if it is not a well-formed checkpoint."""
+    :class:`CheckpointError` if it is not a well-formed checkpoint, or not a regular file (a FIFO
+    would block the read, a device never end it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path} is not a regular file (a folder, FIFO or device), not a checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path} is a directory, not a checkpoint") from None
     except Exception as exc:  # torch raises RuntimeError, pickle.UnpicklingError, EOFError, ...
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     ckpt = _validate(ckpt, path)

@@ -62,6 +62,11 @@ class AttentionBlock(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
 
+# Upper bounds of the architecture's sizes, checked when it is made (docs/RELIABILITY.md): beyond them a
+# model takes minutes to build or more memory than a machine has.
+SIZE_LIMITS = {"depth": 10_000, "width": 16_384, "heads": 1_024, "depth * width^2": 2 ** 28}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Architecture(MixerSpec):
     """A :class:`Model`'s architecture before a task fixes its vocabulary and length: the one place
@@ -93,7 +98,11 @@ class Architecture(MixerSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("depth", "width", "heads"):
-            count(getattr(self, name), name, low=1)
+            count(getattr(self, name), name, low=1, high=SIZE_LIMITS[name])
+        if self.depth * self.width ** 2 > SIZE_LIMITS["depth * width^2"]:
+            raise ValueError(f"depth * width^2 = {self.depth * self.width ** 2} is over "
+                             f"{SIZE_LIMITS['depth * width^2']} (about {8 * SIZE_LIMITS['depth * width^2']:.2g} "
+                             "weights): a model this size is not built here")
         for name, options in (("kind", KINDS), ("norm", NORMS)):
             check_choice(name, getattr(self, name), options)
 

@@ -51,6 +51,12 @@ CSV_COLUMNS = ("step", "lr", "loss", "grad_norm_total", "grad_norm_max_layer", "
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
+# Upper bounds of a run's sizes, checked when its config is made (docs/RELIABILITY.md); the model's are
+# reference.models.SIZE_LIMITS. The seed is a torch seed (a 64-bit integer).
+RUN_LIMITS = {"steps": 10 ** 8, "batch_size": 65_536, "seq_len": 8_192, "eval_batches": 100_000,
+              "ckpt_every": 10 ** 8, "seed": 2 ** 63 - 1, "batch_size * seq_len * n_streams * width": 2 ** 28}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config(Architecture):
     """One training run: the model's :class:`~reference.models.Architecture` (its fields, defaults
@@ -88,7 +94,14 @@ class Config(Architecture):
             check_choice(name, getattr(self, name), options)
         for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 1), ("eval_batches", 0), ("ckpt_every", 0),
                           ("seed", 0)):
-            count(getattr(self, name), name, low=low)
+            count(getattr(self, name), name, low=low, high=RUN_LIMITS[name])
+        tokens = self.batch_size * self.seq_len * self.n_streams * self.width
+        if tokens > RUN_LIMITS["batch_size * seq_len * n_streams * width"]:
+            raise ValueError(f"batch_size * seq_len * n_streams * width = {tokens} is over "
+                             f"{RUN_LIMITS['batch_size * seq_len * n_streams * width']}: one layer's activations "
+                             "would not fit in memory")
+        if self.out is not None and not (isinstance(self.out, str) and self.out.strip()):
+            raise ValueError(f"out must name a folder, got {self.out!r}")
         paper = self.schedule == "paper"
         for name, constant in (("weight_decay", 0.0), ("grad_clip", 1.0), ("beta2", 0.999)):
             if getattr(self, name) is None:

@@ -15,7 +15,7 @@ collapses the streams toward their average, and whether the streams are used: ``
 A run folder is one run. Its settings are fixed when it is made; an existing run is
 refused unless ``--resume`` (continue it from its checkpoint: same trajectory as an
 uninterrupted run; every setting that changes the result must be the same, only
-``--steps`` may grow; a finished run is left as it is) or ``--overwrite`` (replace it)
+``--steps`` may grow under the constant schedule, not under ``paper``, whose cosine is laid over it; a finished run is left as it is) or ``--overwrite`` (replace it)
 is given. A lock keeps a second trainer out of a folder in use. The records are
 append-only and the summary is computed from all of them, so a kill at any moment
 loses at most the steps since the last checkpoint.
@@ -39,6 +39,8 @@ import contextlib
 import json
 import math
 import os
+import shlex
+import signal
 import sys
 import time
 from dataclasses import asdict, replace
@@ -68,6 +70,52 @@ from .schedule import SCHEDULES, lr_at, make_optimizer
 
 EXIT_DIVERGED = 3
 PROBE_TOKENS = 8
+# the signals that stop a run cleanly (a checkpoint at the last finished step), and their exit codes
+STOP_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(Exception):
+    """The run was stopped by a signal after its checkpoint at ``step`` was written."""
+
+    def __init__(self, signum: int, step: int, out: str):
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}")
+        self.signum, self.step, self.out = signum, step, out
+
+
+class _StopRequest:
+    """Signal handlers that record a stop request instead of raising in the middle of a step; the
+    training loop reads it between steps (all ranks agree under DDP). Installed only in the main
+    thread (signals are delivered there), restored on exit."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._saved: dict = {}
+
+    def __enter__(self) -> "_StopRequest":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signum = self.signum or signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def requested(self, world: int, device: torch.device) -> int | None:
+        """The signal that asked to stop, on any rank (None: go on)."""
+        if world == 1:
+            return self.signum
+        t = torch.tensor([self.signum or 0], dtype=torch.int64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t) or None
+
+
+_STOP = _StopRequest()
 
 
 # ----------------------------------------------------------------------------- setup
@@ -146,6 +194,13 @@ def _shared(world: int, rank: int, make):
     return value
 
 
+def _hyperparameters(opt: torch.optim.Optimizer) -> list[dict]:
+    """Each parameter group's settings (betas, eps, weight decay, ...; sequences as tuples), less the
+    parameters and the learning rate, which the schedule sets at every step."""
+    return [{k: tuple(v) if isinstance(v, list) else v for k, v in g.items() if k not in ("params", "lr", "initial_lr")}
+            for g in opt.param_groups]
+
+
 def _restore(ckpt: dict, cfg: Config, model: Model, opt: torch.optim.Optimizer) -> int:
     """Check ``ckpt`` against the run asked for and load it into ``model`` and ``opt``; its step.
 
@@ -166,6 +221,7 @@ def _restore(ckpt: dict, cfg: Config, model: Model, opt: torch.optim.Optimizer) 
         raise ValueError(f"{path} is at step {ckpt['step']}, past --steps {cfg.steps}: "
                          "a run cannot be resumed backwards")
     load_weights(model, ckpt, path)
+    asked = _hyperparameters(opt)
     try:
         opt.load_state_dict(ckpt["opt"])
     except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
@@ -175,6 +231,14 @@ def _restore(ckpt: dict, cfg: Config, model: Model, opt: torch.optim.Optimizer) 
             if t.ndim and t.shape != p.shape:
                 raise CheckpointError(f"{path}: optimizer state {name!r} has shape {tuple(t.shape)} "
                                       f"for a parameter of shape {tuple(p.shape)}")
+    # the optimizer's settings are the run's (config.json), not whatever the file says
+    stored = _hyperparameters(opt)
+    if [len(g["params"]) for g in opt.param_groups] != [len(g["params"]) for g in ckpt["opt"]["param_groups"]] \
+            or stored != asked:
+        diff = [f"group {i}: {k} {a.get(k)!r} in the run, {b.get(k)!r} in the file" for i, (a, b)
+                in enumerate(zip(asked, stored)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        raise CheckpointError(f"{path}: the optimizer state was made with other settings than the run's "
+                              f"({'; '.join(diff) or 'other parameter groups'})")
     return ckpt["step"]
 
 
@@ -205,6 +269,10 @@ def _open(cfg: Config, model: Model, opt: torch.optim.Optimizer, device: torch.d
         raise ValueError(f"{out} already holds a run: pass --resume to continue it or --overwrite to replace it "
                          "(or choose another --out)")
     saved = read_config(out)
+    if saved.schedule != "constant" and saved.steps != cfg.steps:
+        raise ValueError(f"--resume cannot change --steps ({saved.steps} -> {cfg.steps}) under --schedule "
+                         f"{saved.schedule}: its warmup and cosine are laid over --steps, so every remaining step's "
+                         "lr would change; start a new run in another --out")
     if changed := changed_settings(saved, cfg):
         raise ValueError(f"--resume cannot change what the run computes ({'; '.join(changed)}); "
                          "start a new run in another --out")
@@ -276,6 +344,8 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress or rank != 0,
                desc=f"{cfg.mixer} L={cfg.depth}", leave=False)
     for step in bar:
+        if signum := _STOP.requested(world, device):
+            _stop(cfg, model, opt, step, signum, rank)
         t0 = time.perf_counter()
         lr = lr_at(cfg.schedule, step, cfg.steps, cfg.lr, cfg.warmup)
         for group in opt.param_groups:
@@ -319,7 +389,11 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
         if rank == 0 and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             save(cfg, model, opt, step + 1)
     bar.close()
+    if divergence is None and (signum := _STOP.requested(world, device)):
+        _stop(cfg, model, opt, cfg.steps, signum, rank)
     evaluation, health = None, None
+    if divergence is None and not _finite_output(model, task, cfg, device):
+        divergence = {"step": cfg.steps, "cause": "final model output", "loss": None, "grad_norm": None}
     if divergence is None:
         health = monitor(model, task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device),
                          tokens=PROBE_TOKENS)
@@ -332,6 +406,21 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
         save(cfg, model, opt, cfg.steps)
     return _shared(world, rank, lambda: _summarize(cfg, out, model, task, chain, health, evaluation, divergence,
                                                    start))
+
+
+def _stop(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int, signum: int, rank: int) -> None:
+    """Checkpoint the ``step`` steps taken (their records are on disk) and raise :class:`Interrupted`."""
+    if rank == 0:
+        save(cfg, model, opt, step)
+    raise Interrupted(signum, step, str(cfg.out))
+
+
+def _finite_output(model: Model, task, cfg: Config, device: torch.device) -> bool:
+    """Does the trained model give finite logits on the first validation batch? (Finite weights can
+    still overflow a forward pass: the last update's blow-up, whatever ``--eval-batches``.)"""
+    x = task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device)
+    with torch.no_grad():
+        return bool(torch.isfinite(model(x)).all())
 
 
 def save(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int) -> None:
@@ -474,26 +563,49 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--eval-batches", type=int, default=d.eval_batches, help="validation batches at the end")
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its checkpoint (its settings may not change; "
-                         "--steps may grow)")
+                         "--steps may grow under --schedule constant)")
     ap.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return Config(**vars(ap.parse_args(argv)))      # every value is checked once, by Config
 
 
+def _resume_command(argv: list[str], out: str) -> str:
+    """The command line that continues an interrupted run: the same arguments, ``--out`` and ``--resume``."""
+    args = [a for a in argv if a not in ("--resume", "--overwrite")]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", out]
+    return "python -m reference.train " + " ".join(shlex.quote(a) for a in [*args, "--resume"])
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; exit 0 done, 2 bad input / refused resume / OS error, 3 diverged, 130 / 143
+    interrupted by SIGINT / SIGTERM after a checkpoint (one line on stderr for each but 0)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    lead = int(os.environ.get("RANK", "0")) == 0
     try:
-        summary = run(parse(argv))
+        with _STOP:
+            summary = run(parse(argv))
         if dist.is_initialized():        # no rank tears the group down while another still uses it
             dist.barrier()
+    except Interrupted as exc:
+        if lead:
+            print(f"reference.train: {exc}; resume with: {_resume_command(argv, exc.out)}", file=sys.stderr)
+        return STOP_SIGNALS[exc.signum]
     except (ValueError, OSError) as exc:          # bad settings, a bad run folder or checkpoint, a full disk
         message = " ".join(str(exc).split())
         print(f"reference.train: error: {message}", file=sys.stderr)
         return 2
     finally:
+        _STOP.signum = None
         if dist.is_initialized():
             dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if lead:
         print(json.dumps({k: summary[k] for k in ("out", "mixer", "depth", "final_loss", "val_loss",
                                                   "unigram_loss", "gain_forward", "diverged")}))
+        if summary["diverged"]:
+            d = summary["divergence"]
+            values = "".join(f", {k.replace('_', ' ')} {d[k]}" for k in ("loss", "grad_norm") if d.get(k) is not None)
+            print(f"reference.train: diverged at step {d['step']}, non-finite: {d['cause']}{values}; the records are "
+                  f"in {summary['out']}", file=sys.stderr)
     return EXIT_DIVERGED if summary["diverged"] else 0
 
