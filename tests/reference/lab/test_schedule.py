@@ -78,7 +78,7 @@ def test_paper_schedule_resume_keeps_the_trajectory_and_refuses_other_steps(tmp_
     assert [r["lr"] for r in read_metrics(tmp_path / "r")] == [r["lr"] for r in read_metrics(tmp_path / "s")]
     args = [*SMALL, "--schedule", "paper", "--warmup", "2", "--lr", "0.01", "--out", str(tmp_path / "r"), "--resume"]
     assert train_main([*args, "--steps", "20"]) == 2                   # the cosine depends on --steps
-    assert "steps: 10 -> 20" in capsys.readouterr().err and math.isfinite(resumed["final_loss"])
+    assert "--steps (10 -> 20)" in capsys.readouterr().err and math.isfinite(resumed["final_loss"])
 
 
 def test_gpu_preset_mirrors_mhc_lite_small_run():
