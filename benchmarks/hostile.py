@@ -7,10 +7,15 @@ Each round draws, for every entry point of ``birkhoff`` (API and CLI), ``gpu.ops
 ``python -m reference.train``, one input from each hostile class (NaN/Inf, negative,
 empty, ragged, non-square, wrong ndim, strings, None, complex, bools, exact values with
 huge exponents, masked arrays, sparse / meta / float8 / bfloat16 tensors, scales
-1e-300..1e300, subnormals, all-zero, bad flags and counts, corrupt files), with a
-10 s guard. An outcome is
+1e-300..1e300, subnormals, all-zero, ill-scaled (entries spanning 1e-300..1e300, one
+dominant entry, rank one), bad flags and counts, corrupt and hostile files: a compressed
+bomb, a device, a FIFO, a folder; rational tolerances; trainer sizes past their bounds,
+tampered optimizer state, a FIFO checkpoint), with a 10 s guard. An outcome is
 
-* ``ok``: returned; numeric results hold no NaN (else counted as ``nan-result``);
+* ``ok``: returned; numeric results hold no NaN (else counted as ``nan-result``), and the
+  solvers' results pass their own promise, checked here in exact arithmetic (``project``:
+  ``X >= 0`` with marginals within its tolerance; ``sinkhorn``: marginals; ``bvn_decompose``:
+  reconstruction; ``quantize``: exact margins; else counted as ``wrong-result``);
 * ``typed``: the promised error (``BirkhoffError`` for ``birkhoff``, ``TypeError`` /
   ``ValueError`` for ``gpu.ops``, exit 1 or 2 with one stderr line for the CLIs);
 * ``untyped:<name>``: any other exception, exit code or a traceback: a failure;
@@ -45,7 +50,8 @@ from birkhoff.cli import main as birkhoff_main  # noqa: E402
 from birkhoff.io import save_matrix  # noqa: E402
 
 GUARD_S = 10
-FAILURES = ("untyped", "hang", "nan-result")
+FAILURES = ("untyped", "hang", "nan-result", "wrong-result")
+EPS = np.finfo(np.float64).eps
 
 
 class Hang(BaseException):
@@ -79,7 +85,33 @@ def matrices(rng: np.random.Generator) -> dict[str, Any]:
         "float8 tensor": torch.tensor(base, dtype=torch.float32).to(torch.float8_e5m2),
         "bfloat16 tensor": torch.tensor(base).to(torch.bfloat16), "int tensor": torch.ones(n, n, dtype=torch.int64),
         "object junk": np.array([[object()] * n] * n, dtype=object), "DS": np.full((n, n), 1.0 / n),
+        **ill_scaled(rng, n),
     }
+
+
+def ill_scaled(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Finite inputs whose information lies below float rounding of their largest entries."""
+    dominant = rng.standard_normal((n, n))
+    dominant[rng.integers(n), rng.integers(n)] = 10.0 ** rng.uniform(10, 300)
+    return {"span 1e-300..1e300": 10.0 ** rng.uniform(-300, 300, (n, n)) * rng.choice([-1.0, 1.0], (n, n)),
+            "dominant entry": dominant,
+            "rank one": np.outer(rng.standard_normal(n), rng.standard_normal(n)) * 10.0 ** rng.uniform(-150, 150)}
+
+
+def _marginal_error(X: np.ndarray) -> Fraction:
+    Q = np.vectorize(Fraction, otypes=[object])(np.asarray(X, dtype=np.float64))
+    return max(abs(s - 1) for s in [*Q.sum(-1).flat, *Q.sum(-2).flat])
+
+
+# the numeric classes that are also scaled to DS (by sinkhorn) for bvn_decompose and quantize
+SCALABLE = ("random", "scaled", "subnormal", "span 1e-300..1e300", "dominant entry", "rank one")
+# what a returned result must satisfy (exact arithmetic; None: nothing beyond "no NaN")
+PROMISES: dict[str, Callable[[Any], bool]] = {
+    "project": lambda p: bool((p.X >= 0).all()) and _marginal_error(p.X) <= 1e-10,
+    "sinkhorn": lambda P: _marginal_error(P) <= Fraction(1e-12) + 4 * P.shape[-1] * Fraction(EPS),
+    "bvn_decompose": lambda d: d.residual <= 1e-6,
+    "quantize": lambda r: all((np.asarray(r[0]).sum(k) == r[1]).all() for k in (0, 1)),
+}
 
 
 def scalars(rng: np.random.Generator) -> dict[str, Any]:
@@ -114,6 +146,9 @@ def birkhoff_calls(rng: np.random.Generator) -> dict[str, list[tuple[str, Callab
         add("certify_batch", name, lambda A=A: B.certify_batch(A))
         add("certify_product", name, lambda A=A: B.certify_product(A))
         add("bvn_decompose", name, lambda A=A: B.bvn_decompose(A))
+        if name in SCALABLE:
+            add("bvn_decompose", f"{name}, scaled to DS", lambda A=A: B.bvn_decompose(B.sinkhorn(np.abs(A))))
+            add("quantize", f"{name}, scaled to DS", lambda A=A: B.quantize(B.sinkhorn(np.abs(A))))
         add("quantize", name, lambda A=A: B.quantize(A))
         add("project", name, lambda A=A: B.project(A))
         add("certify_projection", name, lambda A=A: B.certify_projection(A, B.project(P)))
@@ -156,8 +191,20 @@ def birkhoff_calls(rng: np.random.Generator) -> dict[str, list[tuple[str, Callab
     return calls
 
 
+_BOMB: list[bytes] = []
+
+
+def _bomb() -> bytes:
+    """130 KB of .npz that decompresses to 4096 x 4096 float64 (128 MB); made once a run."""
+    if not _BOMB:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, M=np.zeros((4096, 4096)))
+        _BOMB.append(buf.getvalue())
+    return _BOMB[0]
+
+
 def _file_probes(rng: np.random.Generator, folder: Path) -> dict[str, Path]:
-    """Corrupt and hostile files for load_matrix and the CLI."""
+    """Corrupt and hostile files for load_matrix and the CLI (and the paths that are no regular file)."""
     n = int(rng.integers(1, 5))
     files = {
         "huge exponent csv": "1/3 2/3\n2/3 1e99999999\n",
@@ -181,12 +228,15 @@ def _file_probes(rng: np.random.Generator, folder: Path) -> dict[str, Path]:
     broken = bytearray(buf.getvalue())
     broken[80:90] = b"\xff" * 10
     files["broken npz"] = bytes(broken)
+    files["npz bomb"] = _bomb()
     out = {}
     for name, content in files.items():
         suffix = ".json" if "json" in name else ".npy" if "npy" in name else ".npz" if "npz" in name else ".csv"
         path = folder / (name.replace(" ", "_") + suffix)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         out[name] = path
+    os.mkfifo(folder / "fifo.csv")
+    out.update({"/dev/zero": Path("/dev/zero"), "fifo": folder / "fifo.csv", "folder": folder})
     return out
 
 
@@ -197,7 +247,7 @@ def cli_calls(rng: np.random.Generator, folder: Path) -> dict[str, list[tuple[st
             calls[f"birkhoff {cmd[0]}"].append((name, [*cmd, str(path)]))
     good = folder / "good.csv"
     good.write_text("1/2 1/2\n1/2 1/2\n")
-    for bad in (["--tol", "nan"], ["--tol", "-1"], ["--tol", "1/0"], ["--tol", "1e99999"], ["--dps", "5"],
+    for bad in (["--tol", "nan"], ["--tol", "-1"], ["--tol", "1/0"], ["--tol", "1e99999"], ["--tol", "1/4"], ["--dps", "5"],
                 ["--iters", "1.5"], ["--scale", "0"], ["-o", str(good) + "/x.csv"], ["--nope"]):
         for cmd in ("certify", "sinkhorn", "quantize", "bvn"):
             calls[f"birkhoff {cmd}"].append((" ".join(bad), [cmd, str(good), *bad]))
@@ -247,10 +297,49 @@ def train_calls(folder: Path) -> dict[str, list[tuple[str, list[str]]]]:
         "existing run": [], "changed lr on resume": ["--resume", "--lr", "0.3"],
         "changed seed on resume": ["--resume", "--seed", "5"], "backwards": ["--resume", "--steps", "1"],
         "seed -1": ["--seed", "-1"], "ckpt-every -1": ["--ckpt-every", "-1"],
+        "lr 1e30, no validation": ["--lr", "1e30", "--steps", "1", "--eval-batches", "0", "--out", str(folder / "blow")],
+        "depth 1e9": ["--depth", "1000000000"], "width 1e8": ["--width", "100000000"],
+        "batch size 1e8": ["--batch-size", "100000000"], "seed 2^70": ["--seed", str(2 ** 70)],
+        "seq-len 1e8": ["--seq-len", "100000000"], "out ''": ["--out", ""],
+        "paper schedule, steps grow": ["--schedule", "paper", "--steps", "3", "--resume", "--out", str(folder / "paper")],
+        **{f"ckpt: {how}": ["--resume", "--steps", "3", "--out", str(folder / how.replace(" ", "_"))]
+           for how in TAMPERED},
     }
     (folder / "file").write_text("x")
     return {"reference.train": [(name, [*small, "--steps", "2", "--out", str(base), *extra])
                                 for name, extra in probes.items()]}
+
+
+def _tamper(ckpt: dict, how: str, path: Path) -> None:
+    groups = ckpt["opt"]["param_groups"]
+    if how == "betas 0.5":
+        groups[0]["betas"] = (0.5, 0.5)
+    elif how == "weight decay 0.7":
+        groups[0]["weight_decay"] = 0.7
+    elif how == "nan exp_avg_sq":
+        next(iter(ckpt["opt"]["state"].values()))["exp_avg_sq"].view(-1)[0] = float("nan")
+    if how == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    else:
+        torch.save(ckpt, path)
+
+
+TAMPERED = ("betas 0.5", "weight decay 0.7", "nan exp_avg_sq", "fifo")
+
+
+def _train_folders(folder: Path, train_main: Callable[[list[str]], int]) -> None:
+    """The runs the trainer probes resume: a finished one (``run``), a paper-schedule one, and one
+    unfinished copy per tampered checkpoint."""
+    small = ["--depth", "1", "--width", "8", "--task", "markov", "--batch-size", "2", "--seq-len", "4",
+             "--eval-batches", "1", "--no-progress", "--steps", "2"]
+    train_main([*small, "--out", str(folder / "run")])
+    train_main([*small, "--schedule", "paper", "--out", str(folder / "paper")])
+    for how in TAMPERED:
+        out = folder / how.replace(" ", "_")
+        train_main([*small, "--out", str(out)])
+        (out / "summary.json").unlink()
+        _tamper(torch.load(out / "ckpt.pt", weights_only=True), how, out / "ckpt.pt")
 
 
 # ----------------------------------------------------------------------------- running
@@ -266,7 +355,7 @@ def _no_nan(result: Any) -> bool:
     return arr is None or arr.dtype.kind != "f" or not bool(np.isnan(arr).any())   # exact arrays hold no NaN
 
 
-def _outcome(call: Callable[[], Any], typed: tuple[type, ...]) -> str:
+def _outcome(call: Callable[[], Any], typed: tuple[type, ...], promise: Callable[[Any], bool] | None = None) -> str:
     signal.alarm(GUARD_S)
     try:
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
@@ -279,10 +368,15 @@ def _outcome(call: Callable[[], Any], typed: tuple[type, ...]) -> str:
         return f"untyped:{type(exc).__name__}"
     finally:
         signal.alarm(0)
-    return "ok" if _no_nan(result) else "nan-result"
+    if not _no_nan(result):
+        return "nan-result"
+    return "ok" if promise is None or promise(result) else "wrong-result"
 
 
-def _cli_outcome(main: Callable[[list[str]], int], argv: list[str], expected: tuple[int, ...]) -> str:
+def _cli_outcome(main: Callable[[list[str]], int], argv: list[str], expected: tuple[int, ...],
+                 refuse: bool = False) -> str:
+    """``ok`` (exit 0; with ``refuse``, every probe must be refused, so exit 0 is ``untyped:accepted``),
+    ``typed`` (an expected exit code with at most one stderr line), or a failure."""
     err = io.StringIO()
     signal.alarm(GUARD_S)
     try:
@@ -298,7 +392,7 @@ def _cli_outcome(main: Callable[[list[str]], int], argv: list[str], expected: tu
         signal.alarm(0)
     lines = [ln for ln in err.getvalue().splitlines() if ln.strip() and "%|" not in ln]
     if code == 0:
-        return "ok"
+        return "untyped:accepted" if refuse else "ok"
     if code in expected and len(lines) <= 1 and "Traceback" not in err.getvalue():
         return "typed"
     return f"untyped:exit {code}, {len(lines)} stderr lines"
@@ -326,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for entry, probes in birkhoff_calls(rng).items():
                 for name, call in probes:
-                    record(entry, name, _outcome(call, (B.BirkhoffError,)))
+                    record(entry, name, _outcome(call, (B.BirkhoffError,), PROMISES.get(entry)))
             for entry, probes in gpu_calls(rng).items():
                 for name, call in probes:
                     record(entry, name, _outcome(call, (TypeError, ValueError)))
@@ -338,11 +432,11 @@ def main(argv: list[str] | None = None) -> int:
             if r < 2:                                         # the trainer probes are deterministic
                 tsub = folder / f"train{r}"
                 tsub.mkdir()
-                train_main(["--depth", "1", "--width", "8", "--task", "markov", "--batch-size", "2", "--seq-len", "4",
-                            "--steps", "2", "--eval-batches", "1", "--no-progress", "--out", str(tsub / "run")])
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    _train_folders(tsub, train_main)
                 for entry, probes in train_calls(tsub).items():
                     for name, argv_ in probes:
-                        record(entry, name, _cli_outcome(train_main, argv_, (2, 3)))
+                        record(entry, name, _cli_outcome(train_main, argv_, (2, 3), refuse=True))
     total = Counter()
     print("| entry point | probes | ok | typed error | failures |\n|---|---:|---:|---:|---|")
     for entry in sorted(table):

@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import maximum_flow
 
 from .validate import as_matrix, count, flag, real, to_fraction
 from .exact import margin_residuals
-from .errors import NotDoublyStochasticError
+from .errors import ConvergenceError, NotDoublyStochasticError
 from .exact import two_prod
 
 __all__ = ["quantize"]
@@ -150,5 +150,9 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
 
 
 def _integers(Q: np.ndarray, scale: int) -> np.ndarray:
-    """``Q`` as int64 where every entry fits (``scale < 2**63``), else as Python ints."""
-    return Q.astype(np.int64) if scale < 2 ** 63 else Q.astype(object)
+    """``Q`` as int64 where every entry fits (``scale < 2**63``), else as Python ints, after its check:
+    ``0 <= Q <= scale`` and every row and column sum exactly ``scale`` (integer arithmetic)."""
+    Q = Q.astype(object)
+    if not (((Q >= 0) & (Q <= scale)).all() and (Q.sum(0) == scale).all() and (Q.sum(1) == scale).all()):
+        raise ConvergenceError("quantize: the rounding failed its check (margins not exactly scale)")
+    return Q.astype(np.int64) if scale < 2 ** 63 else Q

@@ -64,3 +64,25 @@ def seeded_exact_ds(draw, n_max: int = 8, dyadic: bool = False):
     """The claims' generator of exact DS matrices, under hypothesis."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return generators.exact_ds(rng, draw(st.integers(1, n_max)), dyadic=dyadic)
+
+
+ILL_SCALED_KINDS = ("span", "dominant", "signed", "rank-one")
+
+
+@st.composite
+def ill_scaled(draw, n_min: int = 1, n_max: int = 8, kinds: tuple[str, ...] = ILL_SCALED_KINDS):
+    """Finite matrices that float arithmetic finds hard: entries spanning 1e-300..1e300 ("span"), one
+    entry 1e10..1e300 above O(1) ones ("dominant"), N(0, 1) at a scale 1e-300..1e300 ("signed"),
+    an outer product at 1e-150..1e150 ("rank-one")."""
+    kind = draw(st.sampled_from(kinds))
+    n = draw(st.integers(n_min, n_max))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "span":
+        return 10.0 ** rng.uniform(-300, 300, (n, n)) * rng.choice([-1.0, 1.0], (n, n))
+    if kind == "dominant":
+        A = rng.standard_normal((n, n))
+        A[rng.integers(n), rng.integers(n)] = 10.0 ** rng.uniform(10, 300)
+        return A
+    if kind == "signed":
+        return rng.standard_normal((n, n)) * 10.0 ** rng.uniform(-300, 300)
+    return np.outer(rng.standard_normal(n), rng.standard_normal(n)) * 10.0 ** rng.uniform(-150, 150)
