@@ -78,7 +78,7 @@ class Projection:
     gap: np.ndarray | float
     iterations: int
     converged: np.ndarray | bool
-    residual: np.ndarray | float = 0.0
+    residual: np.ndarray | float
 
 
 def _affine_start(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +214,7 @@ def _vertex(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     return None                                       # a positive cycle: the projection is no vertex
 
 
-def _newton(A: np.ndarray, tol: float, scale: np.ndarray, max_iter: int,
+def _newton(A: np.ndarray, tol: float | np.ndarray, scale: np.ndarray, max_iter: int,
             start: tuple[np.ndarray, np.ndarray] | None = None):
     """Semismooth Newton on ``phi`` for a flat batch ``A`` of shape (B, n, n), from ``start``
     (default: the affine start, and above n = 8 one exact block round).
@@ -290,9 +290,18 @@ def _quality(A: np.ndarray, u: np.ndarray, v: np.ndarray, rep: np.ndarray | floa
         near = ~(Bm <= -err)                            # NaN counts as near: it fails the check
         kkt = np.max(np.where(near, np.where(np.isnan(Bm), np.inf, err), 0.0), axis=(-2, -1))
         X = np.maximum(Bm, 0.0)
+    return X, _marginal_bound(X), kkt
+
+
+def _marginal_bound(X: np.ndarray) -> np.ndarray:
+    """Rigorous upper bound of ``max |X 1 - 1|, |X^T 1 - 1|`` per matrix of ``X`` (..., n, n): a float sum
+    of ``n`` terms is within ``1.01 n eps`` times the sum of their magnitudes of its value (inf for NaN)."""
+    n = X.shape[-1]
+    with np.errstate(over="ignore", invalid="ignore"):
         sums = np.concatenate([X.sum(-1), X.sum(-2)], axis=-1)
-        residual = np.max((np.abs(sums - 1.0) + 1.01 * n * _EPS * sums) * (1.0 + _EPS), axis=-1)
-    return X, np.where(np.isnan(residual), np.inf, residual), kkt
+        mags = sums if (X >= 0).all() else np.concatenate([np.abs(X).sum(-1), np.abs(X).sum(-2)], axis=-1)
+        bound = np.max((np.abs(sums - 1.0) + 1.01 * n * _EPS * mags) * (1.0 + _EPS), axis=-1)
+    return np.where(np.isnan(bound), np.inf, bound)
 
 
 def _clamped(x: np.ndarray) -> np.ndarray:
@@ -483,5 +492,6 @@ def project_cvxpy(A, solver: str | None = None, **solve_kwargs) -> Projection:
     objective = float(np.sum((Xv - M) ** 2))
     dual = float(np.sum(M * M) - 2.0 * _phi(M, u, v))
     return Projection(X=Xv, u=u, v=v, objective=objective, gap=objective - dual,
+                      residual=float(_marginal_bound(Xv)),
                       iterations=int(problem.solver_stats.num_iters or 0),
                       converged=problem.status == cp.OPTIMAL)
