@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import io
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -337,8 +338,7 @@ def _train_folders(folder: Path, train_main: Callable[[list[str]], int]) -> None
     train_main([*small, "--schedule", "paper", "--out", str(folder / "paper")])
     for how in TAMPERED:
         out = folder / how.replace(" ", "_")
-        train_main([*small, "--out", str(out)])
-        (out / "summary.json").unlink()
+        shutil.copytree(folder / "run", out, ignore=shutil.ignore_patterns(".lock", "summary.json"))
         _tamper(torch.load(out / "ckpt.pt", weights_only=True), how, out / "ckpt.pt")
 
 

@@ -48,6 +48,8 @@ def test_blowup_in_the_last_update_is_a_divergence(tmp_path, capsys):
     code = train_main([*SMALL, "--steps", "1", "--lr", "1e30", "--out", str(tmp_path)])
     summary = strict(tmp_path / "summary.json")
     assert code == 3 and summary["diverged"] and summary["divergence"]["step"] in (0, 1)
+    err = capsys.readouterr().err                       # one line: the step and what went non-finite
+    assert err.startswith("reference.train: diverged at step") and "non-finite:" in err and err.count("\n") == 1
     assert summary["val_loss"] is None and not (tmp_path / "ckpt.pt").exists()
     strict(tmp_path / "metrics.jsonl")
 
