@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from ..checkpoint import atomic_write
+
 __all__ = ["plot_run", "write_tensorboard"]
 
 
@@ -35,8 +37,10 @@ def plot_run(run_dir: Path, records: list[dict], summary: dict) -> Path:
     gain_ax.set(xlabel="step", ylabel="composite gain of prod H_res", yscale="log", title="gain")
     gain_ax.legend(fontsize=7)
     path = Path(run_dir) / "curves.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))   # a full disk leaves no half file
+    finally:
+        plt.close(fig)
     return path
 
 

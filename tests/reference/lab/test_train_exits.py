@@ -144,3 +144,19 @@ def test_a_fifo_as_the_checkpoint_is_refused_not_waited_on(tmp_path, capsys):
     os.mkfifo(tmp_path / "ckpt.pt")
     assert train_main([*SMALL, "--steps", "6", "--out", str(tmp_path), "--resume"]) == 2
     assert "not a regular file" in last_line(capsys)
+
+
+def test_a_full_disk_while_writing_the_plot_leaves_no_half_file(tmp_path, monkeypatch, capsys):
+    """Every file of a run is written whole or not at all: curves.png too."""
+    import matplotlib.figure
+
+    def full(self, fname, *a, **kw):
+        with open(fname, "wb") as h:
+            h.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    assert train_main([*SMALL, "--steps", "2", "--out", str(tmp_path)]) == 2
+    assert "No space left" in last_line(capsys)
+    assert not (tmp_path / "curves.png").exists() and not (tmp_path / "curves.png.tmp").exists()
+    assert not (tmp_path / "summary.json").exists() and (tmp_path / "ckpt.pt").exists()
