@@ -22,7 +22,7 @@ __all__ = ["CheckpointError", "LEGACY_DEFAULTS", "atomic_write", "save_checkpoin
 KEYS = ("model_config", "train_config", "model", "opt", "step")
 # settings an older checkpoint lacks, with the value its run used (no setting existed: one behaviour)
 LEGACY_DEFAULTS = {"init": "symmetric", "sk_order": "rows_cols", "norm": "pre", "favoured": "layer",
-                   "mixer_norm": "plain"}
+                   "mixer_norm": "plain", "res_bound": "none"}
 _PLAIN = (bool, int, float, str, type(None))
 
 

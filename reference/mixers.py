@@ -75,6 +75,13 @@ matrices, is 1, and the backward gain (column sums) drifts. The public code of K
 project's orientation (``H_res = alpha^T``) that is rows then columns, ``"rows_cols"``,
 which ends on columns (backward gain 1, forward gain drifting). Both run on the same
 kernel: columns-first on ``L`` is rows-first on ``L^T``, transposed back.
+
+The causal arm (``res_bound=``, ``hc`` only): ``"none"`` (default) is HC as its paper has it;
+``"norm"`` divides each token's ``H_res`` by ``max(1, ||H_res||_1, ||H_res||_inf)`` and changes
+nothing else (same parameters, same initialisation: HC's ``H_res = I`` at init is left as it is).
+Every layer's forward and backward Amax gains, and so every product's, are then at most 1
+(``||H||_2 <= sqrt(||H||_1 ||H||_inf) <= 1``): an intervention on HC's gain alone, to test whether
+the gain is what costs HC its stability. This is this project's experiment, not a source's mixer.
 """
 
 from __future__ import annotations
@@ -108,6 +115,7 @@ INITS = ("reference", "symmetric")
 SK_ORDERS = ("cols_rows", "rows_cols")   # mhc: columns then rows (ends on rows), or rows then columns
 FAVOURED = ("source", "layer", "random")  # the stream the reference init favours (see the module doc)
 MIXER_NORMS = ("source", "plain")         # the coefficient norm (see the module doc)
+RES_BOUNDS = ("none", "norm")             # hc's causal arm: H_res as is, or its gains bounded by 1 (module doc)
 
 MIXERS: dict[str, type["Mixer"]] = {}
 
@@ -144,11 +152,11 @@ class Mixer(nn.Module):
     source_favoured: str = "random"
 
     def __init__(self, n_streams: int, C: int, layer_index: int = 0, ops: Backend | None = None, *,
-                 init: str, sk_order: str, favoured: str, mixer_norm: str) -> None:
+                 init: str, sk_order: str, favoured: str, mixer_norm: str, res_bound: str = RES_BOUNDS[0]) -> None:
         super().__init__()
         self.n_streams = self.streams_for(n_streams)
         self.ops = ops or get_backend(BACKENDS[0])
-        self.init, self.sk_order, self.mixer_norm = init, sk_order, mixer_norm
+        self.init, self.sk_order, self.mixer_norm, self.res_bound = init, sk_order, mixer_norm, res_bound
         rule = self.source_favoured if favoured == "source" else favoured
         if self.n_streams == 1:
             self.favoured = 0
@@ -257,7 +265,12 @@ class HC(Mixer):
         H_pre = self.s_a * torch.tanh(h @ self.W_m) + self.A_m            # (.., n)
         A_r = self.s_a * torch.tanh(h @ self.W_r) + self.A_r              # (.., n, n)
         H_post = self.s_b * torch.tanh(h @ self.W_b) + self.B             # (.., n)
-        return H_pre, H_post, A_r.transpose(-1, -2)
+        H_res = A_r.transpose(-1, -2)
+        if self.res_bound == "norm":                                      # the causal arm: gains <= 1
+            a = H_res.abs()
+            gain = torch.maximum(a.sum(-1).amax(-1), a.sum(-2).amax(-1)).clamp_min(1.0)
+            H_res = H_res / gain[..., None, None]
+        return H_pre, H_post, H_res
 
     @staticmethod
     def closed_form(n: int, C: int, mixer_norm: str) -> int:
@@ -455,6 +468,8 @@ class MixerSpec:
         combine and stream mixing).
     init, sk_order, favoured, mixer_norm : one of :data:`INITS`, :data:`SK_ORDERS`,
         :data:`FAVOURED`, :data:`MIXER_NORMS` (see the module doc).
+    res_bound : one of :data:`RES_BOUNDS`; ``"norm"`` (``hc`` only) bounds ``H_res``'s gains by 1
+        (the causal arm, see the module doc).
 
     A bad value is a ``ValueError`` that names the setting. :class:`reference.models.Architecture`
     (and so every model and run configuration) is a ``MixerSpec`` with the model's other settings.
@@ -467,13 +482,16 @@ class MixerSpec:
     sk_order: str = SK_ORDERS[0]
     favoured: str = FAVOURED[0]
     mixer_norm: str = MIXER_NORMS[0]
+    res_bound: str = RES_BOUNDS[0]
 
     def __post_init__(self) -> None:
         _lookup(self.mixer)
         count(self.n_streams, "n_streams", low=1)
         for option, options in (("backend", BACKENDS), ("init", INITS), ("sk_order", SK_ORDERS),
-                                ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS)):
+                                ("favoured", FAVOURED), ("mixer_norm", MIXER_NORMS), ("res_bound", RES_BOUNDS)):
             check_choice(option, getattr(self, option), options)
+        if self.res_bound != RES_BOUNDS[0] and self.mixer != "hc":
+            raise ValueError(f"res_bound {self.res_bound!r} is HC's causal arm; mixer {self.mixer!r} takes 'none'")
         limit = STREAM_LIMITS[self.backend]
         if limit is not None and self.streams > limit:
             raise ValueError(f"backend {self.backend!r} handles at most {limit} streams, "
@@ -487,7 +505,8 @@ class MixerSpec:
     def build(self, C: int, layer_index: int = 0) -> Mixer:
         """The mixer module for streams of width ``C`` at global sublayer index ``layer_index``."""
         return MIXERS[self.mixer](self.n_streams, C, layer_index, get_backend(self.backend), init=self.init,
-                                 sk_order=self.sk_order, favoured=self.favoured, mixer_norm=self.mixer_norm)
+                                 sk_order=self.sk_order, favoured=self.favoured, mixer_norm=self.mixer_norm,
+                                 res_bound=self.res_bound)
 
 
 def make_mixer(name: str, n_streams: int, C: int, layer: int = 0, backend: str = BACKENDS[0],

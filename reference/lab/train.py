@@ -57,7 +57,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..health import Health, monitor
 from ..metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
                       off_identity_mass, summarize)
-from ..mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS, mixing_params
+from ..mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, RES_BOUNDS, SK_ORDERS, mixing_params
 from ..models import KINDS, Model, load_weights, stored_config
 from ..norms import NORMS
 from ..tap import HResOverride, HResProbe
@@ -555,6 +555,8 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--mixer-norm", choices=MIXER_NORMS, default=d.mixer_norm,
                     help="coefficient norm: as each source (hc: LayerNorm; mHC family: RMSNorm with gain) or "
                          "plain (RMSNorm, no gain)")
+    ap.add_argument("--res-bound", choices=RES_BOUNDS, default=d.res_bound,
+                    help="hc's causal arm: norm divides each H_res by max(1, its Amax gains), nothing else changed")
     ap.add_argument("--backend", choices=BACKENDS, default=d.backend,
                     help="triton: mixers' Sinkhorn and stream mixing on the gpu kernels")
     ap.add_argument("--out", default=d.out,

@@ -227,3 +227,35 @@ def test_mixer_norm_source_and_plain(name):
         assert source.norm_gain.grad is not None and source.norm_gain.grad.abs().sum() > 0
     else:
         assert isinstance(source.norm, torch.nn.LayerNorm) and isinstance(plain.norm, torch.nn.RMSNorm)
+
+
+def test_hc_causal_arm_bounds_the_gain_and_changes_nothing_else():
+    """res_bound="norm": HC's H_res divided by max(1, its Amax gains). Same parameters and init (H_res = I
+    at init is untouched); a grown H_res is scaled to gains <= 1 in both directions, so every product of
+    them is too; refused for any other mixer."""
+    from reference.mixers import MixerSpec
+
+    torch.manual_seed(0)
+    plain = MixerSpec(mixer="hc", n_streams=4).build(8, 3)
+    torch.manual_seed(0)
+    bounded = MixerSpec(mixer="hc", n_streams=4, res_bound="norm").build(8, 3)
+    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in bounded.named_parameters()]
+    x = torch.randn(2, 5, 4, 8)
+    torch.testing.assert_close(bounded.coefficients(x)[2], plain.coefficients(x)[2])   # at init: I, gain 1
+    with torch.no_grad():
+        for m in (plain, bounded):
+            m.A_r.mul_(3.0).add_(0.5)
+    H, Hb = plain.coefficients(x)[2], bounded.coefficients(x)[2]
+    assert H.abs().sum(-1).amax() > 2
+    assert Hb.abs().sum(-1).amax() <= 1 + 1e-6 and Hb.abs().sum(-2).amax() <= 1 + 1e-6
+    torch.testing.assert_close(Hb * torch.maximum(H.abs().sum(-1).amax(-1), H.abs().sum(-2).amax(-1))[..., None, None], H)
+    chain = Hb[0, 0]
+    for _ in range(20):
+        chain = chain @ Hb[0, 1]
+    assert chain.abs().sum(-1).max() <= 1 + 1e-5
+    Hb.sum().backward()                                                      # differentiable
+    assert bounded.A_r.grad is not None and torch.isfinite(bounded.A_r.grad).all()
+    with pytest.raises(ValueError, match="causal arm"):
+        MixerSpec(mixer="mhc", res_bound="norm")
+    with pytest.raises(ValueError, match="res_bound"):
+        MixerSpec(mixer="hc", res_bound="clip")

@@ -59,7 +59,7 @@ from tqdm import tqdm  # noqa: E402
 
 from birkhoff.cli import OneLineParser  # noqa: E402
 
-from ...mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, SK_ORDERS  # noqa: E402
+from ...mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, RES_BOUNDS, SK_ORDERS  # noqa: E402
 from ...norms import NORMS  # noqa: E402
 from ..data import batch_unigram_loss, make_task  # noqa: E402
 from ..runs import DTYPES, Config, read_metrics  # noqa: E402
@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sk-order", choices=SK_ORDERS, help="override mhc's Sinkhorn order (default cols_rows)")
     ap.add_argument("--favoured", choices=FAVOURED, help="override the favoured stream rule (default source)")
     ap.add_argument("--mixer-norm", choices=MIXER_NORMS, help="override the coefficient norm (default source)")
+    ap.add_argument("--res-bound", choices=RES_BOUNDS,
+                    help="hc's causal arm (norm: H_res's gains bounded by 1); use its own --out")
     ap.add_argument("--norm", choices=NORMS, help="override every grid's sublayer norm")
     ap.add_argument("--overwrite", action="store_true", help="replace runs in --out that have other settings")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seeds must be >= 1")
     grids = [g for g in grids if args.grids is None or g["name"] in args.grids]
     overrides = {k: getattr(args, k) for k in ("mixers", "depths", "seeds") if getattr(args, k) is not None}
-    config = {k: getattr(args, k) for k in ("dtype", "init", "sk_order", "favoured", "mixer_norm", "norm")
+    config = {k: getattr(args, k) for k in ("dtype", "init", "sk_order", "favoured", "mixer_norm", "res_bound", "norm")
               if getattr(args, k) is not None}
 
     def base(grid: dict) -> Config:

@@ -160,3 +160,16 @@ def test_a_full_disk_while_writing_the_plot_leaves_no_half_file(tmp_path, monkey
     assert "No space left" in last_line(capsys)
     assert not (tmp_path / "curves.png").exists() and not (tmp_path / "curves.png.tmp").exists()
     assert not (tmp_path / "summary.json").exists() and (tmp_path / "ckpt.pt").exists()
+
+
+def test_the_causal_arm_from_the_command_line(tmp_path, capsys):
+    """--res-bound norm trains HC with its H_res gains bounded by 1 (composite gain <= 1); other mixers refuse it."""
+    args = [a for a in SMALL if a not in ("mhc",)]
+    args[args.index("--mixer") + 1:args.index("--mixer") + 1] = ["hc"]
+    assert train_main([*args, "--res-bound", "norm", "--steps", "3", "--lr", "0.05", "--out", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["gain_forward"] <= 1 + 1e-5 and summary["gain_backward"] <= 1 + 1e-5
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["res_bound"] == "norm"
+    capsys.readouterr()
+    assert train_main([*SMALL, "--res-bound", "norm", "--steps", "1", "--out", str(tmp_path / "b")]) == 2
+    assert "causal arm" in last_line(capsys)
