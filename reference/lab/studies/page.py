@@ -1,0 +1,139 @@
+"""docs/DEPTH.md's generated sections, rebuilt from the committed run records (docs/depth/records/).
+
+    python -m reference.lab.studies.page            # rewrite every generated section of docs/DEPTH.md
+    python -m reference.lab.studies.page --check    # exit 1 when the page and the records disagree
+
+A generated section sits between ``<!-- records:NAME -->`` and ``<!-- /records:NAME -->``; everything
+in it is computed here from the records (:mod:`reference.lab.studies.records`), nothing typed by hand.
+The stability verdict of a run is recomputed from its per-step losses (:func:`classify`: no
+divergence, no loss spike at 0.5 nats over the batch's unigram loss, validation below the unigram
+loss); rates carry 95 % Wilson intervals (:mod:`reference.lab.studies.stats`); two rates *differ*
+only when their intervals do not overlap.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from birkhoff.cli import OneLineParser
+
+from ..runs import Config
+from .records import read_records
+from .seeds import spread
+from .stability import THRESHOLDS, batch_baselines, classify
+from .stats import wilson
+
+__all__ = ["SECTIONS", "render", "regenerate", "verdicts"]
+
+PAGE = Path("docs/DEPTH.md")
+RECORDS = Path("docs/depth/records")
+
+
+@lru_cache(maxsize=64)
+def _baselines(settings: tuple, steps: int) -> tuple[float, ...]:
+    return tuple(batch_baselines(Config(**dict(settings)), steps))
+
+
+def verdicts(record: dict, spike_nats: float = THRESHOLDS[0]) -> dict:
+    """The stability verdict of one record (:func:`reference.lab.studies.stability.classify`), from its
+    per-step series (every step is kept for runs of up to 500 steps)."""
+    if record["stride"] != 1:
+        raise ValueError(f"{record['run']}: a strided series cannot be classified step by step")
+    series = record["series"]
+    steps = [{"loss": l, "grad_norm_total": g} for l, g in zip(series["loss"], series["grad_norm_total"])]
+    settings = tuple(sorted(record["settings"].items()))
+    summary = {k: record[k] for k in ("diverged", "val_loss", "unigram_loss")}
+    return classify(summary, steps, spike_nats, list(_baselines(settings, len(steps))))
+
+
+def _label(record: dict) -> str:
+    s = record["settings"]
+    return s["mixer"] + (" (gain bounded)" if s.get("res_bound", "none") != "none" else "")
+
+
+def _rate(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} [{lo:.2f}, {hi:.2f}]"
+
+
+def core_claim(records: list[dict]) -> str:
+    """Per mixer, depth and lr: stable, diverged and spiked runs with their 95 % intervals, the
+    validation loss over the finished seeds and the largest composite backward gain seen."""
+    if not records:
+        return "No committed runs yet."
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        s = r["settings"]
+        groups[(s["depth"], s["lr"], _label(r))].append(r)
+    lines = ["| depth | lr | mixer | seeds | stable | diverged | spiked (0.5 nat) | val loss (finished) | "
+             "max backward gain (median over seeds) |", "|---:|---:|---|---:|---|---|---|---:|---:|"]
+    for (depth, lr, label), runs in sorted(groups.items()):
+        v = [verdicts(r) for r in runs]
+        n = len(runs)
+        stable, diverged = sum(x["stable"] for x in v), sum(x["diverged"] for x in v)
+        spiked = sum(x["loss_spikes"] > 0 for x in v)
+        loss = spread(r["val_loss"] for r in runs if not r["diverged"])
+        gains = sorted(r["max_gain_backward"] for r in runs if r["max_gain_backward"] is not None)
+        cell = "-" if loss is None else f"{loss.mean:.3f} +- {loss.half_range:.3f} ({loss.n})"
+        gain = "-" if not gains else f"{gains[len(gains) // 2]:.3g}"
+        lines.append(f"| {depth} | {lr:g} | {label} | {n} | {_rate(stable, n)} | {_rate(diverged, n)} | "
+                     f"{_rate(spiked, n)} | {cell} | {gain} |")
+    seeds = sorted({r["settings"]["seed"] for r in records})
+    lines += ["", f"{len(records)} runs, seeds {seeds[0]}-{seeds[-1]}; rates with 95 % Wilson intervals. "
+              "Regenerate: `python -m reference.lab.studies.page`."]
+    return "\n".join(lines)
+
+
+# section name -> (records files, renderer)
+SECTIONS: dict[str, tuple[tuple[str, ...], Callable[[list[dict]], str]]] = {
+    "core-claim": (("stability-L32.jsonl", "stability-L32-hc-bounded.jsonl"), core_claim),
+}
+
+
+def render(name: str, records_dir: Path = RECORDS) -> str:
+    files, renderer = SECTIONS[name]
+    records = [r for f in files if (records_dir / f).exists() for r in read_records(records_dir / f)]
+    return renderer(records)
+
+
+def regenerate(page: Path = PAGE, records_dir: Path = RECORDS) -> tuple[str, str]:
+    """``(current, regenerated)`` text of ``page``: every generated section rebuilt from the records."""
+    text = page.read_text()
+    new = text
+    for name in SECTIONS:
+        pattern = re.compile(rf"(<!-- records:{re.escape(name)} -->\n).*?(^<!-- /records:{re.escape(name)} -->)",
+                             re.DOTALL | re.MULTILINE)
+        if not pattern.search(new):
+            raise ValueError(f"{page} has no section records:{name}")
+        new = pattern.sub(lambda m: m.group(1) + render(name, records_dir) + "\n" + m.group(2), new)
+    return text, new
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = OneLineParser(prog="python -m reference.lab.studies.page", description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="do not write: exit 1 when the page differs from its records")
+    ap.add_argument("--page", type=Path, default=PAGE)
+    ap.add_argument("--records", type=Path, default=RECORDS)
+    args = ap.parse_args(argv)
+    try:
+        current, new = regenerate(args.page, args.records)
+    except (ValueError, OSError) as exc:
+        print(f"reference.lab.studies.page: error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if current != new:
+            print(f"{args.page} differs from what its records give: run python -m reference.lab.studies.page",
+                  file=sys.stderr)
+            return 1
+        return 0
+    args.page.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
