@@ -455,7 +455,9 @@ def _refine(flat, X, u, v, residual, kkt, gap, ok, tol_eff: float, max_iter: int
     return it
 
 
-# A reference must be accurate: tolerances tighter than the solvers' defaults.
+# A reference must be accurate: tolerances tighter than the solvers' defaults; its result is called
+# converged only when its X is that feasible (entries >= -1e-8, marginals within 1e-8), checked here.
+_REFERENCE_FEASIBILITY = 1e-8
 _REFERENCE_SETTINGS = {
     "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
     "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
@@ -468,7 +470,9 @@ def project_cvxpy(A, solver: str | None = None, **solve_kwargs) -> Projection:
     Solved at reference accuracy (Clarabel gap/feasibility 1e-10, SCS eps 1e-9 unless
     ``solve_kwargs`` say otherwise). Duals are read from the row/column constraints
     and converted to this module's convention ``X = max(0, A - u 1^T - 1 v^T)``
-    (cvxpy's multipliers for ``||X - A||^2`` are ``2 u`` and ``2 v``).
+    (cvxpy's multipliers for ``||X - A||^2`` are ``2 u`` and ``2 v``). ``converged`` is True only
+    when the solver says optimal and the returned ``X`` passed its check (entries ``>= -1e-8``,
+    marginal error ``<= 1e-8``); ``residual`` is that marginal error's bound.
     """
     import cvxpy as cp
 
@@ -494,4 +498,5 @@ def project_cvxpy(A, solver: str | None = None, **solve_kwargs) -> Projection:
     return Projection(X=Xv, u=u, v=v, objective=objective, gap=objective - dual,
                       residual=float(_marginal_bound(Xv)),
                       iterations=int(problem.solver_stats.num_iters or 0),
-                      converged=problem.status == cp.OPTIMAL)
+                      converged=bool(problem.status == cp.OPTIMAL and Xv.min() >= -_REFERENCE_FEASIBILITY
+                                     and _marginal_bound(Xv) <= _REFERENCE_FEASIBILITY))
