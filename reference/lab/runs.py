@@ -67,6 +67,7 @@ class Config(Architecture):
     ``schedule`` is ``"constant"`` or ``"paper"`` (:mod:`reference.lab.schedule`); ``weight_decay``,
     ``grad_clip``, ``beta2`` and ``warmup`` left at None take the schedule's values (constant:
     0, 1.0, 0.999, 0; paper: 0.1, 1.0, 0.95, 2 % of ``steps``) when the config is made.
+    ``mixer_lr_scale`` multiplies the lr of the mixers' parameters (the premise experiment; 1: none).
     """
 
     task: str = "charlm"
@@ -79,6 +80,7 @@ class Config(Architecture):
     weight_decay: float | None = None
     grad_clip: float | None = None
     beta2: float | None = None
+    mixer_lr_scale: float = 1.0
     seed: int = 0
     dtype: str = "float32"
     out: str | None = None
@@ -109,8 +111,8 @@ class Config(Architecture):
         if self.warmup is None:
             object.__setattr__(self, "warmup", default_warmup(self.schedule, self.steps))
         count(self.warmup, "warmup")
-        for name in ("lr", "weight_decay", "grad_clip"):
-            value, positive = getattr(self, name), name == "lr"
+        for name in ("lr", "weight_decay", "grad_clip", "mixer_lr_scale"):
+            value, positive = getattr(self, name), name in ("lr", "mixer_lr_scale")
             valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             if not (valid and (value > 0 or not positive and value == 0)):
                 raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
@@ -134,7 +136,7 @@ class Config(Architecture):
 # every other field is a setting of the run, fixed when its folder is made
 _BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every"}
 # settings an older run's config lacks, with the value that run used; and settings it stored under another name
-LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999}
+LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999, "mixer_lr_scale": 1.0}
 RENAMED = {"streams": "n_streams", "model": "kind"}
 
 

@@ -7,7 +7,8 @@ decay to ``min_lr = lr / 10`` at the last step; AdamW with ``betas = (0.9, 0.95)
 weight decay 0.1 and gradient clipping at 1.0. Their runs warm up for 200 of 10 000
 steps; ours default to the same 2 % of the run. Weight decay applies, as in nanoGPT's
 ``configure_optimizers``, to the parameters with two or more dimensions (matmul weights,
-embeddings) and not to biases, gains or the mixers' scalar gates.
+embeddings) and not to biases, gains or the mixers' scalar gates. ``--mixer-lr-scale`` gives the
+mixers' parameters a multiple of every step's lr (:func:`make_optimizer`).
 """
 
 from __future__ import annotations
@@ -47,9 +48,26 @@ def lr_at(schedule: str, step: int, steps: int, lr: float, warmup: int) -> float
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, beta2: float) -> torch.optim.AdamW:
-    """AdamW with nanoGPT's two groups: weight decay on tensors of >= 2 dimensions, none on the rest."""
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, beta2: float,
+                   mixer_lr_scale: float = 1.0) -> torch.optim.AdamW:
+    """AdamW with nanoGPT's two groups: weight decay on tensors of >= 2 dimensions, none on the rest.
+
+    ``mixer_lr_scale != 1`` (the premise experiment's option, not a source's): the parameters of every
+    :class:`reference.mixers.Mixer` get two groups of their own whose ``"lr_scale"`` multiplies the
+    schedule's lr at every step (``lr_t * mixer_lr_scale``), so ``H_res`` can move further from its
+    identity init in a short run. At 1 the groups are the two above, as they always were.
+    """
+    from ..mixers import Mixer
+
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    mixing = ({id(p) for m in model.modules() if isinstance(m, Mixer) for p in m.parameters()}
+              if mixer_lr_scale != 1.0 else set())
+
+    def split(ps: list, extra: dict) -> list[dict]:
+        return [{"params": [p for p in ps if p.dim() >= 2], "weight_decay": weight_decay, **extra},
+                {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0, **extra}]
+
+    groups = split([p for p in params if id(p) not in mixing], {})
+    if mixing:
+        groups += split([p for p in params if id(p) in mixing], {"lr_scale": mixer_lr_scale})
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, beta2))

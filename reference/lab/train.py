@@ -320,7 +320,7 @@ def run(cfg: Config) -> dict:
         cfg = replace(cfg, out=_shared(world, rank, lambda: str(new_run_dir(cfg))))
     task = make_task(cfg.task, cfg.seq_len)
     model = build(cfg, task.vocab, device)
-    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.beta2)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.beta2, cfg.mixer_lr_scale)
     with RunLock(cfg.out) if rank == 0 else contextlib.nullcontext():
         start, done = _shared(world, rank, lambda: _open(cfg, model, opt, device))
         if done is not None:
@@ -349,7 +349,7 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
         t0 = time.perf_counter()
         lr = lr_at(cfg.schedule, step, cfg.steps, cfg.lr, cfg.warmup)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         x, y = (t[shard].to(device) for t in task.batch(cfg.seed, step, cfg.batch_size))
         probe = HResProbe(PROBE_TOKENS)
         with autocast:
@@ -540,6 +540,8 @@ def parse(argv: list[str] | None = None) -> Config:
                     help="on weights of >= 2 dims (default: 0; paper: 0.1)")
     ap.add_argument("--grad-clip", type=float, default=None, help="0 disables (default: 1.0)")
     ap.add_argument("--beta2", type=float, default=None, help="AdamW's beta2 (default: 0.999; paper: 0.95)")
+    ap.add_argument("--mixer-lr-scale", type=float, default=d.mixer_lr_scale,
+                    help="the mixers' parameters train at this multiple of the lr (the premise experiment)")
     ap.add_argument("--seed", type=int, default=d.seed, help="initialisation and batches")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype,
                     help="bfloat16 = autocast with float32 weights")

@@ -97,3 +97,27 @@ def test_gpu_preset_mirrors_mhc_lite_small_run():
     assert smoke.steps == 40 and smoke.warmup == 1 and smoke.schedule == "paper"     # warmup follows the length
     assert Config(schedule="paper", steps=1000).with_steps(50).warmup == 1
     assert Config(schedule="paper", steps=1000, warmup=7).with_steps(50).warmup == 7
+
+
+def test_mixer_lr_scale_gives_the_mixers_their_own_groups_and_none_at_one(tmp_path):
+    """--mixer-lr-scale k: the mixers' parameters in groups of their own at k times every step's lr; at 1
+    the two nanoGPT groups exactly as before (old runs resume unchanged)."""
+    from reference.lab.data import make_task
+    from reference.lab.train import build
+    from reference.mixers import Mixer
+
+    cfg = Config(mixer="kromhc", depth=2, width=8, steps=3, batch_size=4, seq_len=8, task="markov", eval_batches=1,
+                 progress=False, lr=0.01)
+    model = build(cfg, make_task("markov", 8).vocab, torch.device("cpu"))
+    plain = make_optimizer(model, 0.01, 0.0, 0.999)
+    assert len(plain.param_groups) == 2 and all("lr_scale" not in g for g in plain.param_groups)
+    assert [id(p) for g in plain.param_groups for p in g["params"]] == \
+        [id(p) for g in make_optimizer(model, 0.01, 0.0, 0.999, 1.0).param_groups for p in g["params"]]
+    scaled = make_optimizer(model, 0.01, 0.0, 0.999, 10.0)
+    mixing = {id(p) for m in model.modules() if isinstance(m, Mixer) for p in m.parameters()}
+    for g in scaled.param_groups:
+        assert all((id(p) in mixing) == ("lr_scale" in g) for p in g["params"])
+    run(replace(cfg, mixer_lr_scale=10.0, out=str(tmp_path / "r")))
+    assert {r["lr"] for r in read_metrics(tmp_path / "r")} == {0.01}          # the record keeps the schedule's lr
+    with pytest.raises(ValueError, match="mixer_lr_scale"):
+        Config(mixer_lr_scale=0.0)
