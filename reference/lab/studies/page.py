@@ -18,16 +18,14 @@ from __future__ import annotations
 import re
 import sys
 from collections import defaultdict
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 from birkhoff.cli import OneLineParser
 
-from ..runs import Config
 from .records import read_records
 from .seeds import spread
-from .stability import THRESHOLDS, batch_baselines, classify
+from .stability import THRESHOLDS, classify
 from .stats import wilson
 
 __all__ = ["SECTIONS", "render", "regenerate", "verdicts"]
@@ -37,11 +35,6 @@ LEARNED_MARGIN = 0.05                 # nats below the unigram loss: the stricte
 RECORDS = Path("docs/depth/records")
 
 
-@lru_cache(maxsize=64)
-def _baselines(settings: tuple, steps: int) -> tuple[float, ...]:
-    return tuple(batch_baselines(Config(**dict(settings)), steps))
-
-
 def verdicts(record: dict, spike_nats: float = THRESHOLDS[0]) -> dict:
     """The stability verdict of one record (:func:`reference.lab.studies.stability.classify`), from its
     per-step series (every step is kept for runs of up to 500 steps)."""
@@ -49,9 +42,8 @@ def verdicts(record: dict, spike_nats: float = THRESHOLDS[0]) -> dict:
         raise ValueError(f"{record['run']}: a strided series cannot be classified step by step")
     series = record["series"]
     steps = [{"loss": l, "grad_norm_total": g} for l, g in zip(series["loss"], series["grad_norm_total"])]
-    settings = tuple(sorted(record["settings"].items()))
     summary = {k: record[k] for k in ("diverged", "val_loss", "unigram_loss")}
-    return classify(summary, steps, spike_nats, list(_baselines(settings, len(steps))))
+    return classify(summary, steps, spike_nats, series["unigram"])
 
 
 def _label(record: dict) -> str:

@@ -7,10 +7,12 @@ on: the run's settings (every :class:`~reference.lab.runs.Config` field that cha
 the seed included), its outcome (diverged, and where and why), the final training, validation and
 unigram losses, the composite gains of ``prod H_res`` at the end and their maxima over training, the
 DS residual, the stream use (``stream_spread``, ``h_res_off_identity``, ``h_res_ablation``), the
-parameter counts, and the per-step loss, total gradient norm and composite gains (every
-``stride``-th step, ``stride = ceil(steps / 500)``, 6 significant digits for losses, 4 for the
-rest). The per-step losses are what the stability verdicts (spikes over the batch's unigram loss)
-are recomputed from, at any threshold. Lines are sorted by run name and written with sorted keys,
+parameter counts, and the per-step loss, the batch's unigram cross-entropy, total gradient norm
+and composite gains (every ``stride``-th step, ``stride = ceil(steps / 500)``, 6 significant
+digits for losses, 4 for the rest). The per-step losses and unigram losses are what the stability
+verdicts (spikes of the excess loss) are recomputed from, at any threshold; the unigram losses are
+a function of the data, the seed and the step (``stability.batch_baselines``), kept so that a
+record is read without rebuilding the batches. Lines are sorted by run name and written with sorted keys,
 so the same runs give the same bytes.
 """
 
@@ -36,7 +38,7 @@ MAX_POINTS = 500                      # per-step series longer than this are kep
 _NOT_SETTINGS = ("out", "progress", "resume", "overwrite", "ckpt_every")
 _SUMMARY_FIELDS = ("final_loss", "val_loss", "unigram_loss", "gain_forward", "gain_backward", "ds_residual",
                    "h_res_off_identity", "stream_spread", "h_res_ablation", "params", "mixing_params_per_layer")
-_SERIES = {"loss": 6, "grad_norm_total": 4, "gain_forward": 4, "gain_backward": 4}
+_SERIES = {"loss": 6, "unigram": 6, "grad_norm_total": 4, "gain_forward": 4, "gain_backward": 4}
 
 
 def _round(x: Any, digits: int) -> Any:
@@ -56,7 +58,10 @@ def compact(run_dir: str | os.PathLike) -> dict:
     """The record of the finished run in ``run_dir`` (:class:`FileNotFoundError` when it has no summary)."""
     run_dir = Path(run_dir)
     summary, cfg, steps = read_summary(run_dir), read_config(run_dir), read_metrics(run_dir)
+    from .stability import batch_baselines
+
     stride = max(1, math.ceil(len(steps) / MAX_POINTS))
+    steps = [{**r, "unigram": b} for r, b in zip(steps, batch_baselines(cfg, len(steps)))]
     kept = steps[::stride]
     settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_SETTINGS}
 

@@ -30,6 +30,11 @@ def test_records_keep_settings_outcome_and_series_and_are_byte_stable(tmp_path):
     assert not r["diverged"] and r["steps_run"] == 6 and r["stride"] == 1
     losses = [m["loss"] for m in read_metrics(tmp_path / "runs" / "mhc_s1")]
     assert r["series"]["loss"] == [float(f"{x:.6g}") for x in losses]
+    from reference.lab.runs import read_config
+    from reference.lab.studies.stability import batch_baselines
+
+    unigram = batch_baselines(read_config(tmp_path / "runs" / "mhc_s1"), 6)
+    assert r["series"]["unigram"] == [float(f"{x:.6g}") for x in unigram]      # the excess loss's inputs
     assert set(r["h_res_ablation"]) == {"identity", "average"} and r["val_loss"] is not None
     assert recs["blown"]["diverged"] and recs["blown"]["divergence"]["step"] in (0, 1)
     for line in first.decode().splitlines():
