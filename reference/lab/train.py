@@ -42,6 +42,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -92,8 +93,6 @@ class _StopRequest:
         self._saved: dict = {}
 
     def __enter__(self) -> "_StopRequest":
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._saved[sig] = signal.signal(sig, self._handle)
