@@ -108,10 +108,39 @@ def mhc_gain(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PREMISE = 0.05                        # nats: replacing every H_res by I must cost this much on every seed
+
+
+def premise(records: list[dict]) -> str:
+    """Whether the mixers use ``H_res``: the validation-loss cost of replacing every ``H_res`` by ``I``
+    (and by ``J/n``) per mixer and ``mixer_lr_scale``, over seeds. The premise holds for a setting
+    when the ``I`` ablation costs at least :data:`PREMISE` nats on every seed."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        if not r["diverged"] and r["h_res_ablation"]:
+            groups[(r["settings"]["mixer"], r["settings"]["depth"], r["settings"]["mixer_lr_scale"])].append(r)
+    if not groups:
+        return "No committed runs yet."
+    lines = ["| mixer | depth | mixing lr x | seeds | val loss | dloss `H_res = I`: mean [min, max] | "
+             "dloss `H_res = J/n` | off-identity mass | premise (>= 0.05 on every seed) |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    for (mixer, depth, scale), runs in sorted(groups.items()):
+        ident = [r["h_res_ablation"]["identity"] for r in runs]
+        avg = spread(r["h_res_ablation"]["average"] for r in runs)
+        loss = spread(r["val_loss"] for r in runs)
+        off = spread(r["h_res_off_identity"] for r in runs)
+        held = "yes" if min(ident) >= PREMISE else "no"
+        lines.append(f"| {mixer} | {depth} | {scale:g} | {len(runs)} | {loss.mean:.3f} +- {loss.half_range:.3f} | "
+                     f"{sum(ident) / len(ident):+.3f} [{min(ident):+.3f}, {max(ident):+.3f}] | "
+                     f"{avg.mean:+.3f} +- {avg.half_range:.3f} | {off.mean:.3f} | {held} |")
+    return "\n".join(lines)
+
+
 # section name -> (records files, renderer)
 SECTIONS: dict[str, tuple[tuple[str, ...], Callable[[list[dict]], str]]] = {
     "core-claim": (("stability-L32.jsonl", "stability-L32-hc-bounded.jsonl"), core_claim),
     "mhc-gain": (("stability-L32.jsonl",), mhc_gain),
+    "premise": (("premise-L8.jsonl",), premise),
 }
 
 

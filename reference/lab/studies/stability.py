@@ -412,7 +412,10 @@ def main(argv: list[str] | None = None) -> int:
               if getattr(args, k) is not None}
 
     def base(grid: dict) -> Config:
-        cfg = replace(grid["base"], **config)
+        # made for the grid's first mixer: a setting that only some mixers take (hc's --res-bound) is
+        # checked against the mixers the grid runs, not the base's default
+        mixers = overrides.get("mixers", grid["mixers"])
+        cfg = replace(grid["base"], mixer=mixers[0], **config)
         return cfg.with_steps(args.steps) if args.steps is not None else cfg
 
     out = Path(args.out or f"runs/stability-{args.preset}")

@@ -177,3 +177,18 @@ def test_stability_study_end_to_end(tmp_path):
     spiky = [{"loss": 1.0, "grad_norm_total": 1.0}] * 10 + [{"loss": 1.8, "grad_norm_total": 50.0}]
     assert classify(calm, spiky, 0.5) == {"diverged": False, "loss_spikes": 1, "grad_spikes": 1, "stable": False}
     assert classify(calm, spiky, 1.0)["stable"]                                       # the second threshold
+
+
+def test_the_stability_study_runs_hcs_causal_arm(tmp_path):
+    """--res-bound norm with --mixers hc: a setting only HC takes is checked against the grid's mixers, not
+    the base config's default mixer (it used to be refused as 'mixer mhc takes none')."""
+    import json
+
+    from reference.lab.studies.stability import main
+
+    out = tmp_path / "arm"
+    assert main(["--preset", "smoke", "--grids", "main", "--mixers", "hc", "--res-bound", "norm", "--depths", "2",
+                 "--lrs", "0.01", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
+    (config,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*/config.json")]
+    assert config["mixer"] == "hc" and config["res_bound"] == "norm"
+    assert main(["--preset", "smoke", "--res-bound", "norm", "--out", str(tmp_path / "all"), "--no-progress"]) == 2
