@@ -82,8 +82,32 @@ def core_claim(records: list[dict]) -> str:
                      f"{_rate(diverged, n)} | {_rate(spiked, n)} | {cell} | {gain} |")
     seeds = sorted({r["settings"]["seed"] for r in records})
     lines += ["", f"{len(records)} runs, seeds {seeds[0]}-{seeds[-1]}; rates with 95 % Wilson intervals. "
-              "Regenerate: `python -m reference.lab.studies.page`."]
+              "Regenerate: `python -m reference.lab.studies.page`.", ""]
+    lines += _stable_rate_comparisons(groups)
     return "\n".join(lines)
+
+
+def _stable_rate_comparisons(groups: dict[tuple, list[dict]]) -> list[str]:
+    """One line per depth and lr where HC ran beside another mixer: whose stable rate differs from HC's
+    (95 % Wilson intervals that do not overlap) and whose does not (no difference detected)."""
+    lines = []
+    by_point: dict[tuple, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for (depth, lr, label), runs in groups.items():
+        by_point[(depth, lr)][label] = (sum(verdicts(r)["stable"] for r in runs), len(runs))
+    for (depth, lr), rates in sorted(by_point.items()):
+        if "hc" not in rates or len(rates) < 2:
+            continue
+        hc = wilson(*rates["hc"])
+        parts = []
+        for label, (k, n) in sorted(rates.items()):
+            if label == "hc":
+                continue
+            other = wilson(k, n)
+            word = "differs" if other[0] > hc[1] or other[1] < hc[0] else "no difference detected"
+            parts.append(f"{label} {k}/{n}: {word}")
+        lines.append(f"- L = {depth}, lr {lr:g}: stable rate of hc {rates['hc'][0]}/{rates['hc'][1]} against "
+                     + "; ".join(parts) + ".")
+    return lines
 
 
 def mhc_gain(records: list[dict]) -> str:
