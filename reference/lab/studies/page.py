@@ -84,7 +84,30 @@ def core_claim(records: list[dict]) -> str:
     lines += ["", f"{len(records)} runs, seeds {seeds[0]}-{seeds[-1]}; rates with 95 % Wilson intervals. "
               "Regenerate: `python -m reference.lab.studies.page`.", ""]
     lines += _stable_rate_comparisons(groups)
+    lines += _causal_arm(groups)
     return "\n".join(lines)
+
+
+def _causal_arm(groups: dict[tuple, list[dict]]) -> list[str]:
+    """HC against its causal arm, pooled over the points where both ran: diverged, spiked and stable
+    rates (95 % Wilson intervals; "differs" when they do not overlap)."""
+    arm = "hc (gain bounded)"
+    points = sorted({(d, lr) for d, lr, label in groups if label == arm} & {(d, lr) for d, lr, label in groups
+                                                                               if label == "hc"})
+    if not points:
+        return []
+    words = []
+    for key, name in (("diverged", "diverged"), ("loss_spikes", "spiked"), ("stable", "stable")):
+        counts = []
+        for label in ("hc", arm):
+            runs = [r for p in points for r in groups[(*p, label)]]
+            counts.append((sum(bool(verdicts(r)[key]) for r in runs), len(runs)))
+        (ka, na), (kb, nb) = counts
+        a, b = wilson(ka, na), wilson(kb, nb)
+        word = "differs" if a[0] > b[1] or a[1] < b[0] else "no difference detected"
+        words.append(f"{name} {ka}/{na} [{a[0]:.2f}, {a[1]:.2f}] against {kb}/{nb} [{b[0]:.2f}, {b[1]:.2f}]: {word}")
+    lrs = ", ".join(f"{lr:g}" for _, lr in points)
+    return [f"- HC against its causal arm (gain bounded), pooled over lr {lrs}: " + "; ".join(words) + "."]
 
 
 def _stable_rate_comparisons(groups: dict[tuple, list[dict]]) -> list[str]:
