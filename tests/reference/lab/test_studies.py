@@ -188,7 +188,7 @@ def test_the_stability_study_runs_hcs_causal_arm(tmp_path):
 
     out = tmp_path / "arm"
     assert main(["--preset", "smoke", "--grids", "main", "--mixers", "hc", "--res-bound", "norm", "--depths", "2",
-                 "--lrs", "0.01", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
+                 "--lrs", "0.01", "--seeds", "1", "--steps", "3", "--out", str(out), "--no-progress"]) == 0
     (config,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*/config.json")]
     assert config["mixer"] == "hc" and config["res_bound"] == "norm"
     assert main(["--preset", "smoke", "--res-bound", "norm", "--out", str(tmp_path / "all"), "--no-progress"]) == 2
