@@ -65,11 +65,12 @@ def core_claim(records: list[dict]) -> str:
     for r in records:
         s = r["settings"]
         groups[(s["depth"], s["lr"], _label(r))].append(r)
+    judged = {id(r): verdicts(r) for r in records}        # each run classified once (names repeat across files)
     lines = ["| depth | lr | mixer | seeds | stable | stable, >= 0.05 below unigram | diverged | spiked (0.5 nat) | "
              "val loss (finished) | max backward gain (median over seeds) |",
              "|---:|---:|---|---:|---|---|---|---|---:|---:|"]
     for (depth, lr, label), runs in sorted(groups.items()):
-        v = [verdicts(r) for r in runs]
+        v = [judged[id(r)] for r in runs]
         n = len(runs)
         stable, diverged = sum(x["stable"] for x in v), sum(x["diverged"] for x in v)
         strict = sum(x["stable"] and r["val_loss"] <= r["unigram_loss"] - LEARNED_MARGIN for x, r in zip(v, runs))
@@ -83,12 +84,12 @@ def core_claim(records: list[dict]) -> str:
     seeds = sorted({r["settings"]["seed"] for r in records})
     lines += ["", f"{len(records)} runs, seeds {seeds[0]}-{seeds[-1]}; rates with 95 % Wilson intervals. "
               "Regenerate: `python -m reference.lab.studies.page`.", ""]
-    lines += _stable_rate_comparisons(groups)
-    lines += _causal_arm(groups)
+    lines += _stable_rate_comparisons(groups, judged)
+    lines += _causal_arm(groups, judged)
     return "\n".join(lines)
 
 
-def _causal_arm(groups: dict[tuple, list[dict]]) -> list[str]:
+def _causal_arm(groups: dict[tuple, list[dict]], judged: dict[int, dict]) -> list[str]:
     """HC against its causal arm, pooled over the points where both ran: diverged, spiked and stable
     rates (95 % Wilson intervals; "differs" when they do not overlap)."""
     arm = "hc (gain bounded)"
@@ -101,7 +102,7 @@ def _causal_arm(groups: dict[tuple, list[dict]]) -> list[str]:
         counts = []
         for label in ("hc", arm):
             runs = [r for p in points for r in groups[(*p, label)]]
-            counts.append((sum(bool(verdicts(r)[key]) for r in runs), len(runs)))
+            counts.append((sum(bool(judged[id(r)][key]) for r in runs), len(runs)))
         (ka, na), (kb, nb) = counts
         a, b = wilson(ka, na), wilson(kb, nb)
         word = "differs" if a[0] > b[1] or a[1] < b[0] else "no difference detected"
@@ -110,13 +111,13 @@ def _causal_arm(groups: dict[tuple, list[dict]]) -> list[str]:
     return [f"- HC against its causal arm (gain bounded), pooled over lr {lrs}: " + "; ".join(words) + "."]
 
 
-def _stable_rate_comparisons(groups: dict[tuple, list[dict]]) -> list[str]:
+def _stable_rate_comparisons(groups: dict[tuple, list[dict]], judged: dict[int, dict]) -> list[str]:
     """One line per depth and lr where HC ran beside another mixer: whose stable rate differs from HC's
     (95 % Wilson intervals that do not overlap) and whose does not (no difference detected)."""
     lines = []
     by_point: dict[tuple, dict[str, tuple[int, int]]] = defaultdict(dict)
     for (depth, lr, label), runs in groups.items():
-        by_point[(depth, lr)][label] = (sum(verdicts(r)["stable"] for r in runs), len(runs))
+        by_point[(depth, lr)][label] = (sum(judged[id(r)]["stable"] for r in runs), len(runs))
     for (depth, lr), rates in sorted(by_point.items()):
         if "hc" not in rates or len(rates) < 2:
             continue
