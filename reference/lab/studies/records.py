@@ -2,18 +2,19 @@
 
     python -m reference.lab.studies.records runs/stability-L32 --out docs/depth/records/stability-L32.jsonl
 
-A record keeps what a number on the page can be computed from, and nothing of the machine it ran
-on: the run's settings (every :class:`~reference.lab.runs.Config` field that changes the result,
-the seed included), its outcome (diverged, and where and why), the final training, validation and
-unigram losses, the composite gains of ``prod H_res`` at the end and their maxima over training, the
-DS residual, the stream use (``stream_spread``, ``h_res_off_identity``, ``h_res_ablation``), the
-parameter counts, and the per-step loss, the batch's unigram cross-entropy, total gradient norm
+A record keeps what a number on the page can be computed from, and of the machine it ran on only
+its training time: the run's settings (every :class:`~reference.lab.runs.Config` field that changes
+the result, the seed included), its outcome (diverged, and where and why), the final training,
+validation and unigram losses, the composite gains of ``prod H_res`` at the end and their maxima
+over training, the DS residual, the stream use (``stream_spread``, ``h_res_off_identity``,
+``h_res_ablation``), the parameter counts, ``train_seconds`` (from the trainer's tokens/s, for the
+page's CPU-hours), and the per-step loss, the batch's unigram cross-entropy, total gradient norm
 and composite gains (every ``stride``-th step, ``stride = ceil(steps / 500)``, 6 significant
 digits for losses, 4 for the rest). The per-step losses and unigram losses are what the stability
 verdicts (spikes of the excess loss) are recomputed from, at any threshold; the unigram losses are
 a function of the data, the seed and the step (``stability.batch_baselines``), kept so that a
-record is read without rebuilding the batches. Lines are sorted by run name and written with sorted keys,
-so the same runs give the same bytes.
+record is read without rebuilding the batches. Lines are sorted by run name and written with sorted
+keys, so the same runs give the same bytes.
 """
 
 from __future__ import annotations
@@ -74,9 +75,18 @@ def compact(run_dir: str | os.PathLike) -> dict:
         "diverged": bool(summary["diverged"]), "divergence": _round(summary.get("divergence"), 6),
         **{k: _round(summary.get(k), 6) for k in _SUMMARY_FIELDS},
         "max_gain_forward": peak("gain_forward"), "max_gain_backward": peak("gain_backward"),
-        "steps_run": len(steps), "stride": stride,
+        "steps_run": len(steps), "stride": stride, "train_seconds": _train_seconds(cfg, steps),
         "series": {k: [_round(r.get(k), d) for r in kept] for k, d in _SERIES.items()},
     }
+
+
+def _train_seconds(cfg, steps: list[dict]) -> float | None:
+    """The run's training time in seconds, ``sum_t batch_size seq_len / tokens_per_s(t)`` (evaluation and
+    ablations excluded; None when a step did not log its speed): what the page's CPU-hours add up."""
+    rates = [r.get("tokens_per_s") for r in steps]
+    if not rates or not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in rates):
+        return None
+    return _round(sum(cfg.batch_size * cfg.seq_len / x for x in rates), 3)
 
 
 def collect(roots: Iterable[str | os.PathLike]) -> list[dict]:

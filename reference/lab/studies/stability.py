@@ -63,6 +63,7 @@ from ...mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, RES_BOUNDS, SK_ORDER
 from ...norms import NORMS  # noqa: E402
 from ..data import batch_unigram_loss, make_task  # noqa: E402
 from ..runs import DTYPES, Config, read_metrics  # noqa: E402
+from ..schedule import SCHEDULES  # noqa: E402
 from ..train import run_once  # noqa: E402
 from .brackets import Bracket, bracket  # noqa: E402
 from .markdown import USAGE_HEADER, fmt, save_figure, usage_cells, write_report  # noqa: E402
@@ -397,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--res-bound", choices=RES_BOUNDS,
                     help="hc's causal arm (norm: H_res's gains bounded by 1); use its own --out")
     ap.add_argument("--norm", choices=NORMS, help="override every grid's sublayer norm")
+    ap.add_argument("--schedule", choices=SCHEDULES,
+                    help="paper: the papers' protocol (warmup, cosine, clip 1.0, weight decay 0.1, beta2 0.95) "
+                         "instead of the grids' constant lr without clipping; use its own --out")
     ap.add_argument("--overwrite", action="store_true", help="replace runs in --out that have other settings")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args(argv)
@@ -416,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         # checked against the mixers the grid runs, not the base's default
         mixers = overrides.get("mixers", grid["mixers"])
         cfg = replace(grid["base"], mixer=mixers[0], **config)
+        if args.schedule is not None:   # the optimiser settings the schedule brings, not the grid's own
+            cfg = replace(cfg, schedule=args.schedule, warmup=None, weight_decay=None, grad_clip=None, beta2=None)
         return cfg.with_steps(args.steps) if args.steps is not None else cfg
 
     out = Path(args.out or f"runs/stability-{args.preset}")

@@ -30,6 +30,8 @@ def test_records_keep_settings_outcome_and_series_and_are_byte_stable(tmp_path):
     assert not r["diverged"] and r["steps_run"] == 6 and r["stride"] == 1
     losses = [m["loss"] for m in read_metrics(tmp_path / "runs" / "mhc_s1")]
     assert r["series"]["loss"] == [float(f"{x:.6g}") for x in losses]
+    seconds = sum(TINY.batch_size * TINY.seq_len / m["tokens_per_s"] for m in read_metrics(tmp_path / "runs" / "mhc_s1"))
+    assert r["train_seconds"] == float(f"{seconds:.3g}") and r["train_seconds"] > 0     # the page's CPU time
     from reference.lab.runs import read_config
     from reference.lab.studies.stability import batch_baselines
 

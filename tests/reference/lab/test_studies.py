@@ -192,3 +192,18 @@ def test_the_stability_study_runs_hcs_causal_arm(tmp_path):
     (config,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*/config.json")]
     assert config["mixer"] == "hc" and config["res_bound"] == "norm"
     assert main(["--preset", "smoke", "--res-bound", "norm", "--out", str(tmp_path / "all"), "--no-progress"]) == 2
+
+
+def test_the_stability_study_runs_the_papers_protocol(tmp_path):
+    """--schedule paper brings the schedule's optimiser settings (clip 1.0, weight decay 0.1, beta2 0.95,
+    warmup), not the stability grids' constant lr without clipping."""
+    import json
+
+    from reference.lab.studies.stability import main
+
+    out = tmp_path / "paper"
+    assert main(["--preset", "smoke", "--grids", "main", "--mixers", "kromhc", "--schedule", "paper", "--depths", "2",
+                 "--lrs", "0.01", "--seeds", "1", "--steps", "3", "--out", str(out), "--no-progress"]) == 0
+    (config,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*/config.json")]
+    assert (config["schedule"], config["grad_clip"], config["weight_decay"], config["beta2"], config["warmup"]) == \
+        ("paper", 1.0, 0.1, 0.95, 1)

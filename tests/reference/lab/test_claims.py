@@ -1,0 +1,126 @@
+"""DEPTH.md's verdict rules on synthetic records: each verdict follows its rule, and the page holds
+no result outside its generated blocks."""
+
+import re
+from pathlib import Path
+
+from reference.lab.studies import claims as C
+from reference.lab.studies import tables as T
+from reference.lab.studies.evidence import Evidence
+from reference.lab.studies.records import RECORD_VERSION, write_records
+
+ROOT = Path(__file__).resolve().parents[3]
+STEPS, UNIGRAM = 40, 3.3
+
+
+def fake(mixer, depth, lr, seed, *, outcome="stable", learn_at=10, gain=1.0, res_bound="none", kind="transformer",
+         ident=0.0, val=2.9):
+    """A record whose per-step loss falls from the unigram loss to ``val`` at step ``learn_at``;
+    ``outcome`` "spiked" adds a 2-nat step, "diverged" marks it diverged, "flat" never learns."""
+    loss = [UNIGRAM + 0.2 if t < learn_at or outcome == "flat" else val for t in range(STEPS)]
+    if outcome == "spiked":
+        loss[30] += 2.0
+    diverged = outcome == "diverged"
+    return {
+        "record": RECORD_VERSION, "run": f"{mixer}_{res_bound}_{kind}_L{depth}_lr{lr}_s{seed}",
+        "settings": {"mixer": mixer, "depth": depth, "lr": lr, "seed": seed, "res_bound": res_bound, "steps": STEPS,
+                     "schedule": "constant", "kind": kind, "width": 16, "batch_size": 8, "seq_len": 32,
+                     "mixer_lr_scale": 1.0},
+        "diverged": diverged, "divergence": None, "final_loss": loss[-1],
+        "val_loss": None if diverged else (UNIGRAM + 0.1 if outcome == "flat" else val), "unigram_loss": UNIGRAM,
+        "gain_forward": gain, "gain_backward": gain, "max_gain_forward": gain, "max_gain_backward": gain,
+        "ds_residual": 0.0, "h_res_off_identity": 0.01, "stream_spread": 0.3,
+        "h_res_ablation": {"identity": ident, "average": ident + 0.01}, "params": 1000,
+        "mixing_params_per_layer": 10, "steps_run": STEPS, "stride": 1, "train_seconds": 36.0,
+        "series": {"loss": loss, "unigram": [UNIGRAM] * STEPS, "grad_norm_total": [1.0] * STEPS,
+                   "gain_forward": [gain] * STEPS, "gain_backward": [gain] * STEPS},
+    }
+
+
+def evidence(tmp_path, **files) -> Evidence:
+    for name, records in files.items():
+        write_records(tmp_path / f"{name}.jsonl", records)
+    return Evidence(tmp_path)
+
+
+def seeds(mixer, depth, lr, outcomes, **kw):
+    return [fake(mixer, depth, lr, s, outcome=o, **kw) for s, o in enumerate(outcomes)]
+
+
+def test_hc_stability_and_gain_are_reproduced_only_beyond_the_intervals(tmp_path):
+    L8 = seeds("hc", 8, 0.03, ["stable"] * 10, gain=10.0)
+    L32 = seeds("hc", 32, 0.03, ["diverged"] * 5 + ["spiked"] * 4 + ["stable"], gain=1e12)
+    ds = seeds("mhc", 32, 0.03, ["stable"] * 10, gain=1.5) + seeds("kromhc", 32, 0.03, ["stable"] * 10)
+    ev = evidence(tmp_path, **{"stability-L8": L8, "stability-L32": L32 + ds})
+    assert C.hc_stability(ev)[0] == "reproduced"
+    assert C.hc_gain(ev)[0] == "reproduced" and "every run starts at 1" in C.hc_gain(ev)[1]
+    # the same rates at both depths: no difference, whatever the means
+    ev = evidence(tmp_path / "same", **{"stability-L8": seeds("hc", 8, 0.03, ["stable"] * 5 + ["spiked"] * 5),
+                                        "stability-L32": seeds("hc", 32, 0.03, ["spiked"] * 5 + ["stable"] * 5) + ds})
+    assert C.hc_stability(ev)[0] == "no difference detected"
+
+
+def test_the_causal_arm_needs_its_runs_and_calls_a_blow_up_difference_only_beyond_the_intervals(tmp_path):
+    hc = seeds("hc", 32, 0.03, ["diverged"] * 8 + ["stable"] * 2)
+    arm = seeds("hc", 32, 0.03, ["stable"] * 2 + ["flat"] * 8, res_bound="norm")
+    assert C.causal_arm(evidence(tmp_path / "a", **{"stability-L32": hc}))[0] == "not testable here"
+    word, numbers = C.causal_arm(evidence(tmp_path / "b", **{"stability-L32": hc, "stability-L32-hc-bounded": arm}))
+    assert word == "reproduced for the blow-ups" and "stable 2/10" in numbers and "no difference detected" in numbers
+    arm = seeds("hc", 32, 0.03, ["diverged"] * 7 + ["stable"] * 3, res_bound="norm")
+    assert C.causal_arm(evidence(tmp_path / "c", **{"stability-L32": hc,
+                                                    "stability-L32-hc-bounded": arm}))[0] == "not reproduced"
+
+
+def test_matches_needs_the_margin_and_convergence_needs_an_interval_that_excludes_zero(tmp_path):
+    krom = [fake("kromhc", 32, 0.03, s, val=2.9 + 0.001 * s) for s in range(10)]
+    mhc = [fake("mhc", 32, 0.03, s, val=2.901 + 0.001 * s) for s in range(10)]     # worse by 0.001: inside 0.05
+    assert C.kromhc_matches(evidence(tmp_path / "a", **{"stability-L32": krom + mhc}))[0] == "matches at lr 0.03"
+    wide = [fake("mhc", 32, 0.03, s, val=2.9 + (0.3 if s % 2 else -0.3)) for s in range(10)]
+    assert C.kromhc_matches(evidence(tmp_path / "b", **{"stability-L32": krom + wide}))[0].startswith(
+        "no difference detected")
+    worse = [fake("mhc", 32, 0.03, s, val=2.7 + 0.001 * s) for s in range(10)]
+    assert C.kromhc_matches(evidence(tmp_path / "e", **{"stability-L32": krom + worse}))[0] == "contradicted at lr 0.03"
+    hc = [fake("hc", 32, 0.03, s, learn_at=10 + s % 2) for s in range(10)]
+    res = [fake("residual", 32, 0.03, s, learn_at=20 + s % 3) for s in range(10)]
+    word, numbers = C.hc_convergence(evidence(tmp_path / "c", **{"stability-L32": hc + res}))
+    assert word == "reproduced" and "residual / HC 1." in numbers
+    word, _ = C.hc_convergence(evidence(tmp_path / "d", **{"stability-L32": hc + [
+        fake("residual", 32, 0.03, s, learn_at=10 + s % 2) for s in range(10)]}))
+    assert word == "no difference detected"
+
+
+def test_steps_to_target_uses_the_running_mean_of_the_excess_loss_and_censors():
+    r = fake("hc", 32, 0.03, 0, learn_at=10, val=2.6)
+    # excess +0.2 before step 10, -0.7 from it: with k learned steps in the window the mean is (2 - 0.9 k) / 10,
+    # -0.07 at k = 3 and -0.16 at k = 4 (window ending at step 13): the target is reached after 14 steps
+    assert T.steps_to_target(r) == 14
+    assert T.steps_to_target(fake("hc", 32, 0.03, 0, outcome="flat")) is None
+
+
+def test_sk_errors_and_behc_depth_and_the_premise(tmp_path):
+    deep = (seeds("mhc", 1000, 0.01, ["stable"] * 3, kind="mlp", gain=1.9)
+            + seeds("behc", 1000, 0.01, ["stable"] * 3, kind="mlp"))
+    ev = evidence(tmp_path / "a", **{"deep-sk": deep})
+    assert C.sk_errors(ev)[0] == "not reproduced" and "1.9" in C.sk_errors(ev)[1]
+    assert C.behc_depth(ev)[0].startswith("BE-HC trains: reproduced; ReZero") and "not testable" in C.behc_depth(ev)[0]
+    assert C.ds_gain(ev)[0] == "reproduced for KromHC and BE-HC"
+    assert C.sk_errors(evidence(tmp_path / "b", **{"other": deep}))[0] == "not testable here"
+    premise = seeds("kromhc", 8, 0.01, ["stable"] * 3, ident=0.06) + [fake("mhc", 8, 0.01, 0, ident=0.2),
+                                                                      fake("mhc", 8, 0.01, 1, ident=0.01)]
+    word, numbers = C.premise_row(evidence(tmp_path / "c", **{"premise-L8": premise}))
+    assert word == "met in 1 of 2 settings" and "+0.200" in numbers
+
+
+def test_every_claim_has_a_row_and_an_empty_record_set_is_not_testable(tmp_path):
+    table = C.verdict_table(Evidence(tmp_path))
+    rows = [line for line in table.splitlines()[2:]]
+    assert len(rows) == len(C.CLAIMS) and all("**not testable here**" in row for row in rows)
+
+
+def test_no_result_is_typed_outside_the_generated_blocks():
+    text = (ROOT / "docs/DEPTH.md").read_text()
+    outside = re.sub(r"<!-- records:([\w-]+) -->.*?<!-- /records:\1 -->", "", text, flags=re.DOTALL)
+    results = (r"\d+/\d+ \[", r"\+- ?\d", r"\d\.\d+e[+-]\d",
+               r"\| \*\*(reproduced|contradicted|not reproduced|no difference)")
+    for pattern in results:
+        assert not re.search(pattern, outside), f"a result outside the generated blocks: {pattern}"
