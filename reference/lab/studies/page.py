@@ -1,12 +1,13 @@
 """docs/DEPTH.md's generated sections, rebuilt from the committed run records (docs/depth/records/).
 
-    python -m reference.lab.studies.page            # rewrite every generated section of docs/DEPTH.md
+    python -m reference.lab.studies.page            # rewrite every generated section and figure of docs/DEPTH.md
     python -m reference.lab.studies.page --check    # exit 1 when the page and the records disagree
 
 A generated section sits between ``<!-- records:NAME -->`` and ``<!-- /records:NAME -->``; everything
 in it is computed from the records (:mod:`reference.lab.studies.records`) by
 :mod:`~reference.lab.studies.tables` and :mod:`~reference.lab.studies.claims`, nothing typed by
-hand; the rest of the page holds the settings, the rules and the commands, no result.
+hand; the rest of the page holds the settings, the rules and the commands, no result. The figures
+(:mod:`~reference.lab.studies.figures`) go to ``depth/figures/`` beside the page.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Callable
 
 from birkhoff.cli import OneLineParser
 
-from . import tables
+from . import figures, tables
 from .claims import verdict_table
 from .evidence import Evidence
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     args.page.write_text(new)
+    figures.draw(Evidence(args.records), args.page.parent / "depth" / "figures")
     return 0
 
 

@@ -24,3 +24,15 @@ def test_an_edited_number_is_caught(tmp_path, capsys):
     assert "differs" in capsys.readouterr().err
     assert page.main(["--page", str(copy), "--records", str(ROOT / "docs/depth/records")]) == 0
     assert copy.read_text() == (ROOT / "docs/DEPTH.md").read_text()
+
+
+def test_the_figures_are_drawn_from_the_records_and_byte_stable(tmp_path):
+    from reference.lab.studies import figures
+    from reference.lab.studies.evidence import Evidence
+
+    ev = Evidence(ROOT / "docs/depth/records")
+    first = [p.read_bytes() for p in figures.draw(ev, tmp_path / "a")]
+    again = [p.read_bytes() for p in figures.draw(ev, tmp_path / "b")]
+    assert first == again and all(b.startswith(b"\x89PNG") for b in first)
+    text = (ROOT / "docs/DEPTH.md").read_text()
+    assert all(f"depth/figures/{name}" in text for name in figures.FIGURES)
