@@ -23,9 +23,11 @@ Case C: hard inputs, to tol 1e-10: entries spanning 1e-300..1e300, a nearly deco
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import ot
@@ -33,7 +35,7 @@ import ot.batch
 from sinkhorn_knopp.sinkhorn_knopp import SinkhornKnopp
 
 from _timing import best_time
-from birkhoff import ConvergenceError, sinkhorn, sinkhorn_logits
+from birkhoff import ConvergenceError, _compiled, sinkhorn, sinkhorn_logits
 
 BUDGET = 100_000          # sweeps before a method "fails" (case C; --quick: 2000)
 
@@ -92,17 +94,35 @@ def row(case: str, label: str, t: float, base: float, P: np.ndarray, ref: np.nda
     return f"| {case} | {label} | {t * 1e3:.1f} | {t / base:.2f} | {max_marginal(P):.1e} | {diff} |"
 
 
+@contextmanager
+def compiled(setting: str):
+    """``BIRKHOFF_COMPILED=setting`` for the block (0: the numpy path; 1: the numba kernels)."""
+    saved = os.environ.get("BIRKHOFF_COMPILED")
+    os.environ["BIRKHOFF_COMPILED"] = setting
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["BIRKHOFF_COMPILED"]
+        else:
+            os.environ["BIRKHOFF_COMPILED"] = saved
+
+
 def case_a(B: int, subset: int, repeat: int) -> list[str]:
     H = np.random.default_rng(0).standard_normal((B, 4, 4))
     A = np.exp(H)
     case = f"({B}, 4, 4) x 20 sweeps"
     base, P0 = best_time(lambda: numpy_loop(A, 20, 0.0), repeat)
     rows = [row(case, "plain numpy loop (baseline)", base, base, P0, None)]
-    for label, fn in (("birkhoff `sinkhorn(A, iters=20)`", lambda: sinkhorn(A, iters=20)),
-                      ("birkhoff `sinkhorn_logits(H, 20)`", lambda: sinkhorn_logits(H, 20)),
-                      ("POT `ot.batch.bregman_projection_batch`", lambda: pot_batch(A, 20, 0.0))):
-        t, P = best_time(fn, repeat)
-        rows.append(row(case, label, t, base, P, P0))
+    for path in ("0", "1"):               # the numpy reference path, then the compiled kernels (warm)
+        name = "numpy path" if path == "0" else "compiled, numba"
+        for label, fn in ((f"birkhoff `sinkhorn(A, iters=20)`, {name}", lambda: sinkhorn(A, iters=20)),
+                          (f"birkhoff `sinkhorn_logits(H, 20)`, {name}", lambda: sinkhorn_logits(H, 20))):
+            with compiled(path):
+                t, P = best_time(fn, repeat)
+            rows.append(row(case, label, t, base, P, P0))
+    t, P = best_time(lambda: pot_batch(A, 20, 0.0), repeat)
+    rows.append(row(case, "POT `ot.batch.bregman_projection_batch`", t, base, P, P0))
     k = min(subset, B)
     for label, fn in (("POT `ot.sinkhorn` (loop)", pot_single), ("`sinkhorn-knopp` `SinkhornKnopp.fit` (loop)",
                                                                   sk_package)):
@@ -178,6 +198,10 @@ def main() -> None:
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, "
           f"POT {ot.__version__}\n")
+    for family, r in _compiled.warmup().items():    # compile, or load numba's cache: its time, stated
+        print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
+                                                 f"ready in {r['seconds']:.2f} s (compile or cached load)"))
+    print()
     print("| case | implementation | time (ms) | time / first row | max marginal err | max abs diff vs first row |")
     print("|---|---|---:|---:|---:|---:|")
     for line in case_a(2000 if args.quick else 100_000, args.loop_subset, args.repeat):

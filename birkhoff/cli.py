@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, _compiled
 from .bvn import bvn_decompose
 from .certify import certify, certify_batch, certify_product, certify_projection
 from .validate import count, real
@@ -249,6 +249,22 @@ def _args_bvn(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=_nonneg_real, default=1e-9, help="allowed margin residual (float mode)")
 
 
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    report = _compiled.warmup()
+    if any(r is None for r in report.values()):
+        raise OSError("numba is not installed: every call takes the numpy path (pip install numba)")
+    if args.json:
+        print(json.dumps({"schema": "birkhoff.warmup/1", "families": report}, indent=2))
+    elif not args.quiet:
+        for family, r in report.items():
+            print(f"{family}: ready in {r['seconds']:.2f} s (cache: {r['cache']})")
+    return 0
+
+
+def _args_warmup(p: argparse.ArgumentParser) -> None:
+    """No arguments: every compiled kernel family."""
+
+
 def _args_kron(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="F", help="square factors U_1 ... U_K")
     p.add_argument("-o", "--output", help="write the product here; default stdout csv")
@@ -308,6 +324,8 @@ COMMANDS: dict[str, Command] = {
                 "Euclidean projection onto the Birkhoff polytope, certified distance"),
     "quantize": (_cmd_quantize, _args_quantize,
                  "integer matrix with exact margins (fixed-point DS, controlled rounding)"),
+    "warmup": (_cmd_warmup, _args_warmup,
+               "compile the numba kernels once (cached on disk for later processes)"),
 }
 
 

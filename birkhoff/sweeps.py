@@ -11,6 +11,10 @@ as ``n - 1`` additions of ``(n, b)`` slices, one reciprocal, one broadcast multi
 ``P = diag(r) A diag(c)`` are accumulated, or, for a chunk with no zero entry, read
 off ``P`` and ``A`` at the end.
 
+Past a few million entries of work in a process, both functions hand the batch to the compiled
+twin in :mod:`birkhoff._compiled.sweeps` (numba; :func:`birkhoff._compiled.kernels` says when),
+whose results are bit-identical: the same operations on every matrix, in the same order.
+
 A sum of zero (an all-zero row or column) is replaced by 1: the row stays zero and its
 scaling 1, as ``sinkhorn`` defines it. A row whose sum is below the float range
 overflows its scaling to ``inf``; ``sinkhorn`` then redoes the batch in the log domain.
@@ -19,6 +23,8 @@ overflows its scaling to ``inf``; ``sinkhorn`` then redoes the batch in the log 
 from __future__ import annotations
 
 import numpy as np
+
+from . import _compiled
 
 __all__ = ["fixed_sweeps", "fixed_sweeps_logits", "CHUNK", "MAX_N"]
 
@@ -102,6 +108,9 @@ def fixed_sweeps(M: np.ndarray, iters: int) -> tuple[np.ndarray, ...]:
     returned ``P`` (``(B,)``).
     """
     B, n, _ = M.shape
+    compiled = _compiled.kernels("sweeps", M.size * iters)
+    if compiled is not None:
+        return compiled.sweep_batch(np.ascontiguousarray(M, dtype=np.float64), iters)
     P = np.empty_like(M, dtype=np.float64)
     r, c = np.ones((B, n)), np.ones((B, n))
     rows, cols = np.empty(B), np.empty(B)
@@ -121,6 +130,9 @@ def fixed_sweeps_logits(L: np.ndarray, iters: int, span: float) -> tuple[np.ndar
     is False are placeholders, to be redone in the log domain by the caller.
     """
     B, n, _ = L.shape
+    compiled = _compiled.kernels("sweeps", L.size * iters)
+    if compiled is not None:
+        return _compiled_logits(compiled, L, iters, span)
     P = np.empty_like(L, dtype=np.float64)
     log_r, log_c = np.zeros((B, n)), np.zeros((B, n))
     rows, cols, ok = np.empty(B), np.empty(B), np.empty(B, dtype=bool)
@@ -139,4 +151,22 @@ def fixed_sweeps_logits(L: np.ndarray, iters: int, span: float) -> tuple[np.ndar
         P[k], ok[k] = W.transpose(2, 0, 1), fine
         S = np.empty((n, W.shape[2]))
         rows[k], cols[k] = _residual(W, S), _residual(W.transpose(1, 0, 2), S)
+    return P, log_r, log_c, rows, cols, ok
+
+
+def _compiled_logits(compiled, L: np.ndarray, iters: int, span: float) -> tuple[np.ndarray, ...]:
+    """:func:`fixed_sweeps_logits` through the compiled sweeps: ``exp`` stays numpy's (the same
+    values as the chunked path), taken over the whole batch."""
+    B, n, _ = L.shape
+    flat = L.reshape(B, n * n)
+    top = flat.max(axis=1)
+    ok = top - flat.min(axis=1) <= span
+    W = np.array(L, dtype=np.float64)
+    W -= top[:, None, None]
+    W[~ok] = 0.0
+    np.exp(W, out=W)
+    P, r, c, rows, cols = compiled.sweep_batch(W, iters)
+    with np.errstate(divide="ignore"):
+        log_r, log_c = np.log(r) - top[:, None], np.log(c)
+    ok &= (r > 0).all(axis=1) & (c > 0).all(axis=1)
     return P, log_r, log_c, rows, cols, ok

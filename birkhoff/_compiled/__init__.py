@@ -1,0 +1,75 @@
+"""Compiled small-matrix kernels (numba), one file per family mirroring the numpy module it speeds up.
+
+Nothing here imports numba until a kernel is needed: ``import birkhoff`` never does. A public
+function asks :func:`kernels` for its family with the size of the work it is about to do; the
+numpy path (the reference the kernels are tested against) answers until loading pays:
+
+- ``BIRKHOFF_COMPILED=auto`` (default): the family loads once a process has asked for
+  :data:`AUTO_WORK` matrix entries of work (loading a cached family takes about 0.3-0.7 s, what
+  numpy spends on that much work), so a one-shot call stays on numpy and a training loop or a
+  large batch moves to compiled code;
+- ``BIRKHOFF_COMPILED=1``: from the first call; ``BIRKHOFF_COMPILED=0``: never.
+
+Kernels are compiled with ``fastmath`` off and numpy's error model and cached on disk by numba:
+in ``__pycache__`` beside this package, or, where that is read-only, numba's user-wide cache
+(``NUMBA_CACHE_DIR`` overrides both). ``birkhoff warmup`` (:func:`warmup`) compiles every family
+once. Without numba installed every call takes the numpy path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections import defaultdict
+from types import ModuleType
+
+__all__ = ["FAMILIES", "AUTO_WORK", "kernels", "warmup", "mode"]
+
+FAMILIES = ("sweeps",)
+AUTO_WORK = 1 << 24                   # matrix entries of numpy work after which a family is loaded
+_LOADED: dict[str, ModuleType | None] = {}
+_WORK: dict[str, int] = defaultdict(int)
+
+
+def mode() -> str:
+    """``"auto"``, ``"1"`` or ``"0"``: the ``BIRKHOFF_COMPILED`` setting (anything else reads as auto)."""
+    value = os.environ.get("BIRKHOFF_COMPILED", "auto")
+    return value if value in ("0", "1") else "auto"
+
+
+def _load(family: str) -> ModuleType | None:
+    if family not in _LOADED:
+        try:
+            _LOADED[family] = importlib.import_module(f"{__name__}.{family}")
+        except ImportError:                  # numba (or llvmlite) not installed: the numpy path
+            _LOADED[family] = None
+    return _LOADED[family]
+
+
+def kernels(family: str, work: int) -> ModuleType | None:
+    """The compiled kernels of ``family`` for a call doing ``work`` matrix entries of work, or None
+    (take the numpy path): see the module doc for when a family loads."""
+    setting = mode()
+    if setting == "0":
+        return None
+    if family not in _LOADED and setting == "auto":
+        _WORK[family] += work
+        if _WORK[family] < AUTO_WORK:
+            return None
+    return _load(family)
+
+
+def warmup() -> dict[str, dict | None]:
+    """Load and compile every family (numba's cache makes later processes fast): per family
+    ``{"seconds": ..., "cache": folder or None}``, or None when it cannot load (numba not installed)."""
+    report: dict[str, dict | None] = {}
+    for family in FAMILIES:
+        start = time.perf_counter()
+        module = _load(family)
+        if module is None:
+            report[family] = None
+            continue
+        cache = module.compile_all()
+        report[family] = {"seconds": time.perf_counter() - start, "cache": cache}
+    return report
