@@ -155,15 +155,9 @@ def fixed_sweeps_logits(L: np.ndarray, iters: int, span: float) -> tuple[np.ndar
 
 
 def _compiled_logits(compiled, L: np.ndarray, iters: int, span: float) -> tuple[np.ndarray, ...]:
-    """:func:`fixed_sweeps_logits` through the compiled sweeps: ``exp`` stays numpy's (the same
-    values as the chunked path), taken over the whole batch."""
-    B, n, _ = L.shape
-    flat = L.reshape(B, n * n)
-    top = flat.max(axis=1)
-    ok = top - flat.min(axis=1) <= span
-    W = np.array(L, dtype=np.float64)
-    W -= top[:, None, None]
-    W[~ok] = 0.0
+    """:func:`fixed_sweeps_logits` through the compiled sweeps; ``exp`` stays numpy's, so the values
+    are the chunked path's."""
+    W, top, ok = compiled.shifted_logits(np.ascontiguousarray(L, dtype=np.float64), span)
     np.exp(W, out=W)
     P, r, c, rows, cols = compiled.sweep_batch(W, iters)
     with np.errstate(divide="ignore"):

@@ -16,7 +16,7 @@ from numba import njit
 
 from ..sweeps import CHUNK
 
-__all__ = ["sweep_batch", "compile_all"]
+__all__ = ["sweep_batch", "shifted_logits", "compile_all"]
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 BLOCK = 128           # matrices swept together: 128 x 4 x 4 float64 = 16 KiB, in L1 (64-512 measured: 128 fastest)
@@ -150,8 +150,36 @@ def sweep_batch(M, iters):
     return P, r, c, rows, cols
 
 
+@njit(**_JIT)
+def shifted_logits(L, span):
+    """``(W, top, ok)`` for logits ``L (B, n, n)``: ``top`` each matrix's largest logit, ``ok`` whether
+    its logits span at most ``span``, and ``W = L - top`` where ``ok``, zeros elsewhere (placeholders):
+    the values :func:`birkhoff.sweeps.fixed_sweeps_logits` exponentiates."""
+    B, n = L.shape[0], L.shape[1]
+    W = np.empty((B, n, n))
+    top = np.empty(B)
+    ok = np.empty(B, dtype=np.bool_)
+    for k in range(B):
+        hi = L[k, 0, 0]
+        lo = hi
+        for i in range(n):
+            for j in range(n):
+                v = L[k, i, j]
+                if v > hi:
+                    hi = v
+                if v < lo:
+                    lo = v
+        top[k] = hi
+        ok[k] = hi - lo <= span
+        for i in range(n):
+            for j in range(n):
+                W[k, i, j] = L[k, i, j] - hi if ok[k] else 0.0
+    return W, top, ok
+
+
 def compile_all() -> str | None:
     """Compile (or load from numba's cache) every kernel of the family on a tiny input; the cache
     folder numba chose (None if numba does not say)."""
     sweep_batch(np.ones((1, 2, 2)), 1)
+    shifted_logits(np.zeros((1, 2, 2)), 1.0)
     return getattr(getattr(sweep_batch, "_cache", None), "_cache_path", None)

@@ -204,7 +204,7 @@ def premise_row(ev: Evidence) -> tuple[str, str]:
             and r["settings"]["mixer"] in ("mhc", "mhc_lite", "kromhc", "behc")]
     if not runs:
         return NOT_RUN, "needs runs with the ablations"
-    settings = groups(runs, "mixer", "depth", "lr", "mixer_lr_scale", "schedule")
+    settings = groups(runs, "mixer", "depth", "steps", "lr", "mixer_lr_scale", "schedule")
     met = [key for key, rs in settings.items() if min(r["h_res_ablation"]["identity"] for r in rs) >= PREMISE]
     best = max(r["h_res_ablation"]["identity"] for r in runs)
     word = f"met in {len(met)} of {len(settings)} settings" if met else f"not met in any of {len(settings)} settings"

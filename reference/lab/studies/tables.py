@@ -19,7 +19,7 @@ __all__ = ["CONSTANT", "PAPER", "DEEP", "PREMISE_FILES", "PAPER_GAIN", "TARGET_N
 CONSTANT = ("stability-L8.jsonl", "stability-L32.jsonl", "stability-L32-hc-bounded.jsonl")
 PAPER = ("paper-L32.jsonl",)
 DEEP = ("deep-sk.jsonl",)
-PREMISE_FILES = ("premise-L8.jsonl",)
+PREMISE_FILES = ("premise-L8.jsonl", "premise-more.jsonl")
 PAPER_GAIN = 1.6                      # the mHC paper's largest composite backward gain of mHC (section 5.4)
 TARGET_NATS = 0.1                     # "converged": the 10-step mean excess loss at least this far below 0
 WINDOW = 10
@@ -204,16 +204,16 @@ def premise(ev: Evidence) -> str:
     runs = [r for r in ev.runs(*PREMISE_FILES) if not r["diverged"] and r["h_res_ablation"]]
     if not runs:
         return "No committed runs yet."
-    lines = ["| mixer | depth | mixing lr x | seeds | val loss | dloss `H_res = I`: mean [min, max] | "
+    lines = ["| mixer | depth | steps | mixing lr x | seeds | val loss | dloss `H_res = I`: mean [min, max] | "
              "dloss `H_res = J/n` | off-identity mass | premise (>= 0.05 on every seed) |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---|"]
-    for (mixer, depth, scale), point in groups(runs, "mixer", "depth", "mixer_lr_scale").items():
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+    for (mixer, depth, steps, scale), point in groups(runs, "mixer", "depth", "steps", "mixer_lr_scale").items():
         ident = [r["h_res_ablation"]["identity"] for r in point]
         avg = spread(r["h_res_ablation"]["average"] for r in point)
         loss = spread(r["val_loss"] for r in point)
         off = spread(r["h_res_off_identity"] for r in point)
         held = "yes" if min(ident) >= PREMISE else "no"
-        lines.append(f"| {mixer} | {depth} | {scale:g} | {len(point)} | {loss.mean:.3f} +- {loss.half_range:.3f} | "
+        lines.append(f"| {mixer} | {depth} | {steps} | {scale:g} | {len(point)} | {loss.mean:.3f} +- {loss.half_range:.3f} | "
                      f"{sum(ident) / len(ident):+.3f} [{min(ident):+.3f}, {max(ident):+.3f}] | "
                      f"{avg.mean:+.3f} +- {avg.half_range:.3f} | {off.mean:.3f} | {held} |")
     return "\n".join(lines)
