@@ -25,8 +25,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import maximum_flow
 
 from .validate import as_matrix, count, flag, real, to_fraction
 from .exact import margin_residuals
@@ -62,6 +60,7 @@ def _closest_round_ups(frac_part: np.ndarray, allowed: np.ndarray, r: np.ndarray
     if m == 0:                                          # round-ups needed, none allowed
         return None
     from scipy.optimize import Bounds, LinearConstraint, milp   # where used: scipy.optimize costs 0.3 s to import
+    from scipy.sparse import coo_matrix
 
     A = coo_matrix((np.ones(2 * m), (np.concatenate([ri, n + cj]), np.tile(np.arange(m), 2))),
                    shape=(2 * n, m))
@@ -139,6 +138,9 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
     dst = np.concatenate([1 + np.arange(n), n + 1 + cj, np.full(n, 2 * n + 1)])
     cap = np.concatenate([r, np.ones(ri.size, np.int64), c]).astype(np.int32)
     keep = cap > 0
+    from scipy.sparse import csr_matrix  # where used: scipy.sparse costs 0.1-0.2 s to import
+    from scipy.sparse.csgraph import maximum_flow
+
     graph = csr_matrix((cap[keep], (src[keep], dst[keep])), shape=(2 * n + 2, 2 * n + 2))
     flow = maximum_flow(graph, 0, 2 * n + 1)
     if flow.flow_value != need:
