@@ -59,7 +59,8 @@ def hc_gain(ev: Evidence) -> tuple[str, str]:
 
 
 def hc_stability(ev: Evidence) -> tuple[str, str]:
-    """HC's stable rate falls with depth and below the DS mixers' at depth."""
+    """HC's stable rate falls with depth and below the DS mixers' at depth (L = 8 against 32; L = 64
+    where it ran, on the lrs it ran)."""
     hc8, hc32 = _constant(ev, "hc", 8), _constant(ev, "hc", 32)
     ds = [r for m in ("mhc", "kromhc") for r in _constant(ev, m, 32)]
     lrs = _lrs(hc8, hc32, ds)
@@ -69,8 +70,15 @@ def hc_stability(ev: Evidence) -> tuple[str, str]:
     depth_word, ds_word = overlap_word(a, b), overlap_word(b, c)
     word = "reproduced" if depth_word == ds_word == "differs" and b[0] / b[1] < min(a[0] / a[1], c[0] / c[1]) \
         else "no difference detected"
-    return word, (f"stable, pooled over lr {_lr_text(lrs)}: HC {rate(*a)} at L = 8, {rate(*b)} at L = 32 "
-                  f"({depth_word}); mHC and KromHC at L = 32 {rate(*c)} ({ds_word} from HC)")
+    text = (f"stable, pooled over lr {_lr_text(lrs)}: HC {rate(*a)} at L = 8, {rate(*b)} at L = 32 "
+            f"({depth_word}); mHC and KromHC at L = 32 {rate(*c)} ({ds_word} from HC)")
+    hc64 = _constant(ev, "hc", 64)
+    ds64 = [r for m in ("mhc", "kromhc") for r in _constant(ev, m, 64)]
+    deep = _lrs(hc64, ds64)
+    if deep:
+        d, e = ev.count(_at(hc64, deep), "stable"), ev.count(_at(ds64, deep), "stable")
+        text += f"; at L = 64, lr {_lr_text(deep)}: HC {rate(*d)}, mHC and KromHC {rate(*e)} ({overlap_word(d, e)})"
+    return word, text
 
 
 def causal_arm(ev: Evidence) -> tuple[str, str]:

@@ -16,7 +16,7 @@ __all__ = ["CONSTANT", "PAPER", "DEEP", "PREMISE_FILES", "PAPER_GAIN", "TARGET_N
            "core_table", "core_claim", "paper_protocol", "mhc_gain", "convergence", "steps_to_target",
            "deep_sk", "premise", "sizes"]
 
-CONSTANT = ("stability-L8.jsonl", "stability-L32.jsonl", "stability-L32-hc-bounded.jsonl")
+CONSTANT = ("stability-L8.jsonl", "stability-L32.jsonl", "stability-L64.jsonl", "stability-L32-hc-bounded.jsonl")
 PAPER = ("paper-L32.jsonl",)
 DEEP = ("deep-sk.jsonl",)
 PREMISE_FILES = ("premise-L8.jsonl", "premise-more.jsonl")
@@ -213,7 +213,8 @@ def premise(ev: Evidence) -> str:
         loss = spread(r["val_loss"] for r in point)
         off = spread(r["h_res_off_identity"] for r in point)
         held = "yes" if min(ident) >= PREMISE else "no"
-        lines.append(f"| {mixer} | {depth} | {steps} | {scale:g} | {len(point)} | {loss.mean:.3f} +- {loss.half_range:.3f} | "
+        lines.append(f"| {mixer} | {depth} | {steps} | {scale:g} | {len(point)} | "
+                     f"{loss.mean:.3f} +- {loss.half_range:.3f} | "
                      f"{sum(ident) / len(ident):+.3f} [{min(ident):+.3f}, {max(ident):+.3f}] | "
                      f"{avg.mean:+.3f} +- {avg.half_range:.3f} | {off.mean:.3f} | {held} |")
     return "\n".join(lines)
@@ -236,7 +237,8 @@ def sizes(ev: Evidence) -> str:
         lines.append(f"| {name} | {len(runs)} | {', '.join(f'{t:,}' for t in tokens)} | {seconds / 3600:.2f} h |")
     lines += ["", f"In all {sum(map(len, ev.files.values()))} runs, {total / 3600:.1f} CPU-hours of training "
               "(evaluation and ablations not counted). Model sizes:", "",
-              "| model | depth | width | mixer | parameters | mixing parameters (share) |", "|---|---:|---:|---|---:|---:|"]
+              "| model | depth | width | mixer | parameters | mixing parameters (share) |",
+              "|---|---:|---:|---|---:|---:|"]
     every = [r for runs in ev.files.values() for r in runs]
     for (kind, depth, width, mixer), point in groups(every, "kind", "depth", "width", "mixer").items():
         r = point[0]
