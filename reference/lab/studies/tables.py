@@ -10,7 +10,7 @@ from statistics import median
 
 from .evidence import LEARNED_MARGIN, Evidence, groups, overlap_word, rate
 from .seeds import spread
-from .stats import bootstrap_difference, compare
+from .stats import bootstrap_difference, compare, wilson
 
 __all__ = ["CONSTANT", "PAPER", "DEEP", "PREMISE_FILES", "PAPER_GAIN", "TARGET_NATS", "PREMISE",
            "core_table", "core_claim", "paper_protocol", "mhc_gain", "convergence", "steps_to_target",
@@ -100,13 +100,37 @@ def _hc_over_depth(ev: Evidence, runs: list[dict]) -> list[str]:
             f"(L = {depths[0]} against L = {depths[-1]}: {word})."]
 
 
+def _brackets(ev: Evidence, runs: list[dict]) -> list[str]:
+    """Per depth and mixer, the stable-lr bracket the grid supports with 95 % confidence: the largest
+    lr whose stable rate's Wilson interval lies above 1/2, and the smallest lr above it whose interval
+    lies below 1/2 (an end the grid does not reach is open)."""
+    lines = []
+    for (depth, name), point in groups(runs, "depth", "label").items():
+        by_lr = {lr: wilson(*ev.count(rs, "stable")) for (lr,), rs in groups(point, "lr").items()}
+        if len(by_lr) < 2:
+            continue
+        stable = [lr for lr, (lo, _) in by_lr.items() if lo > 0.5]
+        low = max(stable) if stable else None
+        unstable = [lr for lr, (_, hi) in by_lr.items() if hi < 0.5 and (low is None or lr > low)]
+        high = min(unstable) if unstable else None
+        if low is None and high is None:
+            lines.append(f"- {name} at L = {depth}: not located by lr {min(by_lr):g}-{max(by_lr):g} "
+                         "(no rate's interval lies above or below 1/2)")
+            continue
+        left = f"{low:g}" if low is not None else f"below {min(by_lr):g}"
+        right = f"{high:g})" if high is not None else f"beyond {max(by_lr):g})"
+        lines.append(f"- {name} at L = {depth}: stable-lr bracket [{left}, {right}")
+    return ["Stable-lr brackets (the largest lr stable in most runs, its rate's 95 % interval above 1/2, "
+            "to the first lr unstable in most, its interval below 1/2):", ""] + lines + [""] if lines else []
+
+
 def core_claim(ev: Evidence) -> str:
     """The constant-lr grid (stability protocol): the table, HC against each mixer, HC over depth, the causal arm."""
     runs = ev.runs(*CONSTANT)
     if not runs:
         return "No committed runs yet."
-    return "\n".join(core_table(ev, runs) + _hc_comparisons(ev, runs) + _hc_over_depth(ev, runs)
-                     + _causal_arm(ev, runs))
+    return "\n".join(core_table(ev, runs) + _brackets(ev, runs) + _hc_comparisons(ev, runs)
+                     + _hc_over_depth(ev, runs) + _causal_arm(ev, runs))
 
 
 def paper_protocol(ev: Evidence) -> str:
@@ -115,7 +139,7 @@ def paper_protocol(ev: Evidence) -> str:
     runs = ev.runs(*PAPER)
     if not runs:
         return "No committed runs yet."
-    return "\n".join(core_table(ev, runs) + _hc_comparisons(ev, runs))
+    return "\n".join(core_table(ev, runs) + _brackets(ev, runs) + _hc_comparisons(ev, runs))
 
 
 def mhc_gain(ev: Evidence) -> str:

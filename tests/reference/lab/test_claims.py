@@ -124,3 +124,12 @@ def test_no_result_is_typed_outside_the_generated_blocks():
                r"\| \*\*(reproduced|contradicted|not reproduced|no difference)")
     for pattern in results:
         assert not re.search(pattern, outside), f"a result outside the generated blocks: {pattern}"
+
+
+def test_brackets_need_the_rates_interval_beyond_one_half(tmp_path):
+    runs = (seeds("hc", 32, 0.01, ["stable"] * 10) + seeds("hc", 32, 0.02, ["stable"] * 6 + ["diverged"] * 4)
+            + seeds("hc", 32, 0.04, ["diverged"] * 10) + seeds("mhc", 32, 0.01, ["stable"] * 5 + ["flat"] * 5)
+            + seeds("mhc", 32, 0.04, ["flat"] * 5 + ["stable"] * 5))
+    text = T.core_claim(evidence(tmp_path, **{"stability-L32": runs}))
+    assert "- hc at L = 32: stable-lr bracket [0.01, 0.04)" in text          # 6/10 at 0.02 decides nothing
+    assert "- mhc at L = 32: not located by lr 0.01-0.04" in text
