@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _compiled
 from .validate import MAX_ITER, as_matrix, count, real, to_float, to_fraction
 from .errors import ConvergenceError
 
@@ -273,6 +274,22 @@ def _newton(A: np.ndarray, tol: float | np.ndarray, scale: np.ndarray, max_iter:
     return u, v, it
 
 
+def _solve(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
+    """:func:`_newton` on the flat batch ``A``, through its compiled twin
+    (:mod:`birkhoff._compiled.project`) where that is loaded and ``n`` is small; the members the
+    twin hands back (a singular Newton system) are solved here."""
+    n = A.shape[-1]
+    compiled = _compiled.kernels("project", A.size * 10) if n <= 8 else None
+    if compiled is None:
+        return _newton(A, tol, scale, max_iter)
+    u, v, it, failed = compiled.newton_batch(np.ascontiguousarray(A), tol, scale, max_iter)
+    if failed.any():
+        back = np.flatnonzero(failed)
+        u[back], v[back], again = _newton(A[back], tol[back], scale[back], max_iter)
+        it = max(it, again)
+    return u, v, it
+
+
 def _quality(A: np.ndarray, u: np.ndarray, v: np.ndarray, rep: np.ndarray, tol: float):
     """``X = max(0, A - u 1^T - 1 v^T)`` and rigorous bounds of its max marginal error and of its
     KKT residual, per matrix of the batch ``A`` (B, n, n).
@@ -386,7 +403,7 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     if idx.size:
         C = centred[idx]
         attainable = np.maximum(tol_eff, 8.0 * n * _EPS * size[idx])
-        uc, vc, it = _newton(C, attainable, 1.0 + size[idx], max_iter)
+        uc, vc, it = _solve(C, attainable, 1.0 + size[idx], max_iter)
         # the centring moved each entry by at most ~(n + 4) eps max|A| (the means' rounding included)
         with np.errstate(over="ignore"):
             rep = (2.0 * n + 8.0) * _EPS * np.max(np.abs(flat[idx]), axis=(-2, -1))

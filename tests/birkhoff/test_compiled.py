@@ -72,12 +72,14 @@ def test_float32_input_and_logits_are_bit_identical(monkeypatch):
 
 def test_kernels_load_when_they_pay(monkeypatch):
     monkeypatch.setattr(_compiled, "_LOADED", {})
-    monkeypatch.setattr(_compiled, "_WORK", __import__("collections").defaultdict(int))
+    monkeypatch.setattr(_compiled, "_SPENT", __import__("collections").defaultdict(float))
+    half = int(0.6 * _compiled.AUTO_SECONDS / _compiled.COST["sweeps"])         # 0.3 s of numpy work
     monkeypatch.setenv("BIRKHOFF_COMPILED", "0")
-    assert _compiled.kernels("sweeps", 10 * _compiled.AUTO_WORK) is None
+    assert _compiled.kernels("sweeps", 10 * half) is None
     monkeypatch.setenv("BIRKHOFF_COMPILED", "auto")
-    assert _compiled.kernels("sweeps", _compiled.AUTO_WORK // 2) is None      # one-shot work: numpy
-    assert _compiled.kernels("sweeps", _compiled.AUTO_WORK // 2) is not None  # the work adds up
+    assert _compiled.kernels("sweeps", 16 * 20) is None                         # a one-shot call: numpy
+    assert _compiled.kernels("sweeps", half) is None
+    assert _compiled.kernels("sweeps", half) is not None                        # the work adds up
     monkeypatch.setattr(_compiled, "_LOADED", {})
     monkeypatch.setenv("BIRKHOFF_COMPILED", "1")
     assert _compiled.kernels("sweeps", 1) is not None
@@ -95,3 +97,50 @@ def test_warmup_command(capsys):
     assert report["schema"] == "birkhoff.warmup/1" and set(report["families"]) == set(_compiled.FAMILIES)
     assert all(r["seconds"] >= 0 for r in report["families"].values())
     assert main(["warmup", "-q"]) == 0 and capsys.readouterr().out == ""
+
+
+def test_projection_newton_agrees_with_numpy_and_hands_back_what_it_cannot_solve(monkeypatch):
+    from birkhoff import project
+    from birkhoff._compiled import project as compiled_project
+
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 4, 8):
+        A = rng.standard_normal((500, n, n)) * 10.0 ** rng.integers(-3, 4, (500, 1, 1))
+        p0, p1 = both(project, monkeypatch, A)
+        assert p1.converged.all() and (p1.residual <= 1e-10).all()
+        assert np.abs(p0.X - p1.X).max() <= 1e-12 * max(1.0, np.abs(A).max())
+        # the duals are not unique (u + a, v - a; more where X's support is disconnected), but on
+        # X's support u_i + v_j = A_ij - X_ij
+        s0, s1 = (p.u[:, :, None] + p.v[:, None, :] for p in (p0, p1))
+        support = p1.X > 0
+        assert np.allclose(s0[support], s1[support], rtol=1e-9, atol=1e-9 * max(1.0, np.abs(A).max()))
+    real = compiled_project.newton_batch
+
+    def failing(A, tol, scale, max_iter):             # a singular Newton system on every other matrix
+        u, v, it, failed = real(A, tol, scale, max_iter)
+        failed[::2] = True
+        u[::2] = np.nan
+        return u, v, it, failed
+
+    monkeypatch.setattr(compiled_project, "newton_batch", failing)
+    A = rng.standard_normal((20, 4, 4))
+    p0, p1 = both(project, monkeypatch, A)
+    assert np.abs(p0.X - p1.X).max() <= 1e-12 and p1.converged.all()
+    from birkhoff.project import _solve                 # the handed-back members are solved, not left NaN
+
+    u, v, _ = _solve(A, np.full(20, 1e-10), np.ones(20), 1000)
+    assert np.isfinite(u).all() and np.isfinite(v).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 8), st.integers(1, 30), st.integers(0, 2**32 - 1))
+def test_projection_compiled_path_passes_the_same_check(n, B, seed):
+    from birkhoff import project
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((B, n, n)) * 10.0 ** rng.integers(-8, 9, (B, 1, 1))
+    A[rng.random((B, n, n)) < 0.2] = 0.0
+    with pytest.MonkeyPatch.context() as mp:
+        p0, p1 = both(project, mp, A)
+    assert p1.converged.all() and (p1.residual <= 1e-10).all()
+    assert np.abs(p0.X - p1.X).max() <= 1e-10

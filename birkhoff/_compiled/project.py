@@ -1,0 +1,225 @@
+"""Compiled twin of :func:`birkhoff.project._newton` for batches of small matrices (n <= 8).
+
+The same semismooth Newton on the dual ``phi(u, v) = 1/2 ||max(0, A - u 1^T - 1 v^T)||^2 + sum u
++ sum v``, matrix by matrix: the affine start, the Levenberg-Marquardt shift
+``(1e-3 min(res, 1) + 1e-14) / scale``, the Newton direction through the Schur complement on the
+column block (solved here by Gaussian elimination with partial pivoting, where numpy calls LAPACK),
+the same backtracking rule (Armijo, or the residual halved; 60 halvings), and an exact block round
+when the step stalls. Each matrix stops at its own tolerance, so its iterates are the numpy path's
+up to the rounding of the solve. A matrix whose Schur complement is singular in floating point is
+handed back (``failed``) to the numpy path, which solves it by least squares. Whatever the path,
+:func:`birkhoff.project.project` checks every result rigorously before returning it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["newton_batch", "compile_all", "MAX_N"]
+
+_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+MAX_N = 8                              # the numpy path adds a block round first above this
+
+
+@njit(**_JIT)
+def _residual(A, u, v, n, P, g):
+    """``P = max(0, A - u - v)``, ``g = 1 - (P 1, P^T 1)``; returns ``max |g|`` (NaN when any is)."""
+    for i in range(n):
+        for j in range(n):
+            x = A[i, j] - u[i] - v[j]
+            P[i, j] = x if x > 0.0 else 0.0
+    res = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += P[i, j]
+        g[i] = 1.0 - s
+    for j in range(n):
+        s = 0.0
+        for i in range(n):
+            s += P[i, j]
+        g[n + j] = 1.0 - s
+    for k in range(2 * n):
+        a = abs(g[k])
+        if a > res or a != a:
+            res = a
+        if res != res:
+            break
+    return res
+
+
+@njit(**_JIT)
+def _threshold_into(Y, n, out, k):
+    """``out[k] = tau`` with ``sum_j max(0, Y_j - tau) = 1`` (simplex projection of the row ``Y``)."""
+    Ys = np.sort(Y)[::-1]
+    cum = 0.0
+    best = 0.0
+    for m in range(n):
+        cum += Ys[m]
+        if Ys[m] - (cum - 1.0) / (m + 1) > 0:
+            best = (cum - 1.0) / (m + 1)
+    out[k] = best
+
+
+@njit(**_JIT)
+def _block_round(A, u, v, n):
+    """Exact minimisation of ``phi`` over ``u`` (rows), then ``v`` (columns), in place."""
+    row = np.empty(n)
+    for i in range(n):
+        for j in range(n):
+            row[j] = A[i, j] - v[j]
+        _threshold_into(row, n, u, i)
+    for j in range(n):
+        for i in range(n):
+            row[i] = A[i, j] - u[i]
+        _threshold_into(row, n, v, j)
+
+
+@njit(**_JIT)
+def _direction(A, u, v, g, mu, n, d, W, inv_r, S):
+    """Solve ``(H + mu I) d = -g`` for the active pattern ``W = [A - u - v > 0]`` (Schur complement on
+    the column block, ``S`` with the right-hand side as its last column; ``W``, ``inv_r``, ``S`` are
+    work arrays); False when the complement is singular in floating point."""
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            W[i, j] = 1.0 if A[i, j] - u[i] - v[j] > 0 else 0.0
+            s += W[i, j]
+        inv_r[i] = 1.0 / (s + mu)
+    for a in range(n):
+        for b in range(n):
+            s = 0.0
+            for i in range(n):
+                s += W[i, a] * inv_r[i] * W[i, b]
+            S[a, b] = -s
+        col = 0.0
+        for i in range(n):
+            col += W[i, a]
+        S[a, a] += col + mu
+        rhs = 0.0
+        for i in range(n):
+            rhs += W[i, a] * (inv_r[i] * g[i])
+        S[a, n] = -g[n + a] + rhs
+    for c in range(n):                                 # Gaussian elimination, partial pivoting
+        p = c
+        for r in range(c + 1, n):
+            if abs(S[r, c]) > abs(S[p, c]):
+                p = r
+        if not S[p, c] != 0.0 or S[p, c] != S[p, c]:
+            return False
+        if p != c:
+            for k in range(c, n + 1):
+                S[c, k], S[p, k] = S[p, k], S[c, k]
+        for r in range(c + 1, n):
+            f = S[r, c] / S[c, c]
+            for k in range(c, n + 1):
+                S[r, k] -= f * S[c, k]
+    for c in range(n - 1, -1, -1):
+        s = S[c, n]
+        for k in range(c + 1, n):
+            s -= S[c, k] * d[n + k]
+        d[n + c] = s / S[c, c]
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += W[i, j] * d[n + j]
+        d[i] = inv_r[i] * (-g[i] - s)
+    return True
+
+
+@njit(**_JIT)
+def _half_square(A, u, v, n, P, g):
+    """``(1/2 ||X||^2, max marginal error)`` of ``X = max(0, A - u - v)``."""
+    res = _residual(A, u, v, n, P, g)
+    h = 0.0
+    for i in range(n):
+        for j in range(n):
+            h += P[i, j] * P[i, j]
+    return 0.5 * h, res
+
+
+@njit(**_JIT)
+def newton_batch(A, tol, scale, max_iter):
+    """Semismooth Newton for every matrix of ``A (B, n, n)`` (n <= :data:`MAX_N`) to its ``tol[b]``:
+    ``(u, v, iterations, failed)``, ``iterations`` the most any matrix took and ``failed`` the
+    matrices to hand back to the numpy path."""
+    B, n = A.shape[0], A.shape[1]
+    U = np.empty((B, n))
+    V = np.empty((B, n))
+    failed = np.zeros(B, dtype=np.bool_)
+    most = 0
+    P = np.empty((n, n))
+    g = np.empty(2 * n)
+    gt = np.empty(2 * n)
+    d = np.empty(2 * n)
+    ut = np.empty(n)
+    vt = np.empty(n)
+    W = np.empty((n, n))
+    inv_r = np.empty(n)
+    S = np.empty((n, n + 1))
+    for b in range(B):
+        Ab = A[b]
+        u, v = U[b], V[b]
+        total = 0.0                                     # the affine start
+        for i in range(n):
+            s = 0.0
+            for j in range(n):
+                s += Ab[i, j]
+            u[i] = s - 1.0
+        for j in range(n):
+            s = 0.0
+            for i in range(n):
+                s += Ab[i, j]
+            v[j] = s - 1.0
+        for i in range(n):
+            total += u[i]
+        for i in range(n):
+            u[i] = u[i] / n - total / (2 * n * n)
+            v[i] = v[i] / n - total / (2 * n * n)
+        it = 0
+        while True:
+            res = _residual(Ab, u, v, n, P, g)
+            if not res > tol[b] or it >= max_iter:
+                break
+            it += 1
+            mu = (1e-3 * min(res, 1.0) + 1e-14) / scale[b]
+            if not _direction(Ab, u, v, g, mu, n, d, W, inv_r, S):
+                failed[b] = True
+                break
+            half0 = 0.0
+            for i in range(n):
+                for j in range(n):
+                    half0 += P[i, j] * P[i, j]
+            half0 *= 0.5
+            linear = 0.0
+            slope = 0.0
+            for k in range(2 * n):
+                linear += d[k]
+                slope += g[k] * d[k]
+            t = 1.0
+            accepted = False
+            for _ in range(60):
+                for i in range(n):
+                    ut[i] = u[i] + t * d[i]
+                    vt[i] = v[i] + t * d[n + i]
+                half_t, res_t = _half_square(Ab, ut, vt, n, P, gt)
+                decrease = half_t - half0 + t * linear
+                if decrease <= 1e-4 * t * slope or res_t <= 0.5 * res:
+                    accepted = True
+                    break
+                t *= 0.5
+            if accepted:
+                for i in range(n):
+                    u[i] = ut[i]
+                    v[i] = vt[i]
+            else:                                       # stalled Newton step: exact block round
+                _block_round(Ab, u, v, n)
+        most = max(most, it)
+    return U, V, most, failed
+
+
+def compile_all() -> str | None:
+    """Compile (or load from numba's cache) the family's kernels on a tiny input; the cache folder."""
+    newton_batch(np.eye(2)[None] * 3.0, np.full(1, 1e-12), np.ones(1), 50)
+    return getattr(getattr(newton_batch, "_cache", None), "_cache_path", None)
