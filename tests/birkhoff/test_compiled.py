@@ -5,6 +5,7 @@ free of numba."""
 import json
 import subprocess
 import sys
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -16,6 +17,13 @@ from birkhoff.sweeps import CHUNK, fixed_sweeps, fixed_sweeps_logits
 
 numba = pytest.importorskip("numba")          # a dependency: the skip is for a broken install only
 pytestmark = pytest.mark.xdist_group("numba")  # one worker compiles (or loads) the kernels
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch):
+    """Kernels these tests load (BIRKHOFF_COMPILED=1) stay out of the other tests of the worker."""
+    monkeypatch.setattr(_compiled, "_LOADED", dict(_compiled._LOADED))
+    monkeypatch.setattr(_compiled, "_SPENT", defaultdict(float, _compiled._SPENT))
 
 
 def both(fn, monkeypatch, *args):
@@ -72,7 +80,7 @@ def test_float32_input_and_logits_are_bit_identical(monkeypatch):
 
 def test_kernels_load_when_they_pay(monkeypatch):
     monkeypatch.setattr(_compiled, "_LOADED", {})
-    monkeypatch.setattr(_compiled, "_SPENT", __import__("collections").defaultdict(float))
+    monkeypatch.setattr(_compiled, "_SPENT", defaultdict(float))
     half = int(0.6 * _compiled.AUTO_SECONDS / _compiled.COST["sweeps"])         # 0.3 s of numpy work
     monkeypatch.setenv("BIRKHOFF_COMPILED", "0")
     assert _compiled.kernels("sweeps", 10 * half) is None

@@ -241,7 +241,10 @@ def test_a_result_that_fails_its_check_is_refused(monkeypatch):
     import importlib
 
     mod = importlib.import_module("birkhoff.project")
-    monkeypatch.setattr(mod, "_newton", lambda A, tol, scale, max_iter, start=None:
-                        (np.zeros(A.shape[:-1]), np.zeros(A.shape[:-1]), 1))
+    def garbage(A, tol, scale, max_iter, start=None):
+        return np.zeros(A.shape[:-1]), np.zeros(A.shape[:-1]), 1
+
+    monkeypatch.setattr(mod, "_newton", garbage)
+    monkeypatch.setattr(mod, "_solve", garbage)          # the fast path, numpy or compiled
     with pytest.raises(ConvergenceError, match="did not pass its check"):
         project(np.random.default_rng(0).standard_normal((4, 4)))
