@@ -23,18 +23,16 @@ Case C: hard inputs, to tol 1e-10: entries spanning 1e-300..1e300, a nearly deco
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import time
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import ot
 import ot.batch
 from sinkhorn_knopp.sinkhorn_knopp import SinkhornKnopp
 
-from _timing import best_time
+from _timing import best_time, compiled_path
 from birkhoff import ConvergenceError, _compiled, sinkhorn, sinkhorn_logits
 
 BUDGET = 100_000          # sweeps before a method "fails" (case C; --quick: 2000)
@@ -94,20 +92,6 @@ def row(case: str, label: str, t: float, base: float, P: np.ndarray, ref: np.nda
     return f"| {case} | {label} | {t * 1e3:.1f} | {t / base:.2f} | {max_marginal(P):.1e} | {diff} |"
 
 
-@contextmanager
-def compiled(setting: str):
-    """``BIRKHOFF_COMPILED=setting`` for the block (0: the numpy path; 1: the numba kernels)."""
-    saved = os.environ.get("BIRKHOFF_COMPILED")
-    os.environ["BIRKHOFF_COMPILED"] = setting
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["BIRKHOFF_COMPILED"]
-        else:
-            os.environ["BIRKHOFF_COMPILED"] = saved
-
-
 def case_a(B: int, subset: int, repeat: int) -> list[str]:
     H = np.random.default_rng(0).standard_normal((B, 4, 4))
     A = np.exp(H)
@@ -118,7 +102,7 @@ def case_a(B: int, subset: int, repeat: int) -> list[str]:
         name = "numpy path" if path == "0" else "compiled, numba"
         for label, fn in ((f"birkhoff `sinkhorn(A, iters=20)`, {name}", lambda: sinkhorn(A, iters=20)),
                           (f"birkhoff `sinkhorn_logits(H, 20)`, {name}", lambda: sinkhorn_logits(H, 20))):
-            with compiled(path):
+            with compiled_path(path):
                 t, P = best_time(fn, repeat)
             rows.append(row(case, label, t, base, P, P0))
     t, P = best_time(lambda: pot_batch(A, 20, 0.0), repeat)
@@ -198,7 +182,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, "
           f"POT {ot.__version__}\n")
-    for family, r in _compiled.warmup().items():    # compile, or load numba's cache: its time, stated
+    for family, r in _compiled.warmup(["sweeps"]).items():    # compile, or load numba's cache: its time, stated
         print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
                                                  f"ready in {r['seconds']:.2f} s (compile or cached load)"))
     print()

@@ -64,11 +64,11 @@ def kernels(family: str, work: int) -> ModuleType | None:
     return _load(family)
 
 
-def warmup() -> dict[str, dict | None]:
-    """Load and compile every family (numba's cache makes later processes fast): per family
+def warmup(families: tuple[str, ...] | list[str] = FAMILIES) -> dict[str, dict | None]:
+    """Load and compile ``families`` (default: all; numba's cache makes later processes fast): per family
     ``{"seconds": ..., "cache": folder or None}``, or None when it cannot load (numba not installed)."""
     report: dict[str, dict | None] = {}
-    for family in FAMILIES:
+    for family in families:
         start = time.perf_counter()
         module = _load(family)
         if module is None:

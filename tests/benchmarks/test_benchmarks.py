@@ -9,6 +9,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+@pytest.mark.xdist_group("numba")             # the worker that compiles birkhoff's kernels (test_compiled)
 def test_bench_sinkhorn_quick():
     out = subprocess.run([sys.executable, str(BENCH / "bench_sinkhorn.py"), "--quick",
                           "--repeat", "1", "--loop-subset", "20"],
@@ -31,6 +32,7 @@ def test_bench_bvn_quick():
     assert len(rows) == 2 and "fails" not in rows[0]
 
 
+@pytest.mark.xdist_group("numba")
 def test_bench_project_quick():
     out = subprocess.run([sys.executable, str(BENCH / "bench_project.py"), "--quick",
                           "--repeat", "1", "--loop-subset", "10"],
