@@ -27,10 +27,11 @@ def test_an_edited_number_is_caught(tmp_path, capsys):
 
 
 def test_the_figures_are_drawn_from_the_records_and_byte_stable(tmp_path):
+    from depth_records import evidence, seeds
     from reference.lab.studies import figures
-    from reference.lab.studies.evidence import Evidence
 
-    ev = Evidence(ROOT / "docs/depth/records")
+    runs = seeds("hc", 32, 0.03, ["stable", "spiked", "diverged"], gain=1e3) + seeds("mhc", 32, 0.03, ["stable"] * 3)
+    ev = evidence(tmp_path, **{"stability-L32": runs})
     first = [p.read_bytes() for p in figures.draw(ev, tmp_path / "a")]
     again = [p.read_bytes() for p in figures.draw(ev, tmp_path / "b")]
     assert first == again and all(b.startswith(b"\x89PNG") for b in first)
