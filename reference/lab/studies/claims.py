@@ -50,12 +50,17 @@ def hc_gain(ev: Evidence) -> tuple[str, str]:
     lrs = _lrs(*by_depth.values())
     if not lrs:
         return NOT_RUN, "needs HC at L = 8 and L = 32 on a common lr"
-    logs = {d: [max(r["max_gain_forward"], 1e-300) for r in _at(rs, lrs)] for d, rs in by_depth.items()}
+    logs = {d: [max(r["max_gain_forward"], 1e-300) for r in _at(rs, lrs) if r["max_gain_forward"] is not None]
+            for d, rs in by_depth.items()}
     d, lo, hi = bootstrap_difference([math.log10(x) for x in logs[32]], [math.log10(x) for x in logs[8]])
-    word = "reproduced" if lo > 0 else "contradicted" if hi < 0 else "no difference detected"
+    word = "reproduced" if lo > 0 and median(logs[8]) > 1 else "contradicted" if hi < 0 else "no difference detected"
+    first = sorted(r["series"]["gain_forward"][0] for rs in by_depth.values() for r in _at(rs, lrs)
+                   if r["series"]["gain_forward"] and r["series"]["gain_forward"][0] is not None)
+    start = "every run starts at 1" if first and first[0] == first[-1] == 1 else \
+        f"the runs start at {first[0]:.3g}-{first[-1]:.3g}" if first else "no logged start"
     return word, (f"largest forward gain over training, median: {median(logs[8]):.3g} at L = 8, "
                   f"{median(logs[32]):.3g} at L = 32 (lr {_lr_text(lrs)}; log10 difference {d:+.1f} "
-                  f"[{lo:+.1f}, {hi:+.1f}]); every run starts at 1")
+                  f"[{lo:+.1f}, {hi:+.1f}]); {start}")
 
 
 def hc_stability(ev: Evidence) -> tuple[str, str]:
@@ -120,8 +125,10 @@ def mhc_gain_bound(ev: Evidence) -> tuple[str, str]:
     lo, hi = wilson(k, n)
     word = "reproduced" if hi < 0.5 else "not reproduced (at this scale)" if lo > 0.5 else "no difference detected"
     values = sorted(r["max_gain_backward"] for r in runs)
+    schedules = " and ".join(sorted({r["settings"]["schedule"] for r in runs}))
     return word, (f"runs above {PAPER_GAIN} at some step: {rate(k, n)}; largest backward gain over training "
-                  f"median {median(values):.3g} [{values[0]:.3g}, {values[-1]:.3g}] (transformer, L = 32)")
+                  f"median {median(values):.3g} [{values[0]:.3g}, {values[-1]:.3g}] (transformer, L = 32, "
+                  f"{schedules} lr)")
 
 
 def kromhc_stability(ev: Evidence) -> tuple[str, str]:
@@ -134,7 +141,8 @@ def kromhc_stability(ev: Evidence) -> tuple[str, str]:
     word = "reproduced against HC" if overlap_word(a, b) == "differs" and a[0] / a[1] > b[0] / b[1] \
         else "no difference detected against HC"
     return f"{word}; {overlap_word(a, c)} against mHC", (
-        f"stable at L = 32, pooled over lr {_lr_text(lrs)}: KromHC {rate(*a)}, HC {rate(*b)}, mHC {rate(*c)}")
+        f"stable at L = 32 (constant lr), pooled over lr {_lr_text(lrs)}: KromHC {rate(*a)}, HC {rate(*b)}, "
+        f"mHC {rate(*c)}")
 
 
 def kromhc_matches(ev: Evidence) -> tuple[str, str]:
@@ -148,6 +156,10 @@ def kromhc_matches(ev: Evidence) -> tuple[str, str]:
     cells, words = [], []
     for lr in lrs:
         a, b = ([r["val_loss"] for r in _at(rs, [lr]) if not r["diverged"]] for rs in (krom, mhc))
+        if min(len(a), len(b)) < 2:
+            words.append(NOT_RUN)
+            cells.append(f"lr {lr:g}: fewer than 2 finished runs")
+            continue
         d, lo, hi = bootstrap_difference(a, b)
         word = ("matches" if -MATCH_MARGIN <= lo and hi <= MATCH_MARGIN else "surpasses" if hi < 0
                 else "contradicted" if lo > 0 else "no difference detected")
@@ -201,7 +213,9 @@ def behc_depth(ev: Evidence) -> tuple[str, str]:
         return NOT_RUN, "needs BE-HC at L = 1000"
     b = ev.count(by[("behc",)], "stable")
     rezero = ("rezero",) in by
-    trains = "reproduced" if b[0] == b[1] else "not reproduced"
+    lo, hi = wilson(*b)
+    trains = "reproduced" if lo > 0.5 else "not reproduced" if hi < 0.5 else \
+        f"not testable here ({b[1]} run{'s' if b[1] > 1 else ''}: too few for an interval beyond 1/2)"
     tail = "" if rezero else "; ReZero at L = 1000 is not in the committed runs: not testable here"
     return f"BE-HC trains: {trains}" + tail, f"MLP stack, L = 1000: BE-HC stable {rate(*b)}"
 

@@ -62,10 +62,12 @@ def test_steps_to_target_uses_the_running_mean_of_the_excess_loss_and_censors():
 
 def test_sk_errors_and_behc_depth_and_the_premise(tmp_path):
     deep = (seeds("mhc", 1000, 0.01, ["stable"] * 3, kind="mlp", gain=1.9)
-            + seeds("behc", 1000, 0.01, ["stable"] * 3, kind="mlp"))
+            + seeds("behc", 1000, 0.01, ["stable"] * 10, kind="mlp"))
     ev = evidence(tmp_path / "a", **{"deep-sk": deep})
     assert C.sk_errors(ev)[0] == "not reproduced" and "1.9" in C.sk_errors(ev)[1]
     assert C.behc_depth(ev)[0].startswith("BE-HC trains: reproduced; ReZero") and "not testable" in C.behc_depth(ev)[0]
+    one = evidence(tmp_path / "one", **{"deep-sk": seeds("behc", 1000, 0.01, ["stable"], kind="mlp")})
+    assert C.behc_depth(one)[0].startswith("BE-HC trains: not testable here (1 run: too few")
     assert C.ds_gain(ev)[0] == "reproduced for KromHC and BE-HC"
     assert C.sk_errors(evidence(tmp_path / "b", **{"other": deep}))[0] == "not testable here"
     premise = seeds("kromhc", 8, 0.01, ["stable"] * 3, ident=0.06) + [fake("mhc", 8, 0.01, 0, ident=0.2),
