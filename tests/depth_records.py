@@ -26,7 +26,7 @@ def fake(mixer, depth, lr, seed, *, outcome="stable", learn_at=10, gain=1.0, res
         "h_res_ablation": {"identity": ident, "average": ident + 0.01}, "params": 1000,
         "mixing_params_per_layer": 10, "steps_run": STEPS, "stride": 1, "train_seconds": 36.0,
         "series": {"loss": loss, "unigram": [UNIGRAM] * STEPS, "grad_norm_total": [1.0] * STEPS,
-                   "gain_forward": [gain] * STEPS, "gain_backward": [gain] * STEPS},
+                   "gain_forward": [1.0] + [gain] * (STEPS - 1), "gain_backward": [1.0] + [gain] * (STEPS - 1)},
     }
 
 
