@@ -69,11 +69,11 @@ def compare(case: str, A: np.ndarray, repeat: int, subset: int) -> list[str]:
     batch = A.reshape(-1, A.shape[-1], A.shape[-1])
     k = min(subset, batch.shape[0])
     scale = batch.shape[0] / k
-    with compiled_path("1"):                 # the numba Newton where it applies (n <= 8), else the numpy path
+    with compiled_path("1"):                 # the numba Newton where it applies (n <= 64), else the numpy path
         t, p = best_time(lambda: project(A), repeat)
     ours = np.atleast_1d(p.objective)[:k]
     widths = [np.subtract(*certify_projection(batch[i], project(batch[i]))[::-1]) for i in range(min(k, 5))]
-    path = ", compiled Newton (numba)" if batch.shape[-1] <= 8 else ""
+    path = ", compiled Newton (numba)" if batch.shape[-1] <= 64 else ""
     rows = [line(case, f"birkhoff `project`{path} (certified width {max(widths):.1e})", t, t, "-")]
     if path:
         with compiled_path("0"):

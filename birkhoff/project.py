@@ -49,6 +49,7 @@ _VERTEX_SIZE = 1e6
 # Newton starts with an exact block round only above this n: at n <= 8 the round's sorts cost more
 # than the Newton steps they save (10 000 4x4: 56 -> 47 ms, same 6 steps; n = 8: 0.76 -> 0.54 ms).
 _ROUND_FIRST_ABOVE = 8
+_COMPILED_MAX_N = 64                  # the compiled Newton's elimination; above, LAPACK's blocked solve wins
 # Refinement rounds for results that fail their check (each: one exact shift, one float solve,
 # gaining ~15 decimal digits of the duals: 40 rounds span the float range, 1e-324..1e308).
 _REFINE = 40
@@ -276,10 +277,10 @@ def _newton(A: np.ndarray, tol: float | np.ndarray, scale: np.ndarray, max_iter:
 
 def _solve(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
     """:func:`_newton` on the flat batch ``A``, through its compiled twin
-    (:mod:`birkhoff._compiled.project`) where that is loaded and ``n`` is small; the members the
+    (:mod:`birkhoff._compiled.project`) where that is loaded and ``n <= 64``; the members the
     twin hands back (a singular Newton system) are solved here."""
     n = A.shape[-1]
-    compiled = _compiled.kernels("project", A.size * 10) if n <= 8 else None
+    compiled = _compiled.kernels("project", A.size * 10) if n <= _COMPILED_MAX_N else None
     if compiled is None:
         return _newton(A, tol, scale, max_iter)
     u, v, it, failed = compiled.newton_batch(np.ascontiguousarray(A), tol, scale, max_iter)

@@ -1,11 +1,11 @@
-"""Compiled twin of :func:`birkhoff.project._newton` for batches of small matrices (n <= 8).
+"""Compiled twin of :func:`birkhoff.project._newton`, matrix by matrix (``project`` uses it up to n = 64).
 
 The same semismooth Newton on the dual ``phi(u, v) = 1/2 ||max(0, A - u 1^T - 1 v^T)||^2 + sum u
 + sum v``, matrix by matrix: the affine start, the Levenberg-Marquardt shift
 ``(1e-3 min(res, 1) + 1e-14) / scale``, the Newton direction through the Schur complement on the
 column block (solved here by Gaussian elimination with partial pivoting, where numpy calls LAPACK),
-the same backtracking rule (Armijo, or the residual halved; 60 halvings), and an exact block round
-when the step stalls. Each matrix stops at its own tolerance, so its iterates are the numpy path's
+the same backtracking rule (Armijo, or the residual halved; 60 halvings), an exact block round
+first above n = 8 and whenever the step stalls. Each matrix stops at its own tolerance, so its iterates are the numpy path's
 up to the rounding of the solve. A matrix whose Schur complement is singular in floating point is
 handed back (``failed``) to the numpy path, which solves it by least squares. Whatever the path,
 :func:`birkhoff.project.project` checks every result rigorously before returning it.
@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["newton_batch", "compile_all", "MAX_N"]
+from ..project import _ROUND_FIRST_ABOVE as ROUND_FIRST_ABOVE
+
+__all__ = ["newton_batch", "compile_all"]
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
-MAX_N = 8                              # the numpy path adds a block round first above this
 
 
 @njit(**_JIT)
@@ -77,30 +78,33 @@ def _block_round(A, u, v, n):
 
 
 @njit(**_JIT)
-def _direction(A, u, v, g, mu, n, d, W, inv_r, S):
+def _direction(A, u, v, g, mu, n, d, W, inv_r, S, cols):
     """Solve ``(H + mu I) d = -g`` for the active pattern ``W = [A - u - v > 0]`` (Schur complement on
-    the column block, ``S`` with the right-hand side as its last column; ``W``, ``inv_r``, ``S`` are
-    work arrays); False when the complement is singular in floating point."""
-    for i in range(n):
-        s = 0.0
-        for j in range(n):
-            W[i, j] = 1.0 if A[i, j] - u[i] - v[j] > 0 else 0.0
-            s += W[i, j]
-        inv_r[i] = 1.0 / (s + mu)
+    the column block, ``S`` with the right-hand side as its last column, built from each row's active
+    columns ``cols``; ``W``, ``inv_r``, ``S``, ``cols`` are work arrays); False when the complement is
+    singular in floating point."""
     for a in range(n):
-        for b in range(n):
-            s = 0.0
-            for i in range(n):
-                s += W[i, a] * inv_r[i] * W[i, b]
-            S[a, b] = -s
-        col = 0.0
-        for i in range(n):
-            col += W[i, a]
-        S[a, a] += col + mu
-        rhs = 0.0
-        for i in range(n):
-            rhs += W[i, a] * (inv_r[i] * g[i])
-        S[a, n] = -g[n + a] + rhs
+        for b in range(n + 1):
+            S[a, b] = 0.0
+    for i in range(n):
+        k = 0
+        for j in range(n):
+            if A[i, j] - u[i] - v[j] > 0:
+                W[i, j] = 1.0
+                cols[k] = j
+                k += 1
+            else:
+                W[i, j] = 0.0
+        inv_r[i] = 1.0 / (k + mu)
+        for p in range(k):                              # S -= W_i^T inv_r_i W_i, rhs += W_i^T inv_r_i g_i
+            a = cols[p]
+            for q in range(k):
+                S[a, cols[q]] -= inv_r[i]
+            S[a, n] += inv_r[i] * g[i]
+            S[a, a] += 1.0                              # the column count, diag(W^T 1)
+    for a in range(n):
+        S[a, a] += mu
+        S[a, n] -= g[n + a]
     for c in range(n):                                 # Gaussian elimination, partial pivoting
         p = c
         for r in range(c + 1, n):
@@ -141,7 +145,7 @@ def _half_square(A, u, v, n, P, g):
 
 @njit(**_JIT)
 def newton_batch(A, tol, scale, max_iter):
-    """Semismooth Newton for every matrix of ``A (B, n, n)`` (n <= :data:`MAX_N`) to its ``tol[b]``:
+    """Semismooth Newton for every matrix of ``A (B, n, n)`` to its ``tol[b]``:
     ``(u, v, iterations, failed)``, ``iterations`` the most any matrix took and ``failed`` the
     matrices to hand back to the numpy path."""
     B, n = A.shape[0], A.shape[1]
@@ -158,6 +162,7 @@ def newton_batch(A, tol, scale, max_iter):
     W = np.empty((n, n))
     inv_r = np.empty(n)
     S = np.empty((n, n + 1))
+    cols = np.empty(n, dtype=np.int64)
     for b in range(B):
         Ab = A[b]
         u, v = U[b], V[b]
@@ -177,6 +182,8 @@ def newton_batch(A, tol, scale, max_iter):
         for i in range(n):
             u[i] = u[i] / n - total / (2 * n * n)
             v[i] = v[i] / n - total / (2 * n * n)
+        if n > ROUND_FIRST_ABOVE:                       # as the numpy path: one exact block round first
+            _block_round(Ab, u, v, n)
         it = 0
         while True:
             res = _residual(Ab, u, v, n, P, g)
@@ -184,7 +191,7 @@ def newton_batch(A, tol, scale, max_iter):
                 break
             it += 1
             mu = (1e-3 * min(res, 1.0) + 1e-14) / scale[b]
-            if not _direction(Ab, u, v, g, mu, n, d, W, inv_r, S):
+            if not _direction(Ab, u, v, g, mu, n, d, W, inv_r, S, cols):
                 failed[b] = True
                 break
             half0 = 0.0

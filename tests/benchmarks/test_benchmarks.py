@@ -38,10 +38,10 @@ def test_bench_project_quick():
                           "--repeat", "1", "--loop-subset", "10"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for case, count in (("| n = 8 |", 7), ("| n = 32 |", 6), ("| 200 x (4 x 4) batch", 7)):
+    for case in ("| n = 8 |", "| n = 32 |", "| 200 x (4 x 4) batch"):
         rows = [r for r in out.stdout.splitlines() if r.startswith(case)]
-        assert len(rows) == count and any("compiled once (DPP)" in r for r in rows)
-        assert (count == 7) == any("numpy path" in r for r in rows)         # both paths where n <= 8
+        assert len(rows) == 7 and any("compiled once (DPP)" in r for r in rows)
+        assert any("numpy path" in r for r in rows)                         # both paths where n <= 64
 
 
 @pytest.mark.xdist_group("make_gpu")            # one worker runs them, after one make gpu --quick

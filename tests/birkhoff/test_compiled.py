@@ -112,15 +112,15 @@ def test_projection_newton_agrees_with_numpy_and_hands_back_what_it_cannot_solve
     from birkhoff._compiled import project as compiled_project
 
     rng = np.random.default_rng(3)
-    for n in (2, 3, 4, 8):
-        A = rng.standard_normal((500, n, n)) * 10.0 ** rng.integers(-3, 4, (500, 1, 1))
+    for n, B in ((2, 500), (3, 500), (4, 500), (8, 200), (16, 20), (64, 3)):   # the block round first above 8
+        A = rng.standard_normal((B, n, n)) * 10.0 ** rng.integers(-3, 4, (B, 1, 1))
         p0, p1 = both(project, monkeypatch, A)
         assert p1.converged.all() and (p1.residual <= 1e-10).all()
         assert np.abs(p0.X - p1.X).max() <= 1e-12 * max(1.0, np.abs(A).max())
-        # the duals are not unique (u + a, v - a; more where X's support is disconnected), but on
-        # X's support u_i + v_j = A_ij - X_ij
+        # the duals are not unique (u + a, v - a; more where X's support is disconnected, or an entry
+        # sits at 0 within the tolerance), but where X is clearly positive u_i + v_j = A_ij - X_ij
         s0, s1 = (p.u[:, :, None] + p.v[:, None, :] for p in (p0, p1))
-        support = p1.X > 0
+        support = (p0.X > 1e-8) & (p1.X > 1e-8)
         assert np.allclose(s0[support], s1[support], rtol=1e-9, atol=1e-9 * max(1.0, np.abs(A).max()))
     real = compiled_project.newton_batch
 
@@ -141,7 +141,7 @@ def test_projection_newton_agrees_with_numpy_and_hands_back_what_it_cannot_solve
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(2, 8), st.integers(1, 30), st.integers(0, 2**32 - 1))
+@given(st.sampled_from([2, 3, 4, 5, 8, 9, 17]), st.integers(1, 30), st.integers(0, 2**32 - 1))
 def test_projection_compiled_path_passes_the_same_check(n, B, seed):
     from birkhoff import project
 
@@ -151,4 +151,5 @@ def test_projection_compiled_path_passes_the_same_check(n, B, seed):
     with pytest.MonkeyPatch.context() as mp:
         p0, p1 = both(project, mp, A)
     assert p1.converged.all() and (p1.residual <= 1e-10).all()
-    assert np.abs(p0.X - p1.X).max() <= 1e-10
+    # two results each within the solver's tolerance (1e-10) of the projection
+    assert np.abs(p0.X - p1.X).max() <= 4e-10
