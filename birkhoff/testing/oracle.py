@@ -1,7 +1,10 @@
 """An independent high-precision oracle for the certificates, and the matrix classes it is run on.
 
-The truth is mpmath at ``DPS`` digits from the exact rationals the float entries denote;
-it shares no code with ``birkhoff.certify``. Used by ``tests/birkhoff/test_certify_oracle.py`` and
+The truth is mpmath at ``DPS`` digits, plus the decimal span of the nonzero entries' magnitudes,
+from the exact rationals the float entries denote; it shares no code with ``birkhoff.certify``.
+The extra digits matter: mpmath's ``eig`` and ``svd_r`` are accurate relative to ``||M||``, so a
+matrix whose entries span 1e+-150 (a diagonal similarity of a modest one) needs about 300 more
+digits for its radius to 50 (at 60 digits the "truth" of such a matrix was off by a factor 300). Used by ``tests/birkhoff/test_certify_oracle.py`` and
 ``benchmarks/bench_certify.py``.
 """
 
@@ -16,9 +19,16 @@ DPS = 60
 SLACK = mpmath.mpf(10) ** -50      # the oracle's own error at DPS digits (relative)
 
 
+def span_digits(M: np.ndarray) -> int:
+    """Decimal digits between the largest and the smallest nonzero magnitude of ``M`` (0 without any)."""
+    mags = np.abs(np.asarray(M, dtype=np.float64)[np.asarray(M) != 0])
+    return 0 if not mags.size else int(np.ceil(np.log10(mags.max()) - np.log10(mags.min())))
+
+
 def truth(M: np.ndarray, dps: int = DPS) -> dict[str, mpmath.mpf]:
-    """``spectral_radius``, ``spectral_norm``, ``sigma_min`` and ``sigma2 = ||M - J/n||_2`` of ``M``."""
-    with mpmath.workdps(dps):
+    """``spectral_radius``, ``spectral_norm``, ``sigma_min`` and ``sigma2 = ||M - J/n||_2`` of ``M``, at
+    ``dps`` digits plus :func:`span_digits`."""
+    with mpmath.workdps(dps + span_digits(M)):
         n = M.shape[0]
         A = mpmath.matrix([[mpmath.mpf(float(x)) for x in row] for row in M])
         ev = mpmath.eig(A)[0]           # (left=False, right=False is ignored for 1 x 1)
@@ -62,5 +72,13 @@ def scaled(exponent: int):
     return lambda rng, n: signed(rng, n) * 10.0 ** exponent
 
 
+def mixed(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A diagonal similarity ``D S D^-1`` of the ``signed`` class by powers of two spanning ``2**+-250``:
+    entries from about 1e-150 to 1e150, the radius of a modest matrix (computed exactly: no entry leaves
+    the normal range)."""
+    e = rng.integers(-125, 126, n)
+    return np.ldexp(signed(rng, n), e[:, None] - e[None, :])
+
+
 CLASSES = {"signed": signed, "nonnormal": nonnormal, "reducible": reducible, "sk20 large logits": sk20,
-           "signed x 1e-300": scaled(-300), "signed x 1e300": scaled(300)}
+           "signed x 1e-300": scaled(-300), "signed x 1e300": scaled(300), "mixed 1e+-150": mixed}
