@@ -11,9 +11,10 @@ as ``n - 1`` additions of ``(n, b)`` slices, one reciprocal, one broadcast multi
 ``P = diag(r) A diag(c)`` are accumulated, or, for a chunk with no zero entry, read
 off ``P`` and ``A`` at the end.
 
-Past a few million entries of work in a process, both functions hand the batch to the compiled
-twin in :mod:`birkhoff._compiled.sweeps` (numba; :func:`birkhoff._compiled.kernels` says when),
-whose results are bit-identical: the same operations on every matrix, in the same order.
+Once a process has done enough of this work for compiled code to pay (an estimated 0.5 s of it;
+:func:`birkhoff._compiled.kernels` says when), both functions hand the batch to the numba twin in
+:mod:`birkhoff._compiled.sweeps`, whose results are bit-identical: the same operations on every
+matrix, in the same order.
 
 A sum of zero (an all-zero row or column) is replaced by 1: the row stays zero and its
 scaling 1, as ``sinkhorn`` defines it. A row whose sum is below the float range
