@@ -61,10 +61,14 @@ def test_steps_to_target_uses_the_running_mean_of_the_excess_loss_and_censors():
 
 
 def test_sk_errors_and_behc_depth_and_the_premise(tmp_path):
-    deep = (seeds("mhc", 1000, 0.01, ["stable"] * 3, kind="mlp", gain=1.9)
+    deep = (seeds("mhc", 1000, 0.01, ["stable"] * 4, kind="mlp", gain=1.9)
             + seeds("behc", 1000, 0.01, ["stable"] * 10, kind="mlp"))
     ev = evidence(tmp_path / "a", **{"deep-sk": deep})
-    assert C.sk_errors(ev)[0] == "not reproduced" and "1.9" in C.sk_errors(ev)[1]
+    assert C.sk_errors(ev)[0] == "not reproduced" and "1.9 at L = 1000" in C.sk_errors(ev)[1]
+    few = evidence(tmp_path / "few", **{"deep-sk": deep[1:]})             # 3 mHC runs: 0/3 is [0, 0.56]
+    assert C.sk_errors(few)[0].startswith("not testable here (3 mHC runs")
+    broken = seeds("mhc", 1000, 0.01, ["diverged"] * 10, kind="mlp") + deep[4:]
+    assert C.sk_errors(evidence(tmp_path / "broken", **{"deep-sk": broken}))[0] == "reproduced"
     assert C.behc_depth(ev)[0].startswith("BE-HC trains: reproduced; ReZero") and "not testable" in C.behc_depth(ev)[0]
     one = evidence(tmp_path / "one", **{"deep-sk": seeds("behc", 1000, 0.01, ["stable"], kind="mlp")})
     assert C.behc_depth(one)[0].startswith("BE-HC trains: not testable here (1 run: too few")
