@@ -252,15 +252,16 @@ def sizes(ev: Evidence) -> str:
     per model, mixer and depth the parameters and the mixers' share."""
     if not ev.files:
         return "No committed runs yet."
-    lines = ["| records | runs | tokens per run | CPU time (one core) |", "|---|---:|---|---:|"]
+    lines = ["| records | runs | tokens per run | training time (one process) |", "|---|---:|---|---:|"]
     total = 0.0
     for name, runs in ev.files.items():
         tokens = sorted({r["settings"]["steps"] * r["settings"]["batch_size"] * r["settings"]["seq_len"] for r in runs})
         seconds = sum(r.get("train_seconds") or 0.0 for r in runs)
         total += seconds
         lines.append(f"| {name} | {len(runs)} | {', '.join(f'{t:,}' for t in tokens)} | {seconds / 3600:.2f} h |")
-    lines += ["", f"In all {sum(map(len, ev.files.values()))} runs, {total / 3600:.1f} CPU-hours of training "
-              "(evaluation and ablations not counted). Model sizes:", "",
+    lines += ["", f"In all {sum(map(len, ev.files.values()))} runs, {total / 3600:.1f} process-hours of training "
+              "(evaluation and ablations not counted; up to 4 processes shared the 2 cores, so this is an upper "
+              "bound of the CPU time). Model sizes:", "",
               "| model | depth | width | mixer | parameters | mixing parameters (share) |",
               "|---|---:|---:|---|---:|---:|"]
     every = [r for runs in ev.files.values() for r in runs]
