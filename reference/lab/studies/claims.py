@@ -16,7 +16,7 @@ from statistics import median
 
 from .evidence import Evidence, groups, overlap_word, rate
 from .stats import bootstrap_difference, wilson
-from .tables import CONSTANT, DEEP, PAPER, PAPER_GAIN, PREMISE, PREMISE_FILES, TARGET_NATS, steps_to_target
+from .tables import CONSTANT, DEEP, PAPER, PAPER_GAIN, PREMISE, PREMISE_FILES, TARGET_NATS, censored_steps
 
 __all__ = ["MATCH_MARGIN", "verdict_table"]
 
@@ -179,7 +179,7 @@ def hc_convergence(ev: Evidence) -> tuple[str, str]:
     lrs = _lrs(hc, res)
     if not lrs:
         return NOT_RUN, "needs plain residual beside HC at L = 32"
-    steps = {name: [steps_to_target(r) or r["settings"]["steps"] for r in _at(rs, lrs)]
+    steps = {name: [censored_steps(r) for r in _at(rs, lrs)]
              for name, rs in (("hc", hc), ("residual", res))}
     d, lo, hi = bootstrap_difference(steps["hc"], steps["residual"])
     word = "reproduced" if hi < 0 else "contradicted" if lo > 0 else "no difference detected"

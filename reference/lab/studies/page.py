@@ -46,10 +46,10 @@ def render(name: str, records_dir: Path = RECORDS, evidence: Evidence | None = N
     return SECTIONS[name](evidence or Evidence(records_dir))
 
 
-def regenerate(page: Path = PAGE, records_dir: Path = RECORDS) -> tuple[str, str]:
+def regenerate(page: Path = PAGE, records_dir: Path = RECORDS, evidence: Evidence | None = None) -> tuple[str, str]:
     """``(current, regenerated)`` text of ``page``: every generated section rebuilt from the records."""
     text = page.read_text()
-    new, evidence = text, Evidence(records_dir)
+    new, evidence = text, evidence or Evidence(records_dir)
     for name in SECTIONS:
         pattern = re.compile(rf"(<!-- records:{re.escape(name)} -->\n).*?(^<!-- /records:{re.escape(name)} -->)",
                              re.DOTALL | re.MULTILINE)
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=Path, default=RECORDS)
     args = ap.parse_args(argv)
     try:
-        current, new = regenerate(args.page, args.records)
+        evidence = Evidence(args.records)            # read and judged once, for the sections and the figures
+        current, new = regenerate(args.page, args.records, evidence)
     except (ValueError, OSError) as exc:
         print(f"reference.lab.studies.page: error: {exc}", file=sys.stderr)
         return 2
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     args.page.write_text(new)
-    figures.draw(Evidence(args.records), args.page.parent / "depth" / "figures")
+    figures.draw(evidence, args.page.parent / "depth" / "figures")
     return 0
 
 

@@ -13,7 +13,7 @@ from .seeds import spread
 from .stats import bootstrap_difference, compare, wilson
 
 __all__ = ["CONSTANT", "PAPER", "DEEP", "PREMISE_FILES", "PAPER_GAIN", "TARGET_NATS", "PREMISE",
-           "core_table", "core_claim", "paper_protocol", "mhc_gain", "convergence", "steps_to_target",
+           "core_table", "core_claim", "paper_protocol", "mhc_gain", "convergence", "steps_to_target", "censored_steps",
            "deep_sk", "premise", "sizes"]
 
 CONSTANT = ("stability-L8.jsonl", "stability-L32.jsonl", "stability-L64.jsonl", "stability-L32-hc-bounded.jsonl")
@@ -171,6 +171,12 @@ def steps_to_target(record: dict, nats: float = TARGET_NATS, window: int = WINDO
     return None
 
 
+def censored_steps(record: dict) -> int:
+    """:func:`steps_to_target`, or the run's full length when it never gets there (censored)."""
+    reached = steps_to_target(record)
+    return record["settings"]["steps"] if reached is None else reached
+
+
 def convergence(ev: Evidence) -> str:
     """Steps to a target loss (:func:`steps_to_target`) per mixer at the depths and lrs where plain
     residual ran, and each mixer's difference from residual with a 95 % bootstrap interval over seeds;
@@ -183,10 +189,12 @@ def convergence(ev: Evidence) -> str:
         by = groups(point, "label")
         if ("residual",) not in by:
             continue
-        steps = {name: [steps_to_target(r) or r["settings"]["steps"] for r in rs] for (name,), rs in by.items()}
+        raw = {name: [steps_to_target(r) for r in rs] for (name,), rs in by.items()}
+        steps = {name: [r["settings"]["steps"] if x is None else x for x, r in zip(raw[name], rs)]
+                 for (name,), rs in by.items()}
         base = steps["residual"]
         for (name,), rs in by.items():
-            reached = sum(steps_to_target(r) is not None for r in rs)
+            reached = sum(x is not None for x in raw[name])
             s = spread(steps[name])
             if name == "residual":
                 diff, ratio = "-", "-"
