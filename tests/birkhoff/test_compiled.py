@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import numba  # noqa: F401  a dependency: without it these tests would compare numpy with itself
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -15,7 +16,6 @@ from birkhoff import _compiled, sinkhorn, sinkhorn_logits
 from birkhoff.cli import main
 from birkhoff.sweeps import CHUNK, fixed_sweeps, fixed_sweeps_logits
 
-numba = pytest.importorskip("numba")          # a dependency: the skip is for a broken install only
 pytestmark = pytest.mark.xdist_group("numba")  # one worker compiles (or loads) the kernels
 
 
