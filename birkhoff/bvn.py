@@ -10,7 +10,10 @@ has dimension ``<= (n-1)**2``). The bottleneck permutation is found with scipy's
 one assignment whose costs grow by more than a factor ``n`` per rank of the entry
 (:func:`_lexicographic`), confirmed by a matching test one value up.
 
-Float mode treats remainder entries at rounding-noise level (``4 n eps max P``) as zeros.
+Float mode treats remainder entries at rounding-noise level (``4 n eps max P``) as zeros. Its
+steps run as compiled code (:mod:`birkhoff._compiled.bvn`, numba) once that pays
+(:func:`birkhoff._compiled.kernels`): the same steps and scipy's assignment algorithm, so the
+same terms; this module's :func:`_greedy` is their reference.
 Exact mode works in ``Fraction`` (the search on the entries' ranks, which order exactly
 like them): weights sum to exactly 1 and ``.matrix()`` equals the input exactly.
 """
@@ -23,6 +26,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import _compiled
 from .validate import as_matrix, count, flag, is_exact, real, to_fraction
 from .exact import margin_residuals
 from .errors import ConvergenceError, NotDoublyStochasticError
@@ -97,6 +101,11 @@ def _ranks(R: np.ndarray, mask: np.ndarray, ceiling) -> tuple[np.ndarray, float]
     return Rf, (np.inf if ceiling == np.inf else float(bisect.bisect_right(values, ceiling)))
 
 
+def _shift(n: int) -> int:
+    """``ceil(log2(n + 1))``: the exponent step of :func:`_lexicographic`'s costs (``2**shift > n``)."""
+    return int(n).bit_length()
+
+
 def _lexicographic(Rf: np.ndarray, high: float, window: np.ndarray) -> np.ndarray | None:
     """Min-sum assignment with cost ``b**r`` on an entry of rank ``r``: 0 at ``>= high``, ``1..K`` for
     the values of ``window`` (descending), ``K + 1`` below it; ``inf`` at zeros; ``b = 2**ceil(log2(n + 1))``.
@@ -106,7 +115,7 @@ def _lexicographic(Rf: np.ndarray, high: float, window: np.ndarray) -> np.ndarra
     minimum lies in the window (Gross 1959's bottleneck problem as one weighted assignment).
     Powers of two keep the costs exact; ``K`` is capped so that ``n b**(K+1)`` stays finite.
     """
-    shift = int(np.ceil(np.log2(Rf.shape[0] + 1)))
+    shift = _shift(Rf.shape[0])
     window = window[: 1000 // shift - 2]
     rank = np.searchsorted(-window, -Rf, side="left") + 1          # window descending: -window ascending
     rank[Rf >= high] = 0
@@ -150,6 +159,31 @@ def _bottleneck(Rf: np.ndarray, ceiling: float, base: np.ndarray) -> np.ndarray 
             lo, sigma = probe, cand
         step = max(1, (hi - lo + 1) // 2) if bounded else 2 * step
     return sigma
+
+
+def _greedy(M: np.ndarray, noise: float, limit: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The greedy steps: ``(weights, perms)``, at most ``limit`` terms, remainder entries ``<= noise``
+    zeroed (float mode). The numpy path; :mod:`birkhoff._compiled.bvn` is its compiled twin."""
+    n = M.shape[0]
+    R = M.copy()
+    if not exact:
+        R[R <= noise] = 0.0
+    base = np.arange(n) * n                  # flat index of row i is base[i] + column
+    weights, perms = [], []
+    ceiling = np.inf
+    while len(perms) < limit:
+        Rf, top = _ranks(R, R > 0, ceiling) if exact else (R, ceiling)   # zeros off the support
+        sigma = _bottleneck(Rf, top, base)
+        if sigma is None:
+            break
+        on = R.take(base + sigma)
+        w = ceiling = on.min()
+        on = on - w
+        R.put(base + sigma, on if exact else np.where(on <= noise, 0.0, on))
+        weights.append(w)
+        perms.append(sigma)
+    return (np.array(weights, dtype=object if exact else np.float64),
+            np.array(perms, dtype=np.int64).reshape(-1, n))
 
 
 def _check_ds(M: np.ndarray, tol: float, exact: bool) -> float:
@@ -208,30 +242,16 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
     n = M.shape[0]
     limit = marcus_ree_bound(n) if limit is None else limit
     margin = _check_ds(M, tol, exact)
-    R = M.copy()
     # Float mode: entries at rounding-noise level of what has been subtracted are zeros.
     noise = 0.0 if exact else 4.0 * n * np.finfo(np.float64).eps * float(M.max())
-    if not exact:
-        R[R <= noise] = 0.0
-    base = np.arange(n) * n                  # flat index of row i is base[i] + column
-    weights, perms = [], []
-    ceiling = np.inf
-    while len(perms) < limit:
-        Rf, top = _ranks(R, R > 0, ceiling) if exact else (R, ceiling)   # zeros off the support
-        sigma = _bottleneck(Rf, top, base)
-        if sigma is None:
-            break
-        on = R.take(base + sigma)
-        w = ceiling = on.min()
-        on = on - w
-        R.put(base + sigma, on if exact else np.where(on <= noise, 0.0, on))
-        weights.append(w)
-        perms.append(sigma)
-    W = np.array(weights, dtype=object if exact else np.float64)
-    Pk = np.array(perms, dtype=np.int64).reshape(-1, n)
+    compiled = None if exact else _compiled.kernels("bvn", n ** 3)
+    if compiled is None:
+        W, Pk = _greedy(M, noise, limit, exact)
+    else:
+        W, Pk = compiled.decompose(np.where(M <= noise, 0.0, M), noise, limit, _shift(n))
     recon = from_permutations(W, Pk) if len(W) else np.zeros((n, n))
     residual = float(np.max(np.abs(np.asarray(recon - M, dtype=object if exact else np.float64))))
-    if exact and len(perms) < limit and sum(weights, Fraction(0)) != 1:
+    if exact and len(W) < limit and sum(W, Fraction(0)) != 1:
         raise NotDoublyStochasticError(  # cannot happen for an exactly DS input (total support)
             "exact decomposition did not exhaust P: remainder has no positive diagonal")
     # The check of a full float decomposition: what is left is what P's margin residual and the

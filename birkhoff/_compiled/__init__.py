@@ -27,11 +27,12 @@ from types import ModuleType
 
 __all__ = ["FAMILIES", "AUTO_SECONDS", "COST", "kernels", "warmup", "mode"]
 
-FAMILIES = ("sweeps", "project")
+FAMILIES = ("sweeps", "project", "bvn")
 AUTO_SECONDS = 0.5                    # numpy time (estimated) after which loading a family pays
 # numpy seconds per unit of work (an entry of a matrix, one sweep or Newton step), measured on the
-# 2-core machine: SK_20 on (100 000, 4, 4) in ~45 ms; project on 10 000 4x4 (~10 steps) in ~66 ms
-COST = {"sweeps": 1.4e-9, "project": 4e-8}
+# 2-core machine: SK_20 on (100 000, 4, 4) in ~45 ms; project on 10 000 4x4 (~10 steps) in ~66 ms;
+# bvn_decompose (work n^3) at n = 32 in ~24 ms
+COST = {"sweeps": 1.4e-9, "project": 4e-8, "bvn": 7e-7}
 _LOADED: dict[str, ModuleType | None] = {}
 _SPENT: dict[str, float] = defaultdict(float)
 

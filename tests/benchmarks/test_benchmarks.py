@@ -23,13 +23,16 @@ def test_bench_sinkhorn_quick():
     assert all("fails" in line for line in lines if "sweeps only" in line)        # where sweeps alone do not
 
 
+@pytest.mark.xdist_group("numba")
 def test_bench_bvn_quick():
-    """Builds the peer's own virtualenv on first use (PyPI), then n = 8, 16."""
+    """Builds the peer's own virtualenv on first use (PyPI), then n = 8, 16, both of our paths (the script
+    exits non-zero when the compiled terms differ from the numpy path's)."""
     out = subprocess.run([sys.executable, str(BENCH / "bench_bvn.py"), "--quick", "--repeat", "1"],
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| convex")]
-    assert len(rows) == 2 and "fails" not in rows[0]
+    assert len(rows) == 2 and "fails" not in rows[0] and len(rows[0].split("|")) == 12
+    assert "compiled kernels `bvn`" in out.stdout
 
 
 @pytest.mark.xdist_group("numba")

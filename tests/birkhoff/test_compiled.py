@@ -153,3 +153,73 @@ def test_projection_compiled_path_passes_the_same_check(n, B, seed):
     assert p1.converged.all() and (p1.residual <= 1e-10).all()
     # two results each within the solver's tolerance (1e-10) of the projection
     assert np.abs(p0.X - p1.X).max() <= 4e-10
+
+
+def _assign(cost):
+    from birkhoff._compiled.bvn import _assignment
+
+    n = cost.shape[0]
+    sigma = np.empty(n, dtype=np.int64)
+    ok = _assignment(np.asarray(cost, dtype=np.float64), n, sigma, np.empty(3 * n),
+                     np.empty(3 * n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_))
+    return sigma if ok else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 24), st.sampled_from(["01", "powers", "uniform", "sparse"]), st.integers(0, 2**32 - 1))
+def test_assignment_is_scipys(n, kind, seed):
+    """The compiled assignment returns scipy's ``linear_sum_assignment`` column for column, ties included
+    (the costs the decomposition builds: 0/1 patterns, powers of two up to 2**1000 with inf)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    if kind == "01":
+        cost = (rng.random((n, n)) < rng.random()).astype(float)
+    elif kind == "powers":
+        cost = np.ldexp(1.0, rng.integers(1, 11) * rng.integers(0, 1000 // 10, (n, n)))
+        cost[rng.random((n, n)) < 0.3] = np.inf
+    elif kind == "uniform":
+        cost = rng.integers(0, 3, (n, n)).astype(float)
+    else:
+        cost = np.where(rng.random((n, n)) < 0.5, rng.random((n, n)), np.inf)
+    try:
+        expected = linear_sum_assignment(cost)[1]
+    except ValueError:                               # infeasible
+        expected = None
+    got = _assign(cost)
+    assert (got is None) == (expected is None)
+    if expected is not None:
+        assert np.array_equal(got, expected)
+
+
+def _bvn_inputs():
+    from birkhoff import sinkhorn
+
+    rng = np.random.default_rng(38)
+    yield np.ones((1, 1))
+    yield np.full((7, 7), 1 / 7)                                      # every permutation ties
+    for n in (2, 3, 5, 8, 13, 21, 32, 40):
+        w = rng.dirichlet(np.ones(n * n))                             # a dense convex combination
+        yield np.einsum("k,kij->ij", w, np.eye(n)[np.array([rng.permutation(n) for _ in range(n * n)])])
+        w = rng.integers(1, 4, 3) / 1.0                               # three permutations, equal weights
+        yield np.einsum("k,kij->ij", w / w.sum(), np.eye(n)[np.array([rng.permutation(n) for _ in range(3)])])
+        A = rng.random((n, n)) * (rng.random((n, n)) < 0.5)
+        A = A + A[:, ::-1].T + np.eye(n) + np.eye(n)[::-1]             # sparse with total support
+        yield sinkhorn(A, tol=1e-13)                                  # balanced to 1e-13
+
+
+def test_bvn_compiled_terms_are_the_numpy_paths(monkeypatch):
+    """Term for term: the same permutations, the same weights, the same residual."""
+    from birkhoff import bvn_decompose
+
+    for P in _bvn_inputs():
+        for limit in (None, 3):
+            d0, d1 = both(lambda M: bvn_decompose(M, max_terms=limit), monkeypatch, P)
+            assert np.array_equal(d0.perms, d1.perms) and np.array_equal(d0.weights, d1.weights)
+            assert d0.residual == d1.residual and d1.weights.dtype == np.float64
+    # exact mode stays on the Fraction path
+    from fractions import Fraction
+
+    F = np.array([[Fraction(1, 3), Fraction(2, 3)], [Fraction(2, 3), Fraction(1, 3)]], dtype=object)
+    d0, d1 = both(bvn_decompose, monkeypatch, F)
+    assert d1.exact and list(d0.weights) == list(d1.weights)
