@@ -1,12 +1,15 @@
-"""Certificate cost and tightness: ``certify`` against one numpy SVD and the mpmath oracle, and the
-relative width of every interval per matrix class.
+"""Certificate cost and tightness: ``certify`` against one numpy SVD and the mpmath oracle,
+``certify_batch`` against numpy's batched SVD, and the relative width of every interval per class.
 
-    python benchmarks/bench_certify.py            # n = 4, 16, 64; widths up to n = 128 (about 3 min)
-    python benchmarks/bench_certify.py --quick    # n = 4 only
+    python benchmarks/bench_certify.py            # n = 4, 16, 64; 100 000 4x4; widths up to n = 128
+    python benchmarks/bench_certify.py --quick    # n = 4 only, 2 000 4x4
 
-Time: best of several calls of ``certify(M)``, ``np.linalg.svd(M)`` and the oracle
-(``birkhoff.testing.oracle.truth`` at 30 digits: mpmath eig and two SVDs) on one ``signed``
-matrix per n. Widths: ``(hi - lo) / hi`` of ``spectral_norm``, ``spectral_radius`` and ``sigma2``,
+Time: best of several calls of ``certify(M)`` on both of birkhoff's paths (numpy, and the compiled
+kernels, warm: ``BIRKHOFF_COMPILED=0`` / ``1``; the kernels hand a signed matrix back to the numpy
+path for its spectral radius), ``np.linalg.svd(M)`` and the oracle (``birkhoff.testing.oracle.truth``
+at 30 digits: mpmath eig and two SVDs) on one ``signed`` and one ``SK_20`` matrix per n; and of
+``certify_batch`` of ``SK_20(exp(N(0, 1)))`` 4x4 matrices (every field) against
+``np.linalg.svd`` of the same batch, with and without the singular vectors. Widths: ``(hi - lo) / hi`` of ``spectral_norm``, ``spectral_radius`` and ``sigma2``,
 the maximum over 20 seeds per class and n (containment of the truth is the suite's job:
 ``tests/birkhoff/test_certify_oracle.py``).
 """
@@ -17,9 +20,9 @@ import argparse
 
 import numpy as np
 
-from _timing import best_time
-from birkhoff import certify
-from birkhoff.testing.oracle import CLASSES, signed, truth
+from _timing import best_time, compiled_path
+from birkhoff import _compiled, certify, certify_batch, sinkhorn
+from birkhoff.testing.oracle import CLASSES, signed, sk20, truth
 
 FIELDS = ("spectral_norm", "spectral_radius", "sigma2")
 
@@ -34,15 +37,38 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     sizes = [4] if args.quick else [4, 16, 64]
-    print("| n | certify (ms) | numpy svd (ms) | ratio | mpmath oracle, 30 digits (ms) | oracle / certify |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    for family, r in _compiled.warmup(["certify"]).items():    # compile, or load numba's cache: stated
+        print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
+              f"{r['seconds']:.2f} s to compile or load (cache: {r['cache']})"))
+    print()
+    print("| n | matrix | certify, numpy path (ms) | certify, compiled (ms) | numpy svd (ms) | ratio, numpy path "
+          "| ratio, compiled | mpmath oracle, 30 digits (ms) | oracle / certify, compiled |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for n in sizes:
-        M = signed(np.random.default_rng(0), n)
-        t_cert, _ = best_time(lambda: certify(M), 20)
-        t_svd, _ = best_time(lambda: np.linalg.svd(M), 200)
-        t_orc, _ = best_time(lambda: truth(M, dps=30), 1 if n >= 64 else 3)
-        print(f"| {n} | {t_cert * 1e3:.2f} | {t_svd * 1e3:.3f} | {t_cert / t_svd:.0f}x | {t_orc * 1e3:.0f} | "
-              f"{t_orc / t_cert:.0f}x |")
+        for label, M in (("signed", signed(np.random.default_rng(0), n)), ("SK_20", sk20(np.random.default_rng(0), n))):
+            times = []
+            for path in ("0", "1"):
+                with compiled_path(path):
+                    times.append(best_time(lambda: certify(M), 20)[0])
+            t_svd, _ = best_time(lambda: np.linalg.svd(M), 200)
+            t_orc, _ = best_time(lambda: truth(M, dps=30), 1 if n >= 64 else 3)
+            print(f"| {n} | {label} | {times[0] * 1e3:.3f} | {times[1] * 1e3:.3f} | {t_svd * 1e3:.4f} | "
+                  f"{times[0] / t_svd:.0f}x | {times[1] / t_svd:.1f}x | {t_orc * 1e3:.0f} | {t_orc / times[1]:.0f}x |")
+    B = 2000 if args.quick else 100_000
+    A = sinkhorn(np.exp(np.random.default_rng(1).standard_normal((B, 4, 4))), iters=20)
+    times = []
+    for path in ("0", "1"):
+        with compiled_path(path):
+            certify_batch(A[:4])
+            times.append(best_time(lambda: certify_batch(A), 3)[0])
+    t_full, _ = best_time(lambda: np.linalg.svd(A), 3)
+    t_vals, _ = best_time(lambda: np.linalg.svd(A, compute_uv=False), 3)
+    print()
+    print("| workload | certify_batch, numpy path (s) | certify_batch, compiled (s) | svd with vectors (s) "
+          "| svd, values only (s) | compiled / svd with vectors | compiled / values only | numpy path / compiled |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| ({B}, 4, 4) SK_20, every field | {times[0]:.3f} | {times[1]:.3f} | {t_full:.3f} | {t_vals:.3f} | "
+          f"{times[1] / t_full:.2f}x | {times[1] / t_vals:.2f}x | {times[0] / times[1]:.1f}x |")
     print()
     print("| class | n | " + " | ".join(f"max width {f}" for f in FIELDS) + " |")
     print("|---|---:|" + "---:|" * len(FIELDS))

@@ -36,6 +36,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from . import _compiled
 from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
@@ -481,19 +482,47 @@ def _check_tol(tol: float) -> float:
     return real(tol, "tol", rounding="down")
 
 
-def _certify_arrays(M: np.ndarray, tol: float) -> dict[str, Any]:
-    """All certificate fields for a validated ``(..., n, n)`` array (one ``(n, n)`` matrix: a batch of one)."""
-    if M.ndim == 2:
-        one = _certify_arrays(M[None], tol)
-        return {k: np.asarray(v[0]) if isinstance(v, np.ndarray) else v for k, v in one.items()}
+_COMPILED_MAX_N = 16     # the compiled kernels' per-matrix loops; larger matrices are LAPACK-bound anyway
+
+
+def _fields(M: np.ndarray) -> dict[str, Any]:
+    """The bounds, residuals and sign of a validated batch ``(B..., n, n)``: the numpy path."""
     nonneg = np.all(M >= 0, axis=(-2, -1))
     s = _exact_sums(M, nonneg)
     M_lo, M_hi = entry_interval(M)
     trace = sum_enclosure(np.diagonal(M, axis1=-2, axis2=-1), -1)
     out = _bounds(M_lo, M_hi, nonneg, s, trace)
-    out.update(n=M.shape[-1], nonnegative=nonneg, row_residual=s.row_res,
-               col_residual=s.col_res, exact=(s.row_res == 0) & (s.col_res == 0),
-               doubly_stochastic=nonneg & (s.row_res <= tol) & (s.col_res <= tol), tol=tol)
+    out.update(nonnegative=nonneg, row_residual=s.row_res, col_residual=s.col_res)
+    return out
+
+
+def _compiled_fields(M: np.ndarray) -> dict[str, Any] | None:
+    """:func:`_fields` by the compiled kernels (:mod:`birkhoff._compiled.certify`) where they are loaded and
+    apply (float input, ``n <= _COMPILED_MAX_N``), the members they hand back certified by the numpy path; else None."""
+    n = M.shape[-1]
+    compiled = None if M.dtype == object or n > _COMPILED_MAX_N else _compiled.kernels("certify", M.size * n)
+    if compiled is None:
+        return None
+    flat = M.reshape(-1, n, n)
+    out, handback = compiled.certify_batch(flat)
+    if handback.any():
+        rest = _fields(flat[handback])
+        for k, v in out.items():
+            v[handback] = rest[k]
+    return {k: v.reshape(M.shape[:-2] + v.shape[1:]) for k, v in out.items()}
+
+
+def _certify_arrays(M: np.ndarray, tol: float) -> dict[str, Any]:
+    """All certificate fields for a validated ``(..., n, n)`` array (one ``(n, n)`` matrix: a batch of one)."""
+    if M.ndim == 2:
+        one = _certify_arrays(M[None], tol)
+        return {k: np.asarray(v[0]) if isinstance(v, np.ndarray) else v for k, v in one.items()}
+    out = _compiled_fields(M)
+    if out is None:
+        out = _fields(M)
+    nonneg, row_res, col_res = out["nonnegative"], out["row_residual"], out["col_residual"]
+    out.update(n=M.shape[-1], exact=(row_res == 0) & (col_res == 0),
+               doubly_stochastic=nonneg & (row_res <= tol) & (col_res <= tol), tol=tol)
     return out
 
 

@@ -27,12 +27,12 @@ from types import ModuleType
 
 __all__ = ["FAMILIES", "AUTO_SECONDS", "COST", "kernels", "warmup", "mode"]
 
-FAMILIES = ("sweeps", "project", "bvn")
+FAMILIES = ("sweeps", "project", "bvn", "certify")
 AUTO_SECONDS = 0.5                    # numpy time (estimated) after which loading a family pays
 # numpy seconds per unit of work (an entry of a matrix, one sweep or Newton step), measured on the
 # 2-core machine: SK_20 on (100 000, 4, 4) in ~45 ms; project on 10 000 4x4 (~10 steps) in ~66 ms;
-# bvn_decompose (work n^3) at n = 32 in ~24 ms
-COST = {"sweeps": 1.4e-9, "project": 4e-8, "bvn": 7e-7}
+# bvn_decompose (work n^3) at n = 32 in ~24 ms; certify_batch (work B n^3) of 100 000 4x4 in ~2.5 s
+COST = {"sweeps": 1.4e-9, "project": 4e-8, "bvn": 7e-7, "certify": 4e-7}
 _LOADED: dict[str, ModuleType | None] = {}
 _SPENT: dict[str, float] = defaultdict(float)
 

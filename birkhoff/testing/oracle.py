@@ -67,6 +67,19 @@ def sk20(rng: np.random.Generator, n: int) -> np.ndarray:
     return sinkhorn_logits(rng.standard_normal((n, n)) * 8)
 
 
+def dyadic_ds(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Exactly doubly stochastic: a convex combination of ``n`` random permutations with weights ``k / 2**m``
+    (every sum exact in float64), so ``sigma2`` and the margins are decided exactly."""
+    w = rng.integers(1, 9, n).astype(float)
+    w[-1] += 2.0 ** int(np.ceil(np.log2(w.sum()))) - w.sum()        # the weights sum to a power of two
+    return np.einsum("k,kij->ij", w / w.sum(), np.eye(n)[np.array([rng.permutation(n) for _ in range(n)])])
+
+
+def sk20_tiny(rng: np.random.Generator, n: int) -> np.ndarray:
+    """The ``sk20 large logits`` class times ``2**-1000``: entries down to the subnormal range."""
+    return np.ldexp(sk20(rng, n), -1000)
+
+
 def scaled(exponent: int):
     """The ``signed`` class times ``10**exponent``."""
     return lambda rng, n: signed(rng, n) * 10.0 ** exponent
@@ -81,4 +94,5 @@ def mixed(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 CLASSES = {"signed": signed, "nonnormal": nonnormal, "reducible": reducible, "sk20 large logits": sk20,
+           "dyadic doubly stochastic": dyadic_ds, "sk20 x 2**-1000": sk20_tiny,
            "signed x 1e-300": scaled(-300), "signed x 1e300": scaled(300), "mixed 1e+-150": mixed}

@@ -78,6 +78,7 @@ def test_hostile_run_quick():
     assert "0 failures" in out.stdout and out.stdout.count("| ") > 40
 
 
+@pytest.mark.xdist_group("numba")
 def test_bench_certify_quick():
     out = subprocess.run([sys.executable, str(BENCH / "bench_certify.py"), "--quick"],
                          capture_output=True, text=True, timeout=300)
@@ -85,7 +86,8 @@ def test_bench_certify_quick():
     from birkhoff.testing.oracle import CLASSES
 
     rows = [r for r in out.stdout.splitlines() if r.startswith("| ") and "| 4 |" in r]
-    assert len(rows) == 1 + len(CLASSES) and "inf" not in out.stdout    # 1 timing row + a row per class, all finite
+    assert len(rows) == 2 + len(CLASSES) and "inf" not in out.stdout    # 2 timing rows + a row per class, all finite
+    assert any(r.startswith("| (2000, 4, 4) SK_20") for r in out.stdout.splitlines())
 
 
 def _fail():

@@ -223,3 +223,44 @@ def test_bvn_compiled_terms_are_the_numpy_paths(monkeypatch):
     F = np.array([[Fraction(1, 3), Fraction(2, 3)], [Fraction(2, 3), Fraction(1, 3)]], dtype=object)
     d0, d1 = both(bvn_decompose, monkeypatch, F)
     assert d1.exact and list(d0.weights) == list(d1.weights)
+
+
+INTERVALS = ("spectral_radius", "spectral_norm", "sigma_min", "sigma2", "gain_forward", "gain_backward")
+
+
+def _certify_inputs(rng, n, B):
+    from birkhoff.testing.oracle import dyadic_ds, reducible, signed, sk20
+
+    yield "sk20", np.stack([sk20(rng, n) for _ in range(B)])
+    yield "sk20 tiny", np.ldexp(np.stack([sk20(rng, n) for _ in range(B)]), -900)
+    yield "dyadic DS", np.stack([dyadic_ds(rng, n) for _ in range(B)]) * 2.0 ** rng.integers(-900, 900)
+    yield "mixed", np.stack([signed(rng, n), reducible(rng, n), np.ldexp(sk20(rng, n), -1040),  # subnormal entries
+                             np.abs(signed(rng, n))])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 16), st.integers(1, 30), st.integers(0, 2**32 - 1))
+def test_certify_compiled_agrees_with_numpy(n, B, seed):
+    """Every field within a few ulps of the numpy path's (the same bounds, other summation orders and a
+    Jacobi basis for LAPACK's); what the kernel hands back is the numpy path's exactly; the doubly
+    stochastic inputs are certified by the kernel itself."""
+    from birkhoff import certify_batch
+    from birkhoff._compiled import certify as compiled_certify
+
+    rng = np.random.default_rng(seed)
+    for label, A in _certify_inputs(rng, n, B):
+        with pytest.MonkeyPatch.context() as mp:
+            c0, c1 = both(certify_batch, mp, A)
+        handback = compiled_certify.certify_batch(A)[1]
+        if label != "mixed":
+            assert not handback.any(), label
+        for name in ("nonnegative", "doubly_stochastic", "exact"):
+            assert np.array_equal(getattr(c0, name), getattr(c1, name)), (label, name)
+        for name in ("row_residual", "col_residual"):
+            assert np.allclose(getattr(c0, name), getattr(c1, name), rtol=1e-12, atol=0), (label, name)
+        for name in INTERVALS:
+            x, y = getattr(c0, name), getattr(c1, name)
+            assert np.array_equal(x[handback], y[handback]), (label, name)
+            width = np.maximum(x[..., 1] - x[..., 0], y[..., 1] - y[..., 0])[..., None]
+            # the ends agree to the wider interval's width plus 1e-12 relative
+            assert (np.abs(x - y) <= width + 1e-12 * np.abs(x) + 1e-300).all(), (label, name, x, y)
