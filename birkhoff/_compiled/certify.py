@@ -11,11 +11,12 @@ SVD of ``D = M - J/n`` (in ``M``'s basis where ``M`` is doubly stochastic to ``2
 ``D``'s own). Directed rounding as there: error-free transformations and a priori bounds that hold
 for any summation order, ``nextafter`` outward, no fastmath.
 
-A matrix the kernel cannot finish the numpy path's way is handed back (``handback``): a sum whose
-sign VecSum leaves undecided (the numpy path's ``fsum``), a prescaling that is not exact
-(subnormal entries), and a radius the margins leave loose (the numpy path goes on
-with Collatz-Wielandt, the similarity-Gershgorin enclosure and the Frobenius normal form): a
-signed matrix, or a nonnegative one far from doubly stochastic.
+A matrix the kernel cannot finish the numpy path's way is handed back (``handback``): a signed
+matrix (its radius needs the numpy path's eigen-enclosures), a sum whose sign VecSum leaves
+undecided (the numpy path's ``fsum``), a prescaling that is not exact (subnormal entries), and a
+radius the margins leave loose (the numpy path goes on with Collatz-Wielandt, the
+similarity-Gershgorin enclosure and the Frobenius normal form): a nonnegative matrix far from
+doubly stochastic.
 """
 
 from __future__ import annotations
@@ -321,9 +322,9 @@ def _singular_bounds(A, rad, V, n, G, out, W, B, vj_hi, wj_hi):
 
 
 @njit(**_JIT)
-def _sums(M, n, G, transpose, nonneg, S, t):
-    """Enclosures of the row (column, ``transpose``) sums into ``S[0:2]``, of the absolute ones into
-    ``S[2:4]``, and the residual ``max |sum - 1|``; NaN when a sum is undecided (hand back)."""
+def _sums(M, n, G, transpose, S, t):
+    """Enclosures of the row (column, ``transpose``) sums of a nonnegative ``M`` into ``S[0:2]`` (they are
+    its absolute sums too), and the residual ``max |sum - 1|``; NaN when a sum is undecided (hand back)."""
     col = t[n + 1:]
     res = 0.0
     for i in range(n):
@@ -332,13 +333,7 @@ def _sums(M, n, G, transpose, nonneg, S, t):
         S[0, i], S[1, i], ok = _sum(col, n, 0.0, G[n + 1], t)
         lo, hi, ok1 = _sum(col, n, -1.0, G[n + 1], t)
         res = max(res, max(abs(lo), abs(hi)))
-        if nonneg:
-            S[2, i], S[3, i], ok2 = S[0, i], S[1, i], True
-        else:
-            for j in range(n):
-                col[j] = abs(col[j])
-            S[2, i], S[3, i], ok2 = _sum(col, n, 0.0, G[n + 1], t)
-        if not (ok and ok1 and ok2):
+        if not (ok and ok1):
             return np.nan
     return res
 
@@ -346,29 +341,28 @@ def _sums(M, n, G, transpose, nonneg, S, t):
 @njit(**_JIT)
 def _one(M, G, out, mats, vecs):
     """The certificate of one matrix into ``out`` (see :func:`certify_batch`); False: hand it back.
-    ``mats (10, n, n)`` and ``vecs (17, 2 n + 2)`` are scratch."""
+    ``mats (10, n, n)`` and ``vecs (11, 2 n + 2)`` are scratch."""
     n = M.shape[0]
     A, V, W, W2, B, D_lo, D_hi, mid, R, Vd = (mats[0], mats[1], mats[2], mats[3], mats[4], mats[5], mats[6],
                                                mats[7], mats[8], mats[9])
-    RS, CS = vecs[0:4, :n], vecs[4:8, :n]             # rows / columns: lo, hi, |.| lo, |.| hi
-    sigma, sv, p, q, c1, c2 = vecs[8, :n], vecs[9, :4], vecs[10, :n], vecs[11, :n], vecs[12, :n], vecs[13, :n]
-    t = vecs[14]
+    RS, CS = vecs[0:2, :n], vecs[2:4, :n]             # row / column sums: lo, hi
+    sigma, sv, p, q, c1, c2 = vecs[4, :n], vecs[5, :4], vecs[6, :n], vecs[7, :n], vecs[8, :n], vecs[9, :n]
+    t = vecs[10]
     nonneg, top = True, 0.0
     for i in range(n):
         for j in range(n):
             nonneg = nonneg and M[i, j] >= 0.0
             top = max(top, abs(M[i, j]))
-    row_res = _sums(M, n, G, False, nonneg, RS, t)
-    col_res = _sums(M, n, G, True, nonneg, CS, t)
-    for i in range(n):
-        c1[i] = M[i, i]
-    tr_lo, tr_hi, ok = _sum(c1, n, 0.0, G[n + 1], t)
-    if not (ok and row_res == row_res and col_res == col_res):
+    if not nonneg:          # |tr| / n <= rho <= ||M||_2 is loose for a signed matrix: the numpy path's radius
+        return False
+    row_res = _sums(M, n, G, False, RS, t)
+    col_res = _sums(M, n, G, True, CS, t)
+    if not (row_res == row_res and col_res == col_res):
         return False
     out[10], out[11] = row_res, col_res
-    out[12] = 1.0 if nonneg else 0.0
-    out[6], out[7] = RS[2].max(), RS[3].max()                        # the gains, unscaled
-    out[8], out[9] = CS[2].max(), CS[3].max()
+    out[12] = 1.0
+    out[6], out[7] = RS[0].max(), RS[1].max()                        # the gains, unscaled
+    out[8], out[9] = CS[0].max(), CS[1].max()
 
     # --- prescaled by 2**-e (exact, else handed back)
     e = _exponent(top)
@@ -379,10 +373,8 @@ def _one(M, G, out, mats, vecs):
                 return False
     for X in (RS, CS):
         for i in range(n):
-            X[0, i], X[2, i] = _scale(X[0, i], -e, -_INF), _scale(X[2, i], -e, -_INF)
-            X[1, i], X[3, i] = _scale(X[1, i], -e, _INF), _scale(X[3, i], -e, _INF)
-    tr_lo, tr_hi = _scale(tr_lo, -e, -_INF), _scale(tr_hi, -e, _INF)
-    gf_hi, gb_hi = RS[3].max(), CS[3].max()
+            X[0, i], X[1, i] = _scale(X[0, i], -e, -_INF), _scale(X[1, i], -e, _INF)
+    gf_hi, gb_hi = RS[1].max(), CS[1].max()
 
     # --- spectral norm and sigma_min: the bounds of certify._bounds, the proved SVD in A's basis
     norm_hi = min(_sqrt_up(_mul_up(gf_hi, gb_hi)), _frobenius_up(A, n, G, True))
@@ -415,14 +407,9 @@ def _one(M, G, out, mats, vecs):
     norm_hi = min(norm_hi, sv[1])
     smin_lo, smin_hi = sv[2], min(sv[3], norm_hi)
 
-    # --- spectral radius: Perron-Frobenius margins (nonnegative), else |tr| / n; loose: handed back
-    cap = min(min(gf_hi, gb_hi), norm_hi)
-    if nonneg:
-        rho_lo = max(max(RS[0].min(), CS[0].min()), 0.0)
-        rho_hi = min(min(RS[1].max(), CS[1].max()), cap)
-    else:
-        mig = tr_lo if tr_lo > 0 else (-tr_hi if tr_hi < 0 else 0.0)
-        rho_lo, rho_hi = max(_div_down(mig, float(n)), 0.0), cap
+    # --- spectral radius: Perron-Frobenius margins; loose: handed back
+    rho_lo = max(max(RS[0].min(), CS[0].min()), 0.0)
+    rho_hi = min(min(RS[1].max(), CS[1].max()), min(min(gf_hi, gb_hi), norm_hi))
     if not (rho_hi - rho_lo <= _LOOSE * rho_hi):
         return False
     norm_lo = max(norm_lo, rho_lo)
@@ -485,7 +472,7 @@ def _batch(M, G):
     out = np.empty((B, 15))
     handback = np.zeros(B, dtype=np.bool_)
     mats = np.empty((10, n, n))
-    vecs = np.empty((15, 2 * n + 2))
+    vecs = np.empty((11, max(2 * n + 2, 4)))
     for b in range(B):
         handback[b] = not _one(M[b], G, out[b], mats, vecs)
         for lo, hi in _PAIRS:                      # an end the arithmetic left undefined: its trivial bound
