@@ -65,11 +65,12 @@ def kernels(family: str, work: int) -> ModuleType | None:
     return _load(family)
 
 
-def warmup(families: tuple[str, ...] | list[str] = FAMILIES) -> dict[str, dict | None]:
-    """Load and compile ``families`` (default: all; numba's cache makes later processes fast): per family
-    ``{"seconds": ..., "cache": folder or None}``, or None when it cannot load (numba not installed)."""
+def warmup(families: tuple[str, ...] | list[str] | None = None) -> dict[str, dict | None]:
+    """Load and compile ``families`` (default: all of :data:`FAMILIES`; numba's cache makes later processes
+    fast): per family ``{"seconds": ..., "cache": folder or None}``, or None when it cannot load (numba
+    not installed)."""
     report: dict[str, dict | None] = {}
-    for family in families:
+    for family in FAMILIES if families is None else families:
         start = time.perf_counter()
         module = _load(family)
         if module is None:

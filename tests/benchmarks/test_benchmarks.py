@@ -24,6 +24,7 @@ def test_bench_sinkhorn_quick():
 
 
 @pytest.mark.xdist_group("numba")
+@pytest.mark.xdist_group("bvn")
 def test_bench_bvn_quick():
     """Builds the peer's own virtualenv on first use (PyPI), then n = 8, 16, both of our paths (the script
     exits non-zero when the compiled terms differ from the numpy path's)."""
@@ -79,6 +80,7 @@ def test_hostile_run_quick():
 
 
 @pytest.mark.xdist_group("numba")
+@pytest.mark.xdist_group("certify")
 def test_bench_certify_quick():
     out = subprocess.run([sys.executable, str(BENCH / "bench_certify.py"), "--quick"],
                          capture_output=True, text=True, timeout=300)

@@ -37,6 +37,7 @@ def check(M: np.ndarray, width: float = WIDTH, path: str = "numpy") -> None:
 
 
 @pytest.mark.xdist_group("numba")
+@pytest.mark.xdist_group("certify")      # the group "certify_numba": one worker compiles the certify family
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(CLASSES))
 @settings(max_examples=12, deadline=None)
@@ -46,6 +47,7 @@ def test_class_contains_truth_and_is_tight(name, path, seed, n):
 
 
 @pytest.mark.xdist_group("numba")
+@pytest.mark.xdist_group("certify")      # the group "certify_numba": one worker compiles the certify family
 @pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), exponent=st.integers(-300, 300))

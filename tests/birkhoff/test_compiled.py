@@ -99,7 +99,10 @@ def test_import_birkhoff_does_not_import_numba():
     assert out.stdout.strip() == "False"
 
 
-def test_warmup_command(capsys):
+def test_warmup_command(capsys, monkeypatch):
+    # two families here: the others compile in their own test groups (their benchmarks warm them up),
+    # so that no two workers compile the same family at once
+    monkeypatch.setattr(_compiled, "FAMILIES", ("sweeps", "project"))
     assert main(["warmup", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["schema"] == "birkhoff.warmup/1" and set(report["families"]) == set(_compiled.FAMILIES)
@@ -165,6 +168,7 @@ def _assign(cost):
     return sigma if ok else None
 
 
+@pytest.mark.xdist_group("bvn")                   # with the module's "numba": the worker compiling the bvn family
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 24), st.sampled_from(["01", "powers", "uniform", "sparse"]), st.integers(0, 2**32 - 1))
 def test_assignment_is_scipys(n, kind, seed):
@@ -208,6 +212,7 @@ def _bvn_inputs():
         yield sinkhorn(A, tol=1e-13)                                  # balanced to 1e-13
 
 
+@pytest.mark.xdist_group("bvn")
 def test_bvn_compiled_terms_are_the_numpy_paths(monkeypatch):
     """Term for term: the same permutations, the same weights, the same residual."""
     from birkhoff import bvn_decompose
@@ -238,6 +243,7 @@ def _certify_inputs(rng, n, B):
                              np.abs(signed(rng, n))])
 
 
+@pytest.mark.xdist_group("certify")               # with the module's "numba": the worker compiling certify
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 16), st.integers(1, 30), st.integers(0, 2**32 - 1))
 def test_certify_compiled_agrees_with_numpy(n, B, seed):
