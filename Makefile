@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(VPY) benchmarks/bench_sinkhorn.py
 	$(VPY) benchmarks/bench_bvn.py
 	$(VPY) benchmarks/bench_project.py
+	$(VPY) benchmarks/bench_certify.py
+	$(VPY) benchmarks/bench_monitor.py
 	$(VPY) benchmarks/bench_mixers.py
 	$(VPY) benchmarks/bench_token_mixing.py
 	$(VPY) benchmarks/bench_scale.py

@@ -112,3 +112,13 @@ def test_isolated_runs_in_a_forked_child_and_reports_how_it_failed():
     with pytest.raises(ChildFailed) as killed:
         isolated(lambda: os.kill(os.getpid(), signal.SIGKILL))
     assert killed.value.exitcode == -signal.SIGKILL
+
+
+@pytest.mark.xdist_group("numba")
+@pytest.mark.xdist_group("certify")
+def test_bench_monitor_quick():
+    out = subprocess.run([sys.executable, str(BENCH / "bench_monitor.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [r for r in out.stdout.splitlines() if r.startswith("| mhc | 8 |")]
+    assert len(rows) == 1 and len(rows[0].split("|")) == 9

@@ -1,0 +1,54 @@
+"""The health monitor's cost in forward passes, on birkhoff's numpy path and on its compiled kernels.
+
+    python benchmarks/bench_monitor.py            # mHC and KromHC stacks, L = 32 and 128
+    python benchmarks/bench_monitor.py --quick    # L = 8
+
+``reference.monitor(model, x)`` runs the model once, each hyper-connected layer once more with
+``H_res = 0``, and certifies the composite ``H_res`` products (``birkhoff.certify_product``) at
+depths 1, 2, 4, ... (every depth up to 32). Model: the README's stack of pre-norm MLPs (width 32,
+n = 4 streams), input (8, 64) tokens; time: the best of 3 monitor calls after a warm one, against the
+best of 5 forward passes without gradients. ``BIRKHOFF_COMPILED=0`` / ``1`` picks birkhoff's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn as nn
+
+from _timing import best_time, compiled_path
+from birkhoff import _compiled
+from reference import HyperConnected, expand_streams, monitor
+
+
+def stack(mixer: str, L: int, C: int = 32, n: int = 4) -> nn.Module:
+    def mlp() -> nn.Module:
+        return nn.Sequential(nn.LayerNorm(C), nn.Linear(C, 4 * C), nn.GELU(), nn.Linear(4 * C, C))
+    return nn.Sequential(*(HyperConnected(mlp(), mixer, n, C, layer_index=i) for i in range(L)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    _compiled.warmup(["certify"])
+    print("| mixer | L | forward (ms) | monitor, numpy path (ms) | in forwards | monitor, compiled (ms) | in forwards |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for mixer, L in ([("mhc", 8)] if args.quick else [("mhc", 32), ("kromhc", 32), ("mhc", 128)]):
+        model = stack(mixer, L)
+        x = expand_streams(torch.randn(8, 64, 32), 4)
+        with torch.no_grad():
+            t_fwd, _ = best_time(lambda: model(x), 5)
+        cells = []
+        for path in ("0", "1"):
+            with compiled_path(path):
+                monitor(model, x)
+                t, _ = best_time(lambda: monitor(model, x), 3)
+            cells.append(f"{t * 1e3:.0f} | {t / t_fwd:.1f}")
+        print(f"| {mixer} | {L} | {t_fwd * 1e3:.1f} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
