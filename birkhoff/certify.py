@@ -15,8 +15,10 @@ underflows; ``enclose.DECOMPOSE_MAX_N = 256``):
   where that is loose, Collatz-Wielandt at the computed Perron vector (on its support from
   below, at shifted copies from above: :func:`_collatz_wielandt`). Signed ``M``:
   ``|tr M| / n <= rho <= min(||M||_1, ||M||_inf, ||M||_2)``. Where still loose and
-  ``n <= 256``: the similarity-Gershgorin enclosure and the Frobenius normal form of
-  :mod:`birkhoff.enclose`.
+  ``n <= 256``: the similarity-Gershgorin enclosure (on the matrix balanced by powers of two too)
+  and the Frobenius normal form of :mod:`birkhoff.enclose`, then Gershgorin in a graded Schur basis
+  (a singular eigenbasis: rank-one matrices) and ``||M^m||^(1/m)`` by repeated squaring, with
+  ``(min_i (M^m 1)_i)^(1/m)`` below for ``M >= 0`` (Jordan-like and nilpotent matrices).
 * spectral norm and ``sigma_min``: ``||M||_2 <= min(sqrt(||M||_1 ||M||_inf), ||M||_F, Schur
   test at the singular vectors)``, ``||M||_2 >= max |M_ij|`` and ``>= rho``; for ``n <= 256``
   the proved SVD of :func:`enclose.singular_value_bounds` (both ends, and ``sigma_min``),
@@ -40,8 +42,8 @@ from . import _compiled
 from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
-from .enclose import (DECOMPOSE_MAX_N, block_radius_bounds, norm_ratio, singular_value_bounds, spectral_radius_bounds,
-                      svd_bases)
+from .enclose import (DECOMPOSE_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
+                      singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
                     magnitude, margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent,
                     scale_up, sqrt_interval, sqrt_up, sum_enclosure, sum_squares_up)
@@ -420,6 +422,12 @@ def _radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, safe_mid: np.ndarray, non
             blocks = block_radius_bounds(M_lo[idx], M_hi[idx])
             if blocks is not None:
                 rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], blocks[0]), min(rho_hi[idx], blocks[1])
+        for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi))):      # a singular eigenbasis: a Schur basis
+            r_lo, r_hi = schur_radius_bounds(M_lo[idx], M_hi[idx], safe_mid[idx])
+            rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], r_lo), min(rho_hi[idx], r_hi)
+        for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi))):      # Jordan-like, nilpotent: ||M^m||^(1/m)
+            r_lo, r_hi = power_radius_bounds(M_lo[idx], M_hi[idx])
+            rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], r_lo), min(rho_hi[idx], r_hi)
     return rho_lo, rho_hi
 
 

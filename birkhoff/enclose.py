@@ -30,10 +30,11 @@ from __future__ import annotations
 import numpy as np
 
 from .exact import (ETA, U, add_down, add_up, deflate, div_down, div_up, gamma, inflate, magnitude,
-                    matmul_enclosure, mid_rad, mul_up, sqrt_down, sqrt_up, sum_squares_down, sum_squares_up)
+                    matmul_enclosure, mid_rad, mul_up, scale_down, scale_up, scale_exponent, sqrt_down, sqrt_up,
+                    sum_squares_down, sum_squares_up)
 
-__all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "norm_ratio", "svd_bases",
-           "singular_value_bounds", "spectral_radius_bounds"]
+__all__ = ["DECOMPOSE_MAX_N", "block_radius_bounds", "norm_ratio", "power_radius_bounds", "schur_radius_bounds",
+           "svd_bases", "singular_value_bounds", "spectral_radius_bounds"]
 
 _INF = np.inf
 DECOMPOSE_MAX_N = 256      # a batched O(n^3) decomposition per matrix; larger n keeps the cheaper bounds
@@ -160,8 +161,45 @@ def spectral_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray
     ``mid`` is a finite float matrix inside the interval. Returns ``(0, inf)`` where the
     computed eigenvector basis is too ill-conditioned to prove anything (e.g. a Jordan block).
     """
+    lo, hi = _similarity_bounds(M_lo, M_hi, mid)
+    with np.errstate(invalid="ignore", over="ignore"):
+        loose = ~(hi - lo <= 2.0 ** -40 * hi) | ~np.isfinite(hi)
+    if loose.any():              # balanced: the same eigenvalues, so both enclosures hold
+        B_lo, B_hi, B_mid, changed = _balanced(M_lo[loose], M_hi[loose], mid[loose])
+        if changed.any():
+            idx = np.flatnonzero(loose.ravel())[changed.ravel()]
+            b_lo, b_hi = _similarity_bounds(B_lo[changed], B_hi[changed], B_mid[changed])
+            lo.ravel()[idx] = np.maximum(lo.ravel()[idx], b_lo)
+            hi.ravel()[idx] = np.minimum(hi.ravel()[idx], b_hi)
+    return lo, hi
+
+
+def _balanced(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``D^-1 [M_lo, M_hi] D`` (rounded outward, exact unless an entry leaves the normal range), ``D^-1 mid D``
+    and where ``D != I``, for LAPACK's balancing ``D`` of ``mid`` (powers of two, ``scipy.linalg.matrix_balance``
+    without permutation): a similarity, so the same eigenvalues, and a better conditioned eigenbasis when the
+    entries span many orders of magnitude."""
+    from scipy.linalg import matrix_balance
+
+    k = np.zeros(mid.shape, dtype=np.int64)
+    for idx in np.ndindex(mid.shape[:-2]):
+        with np.errstate(all="ignore"):
+            scale = matrix_balance(mid[idx], permute=False, separate=True)[1][0]
+        if np.isfinite(scale).all() and (scale > 0).all():
+            p = np.frexp(scale)[1] - 1                          # scale = 2**p exactly
+            k[idx] = p[None, :] - p[:, None]                    # entry (i, j) times 2**(p_j - p_i)
+    changed = k.any(axis=(-2, -1))
+    with np.errstate(over="ignore", under="ignore"):
+        return scale_down(M_lo, k), scale_up(M_hi, k), np.ldexp(mid, k), changed
+
+
+def _similarity_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`spectral_radius_bounds` in LAPACK's eigenvector basis of ``mid``, unbalanced."""
     n = mid.shape[-1]
     trivial = (np.zeros(mid.shape[:-2]), np.full(mid.shape[:-2], _INF))
+    if mid.size == 0:
+        return trivial
     try:
         _, X = np.linalg.eig(mid)
         Y = np.linalg.inv(X)
@@ -209,6 +247,110 @@ def _component_floor(centres: tuple, R: np.ndarray, floors: np.ndarray) -> np.nd
     start = np.argmax(floors, -1)
     member = np.take_along_axis(reach, start[..., None, None], -2)[..., 0, :]
     return np.min(np.where(member, floors, _INF), -1)
+
+
+SCHUR_GRADES = tuple(2.0 ** -k for k in range(7, 50, 7))   # the scalings tried by schur_radius_bounds
+
+
+def schur_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray) -> tuple[float, float]:
+    """Enclosure of the spectral radius of one ``[M_lo, M_hi] (n, n)`` in a Schur basis: for a matrix whose
+    eigenvector basis is singular or far from it while its dominant eigenvalues are apart from the rest
+    (a rank-one ``u v^T``: ``n - 1`` eigenvalues at 0).
+
+    ``mid = Q T Q^H`` (complex Schur, the eigenvalues of largest modulus first: ``k`` of them); ``Q`` is
+    unitary to rounding, so ``B = Q^H M Q`` (interval products) is ``M`` in a well-conditioned basis,
+    upper triangular but for rounding, and ``Q^-1 M Q = B + F`` with ``||F||_inf <= e ||B||_inf / (1 - e)``,
+    ``e = ||Q^H Q - I||_inf``. Gershgorin on ``D^-1 (B + F) D``, ``D = diag(1 (k times), d, ..., d)``:
+    the dominant rows' discs lose ``B``'s upper right block times ``d``, the others gain the rounding of the
+    lower left block over ``d``; ``F`` is bounded entrywise (``|(I + E)^-1 - I| |B|``), so its
+    scaled rows stay at the rounding level in the dominant rows; the best of :data:`SCHUR_GRADES`.
+    Upper bound: the farthest disc; lower bound: the component floor of :func:`spectral_radius_bounds`.
+    ``(0, inf)`` where nothing is proved.
+    """
+    from scipy.linalg import schur
+
+    n = mid.shape[-1]
+    try:
+        lam = np.linalg.eigvals(mid)
+        top = float(np.abs(lam).max())
+        if not (np.isfinite(top) and top > 0):
+            return 0.0, _INF
+        T, Q, k = schur(mid, output="complex", sort=lambda z: abs(z) >= top * (1 - 1e-8))
+    except (np.linalg.LinAlgError, ValueError):
+        return 0.0, _INF
+    if not (np.isfinite(Q).all() and 0 < k):
+        return 0.0, _INF
+    Xi, Yi = _point(Q), _point(Q.conj().T)
+    E = _cmatmul(Yi, Xi)
+    eye = np.eye(n, dtype=bool)
+    E_abs = _cabs_hi(np.where(eye, add_down(E[0], -1.0), E[0]), np.where(eye, add_up(E[1], -1.0), E[1]), *E[2:])
+    e = float(np.max(inflate(np.sum(E_abs, -1), gamma(n), n * ETA)))
+    zeros = np.zeros_like(M_lo)
+    B = _cmatmul(_cmatmul(Yi, (M_lo, M_hi, zeros, zeros)), Xi)
+    B_abs = _cabs_hi(*B)
+    normB = float(np.max(inflate(np.sum(B_abs, -1), gamma(n), n * ETA)))
+    if not (e < 1 and np.isfinite(normB)):
+        return 0.0, _INF
+    # F = ((I + E)^-1 - I) B entrywise: |(I + E)^-1 - I| <= |E| + e / (1 - e) (|E| 1) 1^T (its rows sum to <= e / (1 - e))
+    grow = float(div_up(e, add_down(1.0, -e)))
+    N_abs = inflate(E_abs + grow * inflate(np.sum(E_abs, -1), gamma(n), n * ETA)[:, None], 4 * U, 2 * ETA)
+    F_abs = inflate(N_abs @ B_abs, 2 * gamma(n + 2), 2 * n * ETA)
+    off = np.where(np.eye(n, dtype=bool), 0.0, B_abs) + F_abs        # F's diagonal moves the centres
+    diag = tuple(np.diagonal(part) for part in B)
+    c_hi, c_lo = _cabs_hi(*diag), _cabs_lo(*diag)
+    lo, hi = 0.0, _INF
+    for d in SCHUR_GRADES:
+        g = np.where(np.arange(n) < k, 1.0, d)
+        with np.errstate(over="ignore", under="ignore"):
+            scaled = inflate(off * g[None, :] / g[:, None], 4 * U, 2 * ETA)   # two roundings, one ulp each
+        R = inflate(np.sum(scaled, -1), gamma(n), n * ETA)
+        hi = min(hi, float(np.max(add_up(c_hi, R))))
+        lo = max(lo, float(_component_floor(diag, R, add_down(c_lo, -R))))
+    return max(lo, 0.0), hi
+
+
+def power_radius_bounds(K_lo: np.ndarray, K_hi: np.ndarray, levels: int = 48) -> tuple[float, float]:
+    """Enclosure of the spectral radius of one ``[K_lo, K_hi] (n, n)`` from its powers: ``rho <= ||K^m||_inf^(1/m)``
+    and, for ``K >= 0``, ``rho >= (min_i (K^m 1)_i)^(1/m)`` (the smallest row sum bounds the Perron root of a
+    nonnegative matrix from below), for ``m = 2, 4, ..., 2**levels`` (repeated squaring in interval
+    products, each power rescaled by a power of two; the roots taken in ``mpmath.iv`` interval
+    arithmetic), the best of them. Tight where an eigenvector
+    basis is not: a Jordan block's ``||J^m||`` grows like ``m^(n-1)``, whose ``m``-th root tends to 1; a
+    nilpotent ``K`` gets about ``sqrt(u) ||K||``. The squaring stops when the enclosure's width passes
+    ``2**-4`` of its largest magnitude (for ``K >= 0`` it roughly doubles each step, so about level 45;
+    cancellation in a signed ``K`` widens it faster); a wide enclosure only loosens the norm, whose
+    ``m``-th root hardly moves."""
+    import mpmath
+
+    n = K_lo.shape[-1]
+    nonneg = bool((K_lo >= 0).all())
+    A_lo, A_hi = K_lo, K_hi
+    shift, lo, hi = 0, 0.0, _INF
+
+    def root(x: float, level: int):                   # (2**shift x)**(2**-level), an mpmath interval
+        return mpmath.iv.exp((shift * mpmath.iv.log(2) + mpmath.iv.log(mpmath.iv.mpf(x))) / 2 ** level)
+
+    for level in range(1, levels + 1):
+        A_lo, A_hi = matmul_enclosure(A_lo, A_hi, A_lo, A_hi)
+        if nonneg:
+            A_lo = np.maximum(A_lo, 0.0)
+        mag = magnitude(A_lo, A_hi)[1]
+        norm = float(np.max(inflate(np.sum(mag, -1), gamma(n), n * ETA)))
+        if not np.isfinite(norm):
+            break
+        if norm == 0.0:                                  # K^(2^level) = 0: nilpotent
+            return 0.0, 0.0
+        t = int(scale_exponent(np.array([norm]), (0,)))
+        A_lo, A_hi, norm = scale_down(A_lo, -t), scale_up(A_hi, -t), float(scale_up(norm, -t))
+        shift = 2 * shift + t                             # K^(2^level) lies in 2**shift [A_lo, A_hi]
+        hi = min(hi, float(np.nextafter(float(root(norm, level).b), _INF)))
+        if nonneg:
+            floor = float(np.min(deflate(np.sum(A_lo, -1), gamma(n), n * ETA)))
+            if floor > 0:
+                lo = max(lo, float(np.nextafter(float(root(floor, level).a), -_INF)))
+        if not np.max(A_hi - A_lo) <= 2.0 ** -4 * np.max(magnitude(A_lo, A_hi)[1]):
+            break
+    return lo, hi
 
 
 def block_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[float, float] | None:

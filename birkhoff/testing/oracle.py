@@ -80,6 +80,20 @@ def sk20_tiny(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.ldexp(sk20(rng, n), -1000)
 
 
+def rank_one(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``u v^T`` with small signed integers: ``n - 1`` eigenvalues at 0 (a singular eigenvector basis), the
+    other ``v . u`` (0 too when ``v`` and ``u`` are orthogonal: a nilpotent matrix)."""
+    return np.outer(rng.integers(-3, 4, n), rng.integers(-3, 4, n)).astype(float)
+
+
+def jordan_corner(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A Jordan block of 1 with ``10**-k`` (``k`` in 10..60) in its lower left corner: eigenvalues
+    ``1 + 10**(-k / n)`` times the n-th roots of unity, a nearly defective nonnegative matrix."""
+    J = np.eye(n) + np.eye(n, k=1)
+    J[-1, 0] += 10.0 ** -float(rng.integers(10, 61))
+    return J
+
+
 def scaled(exponent: int):
     """The ``signed`` class times ``10**exponent``."""
     return lambda rng, n: signed(rng, n) * 10.0 ** exponent
@@ -94,5 +108,6 @@ def mixed(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 CLASSES = {"signed": signed, "nonnormal": nonnormal, "reducible": reducible, "sk20 large logits": sk20,
-           "dyadic doubly stochastic": dyadic_ds, "sk20 x 2**-1000": sk20_tiny,
+           "dyadic doubly stochastic": dyadic_ds, "sk20 x 2**-1000": sk20_tiny, "rank one": rank_one,
+           "jordan corner": jordan_corner,
            "signed x 1e-300": scaled(-300), "signed x 1e300": scaled(300), "mixed 1e+-150": mixed}

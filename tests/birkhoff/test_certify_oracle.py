@@ -28,10 +28,14 @@ def check(M: np.ndarray, width: float = WIDTH, path: str = "numpy") -> None:
         mp.setattr(_compiled, "_LOADED", dict(_compiled._LOADED))
         mp.setenv("BIRKHOFF_COMPILED", "1" if path == "compiled" else "0")
         c = certify(M)
-    for name, t in truth(M).items():
+    truths = truth(M)
+    # a defective eigenvalue at 0 (a nilpotent u v^T) comes out of the oracle's eig as about the square root of
+    # its precision, not 0: radii below that are checked for containment only
+    resolved = mpmath.mpf(10) ** (-DPS // 2 + 5) * truths["spectral_norm"]
+    for name, t in truths.items():
         lo, hi = getattr(c, name)
         assert contains(lo, hi, t), (name, lo, hi, t)
-        if name in ("spectral_radius", "spectral_norm") and t > 0:
+        if name in ("spectral_radius", "spectral_norm") and t > 0 and (name == "spectral_norm" or t > resolved):
             assert np.isfinite(hi), (name, lo, hi, t)
             assert (mpmath.mpf(hi) - mpmath.mpf(lo)) / t <= width, (name, lo, hi, t)
 

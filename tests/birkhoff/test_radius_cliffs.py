@@ -1,0 +1,87 @@
+"""The spectral radius where LAPACK's eigenvector basis is singular or far from it (issue 39's cliffs):
+rank-one, Jordan-like, nilpotent, near-reducible and mixed-magnitude matrices get tight intervals
+that contain the 60-digit truth (``birkhoff.testing.oracle``)."""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+from birkhoff import certify
+from birkhoff.enclose import power_radius_bounds, schur_radius_bounds
+from birkhoff.testing.oracle import contains, truth
+
+
+def tight(M: np.ndarray, width: float) -> tuple[float, float]:
+    lo, hi = certify(M).spectral_radius
+    t = truth(M)["spectral_radius"]
+    assert contains(lo, hi, t), (lo, hi, t)
+    assert mpmath.mpf(hi) - mpmath.mpf(lo) <= width * t, (lo, hi, t)
+    return lo, hi
+
+
+def test_integer_rank_one_of_the_issue():
+    """An 8x8 ``u v^T`` with radius 7 got ``[0.875, 38.9]``, a 64x64 one with radius 34 ``[0.53, 276]``."""
+    rng = np.random.default_rng(0)
+    for n, rho in ((8, 7), (64, 34)):
+        while True:
+            u, v = rng.integers(-3, 4, n), rng.integers(-3, 4, n)
+            if abs(u @ v) == rho:
+                break
+        lo, hi = certify(np.outer(u, v).astype(float)).spectral_radius      # the radius is |u . v| exactly
+        assert lo <= rho <= hi and hi - lo <= 1e-9 * rho, (n, lo, hi)
+
+
+def test_rank_one_sample_has_no_trivial_interval():
+    """The issue's sample: one in four signed small-integer rank-one matrices fell back to ``[|tr|/n, ||M||]``;
+    now every non-nilpotent one is within 1e-9, a nilpotent one (radius 0) within ``sqrt(u) ||M||``."""
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(2, 12))
+        u, v = rng.integers(-3, 4, n), rng.integers(-3, 4, n)
+        M = np.outer(u, v).astype(float)
+        lo, hi = certify(M).spectral_radius
+        rho = abs(float(u @ v))
+        assert lo <= rho <= hi
+        assert hi - lo <= (1e-9 * rho if rho else 1e-7 * np.linalg.norm(M, 2)), (seed, lo, hi, rho)
+
+
+def test_jordan_block_with_a_tiny_corner():
+    """``[1, 1.879]`` for ``1 + 1e-75`` before; now ``||J^m||^(1/m)`` bounds it to 1e-11."""
+    J = np.eye(4) + np.eye(4, k=1)
+    J[3, 0] = 1e-300
+    lo, hi = certify(J).spectral_radius
+    assert lo <= 1.0 <= hi and hi - lo <= 1e-11
+    for k in (10, 30, 60):
+        J = np.eye(8) + np.eye(8, k=1)
+        J[-1, 0] += 10.0 ** -k
+        tight(J, 1e-9)
+
+
+def test_near_reducible_with_subnormal_zeros():
+    """The issue's 4x4 with 1e-322 off its reducible pattern: ``[0.559, 1.215]`` for 0.5593."""
+    R = np.array([[0.3, 0.2, 0, 0], [0.1, 0.5, 0, 0], [0.2, 0.1, 0.4, 0.3], [0.3, 0.2, 0.2, 0.1]])
+    R[R == 0] = 1e-322
+    tight(R, 1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mixed_magnitudes_are_balanced(seed):
+    """Entries ``N(0, 1) 2**k``, ``k`` in -300..300: balancing by powers of two first (a similarity)."""
+    rng = np.random.default_rng(seed)
+    M = np.ldexp(rng.standard_normal((6, 6)), rng.integers(-300, 300, (6, 6)))
+    tight(M, 1e-9)
+
+
+def test_schur_and_power_bounds_directly():
+    M = np.outer([1.0, 2, -1, 3, 0, 1, 2, -2], [3.0, -1, 2, 0, 1, 1, -1, 2])     # radius 6
+    lo, hi = schur_radius_bounds(M, M, M)
+    assert lo <= 6.0 <= hi and hi - lo <= 1e-10
+    N = np.outer([1.0, 1.0], [1.0, -1.0])                                          # nilpotent: radius 0
+    lo, hi = power_radius_bounds(N, N)
+    assert lo == 0.0 and hi <= 1e-7                     # about sqrt(u): N @ N is 0, enclosed with its rounding
+    P = np.random.default_rng(1).random((6, 6))
+    lo, hi = power_radius_bounds(P, P)
+    t = truth(P)["spectral_radius"]
+    assert contains(lo, hi, t) and hi - lo <= 1e-8 * hi
