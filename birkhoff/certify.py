@@ -361,7 +361,7 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
         smin = (np.zeros_like(norm_hi), norm_hi)
     else:
         norm_lo, norm_hi = np.maximum(norm_lo, smax[0]), np.minimum(norm_hi, smax[1])
-        smin = (smin[0], np.minimum(smin[1], norm_hi))
+        smin = _inverse_sigma_min(M_lo, M_hi, safe_mid, U, (smin[0], np.minimum(smin[1], norm_hi)))
 
     # --- spectral radius
     rho_lo, rho_hi = _radius_bounds(M_lo, M_hi, safe_mid, nonneg, s, trace, np.minimum(np.minimum(gf[1], gb[1]),
@@ -387,6 +387,46 @@ def _proved_sigma2(D_lo: np.ndarray, D_hi: np.ndarray, V: np.ndarray, near: np.n
         basis = svd_bases(_midpoint(D_lo[own], D_hi[own])[1])[1]
         s_lo, s_hi = singular_value_bounds(D_lo[own], D_hi[own], basis)[0]
         lo[own], hi[own] = np.maximum(lo[own], s_lo), np.minimum(hi[own], s_hi)
+    return lo, hi
+
+
+SMIN_WIDE = 1e-6       # a sigma_min enclosure wider than this (relative) is redone through an inverse
+
+
+def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: np.ndarray,
+                       smin: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``smin`` tightened, where wider than :data:`SMIN_WIDE`, through an approximate inverse ``R`` of ``mid``:
+    with ``delta >= ||I - R M||_2`` (an interval product) below 1, ``M^-1 = (R M)^-1 R`` gives
+    ``(1 - delta) / sigma_max(R) <= sigma_min(M) <= (1 + delta) / sigma_max(R)``, and ``sigma_max(R)`` is
+    proved in the basis ``U`` (``M``'s left singular vectors are ``R``'s right ones): a relative enclosure
+    (about ``kappa n u`` wide) where the Gram bounds of the proved SVD stop at an absolute floor near
+    ``n u ||M||``."""
+    lo, hi = (np.array(x, dtype=np.float64, copy=True) for x in smin)
+    with np.errstate(invalid="ignore", over="ignore"):
+        wide = ~(hi - lo <= SMIN_WIDE * hi)
+    if not wide.any():
+        return lo, hi
+    n = mid.shape[-1]
+    with np.errstate(all="ignore"):
+        try:
+            R = np.linalg.inv(mid[wide])
+        except np.linalg.LinAlgError:
+            return lo, hi
+    ok = np.isfinite(R).all(axis=(-2, -1))
+    R = np.where(ok[..., None, None], R, 0.0)
+    P_lo, P_hi = matmul_enclosure(R, R, M_lo[wide], M_hi[wide])
+    eye = np.eye(n, dtype=bool)
+    E = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = inflate(np.sum(E, -1), gamma(n), n * ETA).max(-1)
+        cols = inflate(np.sum(E, -2), gamma(n), n * ETA).max(-1)
+        delta = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(sum_squares_up(E, (-2, -1))))
+    r_lo, r_hi = singular_value_bounds(R, R, U[wide][..., ::-1])[0]        # sigma_max(R), U's last column first
+    ok &= (delta < 1) & (r_lo > 0) & np.isfinite(r_hi)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        new_lo = np.where(ok, div_down(add_down(1.0, -delta), np.where(ok, r_hi, 1.0)), 0.0)
+        new_hi = np.where(ok, div_up(add_up(1.0, delta), np.where(ok, r_lo, 1.0)), _INF)
+    lo[wide], hi[wide] = np.maximum(lo[wide], new_lo), np.minimum(hi[wide], new_hi)
     return lo, hi
 
 

@@ -16,7 +16,8 @@ matrix (its radius needs the numpy path's eigen-enclosures), a sum whose sign Ve
 undecided (the numpy path's ``fsum``), a prescaling that is not exact (subnormal entries), and a
 radius the margins leave loose (the numpy path goes on with Collatz-Wielandt, the
 similarity-Gershgorin enclosure and the Frobenius normal form): a nonnegative matrix far from
-doubly stochastic.
+doubly stochastic; and a ``sigma_min`` wider than ``1e-6`` relative (nearly singular: the numpy
+path's enclosure through an inverse).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _SPLIT = 134217729.0        # 2**27 + 1
 _INF = np.inf
 _LOOSE = 2.0 ** -40         # exact.py / certify.py: an enclosure wider than this (relative) is loose
 _NEAR = 2.0 ** -44          # certify.py: doubly stochastic enough to reuse M's basis for D
+_SMIN_WIDE = 1e-6           # certify.SMIN_WIDE: a sigma_min this wide goes through an inverse (handed back)
 
 
 @njit(**_JIT)
@@ -406,6 +408,8 @@ def _one(M, G, out, mats, vecs):
     norm_lo = max(amax, sv[0])
     norm_hi = min(norm_hi, sv[1])
     smin_lo, smin_hi = sv[2], min(sv[3], norm_hi)
+    if not (smin_hi - smin_lo <= _SMIN_WIDE * smin_hi):     # the numpy path's inverse-based enclosure
+        return False
 
     # --- spectral radius: Perron-Frobenius margins; loose: handed back
     rho_lo = max(max(RS[0].min(), CS[0].min()), 0.0)

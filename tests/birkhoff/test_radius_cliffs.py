@@ -85,3 +85,16 @@ def test_schur_and_power_bounds_directly():
     lo, hi = power_radius_bounds(P, P)
     t = truth(P)["spectral_radius"]
     assert contains(lo, hi, t) and hi - lo <= 1e-8 * hi
+
+
+@pytest.mark.parametrize("kappa", [1e6, 1e10, 1e14])
+def test_sigma_min_is_relative_not_floored(kappa):
+    """``sigma_min`` below ``n u ||M||`` was ``[0, ...]``; through an inverse it is about ``kappa n u`` wide."""
+    rng = np.random.default_rng(int(np.log10(kappa)))
+    U, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    V, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    M = U @ np.diag([1, 0.5, 0.2, 0.1, 1 / kappa]) @ V.T
+    lo, hi = certify(M).sigma_min
+    t = truth(M)["sigma_min"]
+    assert contains(lo, hi, t) and lo > 0, (lo, hi, t)
+    assert mpmath.mpf(hi) - mpmath.mpf(lo) <= 100 * kappa * 2.0 ** -53 * 5 * t, (lo, hi, t)
