@@ -6,7 +6,7 @@ every other quantity is evaluated with outward rounding (``exact``'s a priori bo
 Nothing is "close in float64".
 
 Bounds used (``M`` is ``n x n``, prescaled by an exact power of two so that nothing over- or
-underflows; ``enclose.DECOMPOSE_MAX_N = 256``):
+underflows; ``enclose.SVD_MAX_N = 1024``, ``enclose.DECOMPOSE_MAX_N = 512``):
 
 * residuals ``max_i |sum_j M_ij - 1|`` (rows) and the column analogue: exact sums.
 * ``gain_forward = ||M||_inf`` (max abs row sum), ``gain_backward = ||M||_1`` (max abs
@@ -15,12 +15,12 @@ underflows; ``enclose.DECOMPOSE_MAX_N = 256``):
   where that is loose, Collatz-Wielandt at the computed Perron vector (on its support from
   below, at shifted copies from above: :func:`_collatz_wielandt`). Signed ``M``:
   ``|tr M| / n <= rho <= min(||M||_1, ||M||_inf, ||M||_2)``. Where still loose and
-  ``n <= 256``: the similarity-Gershgorin enclosure (on the matrix balanced by powers of two too)
+  ``n <= 512``: the similarity-Gershgorin enclosure (on the matrix balanced by powers of two too)
   and the Frobenius normal form of :mod:`birkhoff.enclose`, then Gershgorin in a graded Schur basis
   (a singular eigenbasis: rank-one matrices) and ``||M^m||^(1/m)`` by repeated squaring, with
   ``(min_i (M^m 1)_i)^(1/m)`` below for ``M >= 0`` (Jordan-like and nilpotent matrices).
 * spectral norm and ``sigma_min``: ``||M||_2 <= min(sqrt(||M||_1 ||M||_inf), ||M||_F, Schur
-  test at the singular vectors)``, ``||M||_2 >= max |M_ij|`` and ``>= rho``; for ``n <= 256``
+  test at the singular vectors)``, ``||M||_2 >= max |M_ij|`` and ``>= rho``; for ``n <= 1024``
   the proved SVD of :func:`enclose.singular_value_bounds` (both ends, and ``sigma_min``),
   beyond it a witness ``||M v|| / ||v||`` at ARPACK's top right singular vector.
 * ``sigma2 = ||M - J/n||_2``: the same bounds on ``D = M - J/n`` (enclosed outward), its SVD
@@ -42,7 +42,7 @@ from . import _compiled
 from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
-from .enclose import (DECOMPOSE_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
+from .enclose import (DECOMPOSE_MAX_N, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
                     magnitude, margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent,
@@ -281,7 +281,7 @@ def _each(A: np.ndarray, top) -> np.ndarray:
 
 def _singular_witness(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Approximate top left and right singular vectors of each large ``A (..., n, n)`` (ARPACK;
-    ``n <= DECOMPOSE_MAX_N`` takes them from :func:`enclose.svd_bases`)."""
+    ``n <= SVD_MAX_N`` takes them from :func:`enclose.svd_bases`)."""
     v0 = np.ones(A.shape[-1])
     right = _each(A, lambda arpack, M: arpack.svds(M, k=1, v0=v0)[2][0])
     return _each(A, lambda arpack, M: arpack.svds(M.T, k=1, v0=v0)[2][0]), right
@@ -340,7 +340,7 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     with np.errstate(over="ignore", invalid="ignore"):
         norm_hi = sqrt_up(mul_up(gf[1], gb[1]))
         norm_hi = np.minimum(norm_hi, sqrt_up(sum_squares_up(mag, (-2, -1))))
-    if n <= DECOMPOSE_MAX_N:
+    if n <= SVD_MAX_N:
         U, V = svd_bases(safe_mid)
         smax, smin = singular_value_bounds(M_lo, M_hi, V)
         u1, v = U[..., :, 0], V[..., :, 0]
@@ -353,9 +353,9 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
         schur = sqrt_up(mul_up(np.max(div_up(Kq, p), -1), np.max(div_up(Ktp, q), -1)))
     norm_hi = np.where(np.isnan(schur), norm_hi, np.minimum(norm_hi, schur))
 
-    # --- spectral norm, lower: max |entry|, and the witness v (n > DECOMPOSE_MAX_N; else in the proved SVD)
+    # --- spectral norm, lower: max |entry|, and the witness v (n > SVD_MAX_N; else in the proved SVD)
     norm_lo = np.max(mig, axis=(-2, -1))
-    if n > DECOMPOSE_MAX_N:
+    if n > SVD_MAX_N:
         y_lo, y_hi = matmul_enclosure(M_lo, M_hi, v[..., None], v[..., None])
         norm_lo = np.maximum(norm_lo, norm_ratio(y_lo[..., 0], y_hi[..., 0], v)[0])
         smin = (np.zeros_like(norm_hi), norm_hi)
@@ -368,7 +368,7 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
                                                                                         norm_hi))
     norm_lo = np.maximum(norm_lo, rho_lo)
     near = (s.row_res <= 2.0 ** -44) & (s.col_res <= 2.0 ** -44)
-    sigma2 = _sigma2(D_lo, D_hi, _proved_sigma2(D_lo, D_hi, V, near) if n <= DECOMPOSE_MAX_N else None)
+    sigma2 = _sigma2(D_lo, D_hi, _proved_sigma2(D_lo, D_hi, V, near) if n <= SVD_MAX_N else None)
     return {"spectral_radius": _unscaled((rho_lo, rho_hi), e), "spectral_norm": _unscaled((norm_lo, norm_hi), e),
             "sigma_min": _unscaled(smin, e), "sigma2": _unscaled(sigma2, e_d), **gains}
 
@@ -512,7 +512,7 @@ def _sigma2(D_lo: np.ndarray, D_hi: np.ndarray, proved: tuple[np.ndarray, np.nda
             ) -> tuple[np.ndarray, np.ndarray]:
     """Enclosure of ``||D||_2`` for the prescaled ``D = M - J/n`` of :func:`_centred`: ``max |D_ij|``,
     ``sqrt(||D||_1 ||D||_inf)``, ``||D||_F`` and ``proved``, the proved SVD's ``sigma_max`` (``n <=``
-    ``DECOMPOSE_MAX_N``)."""
+    ``SVD_MAX_N``)."""
     n = D_lo.shape[-1]
     mig, mag = magnitude(D_lo, D_hi)
     with np.errstate(over="ignore", invalid="ignore"):
