@@ -15,7 +15,9 @@ and reports, per hyper-connected layer in application order:
 * whether every value is finite.
 
 and flags the failure modes users of hyper-connections report: ``H_res`` not applied,
-``H_res`` stuck at the identity (off-identity mass < 2e-3 in every layer; the reference init has ~1e-3), a composite
+``H_res`` stuck at the identity (off-identity mass < 2e-3 in every layer; the reference init has ~1e-3;
+a model whose mixing parameters all still hold their initial values gets a note instead, "at init",
+since an identity-like ``H_res`` is what the sources initialise), a composite
 gain whose certified interval lies outside ``[0.99, 1.01]``, stream RMS growing more than
 10x from the first layer to the last, and non-finite values. It is also a hook for a
 training loop: ``monitor(model, batch).flags`` every few hundred steps, or the
@@ -64,6 +66,7 @@ class LayerHealth:
     ds_residual: float
     h_res_applied: bool | None
     finite: bool
+    at_init: bool | None = None                         # every mixing parameter still at its initial value
 
 
 @dataclass
@@ -73,18 +76,23 @@ class Health:
     layers: list[LayerHealth]
     flags: list[str] = field(default_factory=list)
     certificate: dict | None = None          # birkhoff.certify_product of the whole composite (token 0)
+    notes: list[str] = field(default_factory=list)     # information, not faults (an untrained model, no mixers)
 
     @property
     def ok(self) -> bool:
         return not self.flags
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "flags": list(self.flags), "layers": [asdict(layer) for layer in self.layers]}
+        return {"ok": self.ok, "flags": list(self.flags), "notes": list(self.notes),
+                "layers": [asdict(layer) for layer in self.layers]}
 
     def __str__(self) -> str:
         shown = [h for h in self.layers if h.certified_forward is not None or not h.finite or h.h_res_applied is False]
         lines = [f"health: {'ok' if self.ok else 'FLAGS'} ({len(self.layers)} hyper-connected layers)"]
         lines += [f"  ! {flag}" for flag in self.flags]
+        lines += [f"  - {note}" for note in self.notes]
+        if not self.layers:
+            return "\n".join(lines)
         lines.append("  layer  mixer     gain fwd (certified)          gain bwd (certified)          spread   rms"
                      "       off-I    H_res used")
         for h in shown:
@@ -135,7 +143,9 @@ def monitor(model: nn.Module, *inputs: Any, tokens: int = 8, **kwargs: Any) -> H
     """
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, HyperConnected) and not m.disable]
     if not layers:
-        raise ValueError("monitor: the model holds no (enabled) HyperConnected layer")
+        found = sum(isinstance(m, HyperConnected) for m in model.modules())
+        return Health([], notes=[f"no active hyper-connected layer ({found} HyperConnected, all disabled)" if found
+                                 else "no hyper-connected layer: nothing to check"])
     watch, applied = _Watch(tokens), {}
     order: list[int] = []
     rerun: set[int] = set()
@@ -195,12 +205,15 @@ def _report(layers: list[tuple[str, HyperConnected]], order: list[int], watch: _
             certified_sigma2=tuple(cert.sigma2) if cert else None,
             stream_spread=spread, rms=rms,
             off_identity=off_identity_mass(H[None]), ds_residual=max_ds_residual(H[None]),
-            h_res_applied=applied.get(id(m)), finite=finite and bool(torch.isfinite(H).all())))
-    return Health(out, _flags(out), cert.to_dict() if cert is not None else None)
+            h_res_applied=applied.get(id(m)), finite=finite and bool(torch.isfinite(H).all()),
+            at_init=m.mixer.at_init()))
+    flags, notes = _flags(out)
+    return Health(out, flags, cert.to_dict() if cert is not None else None, notes)
 
 
-def _flags(layers: list[LayerHealth]) -> list[str]:
-    flags = []
+def _flags(layers: list[LayerHealth]) -> tuple[list[str], list[str]]:
+    """The flags raised, and the notes (information)."""
+    flags, notes = [], []
     bad = [h.index for h in layers if not h.finite]
     if bad:
         flags.append(f"non-finite values from layer {bad[0]} on ({len(bad)} layers)")
@@ -209,8 +222,13 @@ def _flags(layers: list[LayerHealth]) -> list[str]:
         flags.append(f"H_res not applied: the output does not depend on it in layers {_short(ignored)}")
     mixing = [h for h in layers if h.h_res_applied is not None]
     if mixing and all(abs(h.off_identity) < IDENTITY_TOL for h in mixing):
-        flags.append(f"H_res stuck at the identity: off-identity mass < {IDENTITY_TOL:g} in every layer "
-                     f"(max {max(abs(h.off_identity) for h in mixing):.1e}); the streams do not mix")
+        mass = max(abs(h.off_identity) for h in mixing)
+        if all(h.at_init for h in mixing):
+            notes.append(f"at init: H_res is the identity-like start of every layer (off-identity mass {mass:.1e}), "
+                         f"as initialised; it is flagged if it is still there once the mixing parameters have moved")
+        else:
+            flags.append(f"H_res stuck at the identity: off-identity mass < {IDENTITY_TOL:g} in every layer "
+                         f"(max {mass:.1e}); the streams do not mix")
     last = next((h for h in reversed(layers) if h.certified_forward is not None), None)
     if last is not None:
         for direction, (lo, hi) in (("forward", last.certified_forward), ("backward", last.certified_backward)):
@@ -220,7 +238,7 @@ def _flags(layers: list[LayerHealth]) -> list[str]:
     if layers and layers[0].rms > 0 and layers[-1].rms / layers[0].rms > GROWTH_LIMIT:
         flags.append(f"activation growth: the stream RMS grows {layers[-1].rms / layers[0].rms:.3g}x from the first "
                      f"layer to the last")
-    return flags
+    return flags, notes
 
 
 def _short(indices: list[int]) -> str:

@@ -103,6 +103,7 @@ class HyperConnected(nn.Module):
         spec = _spec(mixer, n_streams=n_streams, backend=backend, init=init, sk_order=sk_order, favoured=favoured,
                      mixer_norm=mixer_norm)
         self.mixer = spec.build(C, layer_index)
+        self.mixer.remember_init()                # the monitor tells an untrained H_res from a stuck one
         self.n_streams, self.C = spec.streams, C
 
     def forward(self, x: torch.Tensor, *args: Any, tap: Tap | None = None, **kwargs: Any) -> Any:

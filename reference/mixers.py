@@ -163,6 +163,20 @@ class Mixer(nn.Module):
         else:
             self.favoured = layer_index % self.n_streams if rule == "layer" else int(torch.randint(self.n_streams, ()))
 
+    def remember_init(self) -> None:
+        """Keep a copy of the parameters as initialised, outside the state dict (:meth:`at_init` compares;
+        it costs one more copy of the mixing parameters)."""
+        self.__dict__["_init_params"] = [p.detach().clone() for p in self.parameters()]
+
+    def at_init(self) -> bool | None:
+        """Whether every parameter still equals its initial value (None: :meth:`remember_init` never ran)."""
+        init = self.__dict__.get("_init_params")
+        if init is None:
+            return None
+        params = list(self.parameters())
+        return len(params) == len(init) and all(
+            p.shape == q.shape and torch.equal(p.detach(), q.to(p.device)) for p, q in zip(params, init))
+
     @classmethod
     def streams_for(cls, n_streams: int) -> int:
         """The streams this mixer runs on when ``n_streams`` are asked for: 1 if ``single_stream``."""

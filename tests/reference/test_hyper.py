@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from reference.hyper import HyperConnected, load_plain_state_dict, monitor, stream_functions
+from reference.hyper import HyperConnected, expand_streams, load_plain_state_dict, monitor, stream_functions
 from reference.mixers import Mixer, stream_mixers
 from reference.tap import HResProbe
 
@@ -142,10 +142,34 @@ def test_shapes_are_checked_with_the_expected_shape_named():
         init(MLP(C), branch=MLP(C))
 
 
+def test_monitor_reports_a_model_without_active_mixers():
+    """No ValueError: a loop that toggles ``disable`` keeps running, and the report says why it is empty."""
+    plain = monitor(nn.Linear(4, 4), torch.randn(2, 4))
+    assert plain.ok and plain.layers == [] and plain.notes == ["no hyper-connected layer: nothing to check"]
+    off = nn.Sequential(HyperConnected(nn.Linear(16, 16), "mhc", 4, 16, disable=True))
+    report = monitor(off, torch.randn(2, 16))
+    assert report.ok and "all disabled" in report.notes[0] and "all disabled" in str(report)
+    assert report.to_dict()["notes"] == report.notes
+
+
+@pytest.mark.parametrize("mixer", ["hc", "mhc", "mhc_lite", "kromhc", "behc"])
+def test_monitor_raises_no_flag_on_a_fresh_model(mixer):
+    C, n = 16, 4
+    stack = nn.Sequential(*(HyperConnected(nn.Sequential(nn.LayerNorm(C), nn.Linear(C, C)), mixer, n, C, layer_index=i)
+                            for i in range(4)))
+    health = monitor(stack, expand_streams(torch.randn(2, 5, C), n))
+    assert health.ok, health.flags
+
+
 def test_monitor_flags_h_res_not_applied_and_stuck_at_identity(monkeypatch):
     model = UserGPT(mixer="mhc")
     fresh = monitor(model, torch.randint(0, 32, (2, 10)))
-    assert any("stuck at the identity" in f for f in fresh.flags)             # the reference init: H_res ~ I
+    assert fresh.ok and any(n.startswith("at init") for n in fresh.notes)      # the reference init: H_res ~ I
+    assert all(layer.at_init for layer in fresh.layers)
+    with torch.no_grad():                                                       # moved parameters, H_res still ~ I
+        next(m for m in model.modules() if hasattr(m, "b_res")).b_pre.add_(0.1)
+    moved = monitor(model, torch.randint(0, 32, (2, 10)))
+    assert any("stuck at the identity" in f for f in moved.flags) and not moved.notes
     train(model, 30)
     with torch.no_grad():                                                       # a trained, mixing H_res
         for m in model.modules():
