@@ -109,7 +109,7 @@ def _emit(args: argparse.Namespace, schema: str, fields: dict, matrix: np.ndarra
         save_matrix("-", matrix)
         if not args.quiet:
             print(line, file=sys.stderr)
-    else:
+    elif not args.quiet or matrix is None:      # -q: nothing but the matrix (or, with -o, nothing) and errors
         print(line)
 
 
@@ -333,11 +333,11 @@ def _common() -> argparse.ArgumentParser:
     """The options every subcommand takes."""
     p = OneLineParser(add_help=False)
     p.add_argument("--json", action="store_true", help="machine-readable output (a stable schema, see README)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary lines on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="nothing but the result and errors (no summary or progress lines)")
     p.add_argument("--exact-input", action="store_true",
                    help="read decimals in text files exactly (0.1 = 1/10); by default a text file is exact only "
                         "when visibly so (fractions, integers, a '# exact' first line)")
-    p.add_argument("--key", help="the array of an .npz file to read")
+    p.add_argument("--key", help="the array of an .npz file to read (required when it holds several)")
     p.add_argument("--max-entries", type=_positive_int, default=MAX_FILE_ENTRIES,
                    help="refuse input files (or stdin) with more entries, checked before reading the data")
     return p

@@ -198,11 +198,9 @@ def _read_binary(raw: bytes, suffix: str, where: str, key: str | None, max_entri
         keys = list(obj.keys())
         if key is not None and key not in keys:
             raise InvalidMatrixError(f"{where}: .npz has no array {key!r}; it holds {keys}")
-        key = key or next((k for k in ("M", "matrix", "H_res") if k in keys), None)
-        if key is None and len(keys) == 1:
-            key = keys[0]
-        if key is None:
-            raise InvalidMatrixError(f"{where}: .npz holds {keys}; pick one with --key (key=) or name it 'M'")
+        if key is None and len(keys) != 1:      # several arrays: never a silent pick, even of an 'M'
+            raise InvalidMatrixError(f"{where}: .npz holds {len(keys)} arrays, {keys}; pick one with --key (key=)")
+        key = keys[0] if key is None else key
         try:
             return obj[key]
         except MemoryError:
@@ -245,13 +243,13 @@ def load_matrix(path: str | os.PathLike, *, exact: bool | None = None, key: str 
     Parameters
     ----------
     path : str or PathLike
-        ``.npy``, ``.npz`` (array ``key``, else ``M``, ``matrix``, ``H_res`` or the only one),
+        ``.npy``, ``.npz`` (array ``key``; without one, the file must hold exactly one array),
         ``.csv``, ``.txt``, ``.json``, or ``-`` for stdin (format sniffed: npy magic, JSON, text).
     exact : bool, optional
         How text is read (module doc): None, visibly exact files exactly and decimals as
         float64; True, every decimal exactly; False, everything as float64.
     key : str, optional
-        The array of an ``.npz`` file.
+        The array of an ``.npz`` file; required when it holds several.
     max_entries : int
         The most entries read (module doc); the bytes read are bounded by
         ``64 max_entries + 1 MiB``.

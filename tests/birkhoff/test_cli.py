@@ -209,8 +209,10 @@ def test_a_savetxt_csv_is_read_as_floats(tmp_path):
 def test_certify_each_matrix_of_a_stack_and_npz_keys(tmp_path):
     good, bad = np.full((3, 3), 1 / 3), np.full((3, 3), 0.5)
     np.savez(tmp_path / "two.npz", chain=np.stack([good, bad, good]), other=good)
-    assert "pass one with --key" in run("certify", tmp_path / "two.npz").stderr or \
-        "pick one with --key" in run("certify", tmp_path / "two.npz").stderr
+    assert "pick one with --key" in run("certify", tmp_path / "two.npz").stderr
+    np.savez(tmp_path / "withM.npz", M=good, other=bad)           # a conventional name is no excuse to guess
+    out = run("certify", tmp_path / "withM.npz")
+    assert out.returncode == 2 and "2 arrays, ['M', 'other']; pick one with --key" in out.stderr
     each = run("certify", tmp_path / "two.npz", "--key", "chain", "--each", "--tol", "1e-15")
     assert each.returncode == 1 and "2 of 3 matrices certified" in each.stdout and "[1] NO" in each.stdout
     d = json.loads(run("certify", tmp_path / "two.npz", "--key", "chain", "--each", "--json", "--tol", "1e-15").stdout)
@@ -268,3 +270,14 @@ def test_project_of_a_dominant_entry_is_certified_doubly_stochastic(tmp_path):
     assert run("project", A, "-o", X).returncode == 0
     np.testing.assert_allclose(np.load(X), [[1, 0, 0], [0, 0.5, 0.5], [0, 0.5, 0.5]], atol=1e-14)
     assert run("certify", X, "--tol", "1e-10").returncode == 0
+
+
+def test_quiet_prints_nothing_but_errors(tmp_path):
+    """``-q``: no summary line, whether the matrix goes to stdout or to ``-o``."""
+    A = tmp_path / "A.csv"
+    A.write_text("1,2\n3,4\n")
+    to_file = run("sinkhorn", A, "-q", "-o", tmp_path / "P.npy")
+    assert to_file.returncode == 0 and to_file.stdout == "" and to_file.stderr == ""
+    to_stdout = run("sinkhorn", A, "-q")
+    assert to_stdout.stderr == "" and len(to_stdout.stdout.splitlines()) == 2      # the matrix only
+    assert run("sinkhorn", A, "-o", tmp_path / "P2.npy").stdout.startswith("sinkhorn:")   # without -q: the summary
