@@ -343,10 +343,10 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="birkhoff", description="Doubly stochastic matrices, exact and certified.")
+def _parser(parser_class: type[OneLineParser] = OneLineParser) -> argparse.ArgumentParser:
+    parser = parser_class(prog="birkhoff", description="Doubly stochastic matrices, exact and certified.")
     parser.add_argument("--version", action="version", version=f"birkhoff {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     common = _common()
     for name, (_, add_args, help_) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_, description=help_, parents=[common],
@@ -364,9 +364,33 @@ def _silence_stdout() -> None:
         pass
 
 
+class _UsageError(Exception):
+    """A command-line usage error (argparse's message), raised instead of printing it."""
+
+
+class _JsonParser(OneLineParser):
+    """:class:`OneLineParser` whose errors reach :func:`main`, which prints them as ``--json`` asks."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+def _report(as_json: bool, kind: str, prefix: str, message: str, code: int) -> int:
+    """``prefix message`` on one line of stderr, or under ``--json`` one JSON object there (schema
+    ``birkhoff.error/1``: ``error``, the kind; ``message``; ``exit_code``); returns ``code``."""
+    if as_json:
+        print(json.dumps({"schema": "birkhoff.error/1", "error": kind, "message": message, "exit_code": code}),
+              file=sys.stderr)
+    else:
+        print(prefix + message, file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``birkhoff`` console script; returns the exit code."""
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    parser = _parser(_JsonParser)
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -375,33 +399,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(), _working(args):  # stderr carries one line: floating-point
             warnings.simplefilter("ignore", RuntimeWarning)   # warnings are not results
             return COMMANDS[args.command][0](args)
+    except _UsageError as exc:
+        return _report(as_json, "usage", "", str(exc), 2)
     except SystemExit as exc:
         return int(exc.code or 0)
     except ConvergenceError as exc:
-        print(f"birkhoff: {exc}", file=sys.stderr)
-        return 1
+        return _report(as_json, type(exc).__name__, "birkhoff: ", str(exc), 1)
     except BirkhoffError as exc:
-        print(f"birkhoff: error: {exc}", file=sys.stderr)
-        return 2
+        return _report(as_json, type(exc).__name__, "birkhoff: error: ", str(exc), 2)
     except BrokenPipeError:
         _silence_stdout()
         return 0
     except OSError as exc:                       # writing the result failed: a full disk, a closed stdout
         _silence_stdout()
-        print(f"birkhoff: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return _report(as_json, "OSError", "birkhoff: error: ", f"cannot write the output: {exc.strerror or exc}", 2)
     except MemoryError:
-        print("birkhoff: error: the input needs more memory than this machine has", file=sys.stderr)
-        return 2
+        return _report(as_json, "MemoryError", "birkhoff: error: ", "the input needs more memory than this machine has",
+                       2)
     except KeyboardInterrupt:
-        print("birkhoff: interrupted", file=sys.stderr)
-        return 130
+        return _report(as_json, "KeyboardInterrupt", "birkhoff: ", "interrupted", 130)
     except Exception as exc:  # a bug: one line, never a traceback at the CLI
         if os.environ.get("BIRKHOFF_DEBUG"):
             raise
-        print(f"birkhoff: internal error: {type(exc).__name__}: {exc} "
-              f"(set BIRKHOFF_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 3
+        return _report(as_json, "internal", "birkhoff: internal error: ", f"{type(exc).__name__}: {exc} "
+                       "(set BIRKHOFF_DEBUG=1 for the traceback)", 3)
 
 
 if __name__ == "__main__":

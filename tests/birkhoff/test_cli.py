@@ -281,3 +281,17 @@ def test_quiet_prints_nothing_but_errors(tmp_path):
     to_stdout = run("sinkhorn", A, "-q")
     assert to_stdout.stderr == "" and len(to_stdout.stdout.splitlines()) == 2      # the matrix only
     assert run("sinkhorn", A, "-o", tmp_path / "P2.npy").stdout.startswith("sinkhorn:")   # without -q: the summary
+
+
+def test_errors_are_json_under_json(tmp_path):
+    """Under ``--json`` an error is one JSON object on stderr (schema ``birkhoff.error/1``), exit codes unchanged."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3,x\n")
+    for args, kind, code in (((bad,), "InvalidMatrixError", 2), (("--tol", "abc", bad), "usage", 2),
+                             ((tmp_path / "missing.csv",), "InvalidMatrixError", 2)):
+        plain = run("certify", *args)
+        out = run("certify", *args, "--json")
+        assert plain.returncode == out.returncode == code and out.stdout == ""
+        err = json.loads(out.stderr)
+        assert err["schema"] == "birkhoff.error/1" and err["error"] == kind and err["exit_code"] == code
+        assert err["message"] in plain.stderr and plain.stderr.count("\n") == 1 and not plain.stderr.startswith("{")
