@@ -53,17 +53,15 @@ __all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify",
            "composite_lipschitz_bound"]
 
 _INF = np.inf
-SCHEMA = "birkhoff.certificate/1"
+SCHEMA = "birkhoff.certificate/2"
 Interval = tuple[float, float]
 
 
-def _num(x: float) -> float | str | None:
-    """JSON-safe float: infinities become the strings ``"inf"``/``"-inf"``; NaN (which no
-    certificate holds: see :func:`_interval`) would be ``null``, never a bound."""
+def _num(x: float) -> float | None:
+    """Strict JSON number: a non-finite value (an unbounded end) is ``null``, and the certificate's
+    ``infinite`` list names the field; NaN, which no certificate holds (see :func:`_interval`), too."""
     x = float(x)
-    if np.isnan(x):
-        return None
-    return x if np.isfinite(x) else ("inf" if x > 0 else "-inf")
+    return x if np.isfinite(x) else None
 
 
 def _interval(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -107,16 +105,22 @@ class Certificate:
         return max(self.row_residual, self.col_residual) if self.nonnegative else None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the stable JSON schema (see README); intervals are 2-lists."""
+        """Plain dict of the stable JSON schema (docs/CLI.md); intervals are 2-lists, strict JSON numbers:
+        an infinite value or end is ``null`` and its field is listed under ``infinite``."""
         out: dict[str, Any] = {"schema": SCHEMA, "kind": self._kind()}
+        infinite = []
         for f in fields(self):
             v = getattr(self, f.name)
+            values = v if isinstance(v, tuple) else (v,) if isinstance(v, float) else ()
+            if any(not np.isfinite(float(x)) for x in values):
+                infinite.append(f.name)
             if isinstance(v, tuple):
                 v = [_num(x) for x in v]
             elif isinstance(v, float):
                 v = _num(v)
             out[f.name] = v
         out["min_tol"] = None if self.min_tol is None else _num(self.min_tol)
+        out["infinite"] = infinite
         return out
 
     def to_json(self, **kw) -> str:

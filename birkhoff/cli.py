@@ -185,15 +185,16 @@ def _cmd_sinkhorn(args: argparse.Namespace) -> int:
         tol = SINKHORN_TOL if args.tol is None else args.tol
         P, info = sinkhorn(M, iters=args.iters, tol=tol, max_iter=args.max_iter, method=args.method,
                            return_info=True)
-        res = max(float(np.max(info.row_residual)), float(np.max(info.col_residual)))
+        row, col = float(np.max(info.row_residual)), float(np.max(info.col_residual))
+        res = max(row, col)
         mode = ("fixed" if args.iters is not None else f"converged to tol={tol}")
         newton = f" + {info.newton_steps} Newton steps" if info.method != "sinkhorn" else ""
         fields = {"sweeps": int(info.iterations), "newton_steps": int(info.newton_steps), "method": info.method,
-                  "mode": "fixed" if args.iters is not None else "tolerance", "max_marginal_error": res,
+                  "mode": "fixed" if args.iters is not None else "tolerance", "row_residual": row, "col_residual": col,
                   "log_domain": bool(info.log_domain)}
         line = (f"sinkhorn: {info.iterations} sweeps{newton} ({mode}), max marginal error "
                 f"{res:.3e}{' (log domain)' if info.log_domain else ''}")
-    _emit(args, "birkhoff.sinkhorn/1", fields, P, line)
+    _emit(args, "birkhoff.sinkhorn/2", fields, P, line)
     return 0
 
 
@@ -201,8 +202,8 @@ def _cmd_bvn(args: argparse.Namespace) -> int:
     d = bvn_decompose(_single(args, args.file), exact=True if args.exact else None, tol=args.tol)
     show = str if d.exact else float
     if args.json:
-        print(json.dumps({"schema": "birkhoff.bvn/1", "n": int(d.perms.shape[1]),
-                          "exact": d.exact, "terms": len(d), "residual": d.residual,
+        print(json.dumps({"schema": "birkhoff.bvn/2", "n": int(d.perms.shape[1]),
+                          "exact": d.exact, "terms": len(d), "reconstruction_error": d.residual,
                           "weights": [show(w) for w in d.weights],
                           "perms": d.perms.tolist()}, indent=2))
     else:

@@ -112,13 +112,17 @@ def test_exact_rational_input_is_not_rounded():
 def test_json_schema_and_str():
     c = certify(np.eye(3))
     d = json.loads(c.to_json())
-    assert d["schema"] == "birkhoff.certificate/1" and d["kind"] == "matrix"
+    assert d["schema"] == "birkhoff.certificate/2" and d["kind"] == "matrix"
     assert set(d) == {"schema", "kind", "n", "nonnegative", "row_residual", "col_residual",
                       "doubly_stochastic", "exact", "spectral_radius", "spectral_norm",
-                      "gain_forward", "gain_backward", "sigma2", "sigma_min", "tol", "distance", "min_tol"}
+                      "gain_forward", "gain_backward", "sigma2", "sigma_min", "tol", "distance", "min_tol", "infinite"}
+    assert d["infinite"] == []
     assert d["spectral_radius"] == [1.0, 1.0] and "exact" in str(c)
     big = certify([[1e308, 1e308], [1e308, 1e308]]).to_dict()
-    json.dumps(big, allow_nan=False)  # non-finite bounds are encoded as strings
+    json.dumps(big, allow_nan=False)  # strict JSON: an infinite end is null, its field listed
+    assert big["spectral_norm"][1] is None and "spectral_norm" in big["infinite"]
+    assert all(x is None or isinstance(x, float) for k in big["infinite"]
+               for x in (big[k] if isinstance(big[k], list) else [big[k]]))
 
 
 @given(st.integers(0, 2**32 - 1))

@@ -48,7 +48,7 @@ def test_certify_exit_codes():
 def test_certify_json_schema():
     out = run("certify", DATA_DIR / "exact_ds.csv", "--json")
     d = json.loads(out.stdout)
-    assert d["schema"] == "birkhoff.certificate/1" and d["exact"] is True
+    assert d["schema"] == "birkhoff.certificate/2" and d["exact"] is True
     prod = json.loads(run("certify", DATA_DIR / "product_chain.npy", "--product", "--json").stdout)
     assert prod["kind"] == "product" and prod["depth"] == 1000
 
@@ -130,7 +130,7 @@ def test_console_script_installed():
 def test_bvn_kron_quantize_commands(tmp_path):
     out = run("bvn", DATA_DIR / "exact_ds.csv", "--json")
     d = json.loads(out.stdout)
-    assert out.returncode == 0 and d["exact"] and d["terms"] <= 10 and d["residual"] == 0
+    assert out.returncode == 0 and d["exact"] and d["terms"] <= 10 and d["reconstruction_error"] == 0
     assert run("bvn", DATA_DIR / "not_ds.csv").returncode == 2
     assert run("bvn", DATA_DIR / "mhc_sk20.npy", "--exact").returncode == 2
     (tmp_path / "u.csv").write_text("1/3 2/3\n2/3 1/3\n")
@@ -222,13 +222,13 @@ def test_certify_each_matrix_of_a_stack_and_npz_keys(tmp_path):
 
 
 @pytest.mark.parametrize("command, schema", [
-    (["sinkhorn", "{m}"], "birkhoff.sinkhorn/1"),
-    (["sinkhorn", "{m}", "--dps", "20"], "birkhoff.sinkhorn/1"),
+    (["sinkhorn", "{m}"], "birkhoff.sinkhorn/2"),
+    (["sinkhorn", "{m}", "--dps", "20"], "birkhoff.sinkhorn/2"),
     (["kron", "{m}", "{m}"], "birkhoff.kron/1"),
     (["project", "{m}"], "birkhoff.project/1"),
     (["quantize", "{ds}"], "birkhoff.quantize/1"),
-    (["bvn", "{ds}"], "birkhoff.bvn/1"),
-    (["certify", "{ds}"], "birkhoff.certificate/1"),
+    (["bvn", "{ds}"], "birkhoff.bvn/2"),
+    (["certify", "{ds}"], "birkhoff.certificate/2"),
 ])
 def test_json_on_every_subcommand(tmp_path, command, schema):
     (tmp_path / "m.csv").write_text("1 2\n3 4\n")

@@ -30,7 +30,7 @@ def test_train_writes_logs_and_learns(tmp_path):
                                  "gain_backward", "ds_residual"} <= set(lines[0])
     assert s["final_loss"] < s["unigram_loss"]          # learns the Markov transitions
     assert abs(s["gain_forward"] - 1) < 1e-5 and s["ds_residual"] < 1e-6
-    assert s["certificate"]["schema"] == "birkhoff.certificate/1"
+    assert s["certificate"]["schema"] == "birkhoff.certificate/2"
     lo, hi = s["composite_sigma2"]                      # the stack's stream collapse, certified (KromHC: DS)
     assert s["certificate"]["sigma2"] == [lo, hi] and 0 <= lo <= hi <= 1 + 1e-6
     assert (tmp_path / "ckpt.pt").exists() and json.loads((tmp_path / "summary.json").read_text())
