@@ -30,7 +30,7 @@ from .io import MAX_FILE_ENTRIES, entry_text, load_matrix, save_matrix
 from .kron import kron
 from .project import project, project_cvxpy
 from .quantize import quantize
-from .sinkhorn import METHODS, SINKHORN_TOL, sinkhorn
+from .sinkhorn import METHODS, sinkhorn
 from .sinkhorn_mpmath import sinkhorn_mp
 
 __all__ = ["main", "OneLineParser"]
@@ -70,6 +70,30 @@ def _nonneg(value: float | Fraction) -> float | Fraction:
 
 
 _nonneg_real = _checked(_number, _nonneg)
+AUTO_TOL_RULE = "auto: 2 n u max(1, max abs row or column sum), u = 2**-53"
+
+
+def _tol(text: str) -> float | Fraction | str:
+    """``--tol``: a number, or ``auto`` (:func:`_auto_tol`)."""
+    return "auto" if text.strip() == "auto" else _nonneg_real(text)
+
+
+def _auto_tol(M: np.ndarray) -> float:
+    """The margin error float rounding leaves in a doubly stochastic float matrix of ``M``'s size and scale,
+    :data:`AUTO_TOL_RULE` (a policy, rounded up: each sum of ``n`` floats may be off by about ``n u`` times
+    the sum of their magnitudes); 0 for exact input, which has no rounding."""
+    if M.dtype == object:
+        return 0.0
+    A = np.abs(M)
+    scale = max(1.0, float(A.sum(-1).max(initial=0.0)), float(A.sum(-2).max(initial=0.0)))
+    return float(np.nextafter(2.0 * M.shape[-1] * 2.0 ** -53 * scale, np.inf))
+
+
+def _resolve_tol(args: argparse.Namespace, M: np.ndarray) -> tuple[float | Fraction, str]:
+    """The tolerance ``--tol`` asks for (default ``auto`` for float input, 0 for exact input) and its rule."""
+    if args.tol == "auto" or (args.tol is None and M.dtype != object):
+        return _auto_tol(M), AUTO_TOL_RULE
+    return (0.0, "exact input: 0") if args.tol is None else (args.tol, "given")
 _nonneg_int = _checked(int, lambda v: count(v, "the value"))
 _positive_int = _checked(int, lambda v: count(v, "the value", low=1))
 
@@ -141,19 +165,20 @@ def _working(args: argparse.Namespace):
 
 def _cmd_certify(args: argparse.Namespace) -> int:
     M = _load(args, args.file)
+    tol, rule = _resolve_tol(args, M)
     if args.product and args.each:
         raise InvalidMatrixError("--product certifies the chain's product, --each every matrix: pass one")
     if args.distance and (args.product or args.each):
         raise InvalidMatrixError("--distance is for a single matrix, not with --product or --each")
     if args.each:
-        batch = certify_batch(M if M.ndim == 3 else M[None], tol=args.tol)
+        batch = certify_batch(M if M.ndim == 3 else M[None], tol=tol)
         certs = [batch[k] for k in range(len(batch))]
         if args.json:
-            print(json.dumps({"schema": "birkhoff.certificates/1", "count": len(certs),
+            print(json.dumps({"schema": "birkhoff.certificates/1", "count": len(certs), "tol_rule": rule,
                               "certificates": [c.to_dict() for c in certs]}, indent=2))
         else:
             ok = sum(c.doubly_stochastic for c in certs)
-            print(f"{ok} of {len(certs)} matrices certified doubly stochastic at tol = {args.tol}")
+            print(f"{ok} of {len(certs)} matrices certified doubly stochastic at tol = {tol} ({rule})")
             for k, c in enumerate(certs):
                 tol = "-" if c.min_tol is None else f"{c.min_tol:.3e}"
                 print(f"  [{k}] {'yes' if c.doubly_stochastic else 'NO ':3s}  residuals <= {c.row_residual:.3e} / "
@@ -161,13 +186,16 @@ def _cmd_certify(args: argparse.Namespace) -> int:
                       f"bwd <= {c.gain_backward[1]:.9g}")
         return 0 if all(c.doubly_stochastic for c in certs) else 1
     if args.product:
-        cert = certify_product(M if M.ndim == 3 else M[None], tol=args.tol)
+        cert = certify_product(M if M.ndim == 3 else M[None], tol=tol)
     else:
         if M.ndim != 2:
             raise InvalidMatrixError(f"{args.file} holds a stack of {M.shape[0]} matrices; pass --product to "
                                      "certify their product or --each to certify every one")
-        cert = certify(M, tol=args.tol, distance=args.distance)
-    print(cert.to_json(indent=2) if args.json else cert)
+        cert = certify(M, tol=tol, distance=args.distance)
+    if args.json:
+        print(json.dumps({**cert.to_dict(), "tol_rule": rule}, indent=2))
+    else:
+        print(f"{cert}\n  tol rule          : {rule}")
     return 0 if cert.doubly_stochastic else 1
 
 
@@ -178,11 +206,12 @@ def _cmd_sinkhorn(args: argparse.Namespace) -> int:
             raise InvalidMatrixError("--dps iterates to a tolerance; it cannot be combined with --iters")
         if M.ndim != 2:
             raise InvalidMatrixError("--dps takes a single matrix, not a stack")
-        P = sinkhorn_mp(M, dps=args.dps, tol=args.tol, max_iter=args.max_iter, method=args.method)
+        P = sinkhorn_mp(M, dps=args.dps, tol=None if args.tol == "auto" else args.tol, max_iter=args.max_iter,
+                        method=args.method)
         fields = {"dps": args.dps, "converged": True}
         line = f"sinkhorn_mp: converged at {args.dps} digits"
     else:
-        tol = SINKHORN_TOL if args.tol is None else args.tol
+        tol = _auto_tol(np.eye(M.shape[-1])) if args.tol in (None, "auto") else args.tol    # 2 n u: the output's scale is 1
         P, info = sinkhorn(M, iters=args.iters, tol=tol, max_iter=args.max_iter, method=args.method,
                            return_info=True)
         row, col = float(np.max(info.row_residual)), float(np.max(info.col_residual))
@@ -290,9 +319,10 @@ Command = tuple[Callable[[argparse.Namespace], int], Callable[[argparse.Argument
 
 def _args_certify(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="matrix file (.npy .npz .csv .txt .json, - for stdin)")
-    p.add_argument("--tol", type=_nonneg_real, default=0.0,
-                   help="residual allowed for 'doubly stochastic' (0: exact; the output states the smallest "
-                        "tol that passes)")
+    p.add_argument("--tol", type=_tol, default=None,
+                   help="residual allowed for 'doubly stochastic': a number (0: exact) or auto, the rounding a float "
+                        "matrix of this size carries (default: auto for float input, 0 for exact input; the output "
+                        "states the rule and the smallest tol that passes)")
     p.add_argument("--product", action="store_true",
                    help="FILE holds a chain (L, n, n): certify Ms[-1] @ ... @ Ms[0]")
     p.add_argument("--each", action="store_true",
@@ -305,7 +335,8 @@ def _args_sinkhorn(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="nonnegative matrix or stack (..., n, n)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--iters", type=_nonneg_int, help="exactly N row-then-column sweeps (mHC SK_t)")
-    g.add_argument("--tol", type=_nonneg_real, help=f"iterate to this max marginal error (default {SINKHORN_TOL:g})")
+    g.add_argument("--tol", type=_tol, help="iterate to this max marginal error, or auto (default): 2 n u, the "
+                                            "rounding level, which certify's default accepts")
     p.add_argument("--max-iter", type=_positive_int, default=10_000, help="sweep limit")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="tolerance mode: auto (sweeps, Newton when sweeps are slow), sinkhorn or newton")

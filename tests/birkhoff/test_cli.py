@@ -194,11 +194,15 @@ def test_a_savetxt_csv_is_read_as_floats(tmp_path):
     assert json.loads(bvn.stdout)["exact"] is False and json.loads(bvn.stdout)["terms"] >= 2
     cert = run("certify", tmp_path / "P.csv", "--json")
     d = json.loads(cert.stdout)
-    assert cert.returncode == 1 and d["exact"] is False and 0 < d["min_tol"] < 1e-15       # floats: within rounding
+    # floats DS within rounding: the default tolerance (auto, 2 n u) accepts them, and says so
+    assert cert.returncode == 0 and d["exact"] is False and 0 < d["min_tol"] <= d["tol"] < 1e-15
+    assert d["tol_rule"].startswith("auto") and d["tol"] == pytest.approx(6 * 2.0 ** -53, rel=1e-12)
+    strict = run("certify", tmp_path / "P.csv", "--tol", "0")
+    assert strict.returncode == 1 and "certified DS for tol >=" in strict.stdout and "tol rule          : given" in strict.stdout
     assert run("certify", tmp_path / "P.csv", "--tol", str(d["min_tol"])).returncode == 0
-    assert "certified DS for tol >=" in run("certify", tmp_path / "P.csv").stdout
     (tmp_path / "short.csv").write_text("0.1, 0.9, 0\n0.9, 0, 0.1\n0, 0.1, 0.9\n")
-    assert run("certify", tmp_path / "short.csv").returncode == 1                 # floats: 0.1 + 0.9 is not 1
+    assert run("certify", tmp_path / "short.csv", "--tol", "0").returncode == 1   # floats: 0.1 + 0.9 is not 1
+    assert run("certify", tmp_path / "short.csv").returncode == 0                 # ... but within rounding (auto)
     exact = run("certify", tmp_path / "short.csv", "--exact-input", "--json")     # asked: 0.1 is 1/10
     assert exact.returncode == 0 and json.loads(exact.stdout)["exact"] is True
     from birkhoff.io import load_matrix
@@ -295,3 +299,18 @@ def test_errors_are_json_under_json(tmp_path):
         err = json.loads(out.stderr)
         assert err["schema"] == "birkhoff.error/1" and err["error"] == kind and err["exit_code"] == code
         assert err["message"] in plain.stderr and plain.stderr.count("\n") == 1 and not plain.stderr.startswith("{")
+
+
+def test_sinkhorn_output_passes_certify_by_default(tmp_path):
+    """``birkhoff sinkhorn A | birkhoff certify -``: sinkhorn iterates to the rounding level (2 n u) by default,
+    and certify's default for float input (``--tol auto``) is that level; an exact input keeps tol 0."""
+    A = tmp_path / "A.csv"
+    A.write_text("0.5,2,3\n4,5,6\n7,8,10\n")
+    P = run("sinkhorn", A, "-q")
+    assert P.returncode == 0
+    out = run("certify", "-", "--json", stdin=P.stdout)
+    d = json.loads(out.stdout)
+    assert out.returncode == 0 and d["tol"] == pytest.approx(6 * 2.0 ** -53, rel=1e-12) and d["tol_rule"].startswith("auto")
+    exact = json.loads(run("certify", DATA_DIR / "exact_ds.csv", "--json").stdout)
+    assert exact["tol"] == 0 and exact["tol_rule"] == "exact input: 0"
+    assert json.loads(run("certify", A, "--tol", "auto", "--json").stdout)["tol_rule"].startswith("auto")
