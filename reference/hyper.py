@@ -112,6 +112,10 @@ class HyperConnected(nn.Module):
             return (x + out[0], *out[1:]) if isinstance(out, tuple) else x + out
         if x.ndim < 2 or tuple(x.shape[-2:]) != (self.n_streams, self.C):
             hint = " (expand the hidden state first: expand_streams(h, n_streams))" if x.shape[-1] == self.C else ""
+            if self.mixer.single_stream and x.ndim >= 2 and x.shape[-1] == self.C:
+                hint = (f": '{self.mixer.name}' is a single-stream mixer and this input has {x.shape[-2]} streams; "
+                        f"use a stream mixer (hc, mhc, mhc_lite, kromhc, behc) in a stream model, or "
+                        f"reduce_streams(x) first for a plain residual model")
             raise ValueError(f"HyperConnected({self.mixer.name}) expects x of shape (..., n, C) = "
                              f"(..., {self.n_streams}, {self.C}), got {tuple(x.shape)}{hint}")
         tap = tap if tap is not None else self.watch
@@ -123,7 +127,11 @@ class HyperConnected(nn.Module):
             out = self.layer(h, *args, **kwargs)
             if isinstance(out, tuple):
                 extra.append(out[1:])
-                return out[0]
+                out = out[0]
+            if not isinstance(out, torch.Tensor) or out.shape != h.shape:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(f"HyperConnected({self.mixer.name}): the wrapped layer {type(self.layer).__name__} "
+                                 f"must return its input's shape {tuple(h.shape)} (width C = {self.C}), got {got}")
             return out
 
         y = self.mixer(x, block, tap)

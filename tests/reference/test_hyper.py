@@ -365,3 +365,19 @@ def test_drop_in_module_wraps_any_layer(name):
     h = torch.randn(2, 5, 8)
     torch.testing.assert_close(same(expand(h)), wrapped(expand_streams(h, 4)))
     assert reduce(same(expand(h))).shape == (2, 5, 8)
+
+
+def test_a_single_stream_mixer_in_a_stream_model_says_what_to_do():
+    C = 16
+    x = expand_streams(torch.randn(2, 3, C), 4)
+    for mixer in ("residual", "rezero"):
+        with pytest.raises(ValueError, match=f"'{mixer}' is a single-stream mixer and this input has 4 streams; "
+                                             "use a stream mixer"):
+            HyperConnected(nn.Linear(C, C), mixer, 4, C)(x)
+
+
+def test_a_layer_that_changes_the_width_is_named_with_the_shapes():
+    C = 16
+    with pytest.raises(ValueError, match=r"wrapped layer Linear must return its input's shape \(2, 3, 16\) "
+                                         r"\(width C = 16\), got \(2, 3, 8\)"):
+        HyperConnected(nn.Linear(C, 8), "mhc", 4, C)(expand_streams(torch.randn(2, 3, C), 4))
