@@ -513,10 +513,19 @@ def run_once(cfg: Config) -> dict:
 
 # ----------------------------------------------------------------------------- CLI
 
+class _OneDefault(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in the help, once: not where the help states its own (or there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse(argv: list[str] | None = None) -> Config:
     d = Config()
     ap = OneLineParser(prog="python -m reference.train", description=__doc__.splitlines()[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_OneDefault)
     ap.add_argument("--mixer", choices=sorted(MIXERS), default=d.mixer, help="the residual mixer")
     ap.add_argument("--depth", type=int, default=d.depth, help="layers")
     ap.add_argument("--streams", dest="n_streams", type=int, default=d.n_streams,

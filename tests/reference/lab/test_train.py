@@ -214,3 +214,10 @@ def test_metrics_are_strict_json_after_a_divergence(tmp_path):
     for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+
+
+def test_help_states_each_default_once():
+    out = subprocess.run([sys.executable, "-m", "reference.train", "--help"], capture_output=True, text=True, check=True)
+    text = " ".join(out.stdout.split())                     # argparse wraps lines
+    assert "(default: None)" not in text and text.count("(default: 1.0) (default") == 0
+    assert "(default: mhc)" in text and "(default: 0.999; paper: 0.95)" in text
