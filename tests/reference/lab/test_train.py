@@ -34,6 +34,12 @@ def test_train_writes_logs_and_learns(tmp_path):
     lo, hi = s["composite_sigma2"]                      # the stack's stream collapse, certified (KromHC: DS)
     assert s["certificate"]["sigma2"] == [lo, hi] and 0 <= lo <= hi <= 1 + 1e-6
     assert (tmp_path / "ckpt.pt").exists() and json.loads((tmp_path / "summary.json").read_text())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator   # a dependency (train)
+
+    events = EventAccumulator(str(next((tmp_path / "tensorboard").glob("steps-*"))))
+    events.Reload()
+    assert {"loss", "lr", "gain_forward", "grad_norm_total"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("loss")) == 30
 
 
 def test_deterministic_with_seed(tmp_path):
