@@ -7,16 +7,25 @@ from pathlib import Path
 
 from ..checkpoint import atomic_write
 
-__all__ = ["plot_run", "write_tensorboard"]
+__all__ = ["gain_axis", "plot_run", "write_tensorboard"]
+
+
+def gain_axis(values: list[float]) -> tuple[bool, bool]:
+    """``(log, minus_one)`` for the gain panel: a log scale where the gains span more than a decade; ``gain - 1``
+    on a linear scale where they all stay within 1e-3 of 1 (the DS mixers: 1 up to rounding)."""
+    log = bool(values) and max(values) > 10 * min(values)
+    return log, bool(values) and not log and max(abs(v - 1) for v in values) < 1e-3
 
 
 def plot_run(run_dir: Path, records: list[dict], summary: dict) -> Path:
     """``curves.png``: training loss (with the unigram baseline and the validation loss), the learning
-    rate, and the composite forward / backward gain of ``prod H_res`` per step (log scale)."""
+    rate, and the composite forward / backward gain of ``prod H_res`` per step (log scale where the gains span
+    more than a decade; linear otherwise, as ``gain - 1`` where they stay within 1e-3 of 1)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     steps = [r["step"] for r in records]
     fig, (loss_ax, lr_ax, gain_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -30,11 +39,18 @@ def plot_run(run_dir: Path, records: list[dict], summary: dict) -> Path:
     loss_ax.legend(fontsize=7)
     lr_ax.plot(steps, [r.get("lr") for r in records], lw=1)
     lr_ax.set(xlabel="step", ylabel="learning rate", title="schedule")
-    for key, label in (("gain_forward", "forward"), ("gain_backward", "backward")):
-        pts = [(r["step"], r[key]) for r in records if r.get(key)]
+    series = {label: [(r["step"], r[key]) for r in records if r.get(key)]
+              for key, label in (("gain_forward", "forward"), ("gain_backward", "backward"))}
+    wide, near = gain_axis([v for pts in series.values() for _, v in pts])
+    for label, pts in series.items():
         if pts:
-            gain_ax.plot(*zip(*pts), lw=1, label=label)
-    gain_ax.set(xlabel="step", ylabel="composite gain of prod H_res", yscale="log", title="gain")
+            gain_ax.plot([t for t, _ in pts], [v - 1 if near else v for _, v in pts], lw=1, label=label)
+    gain_ax.set(xlabel="step", ylabel="composite gain of prod H_res" + (" - 1" if near else ""),
+                yscale="log" if wide else "linear", title="gain")
+    if not wide:                                                      # plain tick labels: no offset, no 1e0 x
+        formatter = matplotlib.ticker.ScalarFormatter(useOffset=False)
+        formatter.set_powerlimits((-3, 4))
+        gain_ax.yaxis.set_major_formatter(formatter)
     gain_ax.legend(fontsize=7)
     path = Path(run_dir) / "curves.png"
     try:

@@ -227,3 +227,13 @@ def test_help_states_each_default_once():
     text = " ".join(out.stdout.split())                     # argparse wraps lines
     assert "(default: None)" not in text and text.count("(default: 1.0) (default") == 0
     assert "(default: mhc)" in text and "(default: 0.999; paper: 0.95)" in text
+
+
+def test_the_gain_panel_reads_at_every_scale():
+    """HC's gains span decades (log scale); a DS mixer's stay within rounding of 1, drawn as ``gain - 1`` (a log
+    axis labelled them all '1 x 10^0'); mHC's drift between 1 and 4 (linear, plain labels)."""
+    from reference.lab.run_plots import gain_axis
+
+    assert gain_axis([1.0, 3e4, 2e14]) == (True, False)
+    assert gain_axis([1.0, 1 + 2e-6, 1 - 5e-7]) == (False, True)
+    assert gain_axis([1.0, 2.5, 3.8]) == (False, False) and gain_axis([]) == (False, False)
