@@ -18,60 +18,28 @@ against exact mHC (``birkhoff.sinkhorn_logits`` in float64, eps = 0; the algorit
 bias), the rigorous DS residual of the returned ``H_res`` (``birkhoff.certify_batch``, the
 worst one re-certified by ``birkhoff.certify``) and the certified composite forward /
 backward gain of a ``CHAIN``-layer product of the returned ``H_res`` (the batch's matrices
-in turn; ``birkhoff.certify_product``). A peer that is not installed gets one line saying
-so (``pip install -e '.[peers]'``).
+in turn; ``birkhoff.certify_product``): the helpers of :mod:`gpu.conformance`, which runs the
+same checks on anyone's kernel. A peer that is not installed gets one line saying so
+(``pip install -e '.[peers]'``).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable, Iterator
+from typing import Iterator
 
-import numpy as np
 import torch
 
-from birkhoff import certify, certify_batch, certify_product, sinkhorn_logits
+from birkhoff import sinkhorn_logits
 
 from . import eager, ops
+from .conformance import CHAIN, ds_findings, errors as _err, forward_backward as _fwd_bwd
 
-CHAIN = 1000
 PEERS = {"liger": "liger_kernel", "hyper-connections": "hyper_connections"}
 
 
 def available(peer: str) -> bool:
     return importlib.util.find_spec(PEERS[peer]) is not None
-
-
-def _err(got: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-    d = (got.detach().double().cpu() - ref.detach().double().cpu()).abs()
-    return float(d.max()), float((d / ref.detach().double().cpu().abs().clamp_min(1e-6)).max())
-
-
-def ds_findings(H: torch.Tensor) -> dict:
-    """Rigorous facts about a batch of ``H_res``: worst DS residual (certify_batch, then certify
-    on the worst matrix) and the certified gains of a ``CHAIN``-layer product of them."""
-    M = H.detach().double().cpu().reshape(-1, H.shape[-1], H.shape[-1]).numpy()
-    batch = certify_batch(M)
-    worst = int(np.argmax(np.maximum(batch.row_residual, batch.col_residual)))
-    one = certify(M[worst])
-    chain = certify_product(M[np.arange(CHAIN) % len(M)])
-    return {"row_residual": one.row_residual, "col_residual": one.col_residual,
-            "col_sum_min": float(M.sum(-2).min()), "gain_forward": chain.gain_forward,
-            "gain_backward": chain.gain_backward}
-
-
-def _fwd_bwd(name: str, peer: Callable, ref: Callable, inputs: list[torch.Tensor], device) -> Iterator[tuple]:
-    """Forward and backward errors of ``peer`` against float64 ``ref`` on the same values."""
-    ours = [x.detach().clone().to(device).requires_grad_() for x in inputs]
-    exact = [x.detach().double().requires_grad_() for x in inputs]
-    out, expected = peer(*ours), ref(*exact)
-    outs = out if isinstance(out, tuple) else (out,)
-    exps = expected if isinstance(expected, tuple) else (expected,)
-    yield (f"{name} fwd", *max((_err(o, e) for o, e in zip(outs, exps)), key=lambda e: e[0]))
-    grads = [torch.randn_like(e) for e in exps]
-    sum((o * g.to(o.device, o.dtype)).sum() for o, g in zip(outs, grads)).backward()
-    sum((e * g).sum() for e, g in zip(exps, grads)).backward()
-    yield (f"{name} bwd", *max((_err(a.grad, b.grad) for a, b in zip(ours, exact)), key=lambda e: e[0]))
 
 
 def liger_reference(x, phi, b, a_pre, a_post, a_res, *, tmax=20, rms_eps=1e-6, sinkhorn_eps=1e-6, post_mult=2.0):
