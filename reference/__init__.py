@@ -15,11 +15,12 @@ reads what the trainer writes).
 """
 
 from .hyper import HyperConnected, expand_streams, load_plain_state_dict, monitor, reduce_streams, stream_functions
+from .health import Monitor
 from .mixers import MIXERS, MixerSpec, make_mixer, mixing_params
 from .models import Architecture, Model, ModelConfig
 from .tap import Tap
 from .token_mixing import TokenMixBlock
 
 __all__ = ["HyperConnected", "expand_streams", "reduce_streams", "stream_functions", "load_plain_state_dict",
-           "monitor", "MIXERS", "MixerSpec", "make_mixer", "mixing_params", "Architecture", "Model", "ModelConfig",
+           "monitor", "Monitor", "MIXERS", "MixerSpec", "make_mixer", "mixing_params", "Architecture", "Model", "ModelConfig",
            "Tap", "TokenMixBlock"]

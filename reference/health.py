@@ -26,8 +26,11 @@ trainer's ``summary.json["health"]``.
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +43,7 @@ from .hyper import HyperConnected
 from .metrics import max_ds_residual, off_identity_mass
 from .tap import Tap, stream_spread
 
-__all__ = ["LayerHealth", "Health", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT"]
+__all__ = ["LayerHealth", "Health", "Monitor", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT"]
 
 GAIN_TOL = 1e-2                # a composite gain certified outside [1 - tol, 1 + tol] is flagged
 IDENTITY_TOL = 2e-3            # off-identity mass below this in every layer: H_res stuck at I (the init: ~1e-3)
@@ -86,6 +89,24 @@ class Health:
         return {"ok": self.ok, "flags": list(self.flags), "notes": list(self.notes),
                 "layers": [asdict(layer) for layer in self.layers]}
 
+    def scalars(self) -> dict[str, float]:
+        """One number per quantity, for a log: the composite gains of the whole stack (float64, and the
+        certified upper ends), its certified ``sigma2``, the mean off-identity mass, the largest stream
+        spread, the last layer's RMS over the first's, and the number of flags."""
+        if not self.layers:
+            return {"flags": float(len(self.flags))}
+        last, cert = self.layers[-1], self.certificate or {}
+        out = {"gain_forward": last.gain_forward, "gain_backward": last.gain_backward,
+               "off_identity": sum(h.off_identity for h in self.layers) / len(self.layers),
+               "stream_spread": max(h.stream_spread for h in self.layers),
+               "rms_growth": last.rms / self.layers[0].rms if self.layers[0].rms > 0 else math.nan,
+               "flags": float(len(self.flags))}
+        for key, name in (("gain_forward", "certified_gain_forward"), ("gain_backward", "certified_gain_backward"),
+                          ("sigma2", "certified_sigma2")):
+            if cert.get(key) is not None and cert[key][1] is not None:
+                out[name] = float(cert[key][1])
+        return out
+
     def __str__(self) -> str:
         shown = [h for h in self.layers if h.certified_forward is not None or not h.finite or h.h_res_applied is False]
         lines = [f"health: {'ok' if self.ok else 'FLAGS'} ({len(self.layers)} hyper-connected layers)"]
@@ -125,6 +146,56 @@ class _Watch(Tap):
 class _ZeroHRes(Tap):
     def h_res(self, mixer: nn.Module, H_res: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(H_res)
+
+
+class Monitor:
+    """The monitor as a training companion: ``hook(step, *inputs)`` runs :func:`monitor` every ``every`` steps
+    (else returns None at once) and appends :meth:`Health.scalars` to ``OUT/health.csv`` and, where the
+    ``tensorboard`` package is installed, to TensorBoard events in ``OUT/tensorboard/health``.
+
+    A call costs the monitor's pass (about 2-9 forward passes, ``benchmarks/bench_monitor.py``), so at the
+    default interval of 200 steps a step of one forward and one backward pass (about 3 forwards) pays about
+    1 % of its time (``(2..9) / (200 * 3)``). ``out=None`` logs nothing; the health is returned either way.
+    """
+
+    def __init__(self, model: nn.Module, out: str | Path | None = None, every: int = 200, tokens: int = 8) -> None:
+        if int(every) < 1:
+            raise ValueError(f"Monitor: every must be an integer >= 1, got {every!r}")
+        self.model, self.every, self.tokens = model, int(every), tokens
+        self.out = None if out is None else Path(out)
+        self._writer = None
+
+    def __call__(self, step: int, *inputs: Any, **kwargs: Any) -> Health | None:
+        if step % self.every:
+            return None
+        health = monitor(self.model, *inputs, tokens=self.tokens, **kwargs)
+        if self.out is not None:
+            self._log(step, health.scalars())
+        return health
+
+    def _log(self, step: int, scalars: dict[str, float]) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "health.csv"
+        columns = ["step", "gain_forward", "gain_backward", "certified_gain_forward", "certified_gain_backward",
+                   "certified_sigma2", "off_identity", "stream_spread", "rms_growth", "flags"]
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({"step": step, **scalars})
+        if importlib.util.find_spec("tensorboard") is not None:
+            if self._writer is None:
+                from torch.utils.tensorboard import SummaryWriter
+                self._writer = SummaryWriter(str(self.out / "tensorboard" / "health"))
+            for key, value in scalars.items():
+                self._writer.add_scalar(f"health/{key}", value, step)
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def _certified_depths(L: int) -> list[int]:

@@ -121,4 +121,4 @@ def test_bench_monitor_quick():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| mhc | 8 |")]
-    assert len(rows) == 1 and len(rows[0].split("|")) == 9
+    assert len(rows) == 1 and len(rows[0].split("|")) == 11 and rows[0].rstrip(" |").endswith("%")

@@ -381,3 +381,35 @@ def test_a_layer_that_changes_the_width_is_named_with_the_shapes():
     with pytest.raises(ValueError, match=r"wrapped layer Linear must return its input's shape \(2, 3, 16\) "
                                          r"\(width C = 16\), got \(2, 3, 8\)"):
         HyperConnected(nn.Linear(C, 8), "mhc", 4, C)(expand_streams(torch.randn(2, 3, C), 4))
+
+
+def test_monitor_hook_logs_every_k_steps(tmp_path):
+    """``Monitor(model, out, every=k)``: a health report on every k-th step, None between; the scalars in
+    ``health.csv`` and in TensorBoard events."""
+    from reference import Monitor
+
+    C, n = 16, 4
+    model = nn.Sequential(*(HyperConnected(nn.Sequential(nn.LayerNorm(C), nn.Linear(C, C)), "mhc", n, C, layer_index=i)
+                            for i in range(3)))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    hook = Monitor(model, tmp_path, every=2)
+    reports = []
+    for step in range(5):
+        x = expand_streams(torch.randn(2, 5, C), n)
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        reports.append(hook(step, x))
+    hook.close()
+    assert [r is not None for r in reports] == [True, False, True, False, True]
+    rows = (tmp_path / "health.csv").read_text().splitlines()
+    assert rows[0].startswith("step,gain_forward,gain_backward,certified_gain_forward") and len(rows) == 4
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "2", "4"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "health"))
+    events.Reload()
+    assert {"health/gain_forward", "health/certified_sigma2", "health/flags"} <= set(events.Tags()["scalars"])
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        Monitor(model, every=0)
