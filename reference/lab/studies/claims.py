@@ -126,8 +126,9 @@ def mhc_gain_bound(ev: Evidence) -> tuple[str, str]:
     word = "reproduced" if hi < 0.5 else "not reproduced (at this scale)" if lo > 0.5 else "no difference detected"
     values = sorted(r["max_gain_backward"] for r in runs)
     schedules = " and ".join(sorted({r["settings"]["schedule"] for r in runs}))
+    depths = ", ".join(str(d) for d in sorted({r["settings"]["depth"] for r in runs}))
     return word, (f"runs above {PAPER_GAIN} at some step: {rate(k, n)}; largest backward gain over training "
-                  f"median {median(values):.3g} [{values[0]:.3g}, {values[-1]:.3g}] (transformer, L = 32, "
+                  f"median {median(values):.3g} [{values[0]:.3g}, {values[-1]:.3g}] (transformer, L = {depths}, "
                   f"{schedules} lr)")
 
 

@@ -17,7 +17,7 @@ __all__ = ["CONSTANT", "PAPER", "DEEP", "PREMISE_FILES", "PAPER_GAIN", "TARGET_N
            "deep_sk", "premise", "sizes"]
 
 CONSTANT = ("stability-L8.jsonl", "stability-L32.jsonl", "stability-L64.jsonl", "stability-L32-hc-bounded.jsonl")
-PAPER = ("paper-L32.jsonl",)
+PAPER = ("paper-L32.jsonl", "paper-L64.jsonl")
 DEEP = ("deep-sk.jsonl",)
 PREMISE_FILES = ("premise-L8.jsonl", "premise-more.jsonl")
 PAPER_GAIN = 1.6                      # the mHC paper's largest composite backward gain of mHC (section 5.4)
