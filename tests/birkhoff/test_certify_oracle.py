@@ -150,8 +150,19 @@ def test_batch_of_one_unbatched_matrix():
     assert tuple(b.sigma2) == c.sigma2
 
 
-def test_large_reducible_radius_from_a_shifted_perron_vector():
-    """n = 300, past ``DECOMPOSE_MAX_N``: a block triangular matrix whose Perron vector has zeros.
+@pytest.fixture
+def past_the_decompositions(monkeypatch):
+    """The thresholds of the decompositions set below n = 300 (they are 1024 and 512): the cheap bounds' path
+    that larger matrices take, tested at a size that keeps the test fast."""
+    import sys
+
+    module = sys.modules["birkhoff.certify"]
+    monkeypatch.setattr(module, "SVD_MAX_N", 256)
+    monkeypatch.setattr(module, "DECOMPOSE_MAX_N", 256)
+
+
+def test_large_reducible_radius_from_a_shifted_perron_vector(past_the_decompositions):
+    """n = 300, past the decompositions: a block triangular matrix whose Perron vector has zeros.
     ``rho = 400`` exactly (the leading block is ``400 J / 128``); Collatz-Wielandt on the support and
     at shifted witnesses gives it, where one positivised witness gave ``[0, 1600]``-wide intervals."""
     rng = np.random.default_rng(0)
@@ -162,7 +173,7 @@ def test_large_reducible_radius_from_a_shifted_perron_vector():
     assert lo <= 400 <= hi and hi - lo <= 1e-8 * 400, (lo, hi)
 
 
-def test_large_sk20_norm_from_the_schur_test():
+def test_large_sk20_norm_from_the_schur_test(past_the_decompositions):
     """n = 300 ``SK_20`` output of large logits (no proved SVD at this size): the Schur test at the ARPACK
     singular vectors (nonnegative for a nonnegative matrix) meets the witness lower bound, around numpy's
     float value."""
@@ -170,3 +181,14 @@ def test_large_sk20_norm_from_the_schur_test():
     lo, hi = certify(M).spectral_norm
     s = np.linalg.svd(M, compute_uv=False)[0]
     assert lo <= s * (1 + 1e-12) and s * (1 - 1e-12) <= hi and hi - lo <= 1e-8 * hi, (lo, hi, s)
+
+
+def test_no_cliff_at_257():
+    """n = 300 keeps the proved SVD (``sigma2`` was 0.5 wide and ``sigma_min`` ``[0, ||M||]`` past 256): both
+    within 1e-6, around numpy's float values."""
+    M = sk20(np.random.default_rng(2), 300)
+    c = certify(M)
+    s = np.linalg.svd(M, compute_uv=False)
+    s2 = np.linalg.svd(M - 1 / 300, compute_uv=False)[0]
+    for (lo, hi), value in ((c.sigma2, s2), (c.sigma_min, s[-1]), (c.spectral_norm, s[0])):
+        assert lo <= value * (1 + 1e-10) and value * (1 - 1e-10) <= hi and hi - lo <= 1e-6 * hi, (lo, hi, value)
