@@ -32,7 +32,9 @@ def strict(path: Path):
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+    """Every file below ``folder`` (the TensorBoard events included), by relative path, but the lock."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
 
 
 def one_line_error(capsys) -> str:
