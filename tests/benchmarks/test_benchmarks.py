@@ -122,3 +122,12 @@ def test_bench_monitor_quick():
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| mhc | 8 |")]
     assert len(rows) == 1 and len(rows[0].split("|")) == 11 and rows[0].rstrip(" |").endswith("%")
+
+
+@pytest.mark.xdist_group("numba")
+@pytest.mark.xdist_group("certify")
+def test_soundness_sweep_quick():
+    out = subprocess.run([sys.executable, str(BENCH / "soundness_sweep.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 missed the truth" in out.stdout
