@@ -1,7 +1,7 @@
 """The health monitor's cost in forward passes, on birkhoff's numpy path and on its compiled kernels.
 
     python benchmarks/bench_monitor.py            # mHC and KromHC stacks, L = 32 and 128
-    python benchmarks/bench_monitor.py --quick    # L = 8
+    python benchmarks/bench_monitor.py --quick    # L = 8, 2 x 16 tokens
 
 ``reference.monitor(model, x)`` runs the model once, each hyper-connected layer once more with
 ``H_res = 0``, and certifies the composite ``H_res`` products (``birkhoff.certify_product``) at
@@ -41,7 +41,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mixer, L in ([("mhc", 8)] if args.quick else [("mhc", 32), ("kromhc", 32), ("mhc", 128)]):
         model = stack(mixer, L)
-        x = expand_streams(torch.randn(8, 64, 32), 4)
+        x = expand_streams(torch.randn(*((2, 16) if args.quick else (8, 64)), 32), 4)
         with torch.no_grad():
             t_fwd, _ = best_time(lambda: model(x), 5)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
