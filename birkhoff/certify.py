@@ -42,7 +42,7 @@ from . import _compiled
 from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
-from .enclose import (DECOMPOSE_MAX_N, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
+from .enclose import (DECOMPOSE_MAX_N, LOOSE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
                     magnitude, margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent,
@@ -267,6 +267,8 @@ def _matvec_bounds(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray
 # larger ones from ARPACK (Lanczos / Arnoldi: O(n^2) per step instead of an O(n^3)
 # decomposition: 2000 x 2000 takes 1 s instead of 6 s).
 DIRECT_MAX_N = 64
+SMIN_WIDE = 1e-6       # a sigma_min enclosure wider than this (relative) is redone through an inverse
+NEAR_DS = 2.0 ** -44   # margins this close to 1: D = M - J/n shares M's singular vectors (one SVD, not two)
 
 
 def _each(A: np.ndarray, top) -> np.ndarray:
@@ -371,7 +373,7 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
     rho_lo, rho_hi = _radius_bounds(M_lo, M_hi, safe_mid, nonneg, s, trace, np.minimum(np.minimum(gf[1], gb[1]),
                                                                                         norm_hi))
     norm_lo = np.maximum(norm_lo, rho_lo)
-    near = (s.row_res <= 2.0 ** -44) & (s.col_res <= 2.0 ** -44)
+    near = (s.row_res <= NEAR_DS) & (s.col_res <= NEAR_DS)
     sigma2 = _sigma2(D_lo, D_hi, _proved_sigma2(D_lo, D_hi, V, near) if n <= SVD_MAX_N else None)
     return {"spectral_radius": _unscaled((rho_lo, rho_hi), e), "spectral_norm": _unscaled((norm_lo, norm_hi), e),
             "sigma_min": _unscaled(smin, e), "sigma2": _unscaled(sigma2, e_d), **gains}
@@ -392,9 +394,6 @@ def _proved_sigma2(D_lo: np.ndarray, D_hi: np.ndarray, V: np.ndarray, near: np.n
         s_lo, s_hi = singular_value_bounds(D_lo[own], D_hi[own], basis)[0]
         lo[own], hi[own] = np.maximum(lo[own], s_lo), np.minimum(hi[own], s_hi)
     return lo, hi
-
-
-SMIN_WIDE = 1e-6       # a sigma_min enclosure wider than this (relative) is redone through an inverse
 
 
 def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: np.ndarray,
@@ -421,10 +420,7 @@ def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: n
     P_lo, P_hi = matmul_enclosure(R, R, M_lo[wide], M_hi[wide])
     eye = np.eye(n, dtype=bool)
     E = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
-    with np.errstate(over="ignore", invalid="ignore"):
-        rows = inflate(np.sum(E, -1), gamma(n), n * ETA).max(-1)
-        cols = inflate(np.sum(E, -2), gamma(n), n * ETA).max(-1)
-        delta = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(sum_squares_up(E, (-2, -1))))
+    delta = _norm2_up(E)
     r_lo, r_hi = singular_value_bounds(R, R, U[wide][..., ::-1])[0]        # sigma_max(R), U's last column first
     ok &= (delta < 1) & (r_lo > 0) & np.isfinite(r_hi)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -499,9 +495,9 @@ def _collatz_wielandt(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray) -> tupl
 
 
 def _loose(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Where an enclosure is wider than ``2**-40`` relative (worth a decomposition)."""
+    """Where an enclosure is wider than :data:`enclose.LOOSE` relative (worth a decomposition)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return ~(hi - lo <= 2.0 ** -40 * hi)
+        return ~(hi - lo <= LOOSE * hi)
 
 
 def _centred(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -512,17 +508,22 @@ def _centred(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return e, *_rescale(D_lo, D_hi, -e[..., None, None])
 
 
+def _norm2_up(mag: np.ndarray) -> np.ndarray:
+    """Upper bound of ``||X||_2`` for every ``|X| <= mag (..., n, n)``: ``min(sqrt(||mag||_1 ||mag||_inf), ||mag||_F)``."""
+    n = mag.shape[-1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
+        cols = inflate(np.sum(mag, -2), gamma(n), n * ETA).max(-1)
+        return np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(sum_squares_up(mag, (-2, -1))))
+
+
 def _sigma2(D_lo: np.ndarray, D_hi: np.ndarray, proved: tuple[np.ndarray, np.ndarray] | None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Enclosure of ``||D||_2`` for the prescaled ``D = M - J/n`` of :func:`_centred`: ``max |D_ij|``,
     ``sqrt(||D||_1 ||D||_inf)``, ``||D||_F`` and ``proved``, the proved SVD's ``sigma_max`` (``n <=``
     ``SVD_MAX_N``)."""
-    n = D_lo.shape[-1]
     mig, mag = magnitude(D_lo, D_hi)
-    with np.errstate(over="ignore", invalid="ignore"):
-        rows = inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
-        cols = inflate(np.sum(mag, -2), gamma(n), n * ETA).max(-1)
-        hi = np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(sum_squares_up(mag, (-2, -1))))
+    hi = _norm2_up(mag)
     lo = np.max(mig, axis=(-2, -1))
     if proved is not None:
         lo, hi = np.maximum(lo, proved[0]), np.minimum(hi, proved[1])

@@ -33,7 +33,7 @@ from .exact import (ETA, U, add_down, add_up, deflate, div_down, div_up, gamma, 
                     matmul_enclosure, mid_rad, mul_up, scale_down, scale_up, scale_exponent, sqrt_down, sqrt_up,
                     sum_squares_down, sum_squares_up)
 
-__all__ = ["DECOMPOSE_MAX_N", "SVD_MAX_N", "block_radius_bounds", "norm_ratio", "power_radius_bounds", "schur_radius_bounds",
+__all__ = ["DECOMPOSE_MAX_N", "LOOSE", "SVD_MAX_N", "block_radius_bounds", "norm_ratio", "power_radius_bounds", "schur_radius_bounds",
            "svd_bases", "singular_value_bounds", "spectral_radius_bounds"]
 
 _INF = np.inf
@@ -42,6 +42,7 @@ _INF = np.inf
 # (about 6 s at n = 512, 35 s at 1024); larger n keeps the cheaper bounds.
 SVD_MAX_N = 1024
 DECOMPOSE_MAX_N = 512
+LOOSE = 2.0 ** -40         # an enclosure wider than this (relative) is worth the next, costlier method
 
 
 def _off_row_sums(mag: np.ndarray) -> np.ndarray:
@@ -167,7 +168,7 @@ def spectral_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray
     """
     lo, hi = _similarity_bounds(M_lo, M_hi, mid)
     with np.errstate(invalid="ignore", over="ignore"):
-        loose = ~(hi - lo <= 2.0 ** -40 * hi) | ~np.isfinite(hi)
+        loose = ~(hi - lo <= LOOSE * hi) | ~np.isfinite(hi)
     if loose.any():              # balanced: the same eigenvalues, so both enclosures hold
         B_lo, B_hi, B_mid, changed = _balanced(M_lo[loose], M_hi[loose], mid[loose])
         if changed.any():
@@ -198,9 +199,24 @@ def _balanced(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray
         return scale_down(M_lo, k), scale_up(M_hi, k), np.ldexp(mid, k), changed
 
 
+def _transformed(M_lo: np.ndarray, M_hi: np.ndarray, X: np.ndarray, Y: np.ndarray) -> tuple:
+    """``[M_lo, M_hi]`` in the basis ``X`` with ``Y ~ X^-1`` (complex, float): ``(|E|, e, B, |B|, ||B||_inf)``,
+    ``E = Y X - I`` and ``e >= ||E||_inf``, ``B = Y M X`` (complex interval products, upper bounds of the
+    moduli): ``X^-1 M X = B + F`` with ``||F||_inf <= e ||B||_inf / (1 - e)`` where ``e < 1``."""
+    n = X.shape[-1]
+    Yi, Xi = _point(Y), _point(X)
+    E = _cmatmul(Yi, Xi)
+    eye = np.eye(n, dtype=bool)
+    E_abs = _cabs_hi(np.where(eye, add_down(E[0], -1.0), E[0]), np.where(eye, add_up(E[1], -1.0), E[1]), *E[2:])
+    e = np.max(inflate(np.sum(E_abs, -1), gamma(n), n * ETA), -1)
+    zeros = np.zeros_like(M_lo)
+    B = _cmatmul(_cmatmul(Yi, (M_lo, M_hi, zeros, zeros)), Xi)
+    B_abs = _cabs_hi(*B)
+    return E_abs, e, B, B_abs, np.max(inflate(np.sum(B_abs, -1), gamma(n), n * ETA), -1)
+
+
 def _similarity_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`spectral_radius_bounds` in LAPACK's eigenvector basis of ``mid``, unbalanced."""
-    n = mid.shape[-1]
     trivial = (np.zeros(mid.shape[:-2]), np.full(mid.shape[:-2], _INF))
     if mid.size == 0:
         return trivial
@@ -211,15 +227,7 @@ def _similarity_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray) -> t
         return trivial
     if not (np.isfinite(X).all() and np.isfinite(Y).all()):
         return trivial
-    Yi, Xi = _point(Y), _point(X)
-    E = _cmatmul(Yi, Xi)
-    eye = np.eye(n, dtype=bool)
-    E_abs = _cabs_hi(np.where(eye, add_down(E[0], -1.0), E[0]), np.where(eye, add_up(E[1], -1.0), E[1]), *E[2:])
-    e = np.max(inflate(np.sum(E_abs, -1), gamma(n), n * ETA), -1)
-    zeros = np.zeros_like(M_lo)
-    B = _cmatmul(_cmatmul(Yi, (M_lo, M_hi, zeros, zeros)), Xi)
-    B_abs = _cabs_hi(*B)
-    normB = np.max(inflate(np.sum(B_abs, -1), gamma(n), n * ETA), -1)
+    _, e, B, B_abs, normB = _transformed(M_lo, M_hi, X, Y)
     ok = (e < 1) & np.isfinite(normB)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         f = np.where(ok, div_up(mul_up(e, normB), np.where(ok, add_down(1.0, -e), 1.0)), _INF)
@@ -284,15 +292,8 @@ def schur_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray) -> 
         return 0.0, _INF
     if not (np.isfinite(Q).all() and 0 < k):
         return 0.0, _INF
-    Xi, Yi = _point(Q), _point(Q.conj().T)
-    E = _cmatmul(Yi, Xi)
-    eye = np.eye(n, dtype=bool)
-    E_abs = _cabs_hi(np.where(eye, add_down(E[0], -1.0), E[0]), np.where(eye, add_up(E[1], -1.0), E[1]), *E[2:])
-    e = float(np.max(inflate(np.sum(E_abs, -1), gamma(n), n * ETA)))
-    zeros = np.zeros_like(M_lo)
-    B = _cmatmul(_cmatmul(Yi, (M_lo, M_hi, zeros, zeros)), Xi)
-    B_abs = _cabs_hi(*B)
-    normB = float(np.max(inflate(np.sum(B_abs, -1), gamma(n), n * ETA)))
+    E_abs, e, B, B_abs, normB = _transformed(M_lo, M_hi, Q, Q.conj().T)
+    e, normB = float(e), float(normB)
     if not (e < 1 and np.isfinite(normB)):
         return 0.0, _INF
     # F = ((I + E)^-1 - I) B entrywise: |(I + E)^-1 - I| <= |E| + e / (1 - e) (|E| 1) 1^T (its rows sum to <= e / (1 - e))

@@ -28,16 +28,14 @@ import math
 import numpy as np
 from numba import njit
 
-from ..exact import ETA, U, gamma
+from ..certify import NEAR_DS, SMIN_WIDE
+from ..enclose import LOOSE
+from ..exact import _SPLIT, ETA, U, gamma
 
 __all__ = ["certify_batch", "compile_all"]
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
-_SPLIT = 134217729.0        # 2**27 + 1
 _INF = np.inf
-_LOOSE = 2.0 ** -40         # exact.py / certify.py: an enclosure wider than this (relative) is loose
-_NEAR = 2.0 ** -44          # certify.py: doubly stochastic enough to reuse M's basis for D
-_SMIN_WIDE = 1e-6           # certify.SMIN_WIDE: a sigma_min this wide goes through an inverse (handed back)
 
 
 @njit(**_JIT)
@@ -285,13 +283,20 @@ def _gram(X, n, G, c, B):
 
 
 @njit(**_JIT)
-def _frobenius_up(X, n, G, absolute):
-    """Float ``>= ||X||_F`` (of ``|X|`` when ``absolute``): sqrt_up(exact.sum_squares_up)."""
+def _root_up(squares, n, G):
+    """Float ``>= sqrt(s)`` for ``s`` the exact sum of ``n * n`` squares whose float sum is ``squares``:
+    sqrt_up(exact.sum_squares_up)."""
+    return _sqrt_up(_inflate(squares, 2.0 * G[n * n + 1], 4.0 * n * n * ETA))
+
+
+@njit(**_JIT)
+def _frobenius_up(X, n, G):
+    """Float ``>= ||X||_F``."""
     s = 0.0
     for i in range(n):
         for j in range(n):
             s += X[i, j] * X[i, j]
-    return _sqrt_up(_inflate(s, 2.0 * G[n * n + 1], 4.0 * n * n * ETA))
+    return _root_up(s, n, G)
 
 
 @njit(**_JIT)
@@ -299,7 +304,7 @@ def _singular_bounds(A, rad, V, n, G, out, W, B, vj_hi, wj_hi):
     """enclose.singular_value_bounds for the midpoint ``A`` with Frobenius radius ``rad`` in the basis ``V``:
     ``out[:4] = (smax_lo, smax_hi, smin_lo, smin_hi)``; ``W``, ``B``, ``vj_hi``, ``wj_hi`` are scratch."""
     _matmul(A, V, n, W, False)
-    eps = _inflate(G[n + 2] * _frobenius_up(A, n, G, True) * _frobenius_up(V, n, G, False), 4.0 * U, n * n * ETA)
+    eps = _inflate(G[n + 2] * _frobenius_up(A, n, G) * _frobenius_up(V, n, G), 4.0 * U, n * n * ETA)
     g_lo, g_hi = _gram(V, n, G, vj_hi, B)
     w_lo, w_hi = _gram(W, n, G, wj_hi, B)
     ok = g_lo > 0.0 and np.isfinite(w_hi)
@@ -362,7 +367,6 @@ def _one(M, G, out, mats, vecs):
     if not (row_res == row_res and col_res == col_res):
         return False
     out[10], out[11] = row_res, col_res
-    out[12] = 1.0
     out[6], out[7] = RS[0].max(), RS[1].max()                        # the gains, unscaled
     out[8], out[9] = CS[0].max(), CS[1].max()
 
@@ -379,7 +383,7 @@ def _one(M, G, out, mats, vecs):
     gf_hi, gb_hi = RS[1].max(), CS[1].max()
 
     # --- spectral norm and sigma_min: the bounds of certify._bounds, the proved SVD in A's basis
-    norm_hi = min(_sqrt_up(_mul_up(gf_hi, gb_hi)), _frobenius_up(A, n, G, True))
+    norm_hi = min(_sqrt_up(_mul_up(gf_hi, gb_hi)), _frobenius_up(A, n, G))
     V[:, :] = 0.0
     for i in range(n):
         V[i, i] = 1.0
@@ -408,13 +412,13 @@ def _one(M, G, out, mats, vecs):
     norm_lo = max(amax, sv[0])
     norm_hi = min(norm_hi, sv[1])
     smin_lo, smin_hi = sv[2], min(sv[3], norm_hi)
-    if not (smin_hi - smin_lo <= _SMIN_WIDE * smin_hi):     # the numpy path's inverse-based enclosure
+    if not (smin_hi - smin_lo <= SMIN_WIDE * smin_hi):     # the numpy path's inverse-based enclosure
         return False
 
     # --- spectral radius: Perron-Frobenius margins; loose: handed back
     rho_lo = max(max(RS[0].min(), CS[0].min()), 0.0)
     rho_hi = min(min(RS[1].max(), CS[1].max()), min(min(gf_hi, gb_hi), norm_hi))
-    if not (rho_hi - rho_lo <= _LOOSE * rho_hi):
+    if not (rho_hi - rho_lo <= LOOSE * rho_hi):
         return False
     norm_lo = max(norm_lo, rho_lo)
 
@@ -445,15 +449,15 @@ def _one(M, G, out, mats, vecs):
             fro += m * m
         rmax = max(rmax, _inflate(rs, G[n], n * ETA))
         cmax = max(cmax, _inflate(cs, G[n], n * ETA))
-    s2_hi = min(_sqrt_up(_mul_up(rmax, cmax)), _sqrt_up(_inflate(fro, 2.0 * G[n * n + 1], 4.0 * n * n * ETA)))
+    s2_hi = min(_sqrt_up(_mul_up(rmax, cmax)), _root_up(fro, n, G))
     s2_lo = dmig
-    rad = _frobenius_up(R, n, G, False)
+    rad = _frobenius_up(R, n, G)
     p_lo, p_hi = 0.0, _INF
-    near = row_res <= _NEAR and col_res <= _NEAR
+    near = row_res <= NEAR_DS and col_res <= NEAR_DS
     if near:
         _singular_bounds(mid, rad, V, n, G, sv, W2, B, c1, c2)
         p_lo, p_hi = sv[0], sv[1]
-    if not near or not (p_hi - p_lo <= _LOOSE * p_hi):
+    if not near or not (p_hi - p_lo <= LOOSE * p_hi):
         Vd[:, :] = V                                  # D's own basis, from M's (close when M is nearly DS)
         _jacobi_svd(mid, n, Vd, W, sigma)
         _singular_bounds(mid, rad, Vd, n, G, sv, W2, B, c1, c2)
@@ -463,17 +467,17 @@ def _one(M, G, out, mats, vecs):
     out[0], out[1] = _scale(rho_lo, e, -_INF), _scale(rho_hi, e, _INF)
     out[2], out[3] = _scale(norm_lo, e, -_INF), _scale(norm_hi, e, _INF)
     out[4], out[5] = _scale(smin_lo, e, -_INF), _scale(smin_hi, e, _INF)
-    out[13], out[14] = _scale(s2_lo, ed, -_INF), _scale(s2_hi, ed, _INF)
+    out[12], out[13] = _scale(s2_lo, ed, -_INF), _scale(s2_hi, ed, _INF)
     return True
 
 
-_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (13, 14))   # the intervals' columns of ``out``
+_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (12, 13))   # the intervals' columns of ``out``
 
 
 @njit(**_JIT)
 def _batch(M, G):
     B, n = M.shape[0], M.shape[1]
-    out = np.empty((B, 15))
+    out = np.empty((B, 14))
     handback = np.zeros(B, dtype=np.bool_)
     mats = np.empty((10, n, n))
     vecs = np.empty((11, max(2 * n + 2, 4)))
@@ -495,11 +499,11 @@ def _gammas(n: int) -> np.ndarray:
 
 def certify_batch(M: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Certificate fields of every float ``M (B, n, n)`` and the ``handback`` mask (the members the numpy
-    path must certify instead; their fields here are meaningless)."""
+    path must certify instead; their fields here are meaningless; every other member is nonnegative)."""
     out, handback = _batch(np.ascontiguousarray(M, dtype=np.float64), _gammas(M.shape[-1]))
     fields = {"spectral_radius": out[:, 0:2], "spectral_norm": out[:, 2:4], "sigma_min": out[:, 4:6],
-              "sigma2": out[:, 13:15], "gain_forward": out[:, 6:8], "gain_backward": out[:, 8:10],
-              "row_residual": out[:, 10], "col_residual": out[:, 11], "nonnegative": out[:, 12] == 1.0}
+              "sigma2": out[:, 12:14], "gain_forward": out[:, 6:8], "gain_backward": out[:, 8:10],
+              "row_residual": out[:, 10], "col_residual": out[:, 11], "nonnegative": np.ones(len(out), dtype=bool)}
     return fields, handback
 
 
