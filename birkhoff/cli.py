@@ -70,6 +70,9 @@ def _nonneg(value: float | Fraction) -> float | Fraction:
 
 
 _nonneg_real = _checked(_number, _nonneg)
+_nonneg_int = _checked(int, lambda v: count(v, "the value"))
+_positive_int = _checked(int, lambda v: count(v, "the value", low=1))
+
 AUTO_TOL_RULE = "auto: 2 n u max(1, max abs row or column sum), u = 2**-53"
 
 
@@ -78,15 +81,20 @@ def _tol(text: str) -> float | Fraction | str:
     return "auto" if text.strip() == "auto" else _nonneg_real(text)
 
 
+def _rounding_tol(n: int, scale: float = 1.0) -> float:
+    """``2 n u scale`` rounded up: the margin error float rounding leaves in a doubly stochastic float matrix
+    of size ``n`` whose row and column sums of magnitudes are at most ``scale`` (a policy: each sum of ``n``
+    floats may be off by about ``n u`` times the sum of their magnitudes)."""
+    return float(np.nextafter(2.0 * n * 2.0 ** -53 * scale, np.inf))
+
+
 def _auto_tol(M: np.ndarray) -> float:
-    """The margin error float rounding leaves in a doubly stochastic float matrix of ``M``'s size and scale,
-    :data:`AUTO_TOL_RULE` (a policy, rounded up: each sum of ``n`` floats may be off by about ``n u`` times
-    the sum of their magnitudes); 0 for exact input, which has no rounding."""
+    """:data:`AUTO_TOL_RULE` for ``M``: :func:`_rounding_tol` at its size and scale; 0 for exact input, which
+    has no rounding."""
     if M.dtype == object:
         return 0.0
     A = np.abs(M)
-    scale = max(1.0, float(A.sum(-1).max(initial=0.0)), float(A.sum(-2).max(initial=0.0)))
-    return float(np.nextafter(2.0 * M.shape[-1] * 2.0 ** -53 * scale, np.inf))
+    return _rounding_tol(M.shape[-1], max(1.0, float(A.sum(-1).max(initial=0.0)), float(A.sum(-2).max(initial=0.0))))
 
 
 def _resolve_tol(args: argparse.Namespace, M: np.ndarray) -> tuple[float | Fraction, str]:
@@ -94,8 +102,6 @@ def _resolve_tol(args: argparse.Namespace, M: np.ndarray) -> tuple[float | Fract
     if args.tol == "auto" or (args.tol is None and M.dtype != object):
         return _auto_tol(M), AUTO_TOL_RULE
     return (0.0, "exact input: 0") if args.tol is None else (args.tol, "given")
-_nonneg_int = _checked(int, lambda v: count(v, "the value"))
-_positive_int = _checked(int, lambda v: count(v, "the value", low=1))
 
 
 # ----------------------------------------------------------------------------- input, output, progress
@@ -180,9 +186,9 @@ def _cmd_certify(args: argparse.Namespace) -> int:
             ok = sum(c.doubly_stochastic for c in certs)
             print(f"{ok} of {len(certs)} matrices certified doubly stochastic at tol = {tol} ({rule})")
             for k, c in enumerate(certs):
-                tol = "-" if c.min_tol is None else f"{c.min_tol:.3e}"
+                least = "-" if c.min_tol is None else f"{c.min_tol:.3e}"
                 print(f"  [{k}] {'yes' if c.doubly_stochastic else 'NO ':3s}  residuals <= {c.row_residual:.3e} / "
-                      f"{c.col_residual:.3e}  (DS for tol >= {tol})  gain fwd <= {c.gain_forward[1]:.9g}  "
+                      f"{c.col_residual:.3e}  (DS for tol >= {least})  gain fwd <= {c.gain_forward[1]:.9g}  "
                       f"bwd <= {c.gain_backward[1]:.9g}")
         return 0 if all(c.doubly_stochastic for c in certs) else 1
     if args.product:
@@ -211,7 +217,7 @@ def _cmd_sinkhorn(args: argparse.Namespace) -> int:
         fields = {"dps": args.dps, "converged": True}
         line = f"sinkhorn_mp: converged at {args.dps} digits"
     else:
-        tol = _auto_tol(np.eye(M.shape[-1])) if args.tol in (None, "auto") else args.tol    # 2 n u: the output's scale is 1
+        tol = _rounding_tol(M.shape[-1]) if args.tol in (None, "auto") else args.tol    # the output's scale is 1
         P, info = sinkhorn(M, iters=args.iters, tol=tol, max_iter=args.max_iter, method=args.method,
                            return_info=True)
         row, col = float(np.max(info.row_residual)), float(np.max(info.col_residual))
