@@ -43,11 +43,13 @@ from .hyper import HyperConnected
 from .metrics import max_ds_residual, off_identity_mass
 from .tap import Tap, stream_spread
 
-__all__ = ["LayerHealth", "Health", "Monitor", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT"]
+__all__ = ["LayerHealth", "Health", "Monitor", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT", "SCALARS"]
 
 GAIN_TOL = 1e-2                # a composite gain certified outside [1 - tol, 1 + tol] is flagged
 IDENTITY_TOL = 2e-3            # off-identity mass below this in every layer: H_res stuck at I (the init: ~1e-3)
 GROWTH_LIMIT = 10.0            # stream RMS growing more than this from the first layer to the last
+SCALARS = ("gain_forward", "gain_backward", "certified_gain_forward", "certified_gain_backward", "certified_sigma2",
+           "off_identity", "stream_spread", "rms_growth", "flags")       # Health.scalars, in Monitor's CSV order
 
 
 @dataclass
@@ -90,9 +92,10 @@ class Health:
                 "layers": [asdict(layer) for layer in self.layers]}
 
     def scalars(self) -> dict[str, float]:
-        """One number per quantity, for a log: the composite gains of the whole stack (float64, and the
-        certified upper ends), its certified ``sigma2``, the mean off-identity mass, the largest stream
-        spread, the last layer's RMS over the first's, and the number of flags."""
+        """One number per quantity of :data:`SCALARS` (the certified ones where certified), for a log: the
+        composite gains of the whole stack (float64, and the certified upper ends), its certified ``sigma2``,
+        the mean off-identity mass, the largest stream spread, the last layer's RMS over the first's, and
+        the number of flags."""
         if not self.layers:
             return {"flags": float(len(self.flags))}
         last, cert = self.layers[-1], self.certificate or {}
@@ -164,6 +167,7 @@ class Monitor:
         self.model, self.every, self.tokens = model, int(every), tokens
         self.out = None if out is None else Path(out)
         self._writer = None
+        self._tensorboard = importlib.util.find_spec("tensorboard") is not None
 
     def __call__(self, step: int, *inputs: Any, **kwargs: Any) -> Health | None:
         if step % self.every:
@@ -176,15 +180,13 @@ class Monitor:
     def _log(self, step: int, scalars: dict[str, float]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "health.csv"
-        columns = ["step", "gain_forward", "gain_backward", "certified_gain_forward", "certified_gain_backward",
-                   "certified_sigma2", "off_identity", "stream_spread", "rms_growth", "flags"]
         new = not path.exists()
         with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            writer = csv.DictWriter(f, ["step", *SCALARS])
             if new:
                 writer.writeheader()
             writer.writerow({"step": step, **scalars})
-        if importlib.util.find_spec("tensorboard") is not None:
+        if self._tensorboard:
             if self._writer is None:
                 from torch.utils.tensorboard import SummaryWriter
                 self._writer = SummaryWriter(str(self.out / "tensorboard" / "health"))
