@@ -1,4 +1,4 @@
-"""Shared timing helper for the benchmark scripts."""
+"""Shared timing helpers for the benchmark scripts."""
 
 from __future__ import annotations
 
@@ -29,3 +29,21 @@ def compiled_path(setting: str):
             del os.environ["BIRKHOFF_COMPILED"]
         else:
             os.environ["BIRKHOFF_COMPILED"] = saved
+
+
+def on_both_paths(fn, repeat: int) -> list[tuple[float, object]]:
+    """:func:`best_time` of ``fn`` on birkhoff's numpy path, then on its compiled kernels: ``[(t, out), (t, out)]``."""
+    out = []
+    for setting in ("0", "1"):
+        with compiled_path(setting):
+            out.append(best_time(fn, repeat))
+    return out
+
+
+def warm(family: str) -> None:
+    """Compile (or load from numba's cache) birkhoff's kernel ``family`` before timing, and print what it took."""
+    from birkhoff import _compiled
+
+    r = _compiled.warmup([family])[family]
+    print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
+          f"ready in {r['seconds']:.2f} s (compile or cached load; cache: {r['cache']})"))

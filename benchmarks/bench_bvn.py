@@ -26,14 +26,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import venv
 from pathlib import Path
 
 import numpy as np
 
-from _timing import best_time, compiled_path
-from birkhoff import _compiled, bvn_decompose, from_permutations, marcus_ree_bound, sinkhorn
+from _timing import on_both_paths, warm
+from birkhoff import bvn_decompose, from_permutations, marcus_ree_bound, sinkhorn
 
 PEER_ENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "birkhoff-hc" / "peer-birkhoff-0.0.5"
 PEER_REQS = ["numpy<1.24", "networkx<3", "birkhoff==0.0.5"]
@@ -88,17 +87,10 @@ def run_peer(py: Path, D: np.ndarray, timeout: float) -> dict:
 def ours(D: np.ndarray, repeat: int) -> tuple[float, float, int, float]:
     """Best times of the numpy path and of the compiled kernels (warm), the terms and the
     reconstruction error; the two paths must give the same terms (they are the same algorithm)."""
-    times, results = [], []
-    for path in ("0", "1"):
-        with compiled_path(path):
-            t, d = best_time(lambda: bvn_decompose(D), repeat)
-        times.append(t)
-        results.append(d)
-    if not (np.array_equal(results[0].perms, results[1].perms)
-            and np.array_equal(results[0].weights, results[1].weights)):
+    (t, d), (tc, dc) = on_both_paths(lambda: bvn_decompose(D), repeat)
+    if not (np.array_equal(d.perms, dc.perms) and np.array_equal(d.weights, dc.weights)):
         raise SystemExit("the compiled BvN gave other terms than the numpy path")
-    d = results[0]
-    return times[0], times[1], len(d), float(np.abs(d.matrix() - D).max())
+    return t, tc, len(d), float(np.abs(d.matrix() - D).max())
 
 
 def main() -> None:
@@ -109,9 +101,7 @@ def main() -> None:
     args = ap.parse_args()
     py = peer_python()
     rng = np.random.default_rng(0)
-    for family, r in _compiled.warmup(["bvn"]).items():    # compile, or load numba's cache: stated
-        print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
-              f"{r['seconds']:.2f} s to compile or load (cache: {r['cache']})"))
+    warm("bvn")
     print("| input | n | birkhoff, numpy path (ms) | birkhoff, compiled (ms) | peer (ms) | speed-up, numpy path "
           "| speed-up, compiled | terms ours / peer | Marcus-Ree bound | recon. err ours / peer |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")

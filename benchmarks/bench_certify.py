@@ -20,8 +20,8 @@ import argparse
 
 import numpy as np
 
-from _timing import best_time, compiled_path
-from birkhoff import _compiled, certify, certify_batch, sinkhorn
+from _timing import best_time, on_both_paths, warm
+from birkhoff import certify, certify_batch, sinkhorn
 from birkhoff.testing.oracle import CLASSES, signed, sk20, truth
 
 FIELDS = ("spectral_norm", "spectral_radius", "sigma2")
@@ -37,30 +37,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     sizes = [4] if args.quick else [4, 16, 64]
-    for family, r in _compiled.warmup(["certify"]).items():    # compile, or load numba's cache: stated
-        print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
-              f"{r['seconds']:.2f} s to compile or load (cache: {r['cache']})"))
+    warm("certify")
     print()
     print("| n | matrix | certify, numpy path (ms) | certify, compiled (ms) | numpy svd (ms) | ratio, numpy path "
           "| ratio, compiled | mpmath oracle, 30 digits (ms) | oracle / certify, compiled |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for n in sizes:
         for label, M in (("signed", signed(np.random.default_rng(0), n)), ("SK_20", sk20(np.random.default_rng(0), n))):
-            times = []
-            for path in ("0", "1"):
-                with compiled_path(path):
-                    times.append(best_time(lambda: certify(M), 20)[0])
+            times = [t for t, _ in on_both_paths(lambda: certify(M), 20)]
             t_svd, _ = best_time(lambda: np.linalg.svd(M), 200)
             t_orc, _ = best_time(lambda: truth(M, dps=30), 1 if n >= 64 else 3)
             print(f"| {n} | {label} | {times[0] * 1e3:.3f} | {times[1] * 1e3:.3f} | {t_svd * 1e3:.4f} | "
                   f"{times[0] / t_svd:.0f}x | {times[1] / t_svd:.1f}x | {t_orc * 1e3:.0f} | {t_orc / times[1]:.0f}x |")
     B = 2000 if args.quick else 100_000
     A = sinkhorn(np.exp(np.random.default_rng(1).standard_normal((B, 4, 4))), iters=20)
-    times = []
-    for path in ("0", "1"):
-        with compiled_path(path):
-            certify_batch(A[:4])
-            times.append(best_time(lambda: certify_batch(A), 3)[0])
+    times = [t for t, _ in on_both_paths(lambda: certify_batch(A), 3)]
     t_full, _ = best_time(lambda: np.linalg.svd(A), 3)
     t_vals, _ = best_time(lambda: np.linalg.svd(A, compute_uv=False), 3)
     print()

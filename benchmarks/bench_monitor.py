@@ -6,7 +6,7 @@
 ``reference.monitor(model, x)`` runs the model once, each hyper-connected layer once more with
 ``H_res = 0``, and certifies the composite ``H_res`` products (``birkhoff.certify_product``) at
 depths 1, 2, 4, ... (every depth up to 32). Model: the README's stack of pre-norm MLPs (width 32,
-n = 4 streams), input (8, 64) tokens; time: the best of 3 monitor calls after a warm one, against the
+n = 4 streams), input (8, 64) tokens; time: the best of 4 monitor calls (the first warms up), against the
 best of 5 forward passes without gradients and of 3 training steps (forward, backward, AdamW); the last
 column is ``reference.Monitor``'s share of training time at its default interval (one monitor call per
 200 steps). ``BIRKHOFF_COMPILED=0`` / ``1`` picks birkhoff's path.
@@ -19,8 +19,7 @@ import argparse
 import torch
 import torch.nn as nn
 
-from _timing import best_time, compiled_path
-from birkhoff import _compiled
+from _timing import best_time, on_both_paths, warm
 from reference import HyperConnected, expand_streams, monitor
 
 
@@ -35,7 +34,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(0)
-    _compiled.warmup(["certify"])
+    warm("certify")
     print("| mixer | L | forward (ms) | training step (ms) | monitor, numpy path (ms) | in forwards | monitor, compiled (ms) "
           "| in forwards | `Monitor` at every=200: share of training time |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -51,13 +50,9 @@ def main() -> None:
             model(x).pow(2).mean().backward()
             opt.step()
         t_step, _ = best_time(step, 3)
-        cells = []
-        for path in ("0", "1"):
-            with compiled_path(path):
-                monitor(model, x)
-                t, _ = best_time(lambda: monitor(model, x), 3)
-            cells.append(f"{t * 1e3:.0f} | {t / t_fwd:.1f}")
-        share = t / (t + 200 * t_step)                     # the compiled path's monitor, once per 200 steps
+        times = [t for t, _ in on_both_paths(lambda: monitor(model, x), 4)]
+        cells = [f"{t * 1e3:.0f} | {t / t_fwd:.1f}" for t in times]
+        share = times[1] / (times[1] + 200 * t_step)      # the compiled path's monitor, once per 200 steps
         print(f"| {mixer} | {L} | {t_fwd * 1e3:.1f} | {t_step * 1e3:.1f} | " + " | ".join(cells) + f" | {share:.1%} |")
 
 

@@ -28,8 +28,9 @@ import argparse
 import cvxpy as cp
 import numpy as np
 
-from _timing import best_time, compiled_path
-from birkhoff import _compiled, certify_projection, project, project_cvxpy
+from _timing import best_time, compiled_path, warm
+from birkhoff import certify_projection, project, project_cvxpy
+from birkhoff.project import _COMPILED_MAX_N
 
 CLARABEL_DEFAULT = {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8}
 ONE_OFF = [("cvxpy + Clarabel, one-off, default tol", "CLARABEL", CLARABEL_DEFAULT),
@@ -69,11 +70,11 @@ def compare(case: str, A: np.ndarray, repeat: int, subset: int) -> list[str]:
     batch = A.reshape(-1, A.shape[-1], A.shape[-1])
     k = min(subset, batch.shape[0])
     scale = batch.shape[0] / k
-    with compiled_path("1"):                 # the numba Newton where it applies (n <= 64), else the numpy path
+    with compiled_path("1"):                 # the numba Newton where it applies, else the numpy path
         t, p = best_time(lambda: project(A), repeat)
     ours = np.atleast_1d(p.objective)[:k]
     widths = [np.subtract(*certify_projection(batch[i], project(batch[i]))[::-1]) for i in range(min(k, 5))]
-    path = ", compiled Newton (numba)" if batch.shape[-1] <= 64 else ""
+    path = ", compiled Newton (numba)" if batch.shape[-1] <= _COMPILED_MAX_N else ""
     rows = [line(case, f"birkhoff `project`{path} (certified width {max(widths):.1e})", t, t, "-")]
     if path:
         with compiled_path("0"):
@@ -99,9 +100,7 @@ def main() -> None:
     ap.add_argument("--loop-subset", type=int, default=200)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    for family, r in _compiled.warmup(["project"]).items():    # compile, or load numba's cache: stated
-        print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
-                                                 f"ready in {r['seconds']:.2f} s (compile or cached load)"))
+    warm("project")
     for _, solver, settings in ONE_OFF:          # warm-up: cvxpy's first call compiles
         project_cvxpy(np.eye(3), solver, **settings)
     print(f"cvxpy {cp.__version__}, numpy {np.__version__}\n")

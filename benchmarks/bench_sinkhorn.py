@@ -32,8 +32,8 @@ import ot
 import ot.batch
 from sinkhorn_knopp.sinkhorn_knopp import SinkhornKnopp
 
-from _timing import best_time, compiled_path
-from birkhoff import ConvergenceError, _compiled, sinkhorn, sinkhorn_logits
+from _timing import best_time, compiled_path, warm
+from birkhoff import ConvergenceError, sinkhorn, sinkhorn_logits
 
 BUDGET = 100_000          # sweeps before a method "fails" (case C; --quick: 2000)
 
@@ -182,9 +182,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, "
           f"POT {ot.__version__}\n")
-    for family, r in _compiled.warmup(["sweeps"]).items():    # compile, or load numba's cache: its time, stated
-        print(f"compiled kernels `{family}`: " + ("numba not installed" if r is None else
-                                                 f"ready in {r['seconds']:.2f} s (compile or cached load)"))
+    warm("sweeps")
     print()
     print("| case | implementation | time (ms) | time / first row | max marginal err | max abs diff vs first row |")
     print("|---|---|---:|---:|---:|---:|")
