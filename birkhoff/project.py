@@ -275,12 +275,10 @@ def _newton(A: np.ndarray, tol: float | np.ndarray, scale: np.ndarray, max_iter:
     return u, v, it
 
 
-def _solve(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int):
-    """:func:`_newton` on the flat batch ``A``, through its compiled twin
-    (:mod:`birkhoff._compiled.project`) where that is loaded and ``n <= 64``; the members the
-    twin hands back (a singular Newton system) are solved here."""
-    n = A.shape[-1]
-    compiled = _compiled.kernels("project", A.size * 10) if n <= _COMPILED_MAX_N else None
+def _solve(A: np.ndarray, tol: np.ndarray, scale: np.ndarray, max_iter: int, compiled):
+    """:func:`_newton` on the flat batch ``A``, through its compiled twin ``compiled``
+    (:mod:`birkhoff._compiled.project`, or None); the members the twin hands back (a singular
+    Newton system) are solved here."""
     if compiled is None:
         return _newton(A, tol, scale, max_iter)
     u, v, it, failed = compiled.newton_batch(np.ascontiguousarray(A), tol, scale, max_iter)
@@ -383,10 +381,15 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     # Row and column shifts do not move the projection (<X, a 1^T + 1 b^T> is the same for
     # every DS X), so solve for the doubly centred matrix: [[1e17]] becomes [[0]], and
     # X = max(0, A - u 1^T - 1 v^T) with u = u_c + rows - mean, v = v_c + cols.
-    rows, cols = (flat / n).sum(-1), (flat / n).sum(-2)          # means that cannot overflow
-    mean = (rows / n).sum(-1)
-    centred = flat - rows[:, :, None] - cols[:, None, :] + mean[:, None, None]
-    size = np.max(np.abs(centred), axis=(-2, -1))
+    # Compiled kernels (numba) for the centring, Newton and the checks, where loaded and n <= 64.
+    compiled = _compiled.kernels("project", flat.size * 10) if n <= _COMPILED_MAX_N else None
+    if compiled is not None:
+        centred, rows, cols, mean, size, top = compiled.centre_batch(np.ascontiguousarray(flat))
+    else:
+        rows, cols = (flat / n).sum(-1), (flat / n).sum(-2)          # means that cannot overflow
+        mean = (rows / n).sum(-1)
+        centred = flat - rows[:, :, None] - cols[:, None, :] + mean[:, None, None]
+        size, top = np.max(np.abs(centred), axis=(-2, -1)), np.max(np.abs(flat), axis=(-2, -1))
     X = np.empty_like(centred)
     u, v = np.empty(centred.shape[:-1]), np.empty(centred.shape[:-1])
     residual, kkt, gap = np.zeros(Bt), np.zeros(Bt), np.zeros(Bt)
@@ -400,17 +403,21 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     it = 0
     # Newton on the centred matrix: the fast path, for scales where one float solve can succeed;
     # larger ones (and every member that fails its check) go to the exact refinement.
-    idx = np.flatnonzero(~ok & (size <= _CONTINUE_ABOVE))
-    if idx.size:
+    fast = ~ok & (size <= _CONTINUE_ABOVE)
+    idx = slice(None) if fast.all() else np.flatnonzero(fast)          # a slice: no copies
+    if fast.any():
         C = centred[idx]
         attainable = np.maximum(tol_eff, 8.0 * n * _EPS * size[idx])
-        uc, vc, it = _solve(C, attainable, 1.0 + size[idx], max_iter)
+        uc, vc, it = _solve(C, attainable, 1.0 + size[idx], max_iter, compiled)
         # the centring moved each entry by at most ~(n + 4) eps max|A| (the means' rounding included)
         with np.errstate(over="ignore"):
-            rep = (2.0 * n + 8.0) * _EPS * np.max(np.abs(flat[idx]), axis=(-2, -1))
-        X[idx], residual[idx], kkt[idx] = _quality(C, uc, vc, rep[:, None, None], tol_eff)
+            rep = (2.0 * n + 8.0) * _EPS * top[idx]
+        if compiled is not None:
+            X[idx], residual[idx], kkt[idx], gap[idx] = compiled.quality_batch(C, uc, vc, rep, tol_eff)
+        else:
+            X[idx], residual[idx], kkt[idx] = _quality(C, uc, vc, rep[:, None, None], tol_eff)
+            gap[idx] = _gap(X[idx], uc, vc)
         u[idx], v[idx] = uc + rows[idx] - mean[idx, None], vc + cols[idx]
-        gap[idx] = _gap(X[idx], uc, vc)
         ok[idx] = (residual[idx] <= tol_eff) & (kkt[idx] <= tol_eff)
     rest = ~ok & (size > _CONTINUE_ABOVE)
     u[rest], v[rest] = 0.0, 0.0

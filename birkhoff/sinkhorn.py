@@ -209,7 +209,7 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
         P, r, c, *residuals = _blocked_sweeps(M, iters)
         log_domain = not (_usable(r) and _usable(c))      # a scaling left the float range: redo in logs
         if not log_domain:
-            log_r, log_c, it = np.log(r), np.log(c), iters
+            log_r, log_c, it = np.log(r, out=r), np.log(c, out=c), iters     # in place: fewer page faults
     elif not log_domain:
         # Scaling A by a positive constant does not change P; max 1 keeps A c in range. Maxima
         # within 2**+-500 need no scaling (A c and its inverse stay in range), which saves a copy of A.

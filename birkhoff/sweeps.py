@@ -160,8 +160,9 @@ def _compiled_logits(compiled, L: np.ndarray, iters: int, span: float) -> tuple[
     are the chunked path's."""
     W, top, ok = compiled.shifted_logits(np.ascontiguousarray(L, dtype=np.float64), span)
     np.exp(W, out=W)
-    P, r, c, rows, cols = compiled.sweep_batch(W, iters)
-    with np.errstate(divide="ignore"):
-        log_r, log_c = np.log(r) - top[:, None], np.log(c)
+    P, r, c, rows, cols = compiled.sweep_batch(W, iters, in_place=True)
     ok &= (r > 0).all(axis=1) & (c > 0).all(axis=1)
+    with np.errstate(divide="ignore"):
+        log_r, log_c = np.log(r, out=r), np.log(c, out=c)       # in place: fresh arrays cost page faults
+    log_r -= top[:, None]
     return P, log_r, log_c, rows, cols, ok

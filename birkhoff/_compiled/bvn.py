@@ -21,9 +21,11 @@ _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
 
 @njit(**_JIT)
-def _assignment(cost, n, sigma, work_f, work_i, SR, SC):
+def _assignment(cost, n, sigma, work_f, work_i, SR, SC, free_only):
     """Minimum-cost assignment of the square ``cost`` (``inf`` forbids an entry) into ``sigma``
-    (the column of each row); False when every assignment meets an ``inf``.
+    (the column of each row); False when every assignment meets an ``inf``, or, with ``free_only``,
+    costs anything: each row's shortest augmenting path adds its length to the optimal cost, so the
+    first row whose path costs more than 0 decides (the matching tests, where most probes fail).
 
     ``work_f`` holds ``u, v, shortest`` (3n floats), ``work_i`` ``path, row4col, remaining`` (3n ints).
     """
@@ -53,7 +55,7 @@ def _assignment(cost, n, sigma, work_f, work_i, SR, SC):
                 if shortest[j] < best or (shortest[j] == best and row4col[j] == -1):
                     best, index = shortest[j], k
             reach = best
-            if reach == np.inf:
+            if reach == np.inf or (free_only and reach > 0.0):
                 return False
             j = remaining[index]
             if row4col[j] == -1:
@@ -86,7 +88,7 @@ def _matching(R, t, n, sigma, cost, work_f, work_i, SR, SC):
     for i in range(n):
         for j in range(n):
             cost[i, j] = 1.0 if R[i, j] < t else 0.0
-    if not _assignment(cost, n, sigma, work_f, work_i, SR, SC):
+    if not _assignment(cost, n, sigma, work_f, work_i, SR, SC, True):
         return False
     for i in range(n):
         if not R[i, sigma[i]] >= t:
@@ -117,7 +119,19 @@ def _lexicographic(R, high, window, shift, n, sigma, cost, work_f, work_i, SR, S
                         hi = mid
                 rank = lo + 1
             cost[i, j] = np.ldexp(1.0, shift * rank)
-    return _assignment(cost, n, sigma, work_f, work_i, SR, SC)
+    return _assignment(cost, n, sigma, work_f, work_i, SR, SC, False)
+
+
+@njit(**_JIT)
+def _distinct_descending(values, m):
+    """The distinct values of ``values[:m]``, descending (``np.unique`` reversed, without its lists)."""
+    values[:m].sort()
+    k = 0
+    for i in range(m):
+        if k == 0 or values[i] != values[k - 1]:
+            values[k] = values[i]
+            k += 1
+    return values[:k][::-1]
 
 
 @njit(**_JIT)
@@ -151,7 +165,7 @@ def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i,
             if R[i, j] > 0.0 and R[i, j] < high:
                 values[m] = R[i, j]
                 m += 1
-    vals = np.unique(values[:m])[::-1]                                     # descending
+    vals = _distinct_descending(values, m)
     if not _lexicographic(R, high, vals, shift, n, sigma, cost, work_f, work_i, SR, SC):
         return False
     low = np.inf

@@ -18,7 +18,7 @@ from numba import njit
 
 from ..project import _ROUND_FIRST_ABOVE as ROUND_FIRST_ABOVE
 
-__all__ = ["newton_batch", "compile_all"]
+__all__ = ["newton_batch", "centre_batch", "quality_batch", "compile_all"]
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
@@ -185,8 +185,8 @@ def newton_batch(A, tol, scale, max_iter):
         if n > ROUND_FIRST_ABOVE:                       # as the numpy path: one exact block round first
             _block_round(Ab, u, v, n)
         it = 0
+        res = _residual(Ab, u, v, n, P, g)
         while True:
-            res = _residual(Ab, u, v, n, P, g)
             if not res > tol[b] or it >= max_iter:
                 break
             it += 1
@@ -216,17 +216,128 @@ def newton_batch(A, tol, scale, max_iter):
                     accepted = True
                     break
                 t *= 0.5
-            if accepted:
+            if accepted:                                # P, gt and res_t are the new point's already
                 for i in range(n):
                     u[i] = ut[i]
                     v[i] = vt[i]
+                for k in range(2 * n):
+                    g[k] = gt[k]
+                res = res_t
             else:                                       # stalled Newton step: exact block round
                 _block_round(Ab, u, v, n)
+                res = _residual(Ab, u, v, n, P, g)
         most = max(most, it)
     return U, V, most, failed
+
+
+@njit(**_JIT)
+def centre_batch(A):
+    """The doubly centred batch of :func:`birkhoff.project.project` in one pass per matrix:
+    ``(C, rows, cols, mean, size, top)`` with ``C = A - rows 1^T - 1 cols^T + mean`` (row and column
+    means of ``A / n``, summed in order), ``size = max |C|`` and ``top = max |A|`` per matrix. Any
+    summation order gives an exact row and column shift of ``A``; only the three roundings per entry
+    count, which ``project``'s bound of the centring covers."""
+    B, n = A.shape[0], A.shape[1]
+    C = np.empty((B, n, n))
+    rows = np.empty((B, n))
+    cols = np.empty((B, n))
+    mean = np.empty(B)
+    size = np.empty(B)
+    top = np.empty(B)
+    for b in range(B):
+        for j in range(n):
+            cols[b, j] = A[b, 0, j] / n
+        for i in range(n):
+            s = A[b, i, 0] / n
+            for j in range(1, n):
+                s += A[b, i, j] / n
+            rows[b, i] = s
+            if i:
+                for j in range(n):
+                    cols[b, j] += A[b, i, j] / n
+        m = rows[b, 0] / n
+        for i in range(1, n):
+            m += rows[b, i] / n
+        mean[b] = m
+        big = 0.0
+        amax = 0.0
+        for i in range(n):
+            for j in range(n):
+                x = ((A[b, i, j] - rows[b, i]) - cols[b, j]) + m
+                C[b, i, j] = x
+                big = max(big, abs(x))
+                amax = max(amax, abs(A[b, i, j]))
+        size[b] = big
+        top[b] = amax
+    return C, rows, cols, mean, size, top
+
+
+@njit(**_JIT)
+def quality_batch(A, U, V, rep, tol):
+    """:func:`birkhoff.project._quality` and :func:`birkhoff.project._gap` for a per-matrix ``rep``, in
+    one pass per matrix: ``(X, residual, kkt, gap)``, with the numpy path's formulas (its bounds hold
+    for any summation order; NaN gives an infinite bound)."""
+    B, n = A.shape[0], A.shape[1]
+    X = np.empty((B, n, n))
+    residual = np.empty(B)
+    kkt = np.empty(B)
+    gap = np.empty(B)
+    eps = np.finfo(np.float64).eps
+    sums = np.empty(2 * n)
+    mags = np.empty(2 * n)
+    for b in range(B):
+        amax = 0.0
+        umax = 0.0
+        vmax = 0.0
+        nan = False
+        for i in range(n):
+            umax = max(umax, abs(U[b, i]))
+            vmax = max(vmax, abs(V[b, i]))
+            for j in range(n):
+                x = (A[b, i, j] - U[b, i]) - V[b, j]
+                X[b, i, j] = x if x >= 0.0 or x != x else 0.0
+                amax = max(amax, abs(A[b, i, j]))
+                nan |= x != x
+        k = rep[b] + 2.0 * eps * ((amax + umax) + vmax)
+        if nan or not k <= tol:                         # loose (or NaN): the entrywise bound
+            k = 0.0
+            for i in range(n):
+                for j in range(n):
+                    x = (A[b, i, j] - U[b, i]) - V[b, j]
+                    err = rep[b] + 2.0 * eps * ((abs(A[b, i, j]) + abs(U[b, i])) + abs(V[b, j]))
+                    if not x <= -err:
+                        k = max(k, np.inf if x != x else err)
+        kkt[b] = k
+        gu = 0.0
+        gv = 0.0
+        for i in range(n):
+            s = 0.0
+            t = 0.0
+            for j in range(n):
+                s += X[b, i, j]
+                t += abs(X[b, i, j])
+            sums[i], mags[i] = s, t
+            gu += U[b, i] * (1.0 - s)
+        for j in range(n):
+            s = 0.0
+            t = 0.0
+            for i in range(n):
+                s += X[b, i, j]
+                t += abs(X[b, i, j])
+            sums[n + j], mags[n + j] = s, t
+            gv += V[b, j] * (1.0 - s)
+        gap[b] = 2.0 * (gu + gv)
+        bound = 0.0
+        for k in range(2 * n):
+            e = (abs(sums[k] - 1.0) + 1.01 * n * eps * mags[k]) * (1.0 + eps)
+            bound = max(bound, e)
+        residual[b] = np.inf if nan or bound != bound else bound
+    return X, residual, kkt, gap
 
 
 def compile_all() -> str | None:
     """Compile (or load from numba's cache) the family's kernels on a tiny input; the cache folder."""
     newton_batch(np.eye(2)[None] * 3.0, np.full(1, 1e-12), np.ones(1), 50)
+    centre_batch(np.eye(2)[None])
+    quality_batch(np.eye(2)[None], np.zeros((1, 2)), np.zeros((1, 2)), np.zeros(1), 1e-12)
     return getattr(getattr(newton_batch, "_cache", None), "_cache_path", None)

@@ -64,6 +64,18 @@ def test_sweeps_with_zero_patterns_and_scales_are_bit_identical(n, B, iters, see
         identical(*both(fixed_sweeps, mp, A, iters))
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300), st.integers(0, 25), st.integers(0, 2**32 - 1), st.sampled_from([0, 30, 300]))
+def test_positive_4x4_blocks_are_bit_identical(B, iters, seed, spread):
+    """mHC's case, which the compiled path sweeps a whole matrix at a time: positive 4x4 matrices whose
+    entries span up to 10^(2 spread) (scalings that overflow included), blocks cut anywhere."""
+    rng = np.random.default_rng(seed)
+    A = rng.random((B, 4, 4)) * 10.0 ** rng.integers(-spread, spread + 1, (B, 4, 4)) + 1e-300
+    with pytest.MonkeyPatch.context() as mp, np.errstate(all="ignore"):      # scalings may overflow
+        identical(*both(fixed_sweeps, mp, A, iters))
+        identical(*both(fixed_sweeps_logits, mp, np.log(A), iters, np.log(1e300)))
+
+
 def test_float32_input_and_logits_are_bit_identical(monkeypatch):
     rng = np.random.default_rng(1)
     A32 = np.exp(rng.standard_normal((300, 4, 4))).astype(np.float32)
@@ -75,7 +87,8 @@ def test_float32_input_and_logits_are_bit_identical(monkeypatch):
     # the public functions: every output and the info fields
     for fn, x in ((sinkhorn, np.exp(L[:3000] / 10)), (sinkhorn_logits, L)):
         (p0, i0), (p1, i1) = both(lambda a: fn(a, iters=20, return_info=True), monkeypatch, x)
-        identical((p0, i0.row_residual, i0.col_residual), (p1, i1.row_residual, i1.col_residual))
+        identical((p0, i0.row_residual, i0.col_residual, i0.log_r, i0.log_c),
+                  (p1, i1.row_residual, i1.col_residual, i1.log_r, i1.log_c))
 
 
 def test_kernels_load_when_they_pay(monkeypatch):
@@ -139,8 +152,41 @@ def test_projection_newton_agrees_with_numpy_and_hands_back_what_it_cannot_solve
     assert np.abs(p0.X - p1.X).max() <= 1e-12 and p1.converged.all()
     from birkhoff.project import _solve                 # the handed-back members are solved, not left NaN
 
-    u, v, _ = _solve(A, np.full(20, 1e-10), np.ones(20), 1000)
+    u, v, _ = _solve(A, np.full(20, 1e-10), np.ones(20), 1000, compiled_project)
     assert np.isfinite(u).all() and np.isfinite(v).all()
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 16])
+def test_projection_centring_and_checks_are_the_numpy_paths(n):
+    """The compiled centring and quality checks against the numpy formulas: bit-identical below n = 8
+    (numpy sums short rows in order), within rounding above (numpy sums pairwise); the bounds hold
+    either way. NaN duals, overflowing shifts and tolerances that force the entrywise bound included."""
+    from birkhoff._compiled import project as K
+    from birkhoff.project import _EPS, _gap, _quality
+
+    rng = np.random.default_rng(n)
+    B = 300
+    A = rng.standard_normal((B, n, n)) * 10.0 ** rng.integers(-5, 6, (B, 1, 1))
+    C, rows, cols, mean, size, top = K.centre_batch(A)
+    rows0, cols0 = (A / n).sum(-1), (A / n).sum(-2)
+    mean0 = (rows0 / n).sum(-1)
+    C0 = A - rows0[:, :, None] - cols0[:, None, :] + mean0[:, None, None]
+    exact = n < 8
+    for x, y in ((C, C0), (rows, rows0), (cols, cols0), (mean, mean0), (size, np.abs(C0).max(axis=(1, 2))),
+                 (top, np.abs(A).max(axis=(1, 2)))):
+        assert np.array_equal(x, y) if exact else np.allclose(x, y, rtol=1e-13, atol=1e-13 * np.abs(A).max())
+    u, v = rng.standard_normal((B, n)) * 0.1, rng.standard_normal((B, n)) * 0.1
+    u[0, 0], u[1, 0], v[2, -1] = np.nan, 1e308, -1e308                  # NaN and overflowing shifts
+    rep = (2.0 * n + 8.0) * _EPS * top
+    for tol in (1e-10, 1e-300):                                         # 1e-300: every bound entrywise
+        with np.errstate(all="ignore"):
+            X0, res0, kkt0 = _quality(C, u, v, rep[:, None, None], tol)
+            gap0 = _gap(X0, u, v)
+            X1, res1, kkt1, gap1 = K.quality_batch(C, u, v, rep, tol)
+        assert np.array_equal(X0, X1, equal_nan=True) and np.array_equal(kkt0, kkt1)
+        assert np.array_equal(res0, res1) if exact else np.allclose(res0, res1, rtol=1e-12)
+        assert np.allclose(gap0, gap1, rtol=1e-12, atol=1e-300, equal_nan=True)
+        assert np.isinf(res1[0]) and np.isinf(kkt1[0]) and (res1[1:3] >= 0.5).all()   # they fail the check
 
 
 @settings(max_examples=30, deadline=None)
@@ -158,13 +204,13 @@ def test_projection_compiled_path_passes_the_same_check(n, B, seed):
     assert np.abs(p0.X - p1.X).max() <= 4e-10
 
 
-def _assign(cost):
+def _assign(cost, free_only=False):
     from birkhoff._compiled.bvn import _assignment
 
     n = cost.shape[0]
     sigma = np.empty(n, dtype=np.int64)
     ok = _assignment(np.asarray(cost, dtype=np.float64), n, sigma, np.empty(3 * n),
-                     np.empty(3 * n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_))
+                     np.empty(3 * n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_), free_only)
     return sigma if ok else None
 
 
@@ -193,6 +239,12 @@ def test_assignment_is_scipys(n, kind, seed):
     got = _assign(cost)
     assert (got is None) == (expected is None)
     if expected is not None:
+        assert np.array_equal(got, expected)
+    # the matching test's early exit: an answer exactly when the optimum costs nothing, and then scipy's
+    free = expected is not None and cost[np.arange(n), expected].sum() == 0.0
+    got = _assign(cost, free_only=True)
+    assert (got is not None) == free
+    if free:
         assert np.array_equal(got, expected)
 
 
