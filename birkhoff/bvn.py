@@ -169,7 +169,8 @@ def _greedy(M: np.ndarray, noise: float, limit: int, exact: bool) -> tuple[np.nd
     if not exact:
         R[R <= noise] = 0.0
     base = np.arange(n) * n                  # flat index of row i is base[i] + column
-    weights, perms = [], []
+    weights: list[float] = []
+    perms: list[np.ndarray] = []
     ceiling = np.inf
     while len(perms) < limit:
         Rf, top = _ranks(R, R > 0, ceiling) if exact else (R, ceiling)   # zeros off the support

@@ -320,7 +320,8 @@ def _scaled(M_lo: np.ndarray, M_hi: np.ndarray, s: _Sums, trace: tuple[np.ndarra
     :func:`exact.scale_exponent`: the norm and radius bounds then neither over- nor underflow."""
     e = scale_exponent(magnitude(M_lo, M_hi)[1], (-2, -1))
     ev = -e[..., None]
-    sums = _Sums(*(_rescale(*t, ev) for t in (s.rows, s.cols, s.abs_rows, s.abs_cols)), s.row_res, s.col_res)
+    rows, cols, abs_rows, abs_cols = (_rescale(*t, ev) for t in (s.rows, s.cols, s.abs_rows, s.abs_cols))
+    sums = _Sums(rows, cols, abs_rows, abs_cols, s.row_res, s.col_res)
     return e, *_rescale(M_lo, M_hi, -e[..., None, None]), sums, _rescale(*trace, -e)
 
 
@@ -415,7 +416,7 @@ def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: n
             R = np.linalg.inv(mid[wide])
         except np.linalg.LinAlgError:
             return lo, hi
-    ok = np.isfinite(R).all(axis=(-2, -1))
+    ok = np.asarray(np.isfinite(R).all(axis=(-2, -1)))
     R = np.where(ok[..., None, None], R, 0.0)
     P_lo, P_hi = matmul_enclosure(R, R, M_lo[wide], M_hi[wide])
     eye = np.eye(n, dtype=bool)
@@ -463,11 +464,11 @@ def _radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, safe_mid: np.ndarray, non
             if blocks is not None:
                 rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], blocks[0]), min(rho_hi[idx], blocks[1])
         for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi))):      # a singular eigenbasis: a Schur basis
-            r_lo, r_hi = schur_radius_bounds(M_lo[idx], M_hi[idx], safe_mid[idx])
-            rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], r_lo), min(rho_hi[idx], r_hi)
+            s_lo, s_hi = schur_radius_bounds(M_lo[idx], M_hi[idx], safe_mid[idx])
+            rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], s_lo), min(rho_hi[idx], s_hi)
         for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi))):      # Jordan-like, nilpotent: ||M^m||^(1/m)
-            r_lo, r_hi = power_radius_bounds(M_lo[idx], M_hi[idx])
-            rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], r_lo), min(rho_hi[idx], r_hi)
+            p_lo, p_hi = power_radius_bounds(M_lo[idx], M_hi[idx])
+            rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], p_lo), min(rho_hi[idx], p_hi)
     return rho_lo, rho_hi
 
 
@@ -530,7 +531,7 @@ def _sigma2(D_lo: np.ndarray, D_hi: np.ndarray, proved: tuple[np.ndarray, np.nda
     return lo, hi
 
 
-def _check_tol(tol: float) -> float:
+def _check_tol(tol: float | Fraction) -> float:
     """``tol`` as a float, exact values rounded down (a residual within it is within the true ``tol``)."""
     return real(tol, "tol", rounding="down")
 
@@ -592,7 +593,7 @@ def _pick(d: dict[str, Any], idx) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- public
 
-def certify(M, *, tol: float = 0.0, distance: bool = False) -> Certificate:
+def certify(M, *, tol: float | Fraction = 0.0, distance: bool = False) -> Certificate:
     """Rigorous certificate for one square matrix (float or exact).
 
     Parameters
@@ -625,7 +626,7 @@ def certify(M, *, tol: float = 0.0, distance: bool = False) -> Certificate:
     return Certificate(**fields_)
 
 
-def certify_batch(M, *, tol: float = 0.0) -> BatchCertificate:
+def certify_batch(M, *, tol: float | Fraction = 0.0) -> BatchCertificate:
     """Vectorised :func:`certify` over ``(..., n, n)``: same rigour, arrays out.
 
     Sums use Ogita-Rump-Oishi Sum2 with its a priori error bound (exact fallback only
@@ -671,7 +672,7 @@ def _ndim(x: Any) -> int | None:
         return None
 
 
-def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
+def certify_product(Ms, *, tol: float | Fraction = 0.0) -> ProductCertificate:
     """Rigorous certificate of the product ``P = Ms[-1] @ ... @ Ms[0]`` of a matrix chain.
 
     This is the composite residual map ``prod_l H_res^(l)`` of a deep HC network
@@ -707,10 +708,10 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
         P_lo = np.maximum(P_lo, 0.0)
     d_row = _drift(factors["row_residual"], factors["gain_forward"][:, 1])
     d_col = _drift(factors["col_residual"][::-1], factors["gain_backward"][::-1, 1])
-    res_row_iv = max(residual_bound((sum_enclosure(P_lo, -1, -1.0)[0],
-                                      sum_enclosure(P_hi, -1, -1.0)[1])), 0.0)
-    res_col_iv = max(residual_bound((sum_enclosure(P_lo, -2, -1.0)[0],
-                                      sum_enclosure(P_hi, -2, -1.0)[1])), 0.0)
+    res_row_iv = max(float(residual_bound((sum_enclosure(P_lo, -1, -1.0)[0],
+                                            sum_enclosure(P_hi, -1, -1.0)[1]))), 0.0)
+    res_col_iv = max(float(residual_bound((sum_enclosure(P_lo, -2, -1.0)[0],
+                                            sum_enclosure(P_hi, -2, -1.0)[1]))), 0.0)
     row_res = 0.0 if exact_all else min(d_row, float(res_row_iv))
     col_res = 0.0 if exact_all else min(d_col, float(res_col_iv))
     nonneg = nonneg_all or bool((P_lo >= 0).all())
@@ -728,8 +729,8 @@ def certify_product(Ms, *, tol: float = 0.0) -> ProductCertificate:
     else:
         abs_rows = (sum_enclosure(mig, -1)[0], sum_enclosure(mag, -1)[1])
         abs_cols = (sum_enclosure(mig, -2)[0], sum_enclosure(mag, -2)[1])
-    batch1 = [tuple(a[None] for a in t) for t in (rows, cols, abs_rows, abs_cols)]
-    s = _Sums(*batch1, np.array([row_res]), np.array([col_res]))
+    r1, c1, ar1, ac1 = ((lo[None], hi[None]) for lo, hi in (rows, cols, abs_rows, abs_cols))
+    s = _Sums(r1, c1, ar1, ac1, np.array([row_res]), np.array([col_res]))
     trace = (sum_enclosure(np.diagonal(P_lo)[None], -1)[0],
              sum_enclosure(np.diagonal(P_hi)[None], -1)[1])
     bounds = _pick(_bounds(P_lo[None], P_hi[None], np.array([nonneg]), s, trace), 0)
@@ -826,7 +827,7 @@ def certify_projection(A, result) -> tuple[float, float]:
         Aq = M
         uq, vq = to_fraction(u[None])[0], to_fraction(v[None])[0]
         Bq = Aq - uq[:, None] - vq[None, :]
-        Bp = np.where(Bq > 0, Bq, Fraction(0))
+        Bp = np.where(Bq > 0, Bq, np.array(Fraction(0), dtype=object))
         dual = (Aq * Aq).sum() - (Bp * Bp).sum() - 2 * (uq.sum() + vq.sum())
         exactly_ds = bool((Aq >= 0).all()) and all((Aq.sum(axis=k) == 1).all() for k in (0, 1))
         D = Z * _dyadic_value(1, EZ, d) - Aq

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import __version__, _compiled
 from .bvn import bvn_decompose
-from .certify import certify, certify_batch, certify_product, certify_projection
+from .certify import Certificate, ProductCertificate, certify, certify_batch, certify_product, certify_projection
 from .validate import count, real
 from .errors import BirkhoffError, ConvergenceError, InvalidArgumentError, InvalidMatrixError
 from .io import MAX_FILE_ENTRIES, entry_text, load_matrix, save_matrix
@@ -191,6 +191,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
                       f"{c.col_residual:.3e}  (DS for tol >= {least})  gain fwd <= {c.gain_forward[1]:.9g}  "
                       f"bwd <= {c.gain_backward[1]:.9g}")
         return 0 if all(c.doubly_stochastic for c in certs) else 1
+    cert: Certificate | ProductCertificate
     if args.product:
         cert = certify_product(M if M.ndim == 3 else M[None], tol=tol)
     else:
@@ -293,7 +294,8 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
         print(json.dumps({"schema": "birkhoff.warmup/1", "families": report}, indent=2))
     elif not args.quiet:
         for family, r in report.items():
-            print(f"{family}: ready in {r['seconds']:.2f} s (cache: {r['cache']})")
+            if r is not None:                       # every one is (checked above)
+                print(f"{family}: ready in {r['seconds']:.2f} s (cache: {r['cache']})")
     return 0
 
 
@@ -367,7 +369,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def _common() -> argparse.ArgumentParser:
+def _common() -> OneLineParser:
     """The options every subcommand takes."""
     p = OneLineParser(add_help=False)
     p.add_argument("--json", action="store_true", help="machine-readable output (a stable schema, see README)")

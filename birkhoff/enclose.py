@@ -194,7 +194,7 @@ def _balanced(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray
         if np.isfinite(scale).all() and (scale > 0).all():
             p = np.frexp(scale)[1] - 1                          # scale = 2**p exactly
             k[idx] = p[None, :] - p[:, None]                    # entry (i, j) times 2**(p_j - p_i)
-    changed = k.any(axis=(-2, -1))
+    changed = np.asarray(k.any(axis=(-2, -1)))
     with np.errstate(over="ignore", under="ignore"):
         return scale_down(M_lo, k), scale_up(M_hi, k), np.ldexp(mid, k), changed
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ __all__ = [
     "scale_up", "magnitude", "mid_rad", "sum_squares_up", "sum_squares_down",
 ]
 
+# The directed-rounding helpers take arrays or scalars alike (numpy broadcasts) and return what numpy
+# returns for them: an array, or a numpy scalar.
+Real = np.ndarray | float
 U = 2.0 ** -53            # unit roundoff of float64
 ETA = 2.0 ** -1074        # smallest positive subnormal
 _INF = np.inf
@@ -63,14 +67,14 @@ def magnitude(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mig, np.maximum(np.abs(lo), np.abs(hi))
 
 
-def add_down(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def add_down(a: Real, b: Real) -> Any:
     """Float ``<= a + b`` (one ulp below the rounded sum; ``-inf`` where it is undefined)."""
     with np.errstate(over="ignore", invalid="ignore"):
         s = np.nextafter(np.asarray(a) + b, -_INF)
     return np.where(np.isnan(s), -_INF, s)
 
 
-def add_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def add_up(a: Real, b: Real) -> Any:
     """Float ``>= a + b`` (one ulp above the rounded sum; ``inf`` where it is undefined)."""
     with np.errstate(over="ignore", invalid="ignore"):
         s = np.nextafter(np.asarray(a) + b, _INF)
@@ -84,7 +88,7 @@ def scale_exponent(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.frexp(top)[1].astype(np.int64)
 
 
-def _scale(x: np.ndarray, e: np.ndarray, toward: float) -> np.ndarray:
+def _scale(x: Real, e: Real, toward: float) -> Any:
     x = np.asarray(x, dtype=np.float64)
     if not np.any(e):                                  # 2**0: nothing to round
         return np.broadcast_to(x, np.broadcast_shapes(x.shape, np.shape(e))).copy()
@@ -94,17 +98,17 @@ def _scale(x: np.ndarray, e: np.ndarray, toward: float) -> np.ndarray:
     return y if exact.all() else np.where(exact, y, np.nextafter(y, toward))
 
 
-def scale_down(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+def scale_down(x: Real, e: Real) -> Any:
     """Float ``<= x 2**e`` (exact unless the result under- or overflows)."""
     return _scale(x, e, -_INF)
 
 
-def scale_up(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+def scale_up(x: Real, e: Real) -> Any:
     """Float ``>= x 2**e`` (exact unless the result under- or overflows)."""
     return _scale(x, e, _INF)
 
 
-def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def two_sum(a: Real, b: Real) -> tuple[Any, Any]:
     """Knuth's TwoSum: ``s = fl(a + b)`` and ``e`` with ``a + b = s + e`` exactly (no overflow)."""
     s = a + b
     bv = s - a
@@ -112,13 +116,13 @@ def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, e
 
 
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _split(a: Real) -> tuple[Any, Any]:
     c = _SPLIT * a
     hi = c - (c - a)
     return hi, a - hi
 
 
-def two_prod(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def two_prod(a: Real, b: Real) -> tuple[Any, Any, Any]:
     """Dekker's TwoProduct: ``p = fl(a b)``, ``e`` with ``a b = p + e``; ``valid`` where that holds.
 
     Exactness needs no overflow in the splitting (``|a|, |b| < 2**995``) and no
@@ -137,7 +141,7 @@ def two_prod(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return p, np.where(valid, e, 0.0), valid
 
 
-def mul_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def mul_up(a: Real, b: Real) -> Any:
     """Smallest-known float ``>= a b`` (exact when the product is representable).
 
     An exact zero factor gives 0 even against ``inf`` (an unbounded bound times an exact 0
@@ -151,7 +155,7 @@ def mul_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(zero, 0.0, np.where(np.isnan(up), _INF, up))
 
 
-def _sqrt_exact(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _sqrt_exact(x: Real) -> tuple[Any, Any]:
     """``s = fl(sqrt(x))`` and where ``s`` is exact: ``s`` of at most 26 significant bits (Veltkamp split) in
     the normal range squares exactly, so ``s * s == x`` decides it (a longer ``s`` is called inexact:
     one ulp wider at worst, never wrong)."""
@@ -162,32 +166,32 @@ def _sqrt_exact(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return s, short & (s * s == x)
 
 
-def sqrt_up(x: np.ndarray) -> np.ndarray:
+def sqrt_up(x: Real) -> Any:
     """Float ``>= sqrt(x)`` for ``x >= 0`` (exact when ``sqrt(x)`` is a float)."""
     s, exact = _sqrt_exact(np.asarray(x, dtype=np.float64))
     return np.where(exact, s, np.nextafter(s, _INF))
 
 
-def sqrt_down(x: np.ndarray) -> np.ndarray:
+def sqrt_down(x: Real) -> Any:
     """Float ``<= sqrt(x)`` for ``x >= 0`` (exact when ``sqrt(x)`` is a float)."""
     s, exact = _sqrt_exact(np.asarray(x, dtype=np.float64))
     return np.where(exact, s, np.maximum(np.nextafter(s, -_INF), 0.0))
 
 
-def _div_exact(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _div_exact(a: Real, b: Real) -> tuple[Any, Any]:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         q = np.asarray(a, dtype=np.float64) / np.asarray(b, dtype=np.float64)
     p, e, valid = two_prod(q, b)
     return q, valid & (p == a) & (e == 0)
 
 
-def div_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def div_up(a: Real, b: Real) -> Any:
     """Float ``>= a / b`` for ``b > 0``."""
     q, exact = _div_exact(a, b)
     return np.where(exact, q, np.nextafter(q, _INF))
 
 
-def div_down(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def div_down(a: Real, b: Real) -> Any:
     """Float ``<= a / b`` for ``b > 0``."""
     q, exact = _div_exact(a, b)
     return np.where(exact, q, np.nextafter(q, -_INF))
@@ -275,7 +279,7 @@ def sum_enclosure(x: np.ndarray, axis: int = -1, offset: float = 0.0
     """
     x = np.moveaxis(np.asarray(x), axis, -1)
     if x.dtype == object:
-        sums = np.sum(x, axis=-1, initial=Fraction(0)) + Fraction(offset)
+        sums = np.add.reduce(x, axis=-1, initial=Fraction(0)) + Fraction(offset)
         return fraction_interval(np.asarray(sums, dtype=object).reshape(x.shape[:-1]))
     m = x.shape[-1] + 1
     with np.errstate(over="ignore", invalid="ignore"):
@@ -302,8 +306,8 @@ def sum_enclosure(x: np.ndarray, axis: int = -1, offset: float = 0.0
         terms = np.concatenate([x[rows], np.full((len(rows[0]), 1), float(offset))], axis=-1)
         d_lo, d_hi = _distil(terms)
         lo[rows], hi[rows] = d_lo, d_hi
-        for k in np.flatnonzero(np.isnan(d_lo)):          # still undecided: one exact sum each
-            idx = tuple(r[k] for r in rows)
+        for member in np.flatnonzero(np.isnan(d_lo)):     # still undecided: one exact sum each
+            idx = tuple(r[member] for r in rows)
             lo[idx], hi[idx] = _exact_row_interval(x[idx], float(offset))
     return lo, hi
 

@@ -349,8 +349,8 @@ def save_matrix(path: str | os.PathLike, M) -> None:
         data = (json.dumps(conv[0] if arr.ndim == 2 else conv) + "\n").encode()
     elif suffix in _TEXT:
         sep = ", " if suffix == ".csv" else " "
-        data = "\n\n".join("\n".join(sep.join(r) for r in b) for b in _as_text_rows(arr))
-        data = ((EXACT_HEADER + "\n" if has_mpf else "") + data + "\n").encode()
+        text = "\n\n".join("\n".join(sep.join(r) for r in b) for b in _as_text_rows(arr))
+        data = ((EXACT_HEADER + "\n" if has_mpf else "") + text + "\n").encode()
     else:
         raise InvalidMatrixError(f"{where}: unknown extension {suffix!r} (use .npy .npz .csv .txt .json)")
     if where == "-":

@@ -190,6 +190,13 @@ def _marginal_residuals(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (np.max(np.abs(P.sum(-1) - 1.0), axis=-1), np.max(np.abs(P.sum(-2) - 1.0), axis=-1))
 
 
+def _given(x: np.ndarray | None) -> np.ndarray:
+    """``x``, which the caller's branch guarantees (``_scale`` takes ``M``, ``logA`` or both)."""
+    if x is None:
+        raise TypeError("_scale: neither M nor logA was given")
+    return x
+
+
 def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, tol: float,
            max_iter: int, log_domain: bool):
     """Run sweeps; returns ``(P, info)``. Give ``M`` (linear), ``logA``, or both;
@@ -199,18 +206,19 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
     returned (summed in float); if rounding leaves them above ``tol`` although the
     iteration's own estimate is below, sweeping resumes with a tighter target.
     """
-    P = residuals = None
     if iters == 0:                       # SK_0 is the identity map: P = A in either domain
         log_domain = False
-        P = M.copy() if M is not None else np.exp(logA)
+        P = M.copy() if M is not None else np.exp(_given(logA))
         log_r = log_c = np.zeros(P.shape[:-1])
         residuals, it = _marginal_residuals(P), 0
-    elif not log_domain and _blocked(M, iters):
-        P, r, c, *residuals = _blocked_sweeps(M, iters)
+    elif not log_domain and iters is not None and _blocked(_given(M), iters):
+        P, r, c, rows, cols = _blocked_sweeps(_given(M), iters)
+        residuals = (rows, cols)
         log_domain = not (_usable(r) and _usable(c))      # a scaling left the float range: redo in logs
         if not log_domain:
             log_r, log_c, it = np.log(r, out=r), np.log(c, out=c), iters     # in place: fewer page faults
     elif not log_domain:
+        M = _given(M)
         # Scaling A by a positive constant does not change P; max 1 keeps A c in range. Maxima
         # within 2**+-500 need no scaling (A c and its inverse stay in range), which saves a copy of A.
         scale = np.max(M, axis=(-2, -1), keepdims=True)
@@ -234,7 +242,7 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
     if log_domain:
         if logA is None:
             with np.errstate(divide="ignore"):
-                logA = np.log(M)
+                logA = np.log(_given(M))
         log_r, log_c, it = _log(logA, iters, 0.5 * tol, max_iter)
         with np.errstate(under="ignore"):
             P = np.exp(logA + log_r[..., :, None] + log_c[..., None, :])

@@ -124,7 +124,7 @@ def fraction_of(x: Any) -> Fraction:
             raise InvalidMatrixError(f"non-finite entry {x!r}")
         if x:
             _, digits, exp = x.as_tuple()
-            _exact_size(len(digits), exp + len(digits) - 1, f"entry {x!r}")
+            _exact_size(len(digits), int(exp) + len(digits) - 1, f"entry {x!r}")
         return Fraction(x)
     if isinstance(x, mpmath.mpf):
         if not mpmath.isfinite(x):
@@ -135,7 +135,7 @@ def fraction_of(x: Any) -> Fraction:
                                      f"are limited to |exponent| <= {MAX_EXACT_BITS} bits (10^{MAX_EXACT_EXPONENT})")
         return Fraction(int(man)) * (Fraction(2) ** int(exp))
     if isinstance(x, numbers.Rational):
-        return Fraction(x.numerator, x.denominator)
+        return Fraction(int(x.numerator), int(x.denominator))
     raise InvalidMatrixError(f"non-numeric entry {x!r} of type {type(x).__name__}")
 
 

@@ -24,10 +24,13 @@ import os
 import time
 from collections import defaultdict
 from types import ModuleType
+from typing import Any
 
-__all__ = ["FAMILIES", "AUTO_SECONDS", "COST", "kernels", "warmup", "mode"]
+__all__ = ["FAMILIES", "JIT", "AUTO_SECONDS", "COST", "kernels", "warmup", "mode"]
 
 FAMILIES = ("sweeps", "project", "bvn", "certify")
+# every kernel's njit options: cached on disk, IEEE arithmetic as written (no fastmath), numpy's errors
+JIT: dict[str, Any] = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 AUTO_SECONDS = 0.5                    # numpy time (estimated) after which loading a family pays
 # numpy seconds per unit of work (an entry of a matrix, one sweep or Newton step), measured on the
 # 2-core machine: SK_20 on (100 000, 4, 4) in ~45 ms; project on 10 000 4x4 (~10 steps) in ~66 ms;

@@ -15,12 +15,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import JIT
+
 __all__ = ["decompose", "compile_all"]
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _assignment(cost, n, sigma, work_f, work_i, SR, SC, free_only):
     """Minimum-cost assignment of the square ``cost`` (``inf`` forbids an entry) into ``sigma``
     (the column of each row); False when every assignment meets an ``inf``, or, with ``free_only``,
@@ -82,7 +83,7 @@ def _assignment(cost, n, sigma, work_f, work_i, SR, SC, free_only):
     return True
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _matching(R, t, n, sigma, cost, work_f, work_i, SR, SC):
     """A permutation with every ``R[i, sigma(i)] >= t`` (the assignment of the 0/1 cost ``R < t``)."""
     for i in range(n):
@@ -96,7 +97,7 @@ def _matching(R, t, n, sigma, cost, work_f, work_i, SR, SC):
     return True
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _lexicographic(R, high, window, shift, n, sigma, cost, work_f, work_i, SR, SC):
     """The assignment of cost ``2**(shift r)`` on an entry of rank ``r`` (0 at ``>= high``, then 1 + the
     number of ``window`` values above it), ``inf`` at zeros: :func:`birkhoff.bvn._lexicographic`."""
@@ -122,7 +123,7 @@ def _lexicographic(R, high, window, shift, n, sigma, cost, work_f, work_i, SR, S
     return _assignment(cost, n, sigma, work_f, work_i, SR, SC, False)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _distinct_descending(values, m):
     """The distinct values of ``values[:m]``, descending (``np.unique`` reversed, without its lists)."""
     values[:m].sort()
@@ -134,7 +135,7 @@ def _distinct_descending(values, m):
     return values[:k][::-1]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i, SR, SC):
     """The numpy path's :func:`birkhoff.bvn._bottleneck` into ``sigma``; False when the support of
     ``R`` has no perfect matching."""
@@ -186,7 +187,7 @@ def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i,
     return True
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def decompose(M, noise, limit, shift):
     """Greedy bottleneck decomposition of ``M`` (float64, entries ``<= noise`` already 0): ``(weights,
     perms)`` with at most ``limit`` terms; ``shift = ceil(log2(n + 1))``."""

@@ -28,56 +28,56 @@ import math
 import numpy as np
 from numba import njit
 
+from . import JIT
 from ..certify import NEAR_DS, SMIN_WIDE
 from ..enclose import LOOSE
 from ..exact import _SPLIT, ETA, U, gamma
 
 __all__ = ["certify_batch", "compile_all"]
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _INF = np.inf
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _up(x):
     return np.nextafter(x, _INF)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _down(x):
     return np.nextafter(x, -_INF)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _inflate(x, rel, absolute):
     return _up(x * (1.0 + rel) + absolute)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _deflate(x, rel, absolute):
     return max(_down(x * (1.0 - rel) - absolute), 0.0)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _add_up(a, b):
     s = _up(a + b)
     return _INF if s != s else s
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _add_down(a, b):
     s = _down(a + b)
     return -_INF if s != s else s
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _two_sum(a, b):
     s = a + b
     bv = s - a
     return s, (a - (s - bv)) + (b - bv)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _two_prod(a, b):
     p = a * b
     c = _SPLIT * a
@@ -93,7 +93,7 @@ def _two_prod(a, b):
     return p, (e if valid else 0.0), valid
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _mul_up(a, b):
     if a == 0.0 or b == 0.0:
         return 0.0
@@ -102,7 +102,7 @@ def _mul_up(a, b):
     return _INF if up != up else up
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _sqrt_exact(x):
     s = math.sqrt(max(x, 0.0))
     c = _SPLIT * s
@@ -110,38 +110,38 @@ def _sqrt_exact(x):
     return s, short and s * s == x
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _sqrt_up(x):
     s, exact = _sqrt_exact(x)
     return s if exact else _up(s)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _sqrt_down(x):
     s, exact = _sqrt_exact(x)
     return s if exact else max(_down(s), 0.0)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _div_exact(a, b):
     q = a / b
     p, e, valid = _two_prod(q, b)
     return q, valid and p == a and e == 0.0
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _div_up(a, b):
     q, exact = _div_exact(a, b)
     return q if exact else _up(q)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _div_down(a, b):
     q, exact = _div_exact(a, b)
     return q if exact else _down(q)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _scale(x, k, toward):
     """``x 2**k`` rounded toward ``toward`` (exact unless it under- or overflows)."""
     if k == 0 or x != x:
@@ -150,7 +150,7 @@ def _scale(x, k, toward):
     return y if np.ldexp(y, -k) == x else np.nextafter(y, toward)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _exponent(top):
     """``e`` with ``top 2**-e`` in ``[0.5, 1)`` (0 for 0 or a non-finite ``top``): exact.scale_exponent."""
     if not (np.isfinite(top) and top > 0.0):
@@ -158,7 +158,7 @@ def _exponent(top):
     return math.frexp(top)[1]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _sum(x, m, offset, g, t):
     """Enclosure ``(lo, hi, decided)`` of ``sum(x[:m]) + offset``: :func:`birkhoff.exact.sum_enclosure` for
     one row (Sum2 and its bound; ``_distil``'s three VecSum passes where the sign is undecided).
@@ -198,7 +198,7 @@ def _sum(x, m, offset, g, t):
     return lo, hi, finite and (lo > 0.0 or hi < 0.0)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _matmul(A, B, n, out, transpose_a):
     """``out = A B`` (or ``A^T B``), plain loops: no BLAS call per tiny matrix; any summation order is
     covered by the a priori bounds that use it."""
@@ -210,7 +210,7 @@ def _matmul(A, B, n, out, transpose_a):
             out[i, j] = s
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _jacobi_svd(A, n, V, W, sigma):
     """A float SVD basis by one-sided Jacobi (Hestenes): ``V`` (right singular vectors, columns, the top
     first), ``W = A V`` with orthogonal columns, ``sigma`` their norms. The basis only makes the proved
@@ -257,7 +257,7 @@ def _jacobi_svd(A, n, V, W, sigma):
                 W[i, j], W[i, k] = W[i, k], W[i, j]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _gram(X, n, G, c, B):
     """Gershgorin enclosure ``(lo, hi)`` of the eigenvalues of ``X^T X`` (square ``X``), and the column
     norms ``c`` (rounded up) it uses: enclose._gram_eigen_bounds. ``B`` is scratch."""
@@ -282,14 +282,14 @@ def _gram(X, n, G, c, B):
     return lo, hi
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _root_up(squares, n, G):
     """Float ``>= sqrt(s)`` for ``s`` the exact sum of ``n * n`` squares whose float sum is ``squares``:
     sqrt_up(exact.sum_squares_up)."""
     return _sqrt_up(_inflate(squares, 2.0 * G[n * n + 1], 4.0 * n * n * ETA))
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _frobenius_up(X, n, G):
     """Float ``>= ||X||_F``."""
     s = 0.0
@@ -299,7 +299,7 @@ def _frobenius_up(X, n, G):
     return _root_up(s, n, G)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _singular_bounds(A, rad, V, n, G, out, W, B, vj_hi, wj_hi):
     """enclose.singular_value_bounds for the midpoint ``A`` with Frobenius radius ``rad`` in the basis ``V``:
     ``out[:4] = (smax_lo, smax_hi, smin_lo, smin_hi)``; ``W``, ``B``, ``vj_hi``, ``wj_hi`` are scratch."""
@@ -328,7 +328,7 @@ def _singular_bounds(A, rad, V, n, G, out, W, B, vj_hi, wj_hi):
     out[3] = _add_up(low_hi, rad)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _sums(M, n, G, transpose, S, t):
     """Enclosures of the row (column, ``transpose``) sums of a nonnegative ``M`` into ``S[0:2]`` (they are
     its absolute sums too), and the residual ``max |sum - 1|``; NaN when a sum is undecided (hand back)."""
@@ -345,7 +345,7 @@ def _sums(M, n, G, transpose, S, t):
     return res
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _one(M, G, out, mats, vecs):
     """The certificate of one matrix into ``out`` (see :func:`certify_batch`); False: hand it back.
     ``mats (10, n, n)`` and ``vecs (11, 2 n + 2)`` are scratch."""
@@ -474,7 +474,7 @@ def _one(M, G, out, mats, vecs):
 _PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (12, 13))   # the intervals' columns of ``out``
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _batch(M, G, out, handback):
     B, n = M.shape[0], M.shape[1]
     mats = np.empty((10, n, n))

@@ -16,14 +16,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import JIT
 from ..project import _ROUND_FIRST_ABOVE as ROUND_FIRST_ABOVE
 
 __all__ = ["newton_batch", "centre_batch", "quality_batch", "compile_all"]
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _residual(A, u, v, n, P, g):
     """``P = max(0, A - u - v)``, ``g = 1 - (P 1, P^T 1)``; returns ``max |g|`` (NaN when any is)."""
     for i in range(n):
@@ -50,7 +50,7 @@ def _residual(A, u, v, n, P, g):
     return res
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _threshold_into(Y, n, out, k):
     """``out[k] = tau`` with ``sum_j max(0, Y_j - tau) = 1`` (simplex projection of the row ``Y``)."""
     Ys = np.sort(Y)[::-1]
@@ -63,7 +63,7 @@ def _threshold_into(Y, n, out, k):
     out[k] = best
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _block_round(A, u, v, n):
     """Exact minimisation of ``phi`` over ``u`` (rows), then ``v`` (columns), in place."""
     row = np.empty(n)
@@ -77,7 +77,7 @@ def _block_round(A, u, v, n):
         _threshold_into(row, n, v, j)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _direction(A, u, v, g, mu, n, d, W, inv_r, S, cols):
     """Solve ``(H + mu I) d = -g`` for the active pattern ``W = [A - u - v > 0]`` (Schur complement on
     the column block, ``S`` with the right-hand side as its last column, built from each row's active
@@ -132,7 +132,7 @@ def _direction(A, u, v, g, mu, n, d, W, inv_r, S, cols):
     return True
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _half_square(A, u, v, n, P, g):
     """``(1/2 ||X||^2, max marginal error)`` of ``X = max(0, A - u - v)``."""
     res = _residual(A, u, v, n, P, g)
@@ -143,7 +143,7 @@ def _half_square(A, u, v, n, P, g):
     return 0.5 * h, res
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def newton_batch(A, tol, scale, max_iter):
     """Semismooth Newton for every matrix of ``A (B, n, n)`` to its ``tol[b]``:
     ``(u, v, iterations, failed)``, ``iterations`` the most any matrix took and ``failed`` the
@@ -230,7 +230,7 @@ def newton_batch(A, tol, scale, max_iter):
     return U, V, most, failed
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def centre_batch(A):
     """The doubly centred batch of :func:`birkhoff.project.project` in one pass per matrix:
     ``(C, rows, cols, mean, size, top)`` with ``C = A - rows 1^T - 1 cols^T + mean`` (row and column
@@ -272,7 +272,7 @@ def centre_batch(A):
     return C, rows, cols, mean, size, top
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def quality_batch(A, U, V, rep, tol):
     """:func:`birkhoff.project._quality` and :func:`birkhoff.project._gap` for a per-matrix ``rep``, in
     one pass per matrix: ``(X, residual, kkt, gap)``, with the numpy path's formulas (its bounds hold

@@ -14,15 +14,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import JIT
 from ..sweeps import CHUNK
 
 __all__ = ["sweep_batch", "shifted_logits", "compile_all"]
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 BLOCK = 128           # matrices swept together: 128 x 4 x 4 float64 = 16 KiB, in L1 (64-512 measured: 128 fastest)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _normalise(W, S, acc, rows, n, b):
     """Divide every row (``rows``) or column of the first ``b`` matrices of the block ``W (n, n, BLOCK)``
     by its sum, in place; with a non-empty ``acc``, zero sums count as 1 and ``acc`` gathers the factors."""
@@ -57,7 +57,7 @@ def _normalise(W, S, acc, rows, n, b):
                 acc[i, k] *= S[k]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _load4(M, s0, b, W):
     """``W[:, :, k] = M[s0 + k] / max M[s0 + k]`` (a multiply by the reciprocal) for the ``b`` matrices of
     a 4x4 block: the copy, maximum and scaling of the general path in one pass."""
@@ -73,7 +73,7 @@ def _load4(M, s0, b, W):
                 W[i, j, k] = M[s0 + k, i, j] * t
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _store4(M, s0, b, W, P, r, c, rows, cols):
     """The swept 4x4 block back to ``P``, with its scalings read off ``P`` and ``M``
     (:func:`birkhoff.sweeps._scalings`) and its residuals (:func:`_residual`), in one pass; ``P`` may be ``M``."""
@@ -98,7 +98,7 @@ def _store4(M, s0, b, W, P, r, c, rows, cols):
             out[m] = worst
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _sweeps4(W, iters, b):
     """``iters`` sweeps on the first ``b`` matrices of a block of 4x4 matrices ``W (4, 4, BLOCK)`` with no
     zero entry, in place: the arithmetic of :func:`_normalise` (row sums ``((w_0 + w_1) + w_2) + w_3``, a
@@ -128,7 +128,7 @@ def _sweeps4(W, iters, b):
             W[0, 3, k], W[1, 3, k], W[2, 3, k], W[3, 3, k] = a03 * s, a13 * s, a23 * s, a33 * s
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _residual(W, out, rows, n, b):
     """``out[k] = max_i |sum_j W[i, j, k] - 1|`` (columns when not ``rows``)."""
     for k in range(b):
@@ -154,7 +154,7 @@ def sweep_batch(M: np.ndarray, iters: int, in_place: bool = False) -> tuple[np.n
     return out
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _sweep_into(M, iters, P, r, c, rows, cols):
     """:func:`sweep_batch` into given arrays (``P`` may be ``M``: a block is read before it is written). Whether a chunk has a zero is decided over numpy's chunks
     (it chooses how the scalings are formed); the sweeps then run on blocks of :data:`BLOCK` matrices
@@ -241,7 +241,7 @@ def shifted_logits(L: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray, 
     return out
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _shift_into(L, span, W, top, ok):
     """:func:`shifted_logits` into given arrays."""
     B, n = L.shape[0], L.shape[1]

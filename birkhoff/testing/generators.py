@@ -21,9 +21,9 @@ def exact_ds(rng: np.random.Generator, n: int, k: int | None = None, dyadic: boo
         raw[-1] = D - sum(int(r) for r in raw)
         w = [Fraction(int(r), D) for r in raw]
     else:
-        raw = rng.integers(1, 64, size=k)
-        total = int(raw.sum())
-        w = [Fraction(int(r), total) for r in raw]
+        draws = rng.integers(1, 64, size=k)
+        total = int(draws.sum())
+        w = [Fraction(int(r), total) for r in draws]
     perms = np.array([rng.permutation(n) for _ in range(k)])
     return from_permutations(np.array(w, dtype=object), perms)
 

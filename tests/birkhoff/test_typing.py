@@ -1,0 +1,14 @@
+"""``birkhoff`` is mypy-clean under the configuration in pyproject.toml ([tool.mypy])."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_mypy_is_clean_on_birkhoff(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "Success: no issues found" in run.stdout
