@@ -36,7 +36,13 @@ __all__ = ["Decomposition", "bvn_decompose", "marcus_ree_bound"]
 
 
 def marcus_ree_bound(n: int) -> int:
-    """``(n - 1)**2 + 1``: the most permutation matrices any n x n DS matrix needs."""
+    """``(n - 1)**2 + 1``: the most permutation matrices any n x n DS matrix needs.
+
+    Examples
+    --------
+    >>> marcus_ree_bound(4)     # (n - 1)^2 + 1 terms suffice for any 4 x 4 doubly stochastic matrix
+    10
+    """
     return (n - 1) ** 2 + 1
 
 
@@ -234,6 +240,13 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
     ConvergenceError
         Float mode, no ``max_terms``: the reconstruction error exceeds ``n (margin + noise) + noise``
         (the returned decomposition is checked before it is returned).
+
+    Examples
+    --------
+    >>> from fractions import Fraction as F
+    >>> d = bvn_decompose([[F(1, 3), F(2, 3)], [F(2, 3), F(1, 3)]])
+    >>> [(w, p.tolist()) for w, p in zip(d.weights, d.perms)]
+    [(Fraction(2, 3), [1, 0]), (Fraction(1, 3), [0, 1])]
     """
     tol = real(tol, "tol", rounding="down")
     limit = None if max_terms is None else count(max_terms, "max_terms", low=1)

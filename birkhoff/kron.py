@@ -56,6 +56,15 @@ def kron(*factors) -> np.ndarray:
     ``2^27`` float entries, 1 GiB, or ``2^22`` exact ones); use :func:`kron_apply` to apply
     larger products. The result is a new array, also for one factor. A float product that
     overflows (finite factors of ``1e154`` and beyond) raises :class:`InvalidMatrixError`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kron(np.eye(2), np.full((2, 2), 0.5))
+    array([[0.5, 0.5, 0. , 0. ],
+           [0.5, 0.5, 0. , 0. ],
+           [0. , 0. , 0.5, 0.5],
+           [0. , 0. , 0.5, 0.5]])
     """
     mats = _factors(factors)
     n = math.prod(m.shape[0] for m in mats)
@@ -89,6 +98,14 @@ def kron_apply(factors: Sequence, x, *, axis: int | None = None) -> np.ndarray:
     ------
     InvalidMatrixError
         Bad shapes, or a float result that overflows (finite inputs of ``1e154`` and beyond).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A, B = np.array([[0.0, 1.0], [1.0, 0.0]]), np.full((2, 2), 0.5)
+    >>> x = np.arange(4.0)
+    >>> np.allclose(kron_apply([A, B], x), kron(A, B) @ x)
+    True
     """
     mats = _factors(factors)
     sizes = [m.shape[0] for m in mats]
@@ -119,6 +136,12 @@ def kromhc_factor(a) -> np.ndarray:
 
     Every 2x2 DS matrix has this form (Birkhoff: ``a I + (1 - a) J_swap``). Fraction ``a``
     gives an exact factor.
+
+    Examples
+    --------
+    >>> kromhc_factor(0.25)
+    array([[0.25, 0.75],
+           [0.75, 0.25]])
     """
     try:
         A = as_array(a, "a", scalar=True)
@@ -141,6 +164,11 @@ def kron_factor_sizes(n: int, max_factor: int | None = None) -> list[int]:
     A prime ``n`` has the single factor ``[n]``: no Kronecker structure, so KromHC
     degenerates to one full ``n x n`` DS factor (and ``n = 1`` to ``[1]``). ``n <= 2^32``
     (a stream count; the factorisation then takes at most ~2^15 trial divisions).
+
+    Examples
+    --------
+    >>> kron_factor_sizes(8)
+    [2, 2, 2]
     """
     n = count(n, "n", low=1, high=MAX_FACTOR_N)
     primes, m, p = [], int(n), 2

@@ -46,6 +46,13 @@ def permutation_matrix(p, *, exact: bool = False) -> np.ndarray:
     """The ``n x n`` 0/1 matrix with ``P[i, p[i]] = 1`` (int64, or Fractions if ``exact``).
 
     ``n`` is bounded by :data:`birkhoff.validate.MAX_ENTRIES` (checked before allocating).
+
+    Examples
+    --------
+    >>> permutation_matrix([2, 0, 1])         # row i has its 1 in column p[i]
+    array([[0, 0, 1],
+           [1, 0, 0],
+           [0, 1, 0]])
     """
     exact = flag(exact, "exact")
     p = check_permutations(p)[0]
@@ -63,6 +70,13 @@ def from_permutations(weights, perms) -> np.ndarray:
     nonnegative; every row and column of ``H`` then sums to ``sum_k w_k`` (so ``H`` is
     doubly stochastic iff the weights sum to 1). Fraction/int weights give an exact
     Fraction result; float weights a float64 result.
+
+    Examples
+    --------
+    >>> from fractions import Fraction as F
+    >>> from_permutations([F(1, 3), F(2, 3)], [[0, 1], [1, 0]])
+    array([[Fraction(1, 3), Fraction(2, 3)],
+           [Fraction(2, 3), Fraction(1, 3)]], dtype=object)
     """
     perms = check_permutations(perms)
     K, n = perms.shape
@@ -90,6 +104,16 @@ def all_permutations(n: int) -> np.ndarray:
     """All ``n!`` permutations of ``0..n-1`` as ``(n!, n)``, lexicographic order.
 
     Lexicographic order starts with the identity. ``n <= 8`` (``8! = 40320``).
+
+    Examples
+    --------
+    >>> all_permutations(3)
+    array([[0, 1, 2],
+           [0, 2, 1],
+           [1, 0, 2],
+           [1, 2, 0],
+           [2, 0, 1],
+           [2, 1, 0]])
     """
     n = count(n, "n", low=1, high=MAX_ALL_PERMUTATIONS_N)
     out = np.fromiter(itertools.chain.from_iterable(itertools.permutations(range(n))),
@@ -101,6 +125,13 @@ def cyclic_permutations(n: int) -> np.ndarray:
     """The ``n`` cyclic shifts as ``(n, n)``: row ``k`` is ``i -> (i + k) mod n``; identity first.
 
     ``n * n`` is bounded by :data:`birkhoff.validate.MAX_ENTRIES` (checked before allocating).
+
+    Examples
+    --------
+    >>> cyclic_permutations(3)
+    array([[0, 1, 2],
+           [1, 2, 0],
+           [2, 0, 1]])
     """
     n = count(n, "n", low=1)
     check_entries((n, n), "the cyclic permutations")

@@ -370,6 +370,14 @@ def project(A, *, tol: float = 1e-10, max_iter: int = 1000) -> Projection:
     ConvergenceError
         A member failed its check after ``_REFINE`` exact refinements; the message gives its
         measured marginal and KKT residuals.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = project(np.array([[2.0, 0.0], [0.0, 0.0]]))
+    >>> p.X.round(12), p.converged
+    (array([[1., 0.],
+           [0., 1.]]), True)
     """
     tol = real(tol, "tol", positive=True)
     max_iter = count(max_iter, "max_iter", low=1, high=MAX_ITER)
@@ -503,6 +511,13 @@ def project_cvxpy(A, solver: str | None = None, **solve_kwargs) -> Projection:
     (cvxpy's multipliers for ``||X - A||^2`` are ``2 u`` and ``2 v``). ``converged`` is True only
     when the solver says optimal and the returned ``X`` passed its check (entries ``>= -1e-8``,
     marginal error ``<= 1e-8``); ``residual`` is that marginal error's bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = project_cvxpy(np.array([[2.0, 0.0], [0.0, 0.0]]))
+    >>> bool(np.abs(p.X - np.eye(2)).max() < 1e-4)        # Clarabel's default accuracy
+    True
     """
     import cvxpy as cp
 

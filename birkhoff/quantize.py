@@ -102,6 +102,14 @@ def quantize(P, scale: int = 127, *, tol: float = 1e-9, closest: bool = False) -
     NotDoublyStochasticError
         ``P`` is off DS by more than ``tol``, or (near-DS float input) no rounding with
         exact margins and ``|Q - scale P| < 1`` exists.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Q, scale = quantize(np.array([[0.3, 0.7], [0.7, 0.3]]), 10)
+    >>> Q, scale
+    (array([[3, 7],
+           [7, 3]]), 10)
     """
     scale = count(scale, "scale", low=1)
     tol = real(tol, "tol", rounding="down")

@@ -377,6 +377,17 @@ def sinkhorn(A, *, iters: int | None = None, tol: float = SINKHORN_TOL, max_iter
         (tolerance mode) the zero pattern has no total support; raised before iterating.
     ConvergenceError
         (tolerance mode) ``tol`` not reached within the budget of the method used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> P = sinkhorn(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    >>> P.round(6)
+    array([[0.44949, 0.55051],
+           [0.55051, 0.44949]])
+    >>> P, info = sinkhorn(np.exp(np.zeros((8, 4, 4))), iters=20, return_info=True)   # mHC's SK_20, batched
+    >>> P.shape, bool(info.converged.all())
+    ((8, 4, 4), True)
     """
     iters, max_iter, tol = _check_counts(iters, max_iter, tol)
     method = option(method, "method", METHODS)
@@ -406,6 +417,13 @@ def sinkhorn_logits(L, iters: int = 20, *, return_info: bool = False):
 
     ``L`` is any finite real array of shape ``(..., n, n)``; ``exp`` is never formed,
     so logits of magnitude ``1e3`` and beyond are fine.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sinkhorn_logits(np.array([[0.0, 800.0], [800.0, 0.0]])).round(6)    # exp(800) overflows; logits do not
+    array([[0., 1.],
+           [1., 0.]])
     """
     iters = count(iters, "iters", high=MAX_ITER)
     return_info = flag(return_info, "return_info")

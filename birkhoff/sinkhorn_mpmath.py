@@ -68,6 +68,13 @@ def sinkhorn_mp(A, *, dps: int = 50, tol=None, max_iter: int = 100_000, method: 
         ``tol`` below what ``dps`` digits can reach (the message names the ``dps`` needed).
     ConvergenceError
         ``tol`` not reached within ``max_iter`` sweeps and the Newton steps.
+
+    Examples
+    --------
+    >>> import mpmath
+    >>> P = sinkhorn_mp([[1, 2], [3, 4]], dps=30)
+    >>> mpmath.nstr(P[0, 0], 20)       # (sqrt(6) - 1) / (sqrt(6) + 1) + ..., to 20 digits
+    '0.4494897427831780982'
     """
     dps = count(dps, "dps", low=15, high=MAX_DPS)
     max_iter = count(max_iter, "max_iter", low=1, high=MAX_ITER)

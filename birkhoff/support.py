@@ -59,6 +59,13 @@ def has_total_support(A) -> bool:
     """True iff every positive entry of the nonnegative square ``A`` lies on a positive diagonal.
 
     ``A`` has total support  <=>  ``sinkhorn(A)`` converges (Sinkhorn-Knopp 1967).
+
+    Examples
+    --------
+    >>> has_total_support([[1, 1], [0, 1]])      # the 1 at (0, 1) lies on no positive diagonal
+    False
+    >>> has_total_support([[1, 1], [1, 1]])
+    True
     """
     M = as_matrix(A, nonnegative=True, name="A")
     return support_witness(M != 0) is None
