@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+
+from .checkpoint import atomic_write
 
 from birkhoff import certify_product
 
@@ -159,15 +162,20 @@ class Monitor:
     A call costs the monitor's pass (about 2-9 forward passes, ``benchmarks/bench_monitor.py``), so at the
     default interval of 200 steps a step of one forward and one backward pass (about 3 forwards) pays about
     1 % of its time (``(2..9) / (200 * 3)``). ``out=None`` logs nothing; the health is returned either way.
+    ``start``: the step a resumed run continues from; the rows and events of steps ``>= start`` that an
+    earlier process logged past its checkpoint are dropped before the first new one (the trainer's
+    ``--health-every`` hook passes it).
     """
 
-    def __init__(self, model: nn.Module, out: str | Path | None = None, every: int = 200, tokens: int = 8) -> None:
+    def __init__(self, model: nn.Module, out: str | Path | None = None, every: int = 200, tokens: int = 8,
+                 start: int = 0) -> None:
         if int(every) < 1:
             raise ValueError(f"Monitor: every must be an integer >= 1, got {every!r}")
-        self.model, self.every, self.tokens = model, int(every), tokens
+        self.model, self.every, self.tokens, self.start = model, int(every), tokens, int(start)
         self.out = None if out is None else Path(out)
         self._writer = None
         self._tensorboard = importlib.util.find_spec("tensorboard") is not None
+        self._resumed = False
 
     def __call__(self, step: int, *inputs: Any, **kwargs: Any) -> Health | None:
         if step % self.every:
@@ -180,6 +188,9 @@ class Monitor:
     def _log(self, step: int, scalars: dict[str, float]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "health.csv"
+        if self.start and not self._resumed and path.exists():
+            self._drop_rows_from(path, self.start)
+        self._resumed = True
         new = not path.exists()
         with path.open("a", newline="") as f:
             writer = csv.DictWriter(f, ["step", *SCALARS])
@@ -189,10 +200,20 @@ class Monitor:
         if self._tensorboard:
             if self._writer is None:
                 from torch.utils.tensorboard import SummaryWriter
-                self._writer = SummaryWriter(str(self.out / "tensorboard" / "health"))
+                self._writer = SummaryWriter(str(self.out / "tensorboard" / "health"), purge_step=self.start or None)
             for key, value in scalars.items():
                 self._writer.add_scalar(f"health/{key}", value, step)
             self._writer.flush()
+
+    @staticmethod
+    def _drop_rows_from(path: Path, step: int) -> None:
+        """Rewrite ``health.csv`` (atomically) without its rows of steps ``>= step``."""
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        keep = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < step]
+        text = io.StringIO()
+        csv.writer(text).writerows(keep)
+        atomic_write(path, lambda tmp: tmp.write_text(text.getvalue()))
 
     def close(self) -> None:
         if self._writer is not None:

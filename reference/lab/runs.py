@@ -9,6 +9,8 @@
     OUT/metrics.csv     the records as a table (:data:`CSV_COLUMNS`), written with the summary
     OUT/curves.png      loss, learning rate and composite gain over the run, written with the summary
     OUT/tensorboard/    the same scalars for TensorBoard, when ``tensorboard`` is installed
+    OUT/health.csv      :class:`reference.Monitor`'s scalars every ``--health-every`` steps (and in
+                        ``OUT/tensorboard/health``); a resume drops its rows past the checkpoint
     OUT/.lock           held (``flock``) by the one trainer writing the folder
 
 Every JSON file is strict JSON: a non-finite number is written as ``null``. Studies read
@@ -42,8 +44,8 @@ __all__ = ["Config", "DTYPES", "RunLock", "read_config", "changed_settings", "wr
            "truncate_records", "read_metrics", "write_csv", "read_summary", "finished", "load_model", "evaluate"]
 
 CONFIG, METRICS, SUMMARY, CKPT, LOCK = "config.json", "metrics.jsonl", "summary.json", "ckpt.pt", ".lock"
-CSV, CURVES, TENSORBOARD = "metrics.csv", "curves.png", "tensorboard"
-RUN_FILES = (CONFIG, METRICS, SUMMARY, CKPT, CSV, CURVES)
+CSV, CURVES, TENSORBOARD, HEALTH = "metrics.csv", "curves.png", "tensorboard", "health.csv"
+RUN_FILES = (CONFIG, METRICS, SUMMARY, CKPT, CSV, CURVES, HEALTH)
 CSV_COLUMNS = ("step", "lr", "loss", "grad_norm_total", "grad_norm_max_layer", "gain_forward", "gain_backward",
                "ds_residual", "tokens_per_s", "diverged")
 
@@ -54,7 +56,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 # Upper bounds of a run's sizes, checked when its config is made (docs/RELIABILITY.md); the model's are
 # reference.models.SIZE_LIMITS. The seed is a torch seed (a 64-bit integer).
 RUN_LIMITS = {"steps": 10 ** 8, "batch_size": 65_536, "seq_len": 8_192, "eval_batches": 100_000,
-              "ckpt_every": 10 ** 8, "seed": 2 ** 63 - 1, "batch_size * seq_len * n_streams * width": 2 ** 28}
+              "ckpt_every": 10 ** 8, "health_every": 10 ** 8, "seed": 2 ** 63 - 1, "batch_size * seq_len * n_streams * width": 2 ** 28}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +70,8 @@ class Config(Architecture):
     ``grad_clip``, ``beta2`` and ``warmup`` left at None take the schedule's values (constant:
     0, 1.0, 0.999, 0; paper: 0.1, 1.0, 0.95, 2 % of ``steps``) when the config is made.
     ``mixer_lr_scale`` multiplies the lr of the mixers' parameters (the premise experiment; 1: none).
+    ``health_every``: the training hook :class:`reference.Monitor` checks the model every that many steps
+    (0: never), before the step's update, on its batch.
     """
 
     task: str = "charlm"
@@ -85,6 +89,7 @@ class Config(Architecture):
     dtype: str = "float32"
     out: str | None = None
     ckpt_every: int = 0
+    health_every: int = 200
     eval_batches: int = 8
     resume: bool = False
     overwrite: bool = False
@@ -95,7 +100,7 @@ class Config(Architecture):
         for name, options in (("task", TASKS), ("schedule", SCHEDULES), ("dtype", tuple(DTYPES))):
             check_choice(name, getattr(self, name), options)
         for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 1), ("eval_batches", 0), ("ckpt_every", 0),
-                          ("seed", 0)):
+                          ("health_every", 0), ("seed", 0)):
             count(getattr(self, name), name, low=low, high=RUN_LIMITS[name])
         tokens = self.batch_size * self.seq_len * self.n_streams * self.width
         if tokens > RUN_LIMITS["batch_size * seq_len * n_streams * width"]:
@@ -134,7 +139,7 @@ class Config(Architecture):
 # fields that do not change what a run computes (out: the folder itself); ``steps`` may
 # change on ``--resume`` under a constant learning rate (which does not depend on it),
 # every other field is a setting of the run, fixed when its folder is made
-_BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every"}
+_BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every", "health_every"}
 # settings an older run's config lacks, with the value that run used; and settings it stored under another name
 LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999, "mixer_lr_scale": 1.0}
 RENAMED = {"streams": "n_streams", "model": "kind"}

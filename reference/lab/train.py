@@ -10,7 +10,8 @@ gains of ``prod H_res`` over the probe tokens, max DS residual), ``OUT/summary.j
 of the composite map and its ``composite_sigma2 = ||P - J/n||_2``, how far the depth-L stack
 collapses the streams toward their average, and whether the streams are used: ``stream_spread`` and
 ``h_res_ablation``, the change of validation loss with every ``H_res`` set to ``I`` or
-``J / n``) and ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end).
+``J / n``), ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end) and ``OUT/health.csv``
+(:class:`reference.Monitor`, every ``--health-every`` steps).
 
 A run folder is one run. Its settings are fixed when it is made; an existing run is
 refused unless ``--resume`` (continue it from its checkpoint: same trajectory as an
@@ -55,7 +56,7 @@ from birkhoff.cli import OneLineParser
 
 from .._gpu import BACKENDS, STREAM_LIMITS
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..health import Health, monitor
+from ..health import Health, Monitor, monitor
 from ..metrics import (composite_certificate, composite_gains, layer_grad_norms, max_ds_residual,
                       off_identity_mass, summarize)
 from ..mixers import FAVOURED, INITS, MIXER_NORMS, MIXERS, RES_BOUNDS, SK_ORDERS, mixing_params
@@ -338,10 +339,43 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     shard = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
-    divergence = None
-    chain = None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress or rank != 0,
                desc=f"{cfg.mixer} L={cfg.depth}", leave=False)
+    hook = Monitor(model, out, every=cfg.health_every, tokens=PROBE_TOKENS, start=start) \
+        if rank == 0 and cfg.health_every else None
+    try:
+        divergence, chain = _steps(cfg, model, net, opt, task, bar, hook, autocast, shard, rank, world, device)
+    finally:
+        if hook is not None:
+            hook.close()
+    bar.close()
+    if divergence is None and (signum := _STOP.requested(world, device)):
+        _stop(cfg, model, opt, cfg.steps, signum, rank)
+    evaluation, health = None, None
+    if divergence is None and not _finite_output(model, task, cfg, device):
+        divergence = {"step": cfg.steps, "cause": "final model output", "loss": None, "grad_norm": None}
+    if divergence is None:
+        health = monitor(model, task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device),
+                         tokens=PROBE_TOKENS)
+        evaluation = validate(cfg, model, task, device)
+        if evaluation["val_loss"] is not None and not math.isfinite(evaluation["val_loss"]):
+            divergence = {"step": cfg.steps, "cause": "validation loss", "loss": repr(evaluation["val_loss"]),
+                          "grad_norm": None}
+            evaluation, health = None, None
+    if rank == 0 and divergence is None and start < cfg.steps:
+        save(cfg, model, opt, cfg.steps)
+    return _shared(world, rank, lambda: _summarize(cfg, out, model, task, chain, health, evaluation, divergence,
+                                                   start))
+
+
+def _steps(cfg: Config, model: Model, net: torch.nn.Module, opt: torch.optim.Optimizer, task, bar, hook: Monitor | None,
+           autocast, shard: slice, rank: int, world: int, device: torch.device) -> tuple[dict | None, list | None]:
+    """The training steps of ``bar`` (records appended as they go; ``hook``, the health monitor, on the step's
+    batch before the updates it is due at): ``(divergence, chain)``, the first divergence or None and the last
+    step's ``H_res``."""
+    out = Path(cfg.out)
+    divergence = None
+    chain = None
     for step in bar:
         if signum := _STOP.requested(world, device):
             _stop(cfg, model, opt, step, signum, rank)
@@ -350,6 +384,8 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
         for group in opt.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         x, y = (t[shard].to(device) for t in task.batch(cfg.seed, step, cfg.batch_size))
+        if hook is not None:
+            hook(step, x)
         probe = HResProbe(PROBE_TOKENS)
         with autocast:
             logits = net(x, tap=probe)
@@ -387,24 +423,7 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
             break
         if rank == 0 and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             save(cfg, model, opt, step + 1)
-    bar.close()
-    if divergence is None and (signum := _STOP.requested(world, device)):
-        _stop(cfg, model, opt, cfg.steps, signum, rank)
-    evaluation, health = None, None
-    if divergence is None and not _finite_output(model, task, cfg, device):
-        divergence = {"step": cfg.steps, "cause": "final model output", "loss": None, "grad_norm": None}
-    if divergence is None:
-        health = monitor(model, task.batch(cfg.seed, 0, cfg.batch_size, split="val")[0].to(device),
-                         tokens=PROBE_TOKENS)
-        evaluation = validate(cfg, model, task, device)
-        if evaluation["val_loss"] is not None and not math.isfinite(evaluation["val_loss"]):
-            divergence = {"step": cfg.steps, "cause": "validation loss", "loss": repr(evaluation["val_loss"]),
-                          "grad_norm": None}
-            evaluation, health = None, None
-    if rank == 0 and divergence is None and start < cfg.steps:
-        save(cfg, model, opt, cfg.steps)
-    return _shared(world, rank, lambda: _summarize(cfg, out, model, task, chain, health, evaluation, divergence,
-                                                   start))
+    return divergence, chain
 
 
 def _stop(cfg: Config, model: Model, opt: torch.optim.Optimizer, step: int, signum: int, rank: int) -> None:
@@ -572,6 +591,9 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--out", default=d.out,
                     help="the run folder (default: a new runs/train/<mixer>-L<depth>-<time>)")
     ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="0: checkpoint at the end only")
+    ap.add_argument("--health-every", type=int, default=d.health_every,
+                    help="run the health monitor (reference.Monitor) every this many steps, logging OUT/health.csv "
+                         "and TensorBoard (about 1 %% of training time at 200); 0: never")
     ap.add_argument("--eval-batches", type=int, default=d.eval_batches, help="validation batches at the end")
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its checkpoint (its settings may not change; "

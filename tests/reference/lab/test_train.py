@@ -42,6 +42,33 @@ def test_train_writes_logs_and_learns(tmp_path):
     assert len(events.Scalars("loss")) == 30
 
 
+def test_the_health_hook_logs_every_k_steps_and_resumes_cleanly(tmp_path):
+    """``--health-every k``: reference.Monitor on the step's batch every k steps (health.csv, TensorBoard); the
+    run's losses are those of a run without it; a resume drops the rows an earlier process logged past the
+    checkpoint, and the folder ends with one row per due step."""
+    import csv
+
+    cfg = replace(TINY, mixer="mhc", depth=2, steps=6, health_every=2, out=str(tmp_path / "h"))
+    plain = run(replace(cfg, health_every=0, out=str(tmp_path / "p")))
+    assert not (tmp_path / "p" / "health.csv").exists()
+    assert run(cfg)["final_loss"] == plain["final_loss"]               # the hook changes nothing it checks
+    path = tmp_path / "h" / "health.csv"
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["0", "2", "4"] and 0.99 < float(rows[0]["gain_forward"]) < 1.01
+    with path.open("a", newline="") as f:                              # logged past the checkpoint at step 6
+        csv.writer(f).writerow(["6"] + ["999"] * (len(rows[0]) - 1))
+    run(replace(cfg, steps=10, resume=True))
+    with path.open(newline="") as f:
+        steps = [r["step"] for r in csv.DictReader(f)]
+    assert steps == ["0", "2", "4", "6", "8"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "h" / "tensorboard" / "health"))
+    events.Reload()
+    assert "health/gain_forward" in events.Tags()["scalars"]
+
+
 def test_deterministic_with_seed(tmp_path):
     a = run(replace(TINY, mixer="mhc", depth=2, out=str(tmp_path / "a")))
     b = run(replace(TINY, mixer="mhc", depth=2, out=str(tmp_path / "b")))
