@@ -139,7 +139,7 @@ class Config(Architecture):
 # fields that do not change what a run computes (out: the folder itself); ``steps`` may
 # change on ``--resume`` under a constant learning rate (which does not depend on it),
 # every other field is a setting of the run, fixed when its folder is made
-_BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every", "health_every"}
+BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every", "health_every"}
 # settings an older run's config lacks, with the value that run used; and settings it stored under another name
 LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999, "mixer_lr_scale": 1.0}
 RENAMED = {"streams": "n_streams", "model": "kind"}
@@ -169,7 +169,7 @@ def changed_settings(saved: Config, asked: Config, *, steps: bool = False) -> li
     """``"name: saved -> asked"`` for every setting of ``asked`` that differs from ``saved``
     (``steps`` too when ``steps`` is true or the schedule depends on it); empty when ``asked``
     continues ``saved``."""
-    skip = _BOOKKEEPING | (set() if steps or saved.schedule != "constant" else {"steps"})
+    skip = BOOKKEEPING | (set() if steps or saved.schedule != "constant" else {"steps"})
     return [f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(asked, f.name)!r}" for f in fields(Config)
             if f.name not in skip and getattr(saved, f.name) != getattr(asked, f.name)]
 

@@ -29,14 +29,13 @@ from typing import Any, Iterable
 
 from birkhoff.cli import OneLineParser
 
-from ..runs import SUMMARY, read_config, read_metrics, read_summary
+from ..runs import BOOKKEEPING, SUMMARY, read_config, read_metrics, read_summary
 from ...checkpoint import atomic_write
 
 __all__ = ["RECORD_VERSION", "MAX_POINTS", "compact", "collect", "read_records", "write_records"]
 
 RECORD_VERSION = 1
 MAX_POINTS = 500                      # per-step series longer than this are kept every stride-th step
-_NOT_SETTINGS = ("out", "progress", "resume", "overwrite", "ckpt_every")
 _SUMMARY_FIELDS = ("final_loss", "val_loss", "unigram_loss", "gain_forward", "gain_backward", "ds_residual",
                    "h_res_off_identity", "stream_spread", "h_res_ablation", "params", "mixing_params_per_layer")
 _SERIES = {"loss": 6, "unigram": 6, "grad_norm_total": 4, "gain_forward": 4, "gain_backward": 4}
@@ -64,7 +63,7 @@ def compact(run_dir: str | os.PathLike) -> dict:
     stride = max(1, math.ceil(len(steps) / MAX_POINTS))
     steps = [{**r, "unigram": b} for r, b in zip(steps, batch_baselines(cfg, len(steps)))]
     kept = steps[::stride]
-    settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_SETTINGS}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in BOOKKEEPING}
 
     def peak(key: str) -> float | None:
         values = [r[key] for r in steps if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
