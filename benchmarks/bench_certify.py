@@ -7,7 +7,9 @@
 Time: best of several calls of ``certify(M)`` on both of birkhoff's paths (numpy, and the compiled
 kernels, warm: ``BIRKHOFF_COMPILED=0`` / ``1``; the kernels hand a signed matrix back to the numpy
 path for its spectral radius), ``np.linalg.svd(M)`` and the oracle (``birkhoff.testing.oracle.truth``
-at 30 digits: mpmath eig and two SVDs) on one ``signed`` and one ``SK_20`` matrix per n; and of
+at 30 digits: mpmath eig and two SVDs) and an arb certificate of the same quantities (python-flint at 53
+bits, :func:`arb_certificate`: balls for the radius, ``||M||_2``, ``sigma_min``, ``sigma2`` and the
+residuals) on one ``signed`` and one ``SK_20`` matrix per n; and of
 ``certify_batch`` of ``SK_20(exp(N(0, 1)))`` 4x4 matrices (every field) against
 ``np.linalg.svd`` of the same batch, with and without the singular vectors. Widths: ``(hi - lo) / hi`` of ``spectral_norm``, ``spectral_radius`` and ``sigma2``,
 the maximum over 20 seeds per class and n (containment of the truth is the suite's job:
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 
+import flint
 import numpy as np
 
 from _timing import best_time, on_both_paths, warm
@@ -25,6 +28,30 @@ from birkhoff import certify, certify_batch, sinkhorn
 from birkhoff.testing.oracle import CLASSES, signed, sk20, truth
 
 FIELDS = ("spectral_norm", "spectral_radius", "sigma2")
+
+
+def arb_certificate(M: np.ndarray, prec: int = 53) -> dict[str, flint.arb]:
+    """The certificate's quantities as arb balls at ``prec`` bits: the radius from ``acb_mat.eig``, the
+    singular values from the eigenvalues of ``M^T M`` and ``D^T D`` (``D = M - J/n``), the residuals by
+    ball sums."""
+    flint.ctx.prec = prec
+    n = M.shape[0]
+    A = flint.arb_mat(M.tolist())
+    D = A - flint.arb_mat(n, n, [flint.arb(1) / n] * (n * n))
+
+    def singular(X: flint.arb_mat) -> list[flint.arb]:
+        return sorted((e.real.sqrt() for e in flint.acb_mat(X.transpose() * X).eig()), key=lambda b: b.mid())
+
+    sv = singular(A)
+    return {"spectral_radius": max((abs(e) for e in flint.acb_mat(A).eig()), key=lambda b: b.mid()),
+            "spectral_norm": sv[-1], "sigma_min": sv[0], "sigma2": singular(D)[-1],
+            "row_residual": max((abs(sum((A[i, j] for j in range(n)), flint.arb(0)) - 1) for i in range(n)),
+                                key=lambda b: b.mid())}
+
+
+def arb_width(ball: flint.arb) -> float:
+    hi = float(ball.upper())
+    return float(ball.upper() - ball.lower()) / hi if hi > 0 else 0.0
 
 
 def width(iv: tuple[float, float]) -> float:
@@ -40,15 +67,21 @@ def main() -> None:
     warm("certify")
     print()
     print("| n | matrix | certify, numpy path (ms) | certify, compiled (ms) | numpy svd (ms) | ratio, numpy path "
-          "| ratio, compiled | mpmath oracle, 30 digits (ms) | oracle / certify, compiled |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| ratio, compiled | mpmath oracle, 30 digits (ms) | oracle / certify, compiled | arb, 53 bits (ms) "
+          "| arb / certify, compiled | widest interval, certify / arb |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in sizes:
         for label, M in (("signed", signed(np.random.default_rng(0), n)), ("SK_20", sk20(np.random.default_rng(0), n))):
             times = [t for t, _ in on_both_paths(lambda: certify(M), 20)]
             t_svd, _ = best_time(lambda: np.linalg.svd(M), 200)
             t_orc, _ = best_time(lambda: truth(M, dps=30), 1 if n >= 64 else 3)
+            t_arb, balls = best_time(lambda: arb_certificate(M), 1 if n >= 64 else 20)
+            ours = certify(M)
+            w_ours = max(width(getattr(ours, f)) for f in (*FIELDS, "sigma_min"))
+            w_arb = max(arb_width(balls[f]) for f in (*FIELDS, "sigma_min"))
             print(f"| {n} | {label} | {times[0] * 1e3:.3f} | {times[1] * 1e3:.3f} | {t_svd * 1e3:.4f} | "
-                  f"{times[0] / t_svd:.0f}x | {times[1] / t_svd:.1f}x | {t_orc * 1e3:.0f} | {t_orc / times[1]:.0f}x |")
+                  f"{times[0] / t_svd:.0f}x | {times[1] / t_svd:.1f}x | {t_orc * 1e3:.0f} | {t_orc / times[1]:.0f}x | "
+                  f"{t_arb * 1e3:.3f} | {t_arb / times[1]:.1f}x | {w_ours:.1e} / {w_arb:.1e} |")
     B = 2000 if args.quick else 100_000
     A = sinkhorn(np.exp(np.random.default_rng(1).standard_normal((B, 4, 4))), iters=20)
     times = [t for t, _ in on_both_paths(lambda: certify_batch(A), 3)]
