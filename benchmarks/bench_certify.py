@@ -1,7 +1,7 @@
 """Certificate cost and tightness: ``certify`` against one numpy SVD and the mpmath oracle,
 ``certify_batch`` against numpy's batched SVD, and the relative width of every interval per class.
 
-    python benchmarks/bench_certify.py            # n = 4, 16, 64; 100 000 4x4; widths up to n = 128
+    python benchmarks/bench_certify.py            # n = 4, 16, 64; 100 000 4x4; widths up to n = 512
     python benchmarks/bench_certify.py --quick    # n = 4 only, 2 000 4x4
 
 Time: best of several calls of ``certify(M)`` on both of birkhoff's paths (numpy, and the compiled
@@ -11,9 +11,9 @@ at 30 digits: mpmath eig and two SVDs) and an arb certificate of the same quanti
 bits, :func:`arb_certificate`: balls for the radius, ``||M||_2``, ``sigma_min``, ``sigma2`` and the
 residuals) on one ``signed`` and one ``SK_20`` matrix per n; and of
 ``certify_batch`` of ``SK_20(exp(N(0, 1)))`` 4x4 matrices (every field) against
-``np.linalg.svd`` of the same batch, with and without the singular vectors. Widths: ``(hi - lo) / hi`` of ``spectral_norm``, ``spectral_radius`` and ``sigma2``,
-the maximum over 20 seeds per class and n (containment of the truth is the suite's job:
-``tests/birkhoff/test_certify_oracle.py``).
+``np.linalg.svd`` of the same batch, with and without the singular vectors. Widths: ``(hi - lo) / hi`` of ``spectral_norm``, ``spectral_radius``, ``sigma2`` and
+``sigma_min``, median and worst per class at n = 4, 64, 256, 257 and 512 (:func:`width_table`; containment
+of the truth at every n the suite's oracle tests reach is ``tests/birkhoff/test_certify_oracle.py``'s job).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from _timing import best_time, on_both_paths, warm
 from birkhoff import certify, certify_batch, sinkhorn
-from birkhoff.testing.oracle import CLASSES, signed, sk20, truth
+from birkhoff.testing.oracle import CLASSES, contains, signed, sk20, truth
 
 FIELDS = ("spectral_norm", "spectral_radius", "sigma2")
 
@@ -57,6 +57,40 @@ def arb_width(ball: flint.arb) -> float:
 def width(iv: tuple[float, float]) -> float:
     lo, hi = iv
     return 0.0 if hi == lo else (hi - lo) / hi if np.isfinite(hi) and hi > 0 else float("inf")
+
+
+WIDTH_SIZES = {4: 20, 64: 5, 256: 2, 257: 2, 512: 1}      # n: matrices per class
+WIDTH_FIELDS = (*FIELDS, "sigma_min")
+
+
+def width_table(sizes) -> str:
+    """Per class and n, the median and the worst relative width of each interval, and at n = 4 (mpmath at 60
+    digits; slow beyond) whether every interval contains the oracle's truth. A ``sigma_min`` whose upper
+    end is within ``16 n u ||M||`` of 0 is counted as ``0*``: ``[0, ulps of ||M||]``, numerically singular
+    (``kappa >~ 1 / (16 n u)``; exactly singular ones included), which float arithmetic alone cannot
+    narrow."""
+    lines = ["| class | n | matrices | " + " | ".join(f"{f}: median / worst width" for f in WIDTH_FIELDS)
+             + " | contains the oracle's truth |", "|---|---:|---:|" + "---:|" * len(WIDTH_FIELDS) + "---|"]
+    for name, make in CLASSES.items():
+        for n in sizes:
+            count = WIDTH_SIZES.get(n, 1)
+            widths = {f: [] for f in WIDTH_FIELDS}
+            singular, contained = 0, True
+            for seed in range(count):
+                M = make(np.random.default_rng(seed), n)
+                c = certify(M)
+                for f in WIDTH_FIELDS:
+                    widths[f].append(width(getattr(c, f)))
+                singular += c.sigma_min[1] <= 16 * n * 2.0 ** -53 * c.spectral_norm[1]
+                if n <= 4:
+                    t = truth(M)
+                    contained &= all(contains(*getattr(c, f), t[f]) for f in WIDTH_FIELDS)
+            cells = [f"{np.median(w):.1e} / {max(w):.1e}" for w in widths.values()]
+            if singular:
+                cells[-1] += f" (0* in {singular})"
+            lines.append(f"| {name} | {n} | {count} | " + " | ".join(cells) + f" | {'yes' if contained else 'NO'}"
+                         f"{'' if n <= 4 else ' (not checked)'} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -94,17 +128,8 @@ def main() -> None:
     print(f"| ({B}, 4, 4) SK_20, every field | {times[0]:.3f} | {times[1]:.3f} | {t_full:.3f} | {t_vals:.3f} | "
           f"{times[1] / t_full:.2f}x | {times[1] / t_vals:.2f}x | {times[0] / times[1]:.1f}x |")
     print()
-    print("| class | n | " + " | ".join(f"max width {f}" for f in FIELDS) + " |")
-    print("|---|---:|" + "---:|" * len(FIELDS))
-    for name, make in CLASSES.items():
-        for n in ([4] if args.quick else [4, 16, 64, 128]):
-            worst = {f: 0.0 for f in FIELDS}
-            for seed in range(20):
-                c = certify(make(np.random.default_rng(seed), n))
-                for f in FIELDS:
-                    worst[f] = max(worst[f], width(getattr(c, f)))
-            print(f"| {name} | {n} | " + " | ".join(f"{worst[f]:.1e}" for f in FIELDS) + " |")
-
+    print()
+    print(width_table([4] if args.quick else WIDTH_SIZES))
 
 if __name__ == "__main__":
     main()
