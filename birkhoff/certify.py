@@ -428,7 +428,68 @@ def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: n
         new_lo = np.where(ok, div_down(add_down(1.0, -delta), np.where(ok, r_hi, 1.0)), 0.0)
         new_hi = np.where(ok, div_up(add_up(1.0, delta), np.where(ok, r_lo, 1.0)), _INF)
     lo[wide], hi[wide] = np.maximum(lo[wide], new_lo), np.minimum(hi[wide], new_hi)
+    return _equilibrated_sigma_min(M_lo, M_hi, mid, lo, hi)
+
+
+def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """``sigma_min`` where still wider than :data:`SMIN_WIDE`, as ``1 / sigma_max(M^-1)`` from an enclosure of
+    ``M^-1`` itself: for mixed magnitudes (``M = D1 S D2``, ``S`` well conditioned, ``D`` diagonal), where an
+    inverse's residual in the 2-norm is as large as ``kappa(M) u``.
+
+    ``S = D1^-1 M D2^-1`` by powers of two (rows, then columns, to maximum magnitude in ``[1, 2)``: exact),
+    ``R ~ S^-1`` in float, ``E = I - R S`` enclosed; with ``e = || |E| ||_inf < 1``, ``S^-1 = (I - E)^-1 R``
+    lies within ``G = |E| (|R| + e / (1 - e) 1 c^T)`` of ``R`` entrywise (``c``: the column maxima of ``|R|``;
+    the Neumann series), so ``M^-1 = D2^-1 S^-1 D1^-1`` lies in an interval matrix whose radius is relative
+    to each entry's own scale, and its ``sigma_max`` is proved in ``M^-1``'s own singular basis."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        wide = ~(hi - lo <= SMIN_WIDE * hi) & np.isfinite(mid).all(axis=(-2, -1))
+    if not wide.any():
+        return lo, hi
+    A = mid[wide]
+    with np.errstate(divide="ignore"):
+        r = _exponent(np.max(np.abs(A), -1))                                      # D1 = 2**r (rows)
+        c = _exponent(np.max(np.abs(np.ldexp(A, -r[..., :, None])), -2))          # D2 = 2**c (columns)
+    k = -(r[..., :, None] + c[..., None, :])
+    S_lo, S_hi, S = scale_down(M_lo[wide], k), scale_up(M_hi[wide], k), np.ldexp(A, k)
+    with np.errstate(all="ignore"):
+        try:
+            R = np.linalg.inv(S)
+        except np.linalg.LinAlgError:
+            return lo, hi
+    ok = np.asarray(np.isfinite(R).all(axis=(-2, -1)))
+    R = np.where(ok[..., None, None], R, 0.0)
+    n = A.shape[-1]
+    P_lo, P_hi = matmul_enclosure(R, R, S_lo, S_hi)
+    eye = np.eye(n, dtype=bool)
+    E = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        e = inflate(np.sum(E, -1), gamma(n), n * ETA).max(-1)
+        ok &= e < 1
+        t = np.where(ok, div_up(e, np.where(ok, add_down(1.0, -e), 1.0)), 0.0)
+        T = np.abs(R)
+        K = add_up(T, mul_up(t[..., None, None], np.max(T, -2)[..., None, :]))
+        G = matmul_enclosure(E, E, K, K)[1]
+        # M^-1 = D2^-1 S^-1 D1^-1, times 2**-f (its largest entry in [1, 2): its squares stay in range)
+        kinv = np.swapaxes(k, -1, -2)
+        f = _exponent(np.max(np.abs(np.ldexp(R, kinv)), axis=(-2, -1)))
+        kinv = kinv - f[..., None, None]
+        X_lo, X_hi = scale_down(add_down(R, -G), kinv), scale_up(add_up(R, G), kinv)
+        X = np.ldexp(R, kinv)
+    ok &= np.isfinite(X_lo).all(axis=(-2, -1)) & np.isfinite(X_hi).all(axis=(-2, -1))
+    s_lo, s_hi = singular_value_bounds(np.where(ok[..., None, None], X_lo, 0.0), np.where(ok[..., None, None], X_hi, 0.0),
+                                       svd_bases(np.where(ok[..., None, None], X, 0.0))[1])[0]
+    ok &= (s_lo > 0) & np.isfinite(s_hi)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        new_lo = np.where(ok, scale_down(div_down(1.0, np.where(ok, s_hi, 1.0)), -f), 0.0)
+        new_hi = np.where(ok, scale_up(div_up(1.0, np.where(ok, s_lo, 1.0)), -f), _INF)
+    lo[wide], hi[wide] = np.maximum(lo[wide], new_lo), np.minimum(hi[wide], new_hi)
     return lo, hi
+
+
+def _exponent(top: np.ndarray) -> np.ndarray:
+    """``e`` with ``2**e <= top < 2**(e + 1)`` for positive ``top``; 0 for zero (an empty row or column)."""
+    return np.where(top > 0, np.frexp(np.where(top > 0, top, 1.0))[1] - 1, 0)
 
 
 def _midpoint(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

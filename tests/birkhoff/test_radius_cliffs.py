@@ -98,3 +98,32 @@ def test_sigma_min_is_relative_not_floored(kappa):
     t = truth(M)["sigma_min"]
     assert contains(lo, hi, t) and lo > 0, (lo, hi, t)
     assert mpmath.mpf(hi) - mpmath.mpf(lo) <= 100 * kappa * 2.0 ** -53 * 5 * t, (lo, hi, t)
+
+
+@pytest.mark.parametrize("n, seed", [(4, 0), (4, 1), (9, 2), (16, 3)])
+def test_sigma_min_of_mixed_magnitudes_is_relative_to_its_own_scale(n, seed):
+    """``D S D^-1`` with ``D`` spanning ``2**+-250`` (the oracle's ``mixed 1e+-150`` class): kappa about 1e87,
+    so an inverse's 2-norm residual is useless; equilibrated by powers of two, ``M^-1`` is enclosed entry by
+    entry at its own scale and ``sigma_min`` (about 1e-44 .. 1e-72 here) comes out 1e-11 wide."""
+    from birkhoff.testing.oracle import mixed
+
+    M = mixed(np.random.default_rng(seed), n)
+    c = certify(M)
+    t = truth(M)["sigma_min"]
+    lo, hi = c.sigma_min
+    assert contains(lo, hi, t), (lo, hi, t)
+    assert mpmath.mpf(hi) - mpmath.mpf(lo) <= 1e-11 * t and t < 1e-30 * c.spectral_norm[0], (lo, hi, t)
+
+
+def test_equilibrated_sigma_min_on_row_and_column_scalings():
+    """``D1 S D2`` with independent row and column scalings (not a similarity), and a whole batch at once."""
+    rng = np.random.default_rng(7)
+    S = rng.standard_normal((6, 8, 8))
+    M = np.ldexp(S, rng.integers(-200, 200, (6, 8, 1)) + rng.integers(-200, 200, (6, 1, 8)))
+    from birkhoff import certify_batch
+
+    batch = certify_batch(M)
+    for k in range(len(M)):
+        lo, hi = batch.sigma_min[k]
+        t = truth(M[k])["sigma_min"]
+        assert contains(lo, hi, t) and hi - lo <= 1e-10 * hi, (k, lo, hi, t)
