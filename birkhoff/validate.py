@@ -324,6 +324,8 @@ def real(value: Any, name: str, *, positive: bool = False, rounding: str = "near
     not a float is rounded ``"down"`` or ``"up"`` when the caller needs a one-sided
     bound (a tolerance that must not grow, a Lipschitz constant that must not shrink).
     """
+    if type(value) is float and math.isfinite(value) and (value > 0 or value == 0 and not positive):
+        return value if value else 0.0   # the common case, a float already (-0.0 reads as 0.0, as below)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, Decimal, mpmath.mpf)):
         raise InvalidArgumentError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     try:

@@ -3,7 +3,7 @@
 The same semismooth Newton on the dual ``phi(u, v) = 1/2 ||max(0, A - u 1^T - 1 v^T)||^2 + sum u
 + sum v``, matrix by matrix: the affine start, the Levenberg-Marquardt shift
 ``(1e-3 min(res, 1) + 1e-14) / scale``, the Newton direction through the Schur complement on the
-column block (solved here by Gaussian elimination with partial pivoting, where numpy calls LAPACK),
+column block (solved by Gaussian elimination with partial pivoting up to n = 16, by LAPACK above, as numpy),
 the same backtracking rule (Armijo, or the residual halved; 60 halvings), an exact block round
 first above n = 8 and whenever the step stalls. Each matrix stops at its own tolerance, so its iterates are the numpy path's
 up to the rounding of the solve. A matrix whose Schur complement is singular in floating point is
@@ -21,6 +21,7 @@ from ..project import _ROUND_FIRST_ABOVE as ROUND_FIRST_ABOVE
 
 __all__ = ["newton_batch", "centre_batch", "quality_batch", "compile_all"]
 
+ELIMINATE_MAX_N = 16       # the Newton system by elimination up to here, by LAPACK above (measured: 2x at n = 64)
 
 
 @njit(**JIT)
@@ -51,30 +52,91 @@ def _residual(A, u, v, n, P, g):
 
 
 @njit(**JIT)
-def _threshold_into(Y, n, out, k):
-    """``out[k] = tau`` with ``sum_j max(0, Y_j - tau) = 1`` (simplex projection of the row ``Y``)."""
-    Ys = np.sort(Y)[::-1]
-    cum = 0.0
-    best = 0.0
-    for m in range(n):
-        cum += Ys[m]
-        if Ys[m] - (cum - 1.0) / (m + 1) > 0:
-            best = (cum - 1.0) / (m + 1)
-    out[k] = best
+def _threshold_into(Y, n, out, k, keep):
+    """``out[k] = tau`` with ``sum_j max(0, Y_j - tau) = 1`` (simplex projection of the row ``Y``) by
+    Michelot's algorithm: ``tau`` from a set of entries, the entries ``<= tau`` dropped, again until none
+    drops (a few O(n) passes where numpy's path sorts; the same support, ``tau`` to rounding). ``keep`` is
+    work space; NaN gives NaN."""
+    s = 0.0
+    for j in range(n):
+        keep[j] = True
+        s += Y[j]
+    m = n
+    tau = (s - 1.0) / m
+    while True:
+        s = 0.0
+        left = 0
+        for j in range(n):
+            if keep[j]:
+                if Y[j] > tau:
+                    s += Y[j]
+                    left += 1
+                else:
+                    keep[j] = False
+        if left == 0:
+            tau = np.nan
+            break
+        if left == m:
+            break
+        m = left
+        tau = (s - 1.0) / m
+    out[k] = tau
 
 
 @njit(**JIT)
 def _block_round(A, u, v, n):
     """Exact minimisation of ``phi`` over ``u`` (rows), then ``v`` (columns), in place."""
     row = np.empty(n)
+    keep = np.empty(n, dtype=np.bool_)
     for i in range(n):
         for j in range(n):
             row[j] = A[i, j] - v[j]
-        _threshold_into(row, n, u, i)
+        _threshold_into(row, n, u, i, keep)
     for j in range(n):
         for i in range(n):
             row[i] = A[i, j] - u[i]
-        _threshold_into(row, n, v, j)
+        _threshold_into(row, n, v, j, keep)
+
+
+@njit(**JIT)
+def _eliminate(S, n, d):
+    """Solve ``S[:, :n] x = S[:, n]`` into ``d[n:]`` by Gaussian elimination with partial pivoting, in place;
+    False at a zero (or NaN) pivot."""
+    for c in range(n):
+        p = c
+        for r in range(c + 1, n):
+            if abs(S[r, c]) > abs(S[p, c]):
+                p = r
+        if not S[p, c] != 0.0 or S[p, c] != S[p, c]:
+            return False
+        if p != c:
+            for k in range(c, n + 1):
+                S[c, k], S[p, k] = S[p, k], S[c, k]
+        for r in range(c + 1, n):
+            f = S[r, c] / S[c, c]
+            for k in range(c, n + 1):
+                S[r, k] -= f * S[c, k]
+    for c in range(n - 1, -1, -1):
+        s = S[c, n]
+        for k in range(c + 1, n):
+            s -= S[c, k] * d[n + k]
+        d[n + c] = s / S[c, c]
+    return True
+
+
+@njit(**JIT)
+def _lapack_solve(S, n, d):
+    """:func:`_eliminate` by LAPACK's ``gesv`` (numpy's own solve, blocked: faster from n ~ 16); False when
+    it finds the matrix singular or the solution is not finite."""
+    try:
+        x = np.linalg.solve(S[:, :n], S[:, n])
+    except Exception:
+        return False
+    for a in range(n):
+        if not np.isfinite(x[a]):
+            return False
+        d[n + a] = x[a]
+    return True
 
 
 @njit(**JIT)
@@ -105,25 +167,8 @@ def _direction(A, u, v, g, mu, n, d, W, inv_r, S, cols):
     for a in range(n):
         S[a, a] += mu
         S[a, n] -= g[n + a]
-    for c in range(n):                                 # Gaussian elimination, partial pivoting
-        p = c
-        for r in range(c + 1, n):
-            if abs(S[r, c]) > abs(S[p, c]):
-                p = r
-        if not S[p, c] != 0.0 or S[p, c] != S[p, c]:
-            return False
-        if p != c:
-            for k in range(c, n + 1):
-                S[c, k], S[p, k] = S[p, k], S[c, k]
-        for r in range(c + 1, n):
-            f = S[r, c] / S[c, c]
-            for k in range(c, n + 1):
-                S[r, k] -= f * S[c, k]
-    for c in range(n - 1, -1, -1):
-        s = S[c, n]
-        for k in range(c + 1, n):
-            s -= S[c, k] * d[n + k]
-        d[n + c] = s / S[c, c]
+    if not (_lapack_solve(S, n, d) if n > ELIMINATE_MAX_N else _eliminate(S, n, d)):
+        return False
     for i in range(n):
         s = 0.0
         for j in range(n):
