@@ -65,7 +65,7 @@ WIDTH_FIELDS = (*FIELDS, "sigma_min")
 
 def width_table(sizes) -> str:
     """Per class and n, the median and the worst relative width of each interval, and at n = 4 (mpmath at 60
-    digits; slow beyond; ``tests/birkhoff/test_certify_arb.py`` checks every class at n = 20 against arb)
+    digits; slow beyond; ``tests/birkhoff/test_certify_arb.py`` checks every class at n = 16 against arb)
     whether every interval contains the oracle's truth. A ``sigma_min`` enclosed as ``[0, hi]`` with
     ``hi <= n^2 u ||M||`` is counted as ``0*``: numerically singular in double precision (exactly singular
     ones included), which an inverse computed in float cannot narrow."""

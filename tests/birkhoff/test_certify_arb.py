@@ -13,7 +13,7 @@ from birkhoff.testing.oracle import CLASSES, span_digits
 
 flint = pytest.importorskip("flint")        # a dev dependency; a user's bare install may lack it
 
-N = 20
+N = 16
 FIELDS = ("spectral_radius", "spectral_norm", "sigma_min", "sigma2")
 
 
