@@ -111,8 +111,8 @@ def main() -> None:
             t_orc, _ = best_time(lambda: truth(M, dps=30), 1 if n >= 64 else 3)
             t_arb, balls = best_time(lambda: arb_certificate(M), 1 if n >= 64 else 20)
             ours = certify(M)
-            w_ours = max(width(getattr(ours, f)) for f in (*FIELDS, "sigma_min"))
-            w_arb = max(arb_width(balls[f]) for f in (*FIELDS, "sigma_min"))
+            w_ours = max(width(getattr(ours, f)) for f in WIDTH_FIELDS)
+            w_arb = max(arb_width(balls[f]) for f in WIDTH_FIELDS)
             print(f"| {n} | {label} | {times[0] * 1e3:.3f} | {times[1] * 1e3:.3f} | {t_svd * 1e3:.4f} | "
                   f"{times[0] / t_svd:.0f}x | {times[1] / t_svd:.1f}x | {t_orc * 1e3:.0f} | {t_orc / times[1]:.0f}x | "
                   f"{t_arb * 1e3:.3f} | {t_arb / times[1]:.1f}x | {w_ours:.1e} / {w_arb:.1e} |")

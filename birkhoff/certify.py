@@ -397,6 +397,23 @@ def _proved_sigma2(D_lo: np.ndarray, D_hi: np.ndarray, V: np.ndarray, near: np.n
     return lo, hi
 
 
+def _approximate_inverse(mid: np.ndarray, M_lo: np.ndarray, M_hi: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(R, ok, E)``: ``R ~ mid^-1`` in float (0 where not finite, ``ok`` False there) and an entrywise
+    upper bound ``E >= |I - R M|`` for every ``M`` in ``[M_lo, M_hi]`` (an interval product); None when
+    LAPACK finds ``mid`` singular."""
+    with np.errstate(all="ignore"):
+        try:
+            R = np.linalg.inv(mid)
+        except np.linalg.LinAlgError:
+            return None
+    ok = np.asarray(np.isfinite(R).all(axis=(-2, -1)))
+    R = np.where(ok[..., None, None], R, 0.0)
+    P_lo, P_hi = matmul_enclosure(R, R, M_lo, M_hi)
+    eye = np.eye(mid.shape[-1], dtype=bool)
+    return R, ok, magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+
+
 def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: np.ndarray,
                        smin: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """``smin`` tightened, where wider than :data:`SMIN_WIDE`, through an approximate inverse ``R`` of ``mid``:
@@ -410,17 +427,10 @@ def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: n
         wide = ~(hi - lo <= SMIN_WIDE * hi)
     if not wide.any():
         return lo, hi
-    n = mid.shape[-1]
-    with np.errstate(all="ignore"):
-        try:
-            R = np.linalg.inv(mid[wide])
-        except np.linalg.LinAlgError:
-            return lo, hi
-    ok = np.asarray(np.isfinite(R).all(axis=(-2, -1)))
-    R = np.where(ok[..., None, None], R, 0.0)
-    P_lo, P_hi = matmul_enclosure(R, R, M_lo[wide], M_hi[wide])
-    eye = np.eye(n, dtype=bool)
-    E = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+    inverse = _approximate_inverse(mid[wide], M_lo[wide], M_hi[wide])
+    if inverse is None:
+        return lo, hi
+    R, ok, E = inverse
     delta = _norm2_up(E)
     r_lo, r_hi = singular_value_bounds(R, R, U[wide][..., ::-1])[0]        # sigma_max(R), U's last column first
     ok &= (delta < 1) & (r_lo > 0) & np.isfinite(r_hi)
@@ -437,7 +447,7 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     ``M^-1`` itself: for mixed magnitudes (``M = D1 S D2``, ``S`` well conditioned, ``D`` diagonal), where an
     inverse's residual in the 2-norm is as large as ``kappa(M) u``.
 
-    ``S = D1^-1 M D2^-1`` by powers of two (rows, then columns, to maximum magnitude in ``[1, 2)``: exact),
+    ``S = D1^-1 M D2^-1`` by powers of two (rows, then columns, to maximum magnitude in ``[1/2, 1)``: exact),
     ``R ~ S^-1`` in float, ``E = I - R S`` enclosed; with ``e = || |E| ||_inf < 1``, ``S^-1 = (I - E)^-1 R``
     lies within ``G = |E| (|R| + e / (1 - e) 1 c^T)`` of ``R`` entrywise (``c``: the column maxima of ``|R|``;
     the Neumann series), so ``M^-1 = D2^-1 S^-1 D1^-1`` lies in an interval matrix whose radius is relative
@@ -447,22 +457,14 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     if not wide.any():
         return lo, hi
     A = mid[wide]
-    with np.errstate(divide="ignore"):
-        r = _exponent(np.max(np.abs(A), -1))                                      # D1 = 2**r (rows)
-        c = _exponent(np.max(np.abs(np.ldexp(A, -r[..., :, None])), -2))          # D2 = 2**c (columns)
+    r = scale_exponent(np.abs(A), (-1,))                                         # D1 = 2**r (rows)
+    c = scale_exponent(np.abs(np.ldexp(A, -r[..., :, None])), (-2,))             # D2 = 2**c (columns)
     k = -(r[..., :, None] + c[..., None, :])
-    S_lo, S_hi, S = scale_down(M_lo[wide], k), scale_up(M_hi[wide], k), np.ldexp(A, k)
-    with np.errstate(all="ignore"):
-        try:
-            R = np.linalg.inv(S)
-        except np.linalg.LinAlgError:
-            return lo, hi
-    ok = np.asarray(np.isfinite(R).all(axis=(-2, -1)))
-    R = np.where(ok[..., None, None], R, 0.0)
+    inverse = _approximate_inverse(np.ldexp(A, k), scale_down(M_lo[wide], k), scale_up(M_hi[wide], k))
+    if inverse is None:
+        return lo, hi
+    R, ok, E = inverse
     n = A.shape[-1]
-    P_lo, P_hi = matmul_enclosure(R, R, S_lo, S_hi)
-    eye = np.eye(n, dtype=bool)
-    E = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         e = inflate(np.sum(E, -1), gamma(n), n * ETA).max(-1)
         ok &= e < 1
@@ -470,9 +472,9 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
         T = np.abs(R)
         K = add_up(T, mul_up(t[..., None, None], np.max(T, -2)[..., None, :]))
         G = matmul_enclosure(E, E, K, K)[1]
-        # M^-1 = D2^-1 S^-1 D1^-1, times 2**-f (its largest entry in [1, 2): its squares stay in range)
+        # M^-1 = D2^-1 S^-1 D1^-1, times 2**-f (its largest entry in [1/2, 1): its squares stay in range)
         kinv = np.swapaxes(k, -1, -2)
-        f = _exponent(np.max(np.abs(np.ldexp(R, kinv)), axis=(-2, -1)))
+        f = scale_exponent(np.abs(np.ldexp(R, kinv)), (-2, -1))
         kinv = kinv - f[..., None, None]
         X_lo, X_hi = scale_down(add_down(R, -G), kinv), scale_up(add_up(R, G), kinv)
         X = np.ldexp(R, kinv)
@@ -485,11 +487,6 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
         new_hi = np.where(ok, scale_up(div_up(1.0, np.where(ok, s_lo, 1.0)), -f), _INF)
     lo[wide], hi[wide] = np.maximum(lo[wide], new_lo), np.minimum(hi[wide], new_hi)
     return lo, hi
-
-
-def _exponent(top: np.ndarray) -> np.ndarray:
-    """``e`` with ``2**e <= top < 2**(e + 1)`` for positive ``top``; 0 for zero (an empty row or column)."""
-    return np.where(top > 0, np.frexp(np.where(top > 0, top, 1.0))[1] - 1, 0)
 
 
 def _midpoint(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

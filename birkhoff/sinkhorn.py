@@ -165,10 +165,10 @@ def _log(logA: np.ndarray, iters: int | None, target: float, max_iter: int):
     return f, g, it
 
 
-def _blocked(M: np.ndarray, iters: int | None) -> bool:
+def _blocked(M: np.ndarray, iters: int) -> bool:
     """Whether fixed-count sweeps on ``M`` take the cache-blocked path (:mod:`birkhoff.sweeps`)."""
     n = M.shape[-1]
-    return iters is not None and iters > 0 and n <= MAX_N and M.size >= _BLOCKED_BATCH * n * n
+    return iters > 0 and n <= MAX_N and M.size >= _BLOCKED_BATCH * n * n
 
 
 def _usable(x: np.ndarray) -> bool:

@@ -163,7 +163,7 @@ class Monitor:
     default interval of 200 steps a step of one forward and one backward pass (about 3 forwards) pays about
     1 % of its time (``(2..9) / (200 * 3)``). ``out=None`` logs nothing; the health is returned either way.
     ``start``: the step a resumed run continues from; the rows and events of steps ``>= start`` that an
-    earlier process logged past its checkpoint are dropped before the first new one (the trainer's
+    earlier process logged past its checkpoint are dropped when the hook is made (the trainer's
     ``--health-every`` hook passes it).
     """
 
@@ -175,7 +175,8 @@ class Monitor:
         self.out = None if out is None else Path(out)
         self._writer = None
         self._tensorboard = importlib.util.find_spec("tensorboard") is not None
-        self._resumed = False
+        if self.start and self.out is not None and (self.out / "health.csv").exists():
+            self._drop_rows_from(self.out / "health.csv", self.start)
 
     def __call__(self, step: int, *inputs: Any, **kwargs: Any) -> Health | None:
         if step % self.every:
@@ -188,9 +189,6 @@ class Monitor:
     def _log(self, step: int, scalars: dict[str, float]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "health.csv"
-        if self.start and not self._resumed and path.exists():
-            self._drop_rows_from(path, self.start)
-        self._resumed = True
         new = not path.exists()
         with path.open("a", newline="") as f:
             writer = csv.DictWriter(f, ["step", *SCALARS])

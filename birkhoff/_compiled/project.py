@@ -348,16 +348,16 @@ def quality_batch(A, U, V, rep, tol):
                 X[b, i, j] = x if x >= 0.0 or x != x else 0.0
                 amax = max(amax, abs(A[b, i, j]))
                 nan |= x != x
-        k = rep[b] + 2.0 * eps * ((amax + umax) + vmax)
-        if nan or not k <= tol:                         # loose (or NaN): the entrywise bound
-            k = 0.0
+        kb = rep[b] + 2.0 * eps * ((amax + umax) + vmax)
+        if nan or not kb <= tol:                        # loose (or NaN): the entrywise bound
+            kb = 0.0
             for i in range(n):
                 for j in range(n):
                     x = (A[b, i, j] - U[b, i]) - V[b, j]
                     err = rep[b] + 2.0 * eps * ((abs(A[b, i, j]) + abs(U[b, i])) + abs(V[b, j]))
                     if not x <= -err:
-                        k = max(k, np.inf if x != x else err)
-        kkt[b] = k
+                        kb = max(kb, np.inf if x != x else err)
+        kkt[b] = kb
         gap[b] = 2.0 * (_line_sums(X[b], U[b], sums, mags, 0) + _line_sums(X[b].T, V[b], sums, mags, n))
         bound = 0.0
         for k in range(2 * n):

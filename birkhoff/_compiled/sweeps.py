@@ -156,9 +156,10 @@ def sweep_batch(M: np.ndarray, iters: int, in_place: bool = False) -> tuple[np.n
 
 @njit(**JIT)
 def _sweep_into(M, iters, P, r, c, rows, cols):
-    """:func:`sweep_batch` into given arrays (``P`` may be ``M``: a block is read before it is written). Whether a chunk has a zero is decided over numpy's chunks
-    (it chooses how the scalings are formed); the sweeps then run on blocks of :data:`BLOCK` matrices
-    that stay in the L1 cache through every iteration."""
+    """:func:`sweep_batch` into given arrays (``P`` may be ``M``: a block is read before it is written).
+    Whether a chunk has a zero is decided over numpy's chunks (it chooses how the scalings are formed);
+    the sweeps then run on blocks of :data:`BLOCK` matrices that stay in the L1 cache through every
+    iteration."""
     B, n = M.shape[0], M.shape[1]
     W = np.empty((n, n, BLOCK))
     S = np.empty(BLOCK)

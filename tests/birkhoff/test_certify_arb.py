@@ -5,13 +5,11 @@ of a matrix far below ``J / n``); those fields are counted, not checked."""
 
 from __future__ import annotations
 
+import flint
 import numpy as np
-import pytest
 
 from birkhoff import certify
 from birkhoff.testing.oracle import CLASSES, span_digits
-
-flint = pytest.importorskip("flint")        # a dev dependency; a user's bare install may lack it
 
 N = 16
 FIELDS = ("spectral_radius", "spectral_norm", "sigma_min", "sigma2")
