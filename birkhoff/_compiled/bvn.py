@@ -174,13 +174,17 @@ def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i,
         low = min(low, R[i, sigma[i]])
     if not low > 0.0:
         return False
-    above = vals[vals > low][::-1]                                         # ascending
+    c = 0                                            # vals descending: vals[:c] are those above low
+    while c < vals.size and vals[c] > low:
+        c += 1
+    above = vals[:c][::-1]                                                 # ascending
     lo, hi, step, bounded = -1, above.size - 1, 1, False
     while lo < hi:                                   # gallop up, then bisect: the numpy path's probes
         probe = min(lo + step, hi)
         if _matching(R, above[probe], n, cand, cost, work_f, work_i, SR, SC):
             lo = probe
-            sigma[:] = cand
+            for i in range(n):
+                sigma[i] = cand[i]
         else:
             hi, bounded = probe - 1, True
         step = max(1, (hi - lo + 1) // 2) if bounded else 2 * step

@@ -458,7 +458,9 @@ def _one(M, G, out, mats, vecs):
         _singular_bounds(mid, rad, V, n, G, sv, W2, B, c1, c2)
         p_lo, p_hi = sv[0], sv[1]
     if not near or not (p_hi - p_lo <= LOOSE * p_hi):
-        Vd[:, :] = V                                  # D's own basis, from M's (close when M is nearly DS)
+        for i in range(n):                            # D's own basis, from M's (close when M is nearly DS)
+            for j in range(n):
+                Vd[i, j] = V[i, j]
         _jacobi_svd(mid, n, Vd, W, sigma)
         _singular_bounds(mid, rad, Vd, n, G, sv, W2, B, c1, c2)
         p_lo, p_hi = max(p_lo, sv[0]), min(p_hi, sv[1])
