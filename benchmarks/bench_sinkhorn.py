@@ -192,7 +192,7 @@ def main() -> None:
         print(line)
     print("\n| hard input (tol 1e-10) | implementation | time (ms) | max marginal err |")
     print("|---|---|---:|---:|")
-    for line in case_c(3 if args.quick else 20, 2000 if args.quick else BUDGET):
+    for line in case_c(3 if args.quick else 20, 500 if args.quick else BUDGET):
         print(line)
 
 

@@ -30,9 +30,10 @@ import csv
 import importlib.util
 import io
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ from .hyper import HyperConnected
 from .metrics import max_ds_residual, off_identity_mass
 from .tap import Tap, stream_spread
 
-__all__ = ["LayerHealth", "Health", "Monitor", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT", "SCALARS"]
+__all__ = ["LayerHealth", "Health", "Monitor", "Observed", "monitor", "GAIN_TOL", "IDENTITY_TOL", "GROWTH_LIMIT", "SCALARS"]
 
 GAIN_TOL = 1e-2                # a composite gain certified outside [1 - tol, 1 + tol] is flagged
 IDENTITY_TOL = 2e-3            # off-identity mass below this in every layer: H_res stuck at I (the init: ~1e-3)
@@ -132,21 +133,43 @@ class Health:
 
 
 class _Watch(Tap):
-    """Records each mixer's ``H_res`` (first ``tokens`` tokens) and output-stream statistics."""
+    """Records each mixer's ``H_res`` (first ``tokens`` tokens) and output-stream statistics, in the order the
+    mixers run; with ``gradients``, also whether the backward pass that follows brings a nonzero gradient to
+    each layer's output streams and to its ``H_res``."""
 
-    def __init__(self, tokens: int) -> None:
-        self.tokens = tokens
+    def __init__(self, tokens: int, gradients: bool = False) -> None:
+        self.tokens, self.gradients = tokens, gradients
         self.h: dict[int, torch.Tensor] = {}
         self.stats: dict[int, tuple[float, float, bool]] = {}
+        self.reached: dict[int, bool] = {}         # id(mixer): a nonzero gradient reached its output streams
+        self.used: dict[int, bool] = {}            # id(mixer): ... reached its H_res
 
     def h_res(self, mixer: nn.Module, H_res: torch.Tensor) -> torch.Tensor:
         self.h[id(mixer)] = H_res.detach().reshape(-1, *H_res.shape[-2:])[: self.tokens].to(torch.float64)
+        if self.gradients and H_res.requires_grad:
+            self.used.setdefault(id(mixer), False)
+            H_res.register_hook(self._nonzero(self.used, id(mixer)))
         return H_res
 
     def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
+        if self.gradients and x.requires_grad:
+            x.register_hook(self._nonzero(self.reached, id(mixer)))
         x = x.detach().double()
         self.stats[id(mixer)] = (stream_spread(x), float(x.norm()) / math.sqrt(max(x.numel(), 1)),
                                  bool(torch.isfinite(x).all()))
+
+    @staticmethod
+    def _nonzero(seen: dict[int, bool], key: int):
+        def hook(grad: torch.Tensor) -> None:
+            seen[key] = seen.get(key, False) or bool(grad.ne(0).any())
+        return hook
+
+    def applied(self, mixer: nn.Module) -> bool | None:
+        """Does the loss depend on ``mixer``'s ``H_res``, by the gradients? None when no nonzero gradient
+        reached the layer's output (no backward pass) or ``H_res`` needs none."""
+        if not self.reached.get(id(mixer)) or id(mixer) not in self.used:
+            return None
+        return self.used[id(mixer)]
 
 
 class _ZeroHRes(Tap):
@@ -155,13 +178,17 @@ class _ZeroHRes(Tap):
 
 
 class Monitor:
-    """The monitor as a training companion: ``hook(step, *inputs)`` runs :func:`monitor` every ``every`` steps
-    (else returns None at once) and appends :meth:`Health.scalars` to ``OUT/health.csv`` and, where the
-    ``tensorboard`` package is installed, to TensorBoard events in ``OUT/tensorboard/health``.
+    """The monitor as a training companion, every ``every`` steps: ``hook(step, *inputs)`` runs :func:`monitor`
+    on ``inputs``, or ``with hook.observe(step):`` around the step's own forward and backward passes reads
+    them (no pass of its own; the trainer's way); off the due steps both return at once. Each report appends
+    :meth:`Health.scalars` to ``OUT/health.csv`` and, where the ``tensorboard`` package is installed, to
+    TensorBoard events in ``OUT/tensorboard/health``. The hook certifies the whole stack's composite only
+    (:func:`monitor` also certifies depths 1, 2, 4, ...): its scalars and flags are the same.
 
-    A call costs the monitor's pass (about 2-9 forward passes, ``benchmarks/bench_monitor.py``), so at the
-    default interval of 200 steps a step of one forward and one backward pass (about 3 forwards) pays about
-    1 % of its time (``(2..9) / (200 * 3)``). ``out=None`` logs nothing; the health is returned either way.
+    Cost (``benchmarks/bench_monitor.py``): ``observe`` adds about a forward pass to the step it reads
+    (its copies of the streams and one certificate), ``hook(step, x)`` that and the monitor's own passes;
+    at the default interval of 200 steps either is well under 1 % of training time.
+    ``out=None`` logs nothing; the health is returned either way.
     ``start``: the step a resumed run continues from; the rows and events of steps ``>= start`` that an
     earlier process logged past its checkpoint are dropped when the hook is made (the trainer's
     ``--health-every`` hook passes it).
@@ -181,10 +208,45 @@ class Monitor:
     def __call__(self, step: int, *inputs: Any, **kwargs: Any) -> Health | None:
         if step % self.every:
             return None
-        health = monitor(self.model, *inputs, tokens=self.tokens, **kwargs)
+        health = _monitor(self.model, inputs, kwargs, self.tokens, every_depth=False)
         if self.out is not None:
             self._log(step, health.scalars())
         return health
+
+    @contextmanager
+    def observe(self, step: int) -> Iterator[Observed]:
+        """On a due step, read the passes the block runs itself instead of a pass of its own::
+
+            with hook.observe(step) as seen:          # seen.health: the report, once the block has run
+                loss = loss_fn(model(x), y)
+                loss.backward()
+
+        The report is that of :func:`monitor` on the block's last forward pass (train mode, its precision),
+        except that whether each layer applies ``H_res`` is read from the backward pass (a nonzero
+        gradient reaches the layer's output but none its ``H_res``: not applied), so a block without one
+        leaves it unknown. Nothing is logged when the block raises or runs no forward pass."""
+        seen = Observed()
+        if step % self.every:
+            yield seen
+            return
+        layers = _active(self.model)
+        watch = _Watch(self.tokens, gradients=True)
+        for _, m in layers:
+            m.watch = watch
+        try:
+            yield seen
+        finally:
+            for _, m in layers:
+                m.watch = None
+        ran = [(name, m) for name, m in layers if id(m.mixer) in watch.h]
+        if layers and not ran:
+            return
+        order = list(watch.h)
+        ran.sort(key=lambda nm: order.index(id(nm[1].mixer)))
+        seen.health = _report(ran, watch, {id(m): watch.applied(m.mixer) for _, m in ran}, every_depth=False) \
+            if ran else _no_layers(self.model)
+        if self.out is not None:
+            self._log(step, seen.health.scalars())
 
     def _log(self, step: int, scalars: dict[str, float]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -219,6 +281,23 @@ class Monitor:
             self._writer = None
 
 
+@dataclass
+class Observed:
+    """What :meth:`Monitor.observe` saw: the report of a due step's block (None otherwise)."""
+
+    health: Health | None = None
+
+
+def _active(model: nn.Module) -> list[tuple[str, HyperConnected]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, HyperConnected) and not m.disable]
+
+
+def _no_layers(model: nn.Module) -> Health:
+    found = sum(isinstance(m, HyperConnected) for m in model.modules())
+    return Health([], notes=[f"no active hyper-connected layer ({found} HyperConnected, all disabled)" if found
+                             else "no hyper-connected layer: nothing to check"])
+
+
 def _certified_depths(L: int) -> list[int]:
     """1, 2, 4, ..., and L (every depth when L <= 32)."""
     if L <= 32:
@@ -233,11 +312,14 @@ def monitor(model: nn.Module, *inputs: Any, tokens: int = 8, **kwargs: Any) -> H
     The model is put in eval mode for the pass and restored; nothing is trained or kept.
     ``tokens``: how many tokens' ``H_res`` enter the composite gains.
     """
-    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, HyperConnected) and not m.disable]
+    return _monitor(model, inputs, kwargs, tokens, every_depth=True)
+
+
+def _monitor(model: nn.Module, inputs: tuple, kwargs: dict, tokens: int, every_depth: bool) -> Health:
+    """:func:`monitor`; ``every_depth=False`` certifies the whole stack's composite only."""
+    layers = _active(model)
     if not layers:
-        found = sum(isinstance(m, HyperConnected) for m in model.modules())
-        return Health([], notes=[f"no active hyper-connected layer ({found} HyperConnected, all disabled)" if found
-                                 else "no hyper-connected layer: nothing to check"])
+        return _no_layers(model)
     watch, applied = _Watch(tokens), {}
     order: list[int] = []
     rerun: set[int] = set()
@@ -251,10 +333,12 @@ def monitor(model: nn.Module, *inputs: Any, tokens: int = 8, **kwargs: Any) -> H
         y = output[0] if isinstance(output, tuple) else output
         rest = {k: v for k, v in kwargs.items() if k != "tap"}
         rerun.add(id(module))
+        module.watch = None                        # the watch records the real pass only
         try:
             y0 = module(*args, tap=_ZeroHRes(), **rest)
         finally:
             rerun.discard(id(module))
+            module.watch = watch
         applied[id(module)] = not torch.equal(y0[0] if isinstance(y0, tuple) else y0, y)
 
     was_training = model.training
@@ -270,16 +354,19 @@ def monitor(model: nn.Module, *inputs: Any, tokens: int = 8, **kwargs: Any) -> H
         for _, m in layers:
             m.watch = None
         model.train(was_training)
-    return _report([(name, m) for name, m in layers if id(m) in set(order)], order, watch, applied)
-
-
-def _report(layers: list[tuple[str, HyperConnected]], order: list[int], watch: _Watch, applied: dict) -> Health:
     rank = {key: i for i, key in enumerate(order)}
-    layers = sorted(layers, key=lambda nm: rank[id(nm[1])])
+    return _report(sorted([(name, m) for name, m in layers if id(m) in rank], key=lambda nm: rank[id(nm[1])]),
+                   watch, applied, every_depth)
+
+
+def _report(layers: list[tuple[str, HyperConnected]], watch: _Watch, applied: dict, every_depth: bool) -> Health:
+    """The report of ``layers`` (in application order) from what ``watch`` recorded; ``applied``: per layer,
+    whether it applies ``H_res`` (absent or None: unknown); the composites certified at depths 1, 2, 4, ...
+    (``every_depth``) or of the whole stack only."""
     chain = [watch.h[id(m.mixer)] for _, m in layers]
     probe = min(h.shape[0] for h in chain)
     P = None
-    depths = set(_certified_depths(len(chain)))
+    depths = set(_certified_depths(len(chain)) if every_depth else [len(chain)])
     out = []
     for i, ((name, m), H) in enumerate(zip(layers, chain)):
         H = H[:probe]
@@ -299,12 +386,12 @@ def _report(layers: list[tuple[str, HyperConnected]], order: list[int], watch: _
             off_identity=off_identity_mass(H[None]), ds_residual=max_ds_residual(H[None]),
             h_res_applied=applied.get(id(m)), finite=finite and bool(torch.isfinite(H).all()),
             at_init=m.mixer.at_init()))
-    flags, notes = _flags(out)
+    flags, notes = _flags(out, [h for h, (_, m) in zip(out, layers) if not m.mixer.single_stream])
     return Health(out, flags, cert.to_dict() if cert is not None else None, notes)
 
 
-def _flags(layers: list[LayerHealth]) -> tuple[list[str], list[str]]:
-    """The flags raised, and the notes (information)."""
+def _flags(layers: list[LayerHealth], mixing: list[LayerHealth]) -> tuple[list[str], list[str]]:
+    """The flags raised, and the notes (information); ``mixing``: the layers that mix streams."""
     flags, notes = [], []
     bad = [h.index for h in layers if not h.finite]
     if bad:
@@ -312,7 +399,6 @@ def _flags(layers: list[LayerHealth]) -> tuple[list[str], list[str]]:
     ignored = [h.index for h in layers if h.h_res_applied is False]
     if ignored:
         flags.append(f"H_res not applied: the output does not depend on it in layers {_short(ignored)}")
-    mixing = [h for h in layers if h.h_res_applied is not None]
     if mixing and all(abs(h.off_identity) < IDENTITY_TOL for h in mixing):
         mass = max(abs(h.off_identity) for h in mixing)
         if all(h.at_init for h in mixing):

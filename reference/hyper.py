@@ -43,7 +43,7 @@ from birkhoff.validate import count
 
 from ._gpu import BACKENDS
 from .mixers import FAVOURED, INITS, MIXER_NORMS, SK_ORDERS, MixerSpec
-from .tap import Tap
+from .tap import Chain, Tap
 
 __all__ = ["expand_streams", "reduce_streams", "HyperConnected", "stream_functions", "load_plain_state_dict"]
 
@@ -93,7 +93,7 @@ class HyperConnected(nn.Module):
         super().__init__()
         self.layer = layer
         self.disable = bool(disable)
-        self.watch: Tap | None = None             # set by :func:`monitor` for one pass
+        self.watch: Tap | None = None             # set by the health monitor for the passes it reads
         if self.disable:
             self.mixer, self.n_streams, self.C = None, 1, C
             self._register_state_dict_hook(_drop_layer_prefix)
@@ -118,7 +118,8 @@ class HyperConnected(nn.Module):
                         f"reduce_streams(x) first for a plain residual model")
             raise ValueError(f"HyperConnected({self.mixer.name}) expects x of shape (..., n, C) = "
                              f"(..., {self.n_streams}, {self.C}), got {tuple(x.shape)}{hint}")
-        tap = tap if tap is not None else self.watch
+        if self.watch is not None:                # the monitor's watch, after the caller's tap
+            tap = self.watch if tap is None else Chain(tap, self.watch)
         if tap is not None and getattr(self.layer, "uses_tap", False):
             kwargs["tap"] = tap
         extra: list[tuple] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["Tap", "HResProbe", "StreamSpread", "HResOverride", "stream_spread"]
+__all__ = ["Tap", "Chain", "HResProbe", "StreamSpread", "HResOverride", "stream_spread"]
 
 
 class Tap:
@@ -31,6 +31,28 @@ class Tap:
 
     def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
         """The streams ``x (..., n, C)`` that ``mixer`` hands to the next layer (read only)."""
+
+
+class Chain(Tap):
+    """Several taps on one pass, in order: each sees the matrix the one before it returned (the last one's
+    is used), and every one sees the streams."""
+
+    def __init__(self, *taps: Tap) -> None:
+        self.taps = taps
+
+    def h_res(self, mixer: nn.Module, H_res: torch.Tensor) -> torch.Tensor:
+        for tap in self.taps:
+            H_res = tap.h_res(mixer, H_res)
+        return H_res
+
+    def token_weights(self, block: nn.Module, w: torch.Tensor) -> torch.Tensor:
+        for tap in self.taps:
+            w = tap.token_weights(block, w)
+        return w
+
+    def streams(self, mixer: nn.Module, x: torch.Tensor) -> None:
+        for tap in self.taps:
+            tap.streams(mixer, x)
 
 
 class HResProbe(Tap):

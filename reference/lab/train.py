@@ -11,7 +11,7 @@ of the composite map and its ``composite_sigma2 = ||P - J/n||_2``, how far the d
 collapses the streams toward their average, and whether the streams are used: ``stream_spread`` and
 ``h_res_ablation``, the change of validation loss with every ``H_res`` set to ``I`` or
 ``J / n``), ``OUT/ckpt.pt`` (every ``--ckpt-every`` steps and at the end) and ``OUT/health.csv``
-(:class:`reference.Monitor`, every ``--health-every`` steps).
+(:class:`reference.Monitor` reading the training step's own passes, every ``--health-every`` steps).
 
 A run folder is one run. Its settings are fixed when it is made; an existing run is
 refused unless ``--resume`` (continue it from its checkpoint: same trajectory as an
@@ -370,8 +370,8 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
 
 def _steps(cfg: Config, model: Model, net: torch.nn.Module, opt: torch.optim.Optimizer, task, bar, hook: Monitor | None,
            autocast, shard: slice, rank: int, world: int, device: torch.device) -> tuple[dict | None, list | None]:
-    """The training steps of ``bar`` (records appended as they go; ``hook``, the health monitor, on the step's
-    batch before the updates it is due at): ``(divergence, chain)``, the first divergence or None and the last
+    """The training steps of ``bar`` (records appended as they go; ``hook``, the health monitor, reading the
+    forward and backward passes of the steps it is due at, before their updates): ``(divergence, chain)``, the first divergence or None and the last
     step's ``H_res``."""
     out = Path(cfg.out)
     divergence = None
@@ -384,14 +384,13 @@ def _steps(cfg: Config, model: Model, net: torch.nn.Module, opt: torch.optim.Opt
         for group in opt.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         x, y = (t[shard].to(device) for t in task.batch(cfg.seed, step, cfg.batch_size))
-        if hook is not None:
-            hook(step, x)
         probe = HResProbe(PROBE_TOKENS)
-        with autocast:
-            logits = net(x, tap=probe)
-            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with hook.observe(step) if hook is not None else contextlib.nullcontext():  # reads the step's passes
+            with autocast:
+                logits = net(x, tap=probe)
+                loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         grads = layer_grad_norms(model.layers)
         total = float(torch.nn.utils.clip_grad_norm_(model.parameters(),
                                                      cfg.grad_clip if cfg.grad_clip > 0 else math.inf))
@@ -592,8 +591,8 @@ def parse(argv: list[str] | None = None) -> Config:
                     help="the run folder (default: a new runs/train/<mixer>-L<depth>-<time>)")
     ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="0: checkpoint at the end only")
     ap.add_argument("--health-every", type=int, default=d.health_every,
-                    help="run the health monitor (reference.Monitor) every this many steps, logging OUT/health.csv "
-                         "and TensorBoard (about 1 %% of training time at 200); 0: never")
+                    help="observe every this many training steps with the health monitor (reference.Monitor), "
+                         "logging OUT/health.csv and TensorBoard (well under 1 %% of training time at 200); 0: never")
     ap.add_argument("--eval-batches", type=int, default=d.eval_batches, help="validation batches at the end")
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its checkpoint (its settings may not change; "

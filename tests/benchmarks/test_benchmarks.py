@@ -121,7 +121,7 @@ def test_bench_monitor_quick():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| mhc | 8 |")]
-    assert len(rows) == 1 and len(rows[0].split("|")) == 11 and rows[0].rstrip(" |").endswith("%")
+    assert len(rows) == 1 and len(rows[0].split("|")) == 13 and rows[0].rstrip(" |").endswith("%")
 
 
 @pytest.mark.xdist_group("numba")

@@ -191,6 +191,17 @@ def test_monitor_flags_h_res_not_applied_and_stuck_at_identity(monkeypatch):
     health = monitor(model, torch.randint(0, 32, (2, 10)))
     assert not health.ok and any("H_res not applied" in f for f in health.flags)
     assert all(h.h_res_applied is False for h in health.layers)
+    from reference import Monitor
+
+    idx = torch.randint(0, 32, (2, 11))                 # the training hook reads it from the backward pass
+    with Monitor(model).observe(0) as seen:
+        F.cross_entropy(model(idx[:, :-1]).flatten(0, 1), idx[:, 1:].flatten()).backward()
+    assert any("H_res not applied" in f for f in seen.health.flags)
+    assert all(h.h_res_applied is False for h in seen.health.layers)
+    with Monitor(model).observe(0) as forward_only:     # no backward pass: unknown, not flagged
+        model(idx[:, :-1])
+    assert all(h.h_res_applied is None for h in forward_only.health.layers)
+    assert not any("H_res not applied" in f for f in forward_only.health.flags)
 
 
 def test_monitor_flags_gain_growth_and_non_finite_values():
@@ -413,3 +424,37 @@ def test_monitor_hook_logs_every_k_steps(tmp_path):
     assert {"health/gain_forward", "health/certified_sigma2", "health/flags"} <= set(events.Tags()["scalars"])
     with pytest.raises(ValueError, match="every must be an integer >= 1"):
         Monitor(model, every=0)
+
+
+def test_monitor_observe_reads_the_training_pass(tmp_path):
+    """``Monitor.observe(step)`` around a training step's forward and backward: the report of :func:`monitor` on
+    that pass without a forward pass of its own (the model runs once per step), the layers found applying
+    ``H_res`` from the gradients, rows on the due steps only, nothing between."""
+    from reference import Monitor
+
+    C, n = 16, 4
+    model = nn.Sequential(*(HyperConnected(nn.Sequential(nn.LayerNorm(C), nn.Linear(C, C)), "mhc", n, C, layer_index=i)
+                            for i in range(3)))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    hook, passes, seen = Monitor(model, tmp_path, every=2), [], []
+    model.register_forward_pre_hook(lambda *_: passes.append(1))
+    for step in range(4):
+        x = expand_streams(torch.randn(2, 5, C), n)
+        alone = monitor(model, x)
+        count = len(passes)
+        with hook.observe(step) as observed:
+            loss = model(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+        assert len(passes) == count + 1                              # the step's own pass, no other
+        opt.step()
+        seen.append(observed.health)
+        if observed.health is not None:
+            got, want = observed.health.layers, alone.layers
+            assert [h.gain_forward for h in got] == pytest.approx([h.gain_forward for h in want], rel=1e-12)
+            assert [h.off_identity for h in got] == pytest.approx([h.off_identity for h in want], rel=1e-9)
+            assert observed.health.certificate["gain_forward"] == pytest.approx(alone.certificate["gain_forward"])
+            assert all(h.h_res_applied for h in got) and observed.health.flags == alone.flags
+    hook.close()
+    assert [h is not None for h in seen] == [True, False, True, False]
+    assert [r.split(",")[0] for r in (tmp_path / "health.csv").read_text().splitlines()[1:]] == ["0", "2"]
