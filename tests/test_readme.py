@@ -28,6 +28,9 @@ def test_readme_is_short_and_has_a_block_per_use():
     assert len(README.splitlines()) <= 200
     kinds = [k for k, _ in BLOCKS]
     assert kinds.count("python") >= 4 and kinds.count("bash") >= 3 and BLOCKS[0][1].startswith(SETUP)
+    for shown in ("hook.observe(", "check_sinkhorn("):            # the training hook, the conformance API
+        block = next(code for _, code in BLOCKS if shown in code)
+        assert len([line for line in block.splitlines() if line.strip()]) <= 10, block
 
 
 @pytest.mark.parametrize("kind, code", BLOCKS, ids=[f"block{i}-{k}" for i, (k, _) in enumerate(BLOCKS)])
