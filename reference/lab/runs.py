@@ -8,6 +8,7 @@
     OUT/ckpt.pt         :mod:`reference.checkpoint` (model config, weights, optimizer, step)
     OUT/metrics.csv     the records as a table (:data:`CSV_COLUMNS`), written with the summary
     OUT/curves.png      loss, learning rate and composite gain over the run, written with the summary
+                        (unless ``--no-plots``)
     OUT/tensorboard/    the same scalars for TensorBoard, when ``tensorboard`` is installed
     OUT/health.csv      :class:`reference.Monitor`'s scalars every ``--health-every`` steps (and in
                         ``OUT/tensorboard/health``); a resume drops its rows past the checkpoint
@@ -71,7 +72,8 @@ class Config(Architecture):
     0, 1.0, 0.999, 0; paper: 0.1, 1.0, 0.95, 2 % of ``steps``) when the config is made.
     ``mixer_lr_scale`` multiplies the lr of the mixers' parameters (the premise experiment; 1: none).
     ``health_every``: the training hook :class:`reference.Monitor` checks the model every that many steps
-    (0: never), before the step's update, on its batch.
+    (0: never), before the step's update, on its batch. ``plots=False``: no ``OUT/curves.png`` (the
+    records, CSV and TensorBoard events are written all the same).
     """
 
     task: str = "charlm"
@@ -94,6 +96,7 @@ class Config(Architecture):
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    plots: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,7 +142,7 @@ class Config(Architecture):
 # fields that do not change what a run computes (out: the folder itself); ``steps`` may
 # change on ``--resume`` under a constant learning rate (which does not depend on it),
 # every other field is a setting of the run, fixed when its folder is made
-BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every", "health_every"}
+BOOKKEEPING = {"progress", "resume", "overwrite", "out", "ckpt_every", "health_every", "plots"}
 # settings an older run's config lacks, with the value that run used; and settings it stored under another name
 LEGACY_RUN_DEFAULTS = {**LEGACY_DEFAULTS, "schedule": "constant", "warmup": 0, "beta2": 0.999, "mixer_lr_scale": 1.0}
 RENAMED = {"streams": "n_streams", "model": "kind"}

@@ -506,7 +506,8 @@ def _summarize(cfg: Config, out: Path, model: Model, task, chain: torch.Tensor |
     }
     summary = json_safe(summary)
     write_csv(out, records)                     # the readable outputs first; summary.json marks the run done
-    plot_run(out, records, summary)
+    if cfg.plots:
+        plot_run(out, records, summary)
     write_tensorboard(out, records)
     write_json(out / SUMMARY, summary)
     return summary
@@ -599,6 +600,8 @@ def parse(argv: list[str] | None = None) -> Config:
                          "--steps may grow under --schedule constant)")
     ap.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    ap.add_argument("--no-plots", dest="plots", action="store_false",
+                    help="no OUT/curves.png (records, CSV and TensorBoard events are written all the same)")
     return Config(**vars(ap.parse_args(argv)))      # every value is checked once, by Config
 
 

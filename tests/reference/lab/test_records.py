@@ -10,7 +10,8 @@ from reference.lab.studies import records as R
 from reference.lab.train import Config, run
 
 TINY = Config(mixer="mhc", depth=2, width=8, n_streams=4, steps=6, batch_size=4, seq_len=8, task="markov",
-              eval_batches=1, progress=False)
+              eval_batches=1, progress=False,
+              plots=False)     # curves.png: the CLI tests draw it
 
 
 def test_records_keep_settings_outcome_and_series_and_are_byte_stable(tmp_path):

@@ -19,7 +19,8 @@ from reference.lab.train import Config, main as train_main, run
 
 
 TINY = Config(width=8, n_streams=4, steps=4, batch_size=4, seq_len=8, task="markov",
-              eval_batches=1, progress=False)
+              eval_batches=1, progress=False,
+              plots=False)     # curves.png: the CLI tests draw it
 
 
 def test_train_writes_logs_and_learns(tmp_path):

@@ -16,7 +16,8 @@ from reference.lab.runs import RunLock, read_metrics
 from reference.lab.train import Config, final_loss, main as train_main, run
 
 TINY = Config(mixer="mhc", depth=2, width=8, n_streams=4, steps=6, batch_size=4, seq_len=8, task="markov",
-              eval_batches=1, progress=False)
+              eval_batches=1, progress=False,
+              plots=False)     # curves.png: the CLI tests draw it
 SMALL = ["--mixer", "mhc", "--depth", "2", "--task", "markov", "--width", "8", "--batch-size", "4",
          "--seq-len", "8", "--eval-batches", "1", "--no-progress"]
 
@@ -336,6 +337,15 @@ def test_save_checkpoint_is_atomic_on_failure(tmp_path):
 
 
 # ----------------------------------------------------------------------------- what a run leaves to read
+
+def test_no_plots_leaves_out_the_plot_only(tmp_path):
+    """``--no-plots``: no curves.png, every other file; a bookkeeping setting (a resume may change it)."""
+    assert train_main([*SMALL, "--steps", "2", "--out", str(tmp_path), "--no-plots"]) == 0
+    assert not (tmp_path / "curves.png").exists()
+    assert {"summary.json", "metrics.csv", "metrics.jsonl", "ckpt.pt", "tensorboard"} <= {p.name for p in tmp_path.iterdir()}
+    assert train_main([*SMALL, "--steps", "3", "--out", str(tmp_path), "--resume"]) == 0
+    assert (tmp_path / "curves.png").exists()
+
 
 def test_a_run_writes_csv_a_plot_and_health(tmp_path, capsys):
     import csv
