@@ -74,7 +74,7 @@ GRAD_SPIKE = 10.0
 THRESHOLDS = (0.5, 1.0)                   # nats: the verdict's spike threshold, and the second look
 SEARCH = dict(start=0.03, low=1e-3, high=1.0)
 SMOKE = Config(kind="transformer", width=8, heads=2, steps=30, batch_size=4, seq_len=8, task="markov",
-               grad_clip=0.0, eval_batches=1)
+               grad_clip=0.0, eval_batches=1, plots=False)           # the smoke test: the study's plots only
 CPU = Config(kind="transformer", width=16, heads=2, steps=150, batch_size=8, seq_len=32, grad_clip=0.0,
              eval_batches=4)
 DEEP = replace(CPU, kind="mlp", steps=200)
