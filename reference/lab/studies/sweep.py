@@ -57,10 +57,10 @@ PRESETS = {
     "quality": dict(depths=[8], seeds=3, base=QUALITY),
     "gpu": dict(depths=[6], seeds=3, base=GPU),
     "gpu-smoke": dict(depths=[6], seeds=1, base=replace(GPU, width=128, heads=4, seq_len=256, batch_size=8,
-                                                        eval_batches=2, ckpt_every=0).with_steps(40)),
+                                                        eval_batches=2, ckpt_every=0, plots=False).with_steps(40)),
     "tiny": dict(depths=[2, 4], seeds=1, base=Config(width=8, n_streams=4, steps=6, batch_size=4,
-                                                     seq_len=8, task="markov", eval_batches=1)),
-}
+                                                     seq_len=8, task="markov", eval_batches=1, plots=False)),
+}   # the smoke presets (gpu-smoke, tiny) draw the study's plots, not each run's curves.png
 
 
 def sweep(out: Path, mixers: list[str], depths: list[int], base: Config, seeds: int = 1) -> list[dict]:
