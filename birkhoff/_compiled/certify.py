@@ -9,7 +9,8 @@ SVD there: a basis only makes the bounds tight, any basis keeps them true) for
 ``||M||_2`` and ``sigma_min``, Perron-Frobenius margins for the radius, and ``sigma2`` from the proved
 SVD of ``D = M - J/n`` (in ``M``'s basis where ``M`` is doubly stochastic to ``2**-44``, else in
 ``D``'s own). Directed rounding as there: error-free transformations and a priori bounds that hold
-for any summation order, ``nextafter`` outward, no fastmath.
+for any summation order, outward steps of one or two ulps (Rump et al.'s successor, where the numpy
+path calls ``nextafter``), no fastmath.
 
 A matrix the kernel cannot finish the numpy path's way is handed back (``handback``): a signed
 matrix (its radius needs the numpy path's eigen-enclosures), a sum whose sign VecSum leaves
@@ -38,14 +39,28 @@ __all__ = ["certify_batch", "compile_all"]
 _INF = np.inf
 
 
+# Rump, Zimmermann, Boldo and Melquiond, "Computing predecessor and successor in rounding to nearest"
+# (BIT 2009): for every float x, fl(x + fl(PHI |x| + ETA_MIN)) is succ(x) or succ(succ(x)); plain
+# arithmetic that inlines, where nextafter is a call per use (about 15 % of certify_batch's time)
+_PHI = 2.0 ** -53 * (1.0 + 2.0 ** -52)
+_ETA_MIN = 2.0 ** -1074
+_MAX = float(np.finfo(np.float64).max)
+
+
 @njit(**JIT)
 def _up(x):
-    return np.nextafter(x, _INF)
+    """A float ``> x`` (``x``'s successor or the next one; ``-MAX`` for ``-inf``, ``inf`` and NaN stay)."""
+    if x == -_INF:
+        return -_MAX
+    return x + (_PHI * abs(x) + _ETA_MIN)
 
 
 @njit(**JIT)
 def _down(x):
-    return np.nextafter(x, -_INF)
+    """A float ``< x`` (its predecessor or the one before)."""
+    if x == _INF:
+        return _MAX
+    return x - (_PHI * abs(x) + _ETA_MIN)
 
 
 @njit(**JIT)

@@ -325,3 +325,19 @@ def test_certify_compiled_agrees_with_numpy(n, B, seed):
             width = np.maximum(x[..., 1] - x[..., 0], y[..., 1] - y[..., 0])[..., None]
             # the ends agree to the wider interval's width plus 1e-12 relative
             assert (np.abs(x - y) <= width + 1e-12 * np.abs(x) + 1e-300).all(), (label, name, x, y)
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.floats(allow_nan=False), st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308,
+                                                              1.7976931348623157e308, -1.7976931348623157e308])))
+def test_certify_kernels_outward_steps_are_one_or_two_ulps(x):
+    """The kernels' ``_up`` / ``_down`` (Rump et al.'s successor): strictly past ``x``, at most two ulps."""
+    from birkhoff._compiled import certify as compiled_certify
+
+    up, down = compiled_certify._up(x), compiled_certify._down(x)
+    if np.isinf(x):
+        assert (up, down) == ((x, np.finfo(float).max) if x > 0 else (-np.finfo(float).max, x))
+        return
+    with np.errstate(over="ignore"):                  # nextafter(MAX, inf) is inf
+        assert x < up <= np.nextafter(np.nextafter(x, np.inf), np.inf)
+        assert np.nextafter(np.nextafter(x, -np.inf), -np.inf) <= down < x
