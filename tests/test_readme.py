@@ -33,7 +33,8 @@ def test_readme_is_short_and_has_a_block_per_use():
         assert len([line for line in block.splitlines() if line.strip()]) <= 10, block
 
 
-@pytest.mark.parametrize("kind, code", BLOCKS, ids=[f"block{i}-{k}" for i, (k, _) in enumerate(BLOCKS)])
+@pytest.mark.parametrize("kind, code", [pytest.param(k, c, marks=[pytest.mark.slow] if "reference." in c else [])
+                                        for k, c in BLOCKS], ids=[f"block{i}-{k}" for i, (k, _) in enumerate(BLOCKS)])
 def test_readme_block_runs_as_written(tmp_path, kind, code):
     if code.startswith(SETUP):               # make test is this suite: check that both targets resolve
         for line in code.splitlines():

@@ -9,6 +9,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("numba")             # the worker that compiles birkhoff's kernels (test_compiled)
 def test_bench_sinkhorn_quick():
     out = subprocess.run([sys.executable, str(BENCH / "bench_sinkhorn.py"), "--quick",
@@ -23,6 +24,7 @@ def test_bench_sinkhorn_quick():
     assert all("fails" in line for line in lines if "sweeps only" in line)        # where sweeps alone do not
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("numba")
 @pytest.mark.xdist_group("bvn")
 def test_bench_bvn_quick():
@@ -48,6 +50,7 @@ def test_bench_project_quick():
         assert any("numpy path" in r for r in rows)                         # both paths where n <= 64
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("make_gpu")            # one worker runs them, after one make gpu --quick
 def test_bench_mixers_quick(make_gpu_quick):
     """``bench_mixers.py --quick --steps 1``, run as the ``overhead`` step of ``make gpu --quick``."""
@@ -71,6 +74,7 @@ def test_bench_scale_quick():
     assert out.stdout.count("| `") == 7
 
 
+@pytest.mark.slow
 def test_hostile_run_quick():
     """One round of every hostile class at every entry point: no untyped error, hang or NaN result."""
     out = subprocess.run([sys.executable, str(BENCH / "hostile.py"), "--rounds", "1"],
@@ -79,6 +83,7 @@ def test_hostile_run_quick():
     assert "0 failures" in out.stdout and out.stdout.count("| ") > 40
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("numba")
 @pytest.mark.xdist_group("certify")
 def test_bench_certify_quick():

@@ -20,6 +20,7 @@ def _inputs(B, N, d, K, seed, dtype=torch.float64):
     return x, w
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(B=st.integers(1, 3), N=st.integers(1, 300), d=st.integers(1, 140), seed=st.integers(0, 2**16),
        extra=st.sets(st.integers(1, 320), max_size=3))

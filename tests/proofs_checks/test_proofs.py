@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from hypothesis import given
 
 from birkhoff import certify
@@ -12,6 +13,7 @@ from proofs_checks import CLAIM_MODULES
 from strategies import seeded_exact_ds
 
 
+@pytest.mark.slow
 def test_all_claims_pass_quick_json():
     out = subprocess.run([sys.executable, "-m", "proofs_checks", "--quick", "--json"],
                          capture_output=True, text=True, timeout=600)

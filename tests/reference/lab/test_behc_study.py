@@ -101,6 +101,7 @@ def test_ds_rounding_keeps_exact_gain_naive_does_not():
         MixingRounding(stream_mixing="int4")
 
 
+@pytest.mark.slow
 def test_study_cli_end_to_end(tmp_path):
     """The study's command line, in process (the last call runs ``python -m`` as a user would)."""
     from reference.lab.studies.behc import main as behc_main

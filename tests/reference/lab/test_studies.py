@@ -117,6 +117,7 @@ def test_sweep_usage_sentence():
     assert "within the seed spread" in _usage(overlapping) and "cannot be told apart" in _usage(overlapping)
 
 
+@pytest.mark.slow
 def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
     """One mixer without ``H_res``, one approximately and one exactly DS (every mixer trains elsewhere in this file)."""
     grid = ["--preset", "tiny", "--out", str(tmp_path), "--no-progress", "--mixers", "residual", "mhc", "kromhc"]
@@ -149,6 +150,7 @@ def test_tiny_sweep_end_to_end(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "runs" / "mhc_L2_s0" / "config.json").read_text())["task"] == "charlm"
 
 
+@pytest.mark.slow
 def test_stability_study_end_to_end(tmp_path):
     """The smoke preset: 2 seeds, the searched main grid brackets lr between 0.03 (stable) and 0.95 (not);
     the fixed bf16 / no-norm points; the report, brackets.json and three plots are written."""

@@ -103,6 +103,7 @@ def test_dtypes(tmp_path, dtype):
     assert s["final_loss"] is not None and math.isfinite(s["final_loss"])
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one(tmp_path):
     """torchrun with 2 gloo processes == 1 process with the same global batch."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
@@ -132,6 +133,7 @@ def test_bad_cli_arguments(tmp_path, capsys):
     assert "n_streams must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mixer", ["mhc", "hc", "kromhc"])
 def test_triton_backend_same_trajectory(tmp_path, mixer):
     """--backend triton (gpu kernels; CPU interpreter here) == --backend torch over a few steps (the training

@@ -111,6 +111,7 @@ class Faults:
         self.point, self.k, self.calls = point, k, 0
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kills=st.lists(st.tuples(st.sampled_from(POINTS), st.integers(1, 10)), min_size=1, max_size=3))
 def test_kills_at_random_write_points_lose_nothing(tmp_path_factory, straight, kills):
@@ -131,6 +132,7 @@ def test_kills_at_random_write_points_lose_nothing(tmp_path_factory, straight, k
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_record_then_resume(tmp_path):
     """A real kill -9 of the CLI while it trains, then ``--resume`` (or a restart without a checkpoint)."""
     args = [sys.executable, "-m", "reference.train", "--mixer", "mhc", "--depth", "2", "--width", "8",
