@@ -146,14 +146,23 @@ def kromhc_stability(ev: Evidence) -> tuple[str, str]:
         f"mHC {rate(*c)}")
 
 
+def _trains(ev: Evidence, runs: list[dict]) -> bool:
+    """Stable in most runs: the stable rate's 95 % Wilson interval lies above 1/2."""
+    return wilson(*ev.count(runs, "stable"))[0] > 0.5
+
+
 def kromhc_matches(ev: Evidence) -> tuple[str, str]:
     """KromHC "matches or surpasses" mHC: the validation loss difference KromHC - mHC per lr, with its
     bootstrap interval: matches when the interval lies inside ``+-MATCH_MARGIN``, surpasses when it lies
-    below 0 (and not inside the margin), contradicted when it lies above 0, else no difference detected."""
+    below 0 (and not inside the margin), contradicted when it lies above 0, else no difference detected.
+    Compared only at the lrs where both train (stable in most runs, :func:`_trains`): elsewhere the losses
+    are those of runs that did not learn."""
     krom, mhc = _constant(ev, "kromhc", 32), _constant(ev, "mhc", 32)
-    lrs = _lrs(krom, mhc)
+    common = _lrs(krom, mhc)
+    lrs = [lr for lr in common if _trains(ev, _at(krom, [lr])) and _trains(ev, _at(mhc, [lr]))]
+    skipped = [lr for lr in common if lr not in lrs]
     if not lrs:
-        return NOT_RUN, "needs mHC and KromHC at L = 32 on common lrs"
+        return NOT_RUN, "needs mHC and KromHC at L = 32 on a common lr where both are stable in most runs"
     cells, words = [], []
     for lr in lrs:
         a, b = ([r["val_loss"] for r in _at(rs, [lr]) if not r["diverged"]] for rs in (krom, mhc))
@@ -170,8 +179,10 @@ def kromhc_matches(ev: Evidence) -> tuple[str, str]:
     for lr, word in zip(lrs, words):
         by_word.setdefault(word, []).append(lr)
     verdict = "; ".join(f"{word} at lr {_lr_text(at)}" for word, at in by_word.items())
+    rest = (f"; not compared at lr {_lr_text(skipped)}, where mHC or KromHC is not stable in most runs (the "
+            "stable rate's interval does not lie above 1/2)") if skipped else ""
     return verdict, (f"KromHC - mHC validation loss at L = 32 (\"matches\": the interval inside +-{MATCH_MARGIN} "
-                     "nats): " + "; ".join(cells))
+                     "nats), at the lrs where both are stable in most runs: " + "; ".join(cells) + rest)
 
 
 def hc_convergence(ev: Evidence) -> tuple[str, str]:

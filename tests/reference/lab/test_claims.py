@@ -43,6 +43,10 @@ def test_matches_needs_the_margin_and_convergence_needs_an_interval_that_exclude
         "no difference detected")
     worse = [fake("mhc", 32, 0.03, s, val=2.7 + 0.001 * s) for s in range(10)]
     assert C.kromhc_matches(evidence(tmp_path / "e", **{"stability-L32": krom + worse}))[0] == "contradicted at lr 0.03"
+    high = [fake(m, 32, 0.3, s, outcome="flat" if s < 8 else "stable") for m in ("kromhc", "mhc") for s in range(10)]
+    word, numbers = C.kromhc_matches(evidence(tmp_path / "f", **{"stability-L32": krom + mhc + high}))
+    assert word == "matches at lr 0.03" and "not compared at lr 0.3" in numbers       # neither learns at 0.3
+    assert C.kromhc_matches(evidence(tmp_path / "g", **{"stability-L32": high}))[0] == "not testable here"
     hc = [fake("hc", 32, 0.03, s, learn_at=10 + s % 2) for s in range(10)]
     res = [fake("residual", 32, 0.03, s, learn_at=20 + s % 3) for s in range(10)]
     word, numbers = C.hc_convergence(evidence(tmp_path / "c", **{"stability-L32": hc + res}))
