@@ -371,8 +371,8 @@ def _train(cfg: Config, model: Model, opt: torch.optim.Optimizer, task, start: i
 def _steps(cfg: Config, model: Model, net: torch.nn.Module, opt: torch.optim.Optimizer, task, bar, hook: Monitor | None,
            autocast, shard: slice, rank: int, world: int, device: torch.device) -> tuple[dict | None, list | None]:
     """The training steps of ``bar`` (records appended as they go; ``hook``, the health monitor, reading the
-    forward and backward passes of the steps it is due at, before their updates): ``(divergence, chain)``, the first divergence or None and the last
-    step's ``H_res``."""
+    forward and backward passes of the steps it is due at, before their updates): ``(divergence, chain)``,
+    the first divergence or None and the last step's ``H_res``."""
     out = Path(cfg.out)
     divergence = None
     chain = None
