@@ -238,11 +238,9 @@ class Monitor:
         finally:
             for _, m in layers:
                 m.watch = None
-        ran = [(name, m) for name, m in layers if id(m.mixer) in watch.h]
+        ran = _ran(layers, watch)
         if layers and not ran:
             return
-        order = list(watch.h)
-        ran.sort(key=lambda nm: order.index(id(nm[1].mixer)))
         seen.health = _report(ran, watch, {id(m): watch.applied(m.mixer) for _, m in ran}, every_depth=False) \
             if ran else _no_layers(self.model)
         if self.out is not None:
@@ -292,6 +290,12 @@ def _active(model: nn.Module) -> list[tuple[str, HyperConnected]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, HyperConnected) and not m.disable]
 
 
+def _ran(layers: list[tuple[str, HyperConnected]], watch: _Watch) -> list[tuple[str, HyperConnected]]:
+    """The ``layers`` whose mixer ran in the pass ``watch`` recorded, in the order they ran."""
+    rank = {key: i for i, key in enumerate(watch.h)}
+    return sorted([(name, m) for name, m in layers if id(m.mixer) in rank], key=lambda nm: rank[id(nm[1].mixer)])
+
+
 def _no_layers(model: nn.Module) -> Health:
     found = sum(isinstance(m, HyperConnected) for m in model.modules())
     return Health([], notes=[f"no active hyper-connected layer ({found} HyperConnected, all disabled)" if found
@@ -321,14 +325,10 @@ def _monitor(model: nn.Module, inputs: tuple, kwargs: dict, tokens: int, every_d
     if not layers:
         return _no_layers(model)
     watch, applied = _Watch(tokens), {}
-    order: list[int] = []
     rerun: set[int] = set()
 
     def check(module: HyperConnected, args: tuple, kwargs: dict, output: Any) -> None:
-        if id(module) in rerun:                    # the H_res = 0 rerun below
-            return
-        order.append(id(module))
-        if module.mixer.single_stream:
+        if id(module) in rerun or module.mixer.single_stream:     # the H_res = 0 rerun itself, or no H_res
             return
         y = output[0] if isinstance(output, tuple) else output
         rest = {k: v for k, v in kwargs.items() if k != "tap"}
@@ -354,9 +354,7 @@ def _monitor(model: nn.Module, inputs: tuple, kwargs: dict, tokens: int, every_d
         for _, m in layers:
             m.watch = None
         model.train(was_training)
-    rank = {key: i for i, key in enumerate(order)}
-    return _report(sorted([(name, m) for name, m in layers if id(m) in rank], key=lambda nm: rank[id(nm[1])]),
-                   watch, applied, every_depth)
+    return _report(_ran(layers, watch), watch, applied, every_depth)
 
 
 def _report(layers: list[tuple[str, HyperConnected]], watch: _Watch, applied: dict, every_depth: bool) -> Health:
