@@ -381,9 +381,11 @@ def mid_rad(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray | No
 
 
 def sum_squares_up(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Upper bound of ``sum mag**2`` over ``axes`` (a priori error of ``k`` products and sums, underflow included)."""
+    """Upper bound of ``sum mag**2`` over ``axes`` (a priori error of ``k`` products and sums, underflow included;
+    ``inf`` where a square or the sum overflows)."""
     k = int(np.prod([mag.shape[a] for a in axes]))
-    return inflate(np.sum(mag * mag, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
+    with np.errstate(over="ignore"):
+        return inflate(np.sum(mag * mag, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
 
 
 def sum_squares_down(mig: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

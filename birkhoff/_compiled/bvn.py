@@ -20,13 +20,10 @@ from . import JIT
 __all__ = ["decompose", "compile_all"]
 
 
-
 @njit(**JIT)
-def _assignment(cost, n, sigma, work_f, work_i, SR, SC, free_only):
+def _assignment(cost, n, sigma, work_f, work_i, SR, SC):
     """Minimum-cost assignment of the square ``cost`` (``inf`` forbids an entry) into ``sigma``
-    (the column of each row); False when every assignment meets an ``inf``, or, with ``free_only``,
-    costs anything: each row's shortest augmenting path adds its length to the optimal cost, so the
-    first row whose path costs more than 0 decides (the matching tests, where most probes fail).
+    (the column of each row); False when every assignment meets an ``inf``.
 
     ``work_f`` holds ``u, v, shortest`` (3n floats), ``work_i`` ``path, row4col, remaining`` (3n ints).
     """
@@ -56,7 +53,7 @@ def _assignment(cost, n, sigma, work_f, work_i, SR, SC, free_only):
                 if shortest[j] < best or (shortest[j] == best and row4col[j] == -1):
                     best, index = shortest[j], k
             reach = best
-            if reach == np.inf or (free_only and reach > 0.0):
+            if reach == np.inf:
                 return False
             j = remaining[index]
             if row4col[j] == -1:
@@ -84,59 +81,94 @@ def _assignment(cost, n, sigma, work_f, work_i, SR, SC, free_only):
 
 
 @njit(**JIT)
-def _matching(R, t, n, sigma, cost, work_f, work_i, SR, SC):
-    """A permutation with every ``R[i, sigma(i)] >= t`` (the assignment of the 0/1 cost ``R < t``)."""
-    for i in range(n):
-        for j in range(n):
-            cost[i, j] = 1.0 if R[i, j] < t else 0.0
-    if not _assignment(cost, n, sigma, work_f, work_i, SR, SC, True):
-        return False
-    for i in range(n):
-        if not R[i, sigma[i]] >= t:
-            return False
+def _matching(R, t, n, sigma, work_f, work_i):
+    """A permutation with every ``R[i, sigma(i)] >= t`` into ``sigma``: the assignment of the 0/1 cost ``R < t``
+    as :func:`_assignment` finds it, step for step, stopped at the first row whose shortest augmenting path
+    costs more than 0 (each row's path adds its length to the optimal cost, so that row decides: False).
+    Up to there every path costs 0, so the potentials ``u``, ``v`` stay 0; they, and the row and column
+    marks that update them, are left out."""
+    shortest = work_f[2 * n:]
+    path, row4col, remaining = work_i[:n], work_i[n:2 * n], work_i[2 * n:3 * n]
+    for j in range(n):
+        row4col[j] = -1
+        sigma[j] = -1
+    for row in range(n):
+        for k in range(n):
+            remaining[k] = n - 1 - k
+            shortest[k] = np.inf
+        left, i, sink = n, row, -1
+        while sink < 0:
+            best, index = np.inf, -1
+            for k in range(left):
+                j = remaining[k]
+                r = 1.0 if R[i, j] < t else 0.0
+                if r < shortest[j]:
+                    path[j] = i
+                    shortest[j] = r
+                if shortest[j] < best or (shortest[j] == best and row4col[j] == -1):
+                    best, index = shortest[j], k
+            if best > 0.0:
+                return False
+            j = remaining[index]
+            if row4col[j] == -1:
+                sink = j
+            else:
+                i = row4col[j]
+            left -= 1
+            remaining[index] = remaining[left]
+        j = sink
+        while True:                        # flip the path back to the new row
+            i = path[j]
+            row4col[j] = i
+            j, sigma[i] = sigma[i], j
+            if i == row:
+                break
     return True
 
 
 @njit(**JIT)
-def _lexicographic(R, high, window, shift, n, sigma, cost, work_f, work_i, SR, SC):
+def _lexicographic(R, high, shift, n, sigma, cost, values, where, work_f, work_i, SR, SC):
     """The assignment of cost ``2**(shift r)`` on an entry of rank ``r`` (0 at ``>= high``, then 1 + the
-    number of ``window`` values above it), ``inf`` at zeros: :func:`birkhoff.bvn._lexicographic`."""
-    K = min(window.size, 1000 // shift - 2)
+    number of distinct values in ``(0, high)`` above it, capped at ``K + 1``), ``inf`` at zeros:
+    :func:`birkhoff.bvn._lexicographic`, the ranks read off one sort. Returns the number of distinct values,
+    left descending in ``values``; -1 when every assignment meets an ``inf``."""
+    K = 1000 // shift - 2
+    m = 0
     for i in range(n):
         for j in range(n):
             x = R[i, j]
             if x <= 0.0:
                 cost[i, j] = np.inf
-                continue
-            if x >= high:
-                rank = 0
+            elif x >= high:
+                cost[i, j] = 1.0
             else:
-                lo, hi = 0, K                              # window[:K] descending: count those > x
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if window[mid] > x:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                rank = lo + 1
-            cost[i, j] = np.ldexp(1.0, shift * rank)
-    return _assignment(cost, n, sigma, work_f, work_i, SR, SC, False)
+                values[m] = -x
+                where[m] = i * n + j
+                m += 1
+    order = np.argsort(values[:m])                   # equal values get equal ranks: any order
+    d, last = 0, np.inf
+    for k in range(m):
+        x = -values[order[k]]
+        if x != last:
+            d, last = d + 1, x
+        flat = where[order[k]]
+        cost[flat // n, flat % n] = np.ldexp(1.0, shift * min(d, K + 1))
+    d, last = 0, np.inf                              # the distinct values, descending
+    for k in range(m):
+        x = -values[order[k]]
+        if x != last:
+            last = x
+            where[d] = k
+            d += 1
+    for k in range(d):
+        values[k] = -values[order[where[k]]]
+    if not _assignment(cost, n, sigma, work_f, work_i, SR, SC):
+        return -1
+    return d
 
 
 @njit(**JIT)
-def _distinct_descending(values, m):
-    """The distinct values of ``values[:m]``, descending (``np.unique`` reversed, without its lists)."""
-    values[:m].sort()
-    k = 0
-    for i in range(m):
-        if k == 0 or values[i] != values[k - 1]:
-            values[k] = values[i]
-            k += 1
-    return values[:k][::-1]
-
-
-@njit(**JIT)
-def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i, SR, SC):
+def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, where, work_f, work_i, SR, SC):
     """The numpy path's :func:`birkhoff.bvn._bottleneck` into ``sigma``; False when the support of
     ``R`` has no perfect matching."""
     high = np.inf
@@ -158,17 +190,12 @@ def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i,
                     high = max(high, R[i, j])
     if high <= 0.0:
         return False
-    if _matching(R, high, n, sigma, cost, work_f, work_i, SR, SC):
+    if _matching(R, high, n, sigma, work_f, work_i):
         return True
-    m = 0
-    for i in range(n):
-        for j in range(n):
-            if R[i, j] > 0.0 and R[i, j] < high:
-                values[m] = R[i, j]
-                m += 1
-    vals = _distinct_descending(values, m)
-    if not _lexicographic(R, high, vals, shift, n, sigma, cost, work_f, work_i, SR, SC):
+    d = _lexicographic(R, high, shift, n, sigma, cost, values, where, work_f, work_i, SR, SC)
+    if d < 0:
         return False
+    vals = values[:d]
     low = np.inf
     for i in range(n):
         low = min(low, R[i, sigma[i]])
@@ -181,7 +208,7 @@ def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i,
     lo, hi, step, bounded = -1, above.size - 1, 1, False
     while lo < hi:                                   # gallop up, then bisect: the numpy path's probes
         probe = min(lo + step, hi)
-        if _matching(R, above[probe], n, cand, cost, work_f, work_i, SR, SC):
+        if _matching(R, above[probe], n, cand, work_f, work_i):
             lo = probe
             for i in range(n):
                 sigma[i] = cand[i]
@@ -203,6 +230,7 @@ def decompose(M, noise, limit, shift):
     cand = np.empty(n, dtype=np.int64)
     cost = np.empty((n, n))
     values = np.empty(n * n)
+    where = np.empty(n * n, dtype=np.int64)
     work_f = np.empty(3 * n)
     work_i = np.empty(3 * n, dtype=np.int64)
     SR = np.empty(n, dtype=np.bool_)
@@ -210,7 +238,7 @@ def decompose(M, noise, limit, shift):
     ceiling = np.inf
     k = 0
     while k < limit:
-        if not _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, work_f, work_i, SR, SC):
+        if not _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, where, work_f, work_i, SR, SC):
             break
         w = np.inf
         for i in range(n):

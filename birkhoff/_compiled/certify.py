@@ -6,19 +6,21 @@ The same bounds as the numpy path (:mod:`birkhoff.certify`, :mod:`birkhoff.enclo
 prescaling by a power of two, the norm bounds (``sqrt(||M||_1 ||M||_inf)``, Frobenius, the Schur test
 at the singular vectors), the proved SVD of :func:`birkhoff.enclose.singular_value_bounds` (its basis from one-sided Jacobi here, LAPACK's
 SVD there: a basis only makes the bounds tight, any basis keeps them true) for
-``||M||_2`` and ``sigma_min``, Perron-Frobenius margins for the radius, and ``sigma2`` from the proved
+``||M||_2`` and ``sigma_min``, Perron-Frobenius margins (nonnegative) or ``|tr| / n`` (signed) for the
+radius and, where those are loose, the similarity-Gershgorin enclosure of
+:func:`birkhoff.enclose.spectral_radius_bounds` (LAPACK's eigenvectors of the complex copy of ``M`` through
+numba, the products in complex interval arithmetic), and ``sigma2`` from the proved
 SVD of ``D = M - J/n`` (in ``M``'s basis where ``M`` is doubly stochastic to ``2**-44``, else in
 ``D``'s own). Directed rounding as there: error-free transformations and a priori bounds that hold
 for any summation order, outward steps of one or two ulps (Rump et al.'s successor, where the numpy
 path calls ``nextafter``), no fastmath.
 
-A matrix the kernel cannot finish the numpy path's way is handed back (``handback``): a signed
-matrix (its radius needs the numpy path's eigen-enclosures), a sum whose sign VecSum leaves
-undecided (the numpy path's ``fsum``), a prescaling that is not exact (subnormal entries), and a
-radius the margins leave loose (the numpy path goes on with Collatz-Wielandt, the
-similarity-Gershgorin enclosure and the Frobenius normal form): a nonnegative matrix far from
-doubly stochastic; and a ``sigma_min`` wider than ``1e-6`` relative (nearly singular: the numpy
-path's enclosure through an inverse).
+A matrix the kernel cannot finish the numpy path's way is handed back (``handback``): a sum whose
+sign VecSum leaves undecided (the numpy path's ``fsum``), a prescaling that is not exact (subnormal
+entries), a radius the similarity leaves loose (an ill-conditioned or defective eigenbasis, close
+eigenvalues of equal modulus: the numpy path goes on with balancing, the Frobenius normal form, a
+Schur basis and powers), and a ``sigma_min`` wider than ``1e-6`` relative (nearly singular: the
+numpy path's enclosure through an inverse).
 """
 
 from __future__ import annotations
@@ -344,15 +346,165 @@ def _singular_bounds(A, rad, V, n, G, out, W, B, vj_hi, wj_hi):
 
 
 @njit(**JIT)
+def _enclosed(c, rad, n, g):
+    """``[c - r, c + r]`` outward, ``r`` the a priori bound ``rad`` of exact.matmul_enclosure inflated by its own
+    error (``g = gamma(n + 2)``: any summation order); ``(-inf, inf)`` where undefined."""
+    if not (np.isfinite(c) and rad == rad):
+        return -_INF, _INF
+    r = _inflate(rad, 2.0 * g + 8.0 * U, 8.0 * (n + 2) * ETA)
+    return _down(c - r), _up(c + r)
+
+
+@njit(**JIT)
+def _centry(Pm, Pr, Qm, Qr, Xr, Xi, i, j, n, g):
+    """Enclosure ``(re_lo, re_hi, im_lo, im_hi)`` of ``(Z X)_ij`` for the complex interval matrix
+    ``Z = [Pm +- Pr] + i [Qm +- Qr]`` and the complex float ``X = Xr + i Xi``: its four real products by
+    exact.matmul_enclosure's bound (``|c - fl(c)| <= gamma_(n+2) |Zm||X| + Zr |X|``), then added outward."""
+    c1, c2, c3, c4, r1, r2, r3, r4 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for k in range(n):
+        p, q, xr, xi = Pm[i, k], Qm[i, k], Xr[k, j], Xi[k, j]
+        c1 += p * xr
+        c2 += q * xi
+        c3 += p * xi
+        c4 += q * xr
+        pa, qa = g * abs(p) + Pr[i, k], g * abs(q) + Qr[i, k]
+        r1 += pa * abs(xr)
+        r2 += qa * abs(xi)
+        r3 += pa * abs(xi)
+        r4 += qa * abs(xr)
+    a_lo, a_hi = _enclosed(c1, r1, n, g)
+    b_lo, b_hi = _enclosed(c2, r2, n, g)
+    c_lo, c_hi = _enclosed(c3, r3, n, g)
+    d_lo, d_hi = _enclosed(c4, r4, n, g)
+    return _add_down(a_lo, -b_hi), _add_up(a_hi, -b_lo), _add_down(c_lo, d_lo), _add_up(c_hi, d_hi)
+
+
+@njit(**JIT)
+def _mid_rad(lo, hi):
+    """exact.mid_rad of one interval: ``[mid - rad, mid + rad]`` contains ``[lo, hi]`` (``(0, inf)`` unbounded)."""
+    mid = lo + 0.5 * (hi - lo)
+    rad = _up(max(mid - lo, hi - mid))
+    if not (np.isfinite(mid) and np.isfinite(rad)):
+        return 0.0, _INF
+    return mid, rad
+
+
+@njit(**JIT)
+def _cabs_hi(re_lo, re_hi, im_lo, im_hi, G):
+    """Upper bound of ``|z|`` over a complex interval (enclose._cabs_hi)."""
+    a, b = max(abs(re_lo), abs(re_hi)), max(abs(im_lo), abs(im_hi))
+    return _sqrt_up(_inflate(a * a + b * b, 2.0 * G[2], 4.0 * ETA))
+
+
+@njit(**JIT)
+def _mig(lo, hi):
+    return lo if lo > 0.0 else (-hi if hi < 0.0 else 0.0)
+
+
+@njit(**JIT)
+def _cabs_lo(re_lo, re_hi, im_lo, im_hi, G):
+    """Lower bound of ``|z|`` over a complex interval (enclose._cabs_lo)."""
+    a, b = _mig(re_lo, re_hi), _mig(im_lo, im_hi)
+    return _sqrt_down(_deflate(a * a + b * b, 2.0 * G[2], 4.0 * ETA))
+
+
+@njit(**JIT)
+def _similarity_radius(A, X, Y, n, G, mats, v):
+    """enclose._similarity_bounds for one float matrix ``A``: Gershgorin in the basis ``X`` (LAPACK's
+    eigenvectors of ``A``, complex) with ``Y ~ X^-1``, ``E = Y X - I`` and ``B = Y A X`` enclosed by complex
+    interval products; with ``e = ||E||_inf < 1`` the eigenvalues lie in discs
+    ``|z - B_ii| <= r_i(B) + e ||B||_inf / (1 - e)``, and the component of the disc of largest floor holds
+    one. ``(lo, hi)``; ``(0, inf)`` where the basis proves nothing. ``mats[10:23]`` and ``v (3, n)`` are
+    scratch."""
+    Xr, Xi, Yr, Yi, zero = mats[10], mats[11], mats[12], mats[13], mats[14]
+    Trm, Trr, Tim, Tir = mats[15], mats[16], mats[17], mats[18]
+    Brl, Brh, Bil, Bih = mats[19], mats[20], mats[21], mats[22]
+    R, floors, member = v[0], v[1], v[2]
+    for i in range(n):
+        for j in range(n):
+            Xr[i, j], Xi[i, j], Yr[i, j], Yi[i, j] = X[i, j].real, X[i, j].imag, Y[i, j].real, Y[i, j].imag
+            zero[i, j] = 0.0
+            if not (np.isfinite(Xr[i, j]) and np.isfinite(Xi[i, j]) and np.isfinite(Yr[i, j])
+                    and np.isfinite(Yi[i, j])):
+                return 0.0, _INF
+    g = G[n + 2]
+    e = 0.0                                           # ||Y X - I||_inf, from above
+    for i in range(n):
+        row = 0.0
+        for j in range(n):
+            re_lo, re_hi, im_lo, im_hi = _centry(Yr, zero, Yi, zero, Xr, Xi, i, j, n, g)
+            if i == j:
+                re_lo, re_hi = _add_down(re_lo, -1.0), _add_up(re_hi, -1.0)
+            row += _cabs_hi(re_lo, re_hi, im_lo, im_hi, G)
+        row = _inflate(row, G[n], n * ETA)
+        if not row < 1.0:
+            return 0.0, _INF
+        e = max(e, row)
+    for i in range(n):                                # T = Y A, in midpoint-radius form
+        for j in range(n):
+            re_lo, re_hi, im_lo, im_hi = _centry(Yr, zero, Yi, zero, A, zero, i, j, n, g)
+            Trm[i, j], Trr[i, j] = _mid_rad(re_lo, re_hi)
+            Tim[i, j], Tir[i, j] = _mid_rad(im_lo, im_hi)
+    normB = 0.0                                       # B = T X, its row sums off the diagonal
+    for i in range(n):
+        row, off = 0.0, 0.0
+        for j in range(n):
+            Brl[i, j], Brh[i, j], Bil[i, j], Bih[i, j] = _centry(Trm, Trr, Tim, Tir, Xr, Xi, i, j, n, g)
+            m = _cabs_hi(Brl[i, j], Brh[i, j], Bil[i, j], Bih[i, j], G)
+            row += m
+            if j != i:
+                off += m
+        row = _inflate(row, G[n], n * ETA)
+        if not np.isfinite(row):
+            return 0.0, _INF
+        normB = max(normB, row)
+        R[i] = _inflate(off, G[n], n * ETA)
+    f = _div_up(_mul_up(e, normB), _add_down(1.0, -e))
+    hi, start = 0.0, 0
+    for i in range(n):
+        R[i] = _add_up(R[i], f)
+        hi = max(hi, _add_up(_cabs_hi(Brl[i, i], Brh[i, i], Bil[i, i], Bih[i, i], G), R[i]))
+        floors[i] = _add_down(_cabs_lo(Brl[i, i], Brh[i, i], Bil[i, i], Bih[i, i], G), -R[i])
+        if floors[i] > floors[start]:
+            start = i
+        member[i] = 0.0
+    if not (np.isfinite(hi) and floors[start] == floors[start]):
+        return 0.0, _INF
+    member[start] = 1.0                               # the discs connected to the one of largest floor
+    for _ in range(n):
+        grew = False
+        for i in range(n):
+            if member[i] == 0.0:
+                continue
+            for j in range(n):
+                if member[j] == 1.0:
+                    continue
+                gre = max(max(Brl[i, i] - Brh[j, j], Brl[j, j] - Brh[i, i]), 0.0)
+                gim = max(max(Bil[i, i] - Bih[j, j], Bil[j, j] - Bih[i, i]), 0.0)
+                dist = _sqrt_down(_deflate(gre * gre + gim * gim, 2.0 * G[2], 4.0 * ETA))
+                if not dist > _add_up(R[i], R[j]):
+                    member[j], grew = 1.0, True
+        if not grew:
+            break
+    lo = _INF
+    for i in range(n):
+        if member[i] == 1.0:
+            lo = min(lo, floors[i])
+    return max(lo, 0.0), hi
+
+
+@njit(**JIT)
 def _sums(M, n, G, transpose, S, t):
-    """Enclosures of the row (column, ``transpose``) sums of a nonnegative ``M`` into ``S[0:2]`` (they are
-    its absolute sums too), and the residual ``max |sum - 1|``; NaN when a sum is undecided (hand back)."""
+    """Enclosures of the absolute row (column, ``transpose``) sums of ``M`` into ``S[0:2]`` (its sums, where
+    ``M`` is nonnegative), and the residual ``max |sum - 1|``; NaN when a sum is undecided (hand back)."""
     col = t[n + 1:]
     res = 0.0
     for i in range(n):
         for j in range(n):
-            col[j] = M[j, i] if transpose else M[i, j]
+            col[j] = abs(M[j, i] if transpose else M[i, j])
         S[0, i], S[1, i], ok = _sum(col, n, 0.0, G[n + 1], t)
+        for j in range(n):
+            col[j] = M[j, i] if transpose else M[i, j]
         lo, hi, ok1 = _sum(col, n, -1.0, G[n + 1], t)
         res = max(res, max(abs(lo), abs(hi)))
         if not (ok and ok1):
@@ -361,9 +513,10 @@ def _sums(M, n, G, transpose, S, t):
 
 
 @njit(**JIT)
-def _one(M, G, out, mats, vecs):
-    """The certificate of one matrix into ``out`` (see :func:`certify_batch`); False: hand it back.
-    ``mats (10, n, n)`` and ``vecs (11, 2 n + 2)`` are scratch."""
+def _one(M, X, Y, G, out, mats, vecs):
+    """The certificate of one matrix into ``out`` (see :func:`certify_batch`); False: hand it back. ``X``, ``Y``:
+    the eigenbasis of a signed ``M`` and its inverse (see :func:`_bases`; unused for a nonnegative one).
+    ``mats (23, n, n)`` and ``vecs (14, 2 n + 2)`` are scratch."""
     n = M.shape[0]
     A, V, W, W2, B, D_lo, D_hi, mid, R, Vd = (mats[0], mats[1], mats[2], mats[3], mats[4], mats[5], mats[6],
                                                mats[7], mats[8], mats[9])
@@ -375,13 +528,11 @@ def _one(M, G, out, mats, vecs):
         for j in range(n):
             nonneg = nonneg and M[i, j] >= 0.0
             top = max(top, abs(M[i, j]))
-    if not nonneg:          # |tr| / n <= rho <= ||M||_2 is loose for a signed matrix: the numpy path's radius
-        return False
     row_res = _sums(M, n, G, False, RS, t)
     col_res = _sums(M, n, G, True, CS, t)
     if not (row_res == row_res and col_res == col_res):
         return False
-    out[10], out[11] = row_res, col_res
+    out[10], out[11], out[14] = row_res, col_res, 1.0 if nonneg else 0.0
     out[6], out[7] = RS[0].max(), RS[1].max()                        # the gains, unscaled
     out[8], out[9] = CS[0].max(), CS[1].max()
 
@@ -392,9 +543,9 @@ def _one(M, G, out, mats, vecs):
             A[i, j] = np.ldexp(M[i, j], -e)
             if np.ldexp(A[i, j], e) != M[i, j]:
                 return False
-    for X in (RS, CS):
+    for S in (RS, CS):
         for i in range(n):
-            X[0, i], X[1, i] = _scale(X[0, i], -e, -_INF), _scale(X[1, i], -e, _INF)
+            S[0, i], S[1, i] = _scale(S[0, i], -e, -_INF), _scale(S[1, i], -e, _INF)
     gf_hi, gb_hi = RS[1].max(), CS[1].max()
 
     # --- spectral norm and sigma_min: the bounds of certify._bounds, the proved SVD in A's basis
@@ -430,9 +581,21 @@ def _one(M, G, out, mats, vecs):
     if not (smin_hi - smin_lo <= SMIN_WIDE * smin_hi):     # the numpy path's inverse-based enclosure
         return False
 
-    # --- spectral radius: Perron-Frobenius margins; loose: handed back
-    rho_lo = max(max(RS[0].min(), CS[0].min()), 0.0)
-    rho_hi = min(min(RS[1].max(), CS[1].max()), min(min(gf_hi, gb_hi), norm_hi))
+    # --- spectral radius: Perron-Frobenius margins (nonnegative), |tr| / n and where loose the
+    # similarity-Gershgorin enclosure (signed); still loose: handed back
+    rho_hi = min(min(gf_hi, gb_hi), norm_hi)
+    if nonneg:
+        rho_lo = max(max(RS[0].min(), CS[0].min()), 0.0)
+        rho_hi = min(min(RS[1].max(), CS[1].max()), rho_hi)
+    else:
+        diag = t[n + 1:]
+        for i in range(n):
+            diag[i] = A[i, i]
+        tr_lo, tr_hi, _ = _sum(diag, n, 0.0, G[n + 1], t)
+        rho_lo = max(_div_down(_mig(tr_lo, tr_hi), float(n)), 0.0)
+        if not (rho_hi - rho_lo <= LOOSE * rho_hi):
+            s_lo, s_hi = _similarity_radius(A, X, Y, n, G, mats, vecs[11:14, :n])
+            rho_lo, rho_hi = max(rho_lo, s_lo), min(rho_hi, s_hi)
     if not (rho_hi - rho_lo <= LOOSE * rho_hi):
         return False
     norm_lo = max(norm_lo, rho_lo)
@@ -492,12 +655,13 @@ _PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (12, 13))   # the intervals' c
 
 
 @njit(**JIT)
-def _batch(M, G, out, handback):
+def _batch(M, G, out, handback, X, Y, basis):
     B, n = M.shape[0], M.shape[1]
-    mats = np.empty((10, n, n))
-    vecs = np.empty((11, max(2 * n + 2, 4)))
+    mats = np.empty((23, n, n))
+    vecs = np.empty((14, max(2 * n + 2, 4)))
     for b in range(B):
-        handback[b] = not _one(M[b], G, out[b], mats, vecs)
+        k = max(basis[b], 0)
+        handback[b] = not _one(M[b], X[k], Y[k], G, out[b], mats, vecs)
         for lo, hi in _PAIRS:                      # an end the arithmetic left undefined: its trivial bound
             if out[b, lo] != out[b, lo]:
                 out[b, lo] = 0.0
@@ -511,14 +675,39 @@ def _gammas(n: int) -> np.ndarray:
     return np.array([gamma(k) for k in range(n * n + 8)])
 
 
+def _bases(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, Y, basis)``: LAPACK's eigenvectors ``X`` of the signed members of ``M (B, n, n)`` (numpy's batched
+    ``eig``, as the numpy path takes them; numba's would add seconds to the family's compile) and
+    ``Y = X^-1``, member ``b``'s at ``basis[b]`` (-1: nonnegative). A basis LAPACK cannot give is NaN (the
+    kernel then proves nothing with it and hands the member back)."""
+    signed = (M < 0).any(axis=(-2, -1))
+    basis = np.where(signed, np.cumsum(signed) - 1, -1)
+    S = M[signed]
+    X = np.full((max(len(S), 1),) + M.shape[1:], np.nan, dtype=np.complex128)
+    Y = X.copy()
+    with np.errstate(all="ignore"):
+        try:
+            X[:len(S)] = np.linalg.eig(S)[1]
+            Y[:len(S)] = np.linalg.inv(X[:len(S)])
+        except np.linalg.LinAlgError:              # one member failed: basis by basis
+            for k, A in enumerate(S):
+                try:
+                    X[k] = np.linalg.eig(A)[1]
+                    Y[k] = np.linalg.inv(X[k])
+                except np.linalg.LinAlgError:
+                    X[k] = Y[k] = np.nan
+    return X, Y, basis
+
+
 def certify_batch(M: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Certificate fields of every float ``M (B, n, n)`` and the ``handback`` mask (the members the numpy
-    path must certify instead; their fields here are meaningless; every other member is nonnegative)."""
-    out, handback = np.empty((len(M), 14)), np.empty(len(M), dtype=bool)     # numpy's: fewer page faults
-    _batch(np.ascontiguousarray(M, dtype=np.float64), _gammas(M.shape[-1]), out, handback)
+    path must certify instead; their fields here are meaningless)."""
+    M = np.ascontiguousarray(M, dtype=np.float64)
+    out, handback = np.empty((len(M), 15)), np.empty(len(M), dtype=bool)     # numpy's: fewer page faults
+    _batch(M, _gammas(M.shape[-1]), out, handback, *_bases(M))
     fields = {"spectral_radius": out[:, 0:2], "spectral_norm": out[:, 2:4], "sigma_min": out[:, 4:6],
               "sigma2": out[:, 12:14], "gain_forward": out[:, 6:8], "gain_backward": out[:, 8:10],
-              "row_residual": out[:, 10], "col_residual": out[:, 11], "nonnegative": np.ones(len(out), dtype=bool)}
+              "row_residual": out[:, 10], "col_residual": out[:, 11], "nonnegative": out[:, 14] == 1.0}
     return fields, handback
 
 

@@ -204,13 +204,13 @@ def test_projection_compiled_path_passes_the_same_check(n, B, seed):
     assert np.abs(p0.X - p1.X).max() <= 4e-10
 
 
-def _assign(cost, free_only=False):
+def _assign(cost):
     from birkhoff._compiled.bvn import _assignment
 
     n = cost.shape[0]
     sigma = np.empty(n, dtype=np.int64)
     ok = _assignment(np.asarray(cost, dtype=np.float64), n, sigma, np.empty(3 * n),
-                     np.empty(3 * n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_), free_only)
+                     np.empty(3 * n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_))
     return sigma if ok else None
 
 
@@ -240,12 +240,28 @@ def test_assignment_is_scipys(n, kind, seed):
     assert (got is None) == (expected is None)
     if expected is not None:
         assert np.array_equal(got, expected)
-    # the matching test's early exit: an answer exactly when the optimum costs nothing, and then scipy's
-    free = expected is not None and cost[np.arange(n), expected].sum() == 0.0
-    got = _assign(cost, free_only=True)
-    assert (got is not None) == free
+
+
+@pytest.mark.xdist_group("bvn")
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 24), st.integers(0, 2**32 - 1))
+def test_matching_is_scipys_zero_cost_assignment(n, seed):
+    """The matching test (the assignment of the 0/1 cost ``R < t`` with its early exit and without the
+    potentials): a permutation exactly when the optimum costs nothing, and then scipy's, column for column."""
+    from scipy.optimize import linear_sum_assignment
+
+    from birkhoff._compiled.bvn import _matching
+
+    rng = np.random.default_rng(seed)
+    R = np.where(rng.random((n, n)) < rng.random(), 0.0, rng.random((n, n)))
+    t = rng.choice(R.ravel()) if rng.random() < 0.8 else rng.random()
+    cost = (R < t).astype(float)
+    expected = linear_sum_assignment(cost)[1]
+    free = cost[np.arange(n), expected].sum() == 0.0
+    sigma = np.empty(n, dtype=np.int64)
+    assert _matching(R, t, n, sigma, np.empty(3 * n), np.empty(3 * n, dtype=np.int64)) == free
     if free:
-        assert np.array_equal(got, expected)
+        assert np.array_equal(sigma, expected)
 
 
 def _bvn_inputs():
@@ -292,7 +308,7 @@ def _certify_inputs(rng, n, B):
     yield "sk20 tiny", np.ldexp(np.stack([sk20(rng, n) for _ in range(B)]), -900)
     yield "dyadic DS", np.stack([dyadic_ds(rng, n) for _ in range(B)]) * 2.0 ** rng.integers(-900, 900)
     yield "mixed", np.stack([signed(rng, n), reducible(rng, n), np.ldexp(sk20(rng, n), -1040),  # subnormal entries
-                             np.abs(signed(rng, n))])
+                             np.abs(signed(rng, n)), signed(rng, n) * 2.0 ** rng.integers(-900, 900)])
 
 
 @pytest.mark.xdist_group("certify")               # with the module's "numba": the worker compiling certify
@@ -325,6 +341,31 @@ def test_certify_compiled_agrees_with_numpy(n, B, seed):
             width = np.maximum(x[..., 1] - x[..., 0], y[..., 1] - y[..., 0])[..., None]
             # the ends agree to the wider interval's width plus 1e-12 relative
             assert (np.abs(x - y) <= width + 1e-12 * np.abs(x) + 1e-300).all(), (label, name, x, y)
+
+
+@pytest.mark.xdist_group("certify")
+def test_certify_kernel_certifies_signed_matrices_itself():
+    """A signed matrix's radius (|tr| / n and the similarity-Gershgorin enclosure in LAPACK's eigenbasis) is
+    the kernel's own: none of 300 random signed 4x4 (complex eigenvalues among them) is handed back, and
+    every interval agrees with the numpy path's to the wider one's width; radius, norm and sigma2 within 1e-12."""
+    from birkhoff import certify_batch
+    from birkhoff._compiled import certify as compiled_certify
+    from birkhoff.testing.oracle import signed
+
+    rng = np.random.default_rng(3)
+    A = np.stack([signed(rng, 4) for _ in range(300)])
+    assert (np.iscomplex(np.linalg.eigvals(A)).any(-1)).sum() > 50
+    fields, handback = compiled_certify.certify_batch(A)
+    assert not handback.any() and not fields["nonnegative"].any()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BIRKHOFF_COMPILED", "0")
+        c0 = certify_batch(A)
+    for name in INTERVALS:
+        x, y = getattr(c0, name), fields[name]
+        width = np.maximum(x[..., 1] - x[..., 0], y[..., 1] - y[..., 0])[..., None]
+        assert (np.abs(x - y) <= width + 1e-12 * np.abs(x)).all(), name
+    for name in ("spectral_radius", "spectral_norm", "sigma2"):
+        assert (fields[name][:, 1] - fields[name][:, 0] <= 1e-12 * fields[name][:, 1]).all(), name
 
 
 @settings(max_examples=300)
