@@ -14,11 +14,13 @@ def test_gpu_check_quick_all_pass(make_gpu_quick):
     """``python -m gpu.check --quick``, run as the ``check`` step of ``make gpu --quick``."""
     text = make_gpu_quick["text"]["check"]
     assert "`gpu.check --quick`: exit 0" in text.replace("python -m ", ""), text[-3000:]
-    assert "all PASS" in text and text.count("PASS") > 100
-    for kernel in ("sinkhorn fwd", "sinkhorn bwd", "hc_pre fwd", "hc_pre bwd",
+    assert "all PASS" in text
+    for kernel in ("sinkhorn fwd", "sinkhorn bwd", "hc_coeffs fwd", "hc_coeffs bwd", "hc_pre fwd", "hc_pre bwd",
                    "hc_post_res fwd", "hc_post_res bwd", "kron_apply fwd", "kron_apply bwd",
-                   "bvn_combine fwd", "bvn_combine bwd", "screen_batch"):
-        assert kernel in text
+                   "bvn_combine fwd", "bvn_combine bwd", "screen_batch", "token_mix fwd", "token_mix bwd"):
+        for dtype in ("float32", "bfloat16"):          # every kernel in both dtypes, each row a PASS
+            rows = [line for line in text.splitlines() if line.startswith(kernel) and f" {dtype} " in line]
+            assert rows and all(line.endswith("PASS") for line in rows), (kernel, dtype)
 
 
 @pytest.mark.xdist_group("make_gpu")            # one worker runs them, after one make gpu --quick
