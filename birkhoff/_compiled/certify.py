@@ -409,13 +409,52 @@ def _cabs_lo(re_lo, re_hi, im_lo, im_hi, G):
 
 
 @njit(**JIT)
-def _similarity_radius(A, X, Y, n, G, mats, v):
+def _inverse(X, n, W, Y):
+    """``Y ~ X^-1`` (complex, float) by Gauss-Jordan with partial pivoting; False where a pivot is 0 or ``Y``
+    is not finite. Any approximate inverse serves: :func:`_similarity_radius` encloses ``Y X - I``. ``W`` is
+    scratch."""
+    for i in range(n):
+        for j in range(n):
+            W[i, j] = X[i, j]
+            Y[i, j] = 1.0 if i == j else 0.0
+    for k in range(n):
+        p = k
+        for i in range(k + 1, n):
+            if abs(W[i, k]) > abs(W[p, k]):
+                p = i
+        if W[p, k] == 0:
+            return False
+        for j in range(n):
+            W[k, j], W[p, j] = W[p, j], W[k, j]
+            Y[k, j], Y[p, j] = Y[p, j], Y[k, j]
+        d = 1.0 / W[k, k]
+        for j in range(n):
+            W[k, j] *= d
+            Y[k, j] *= d
+        for i in range(n):
+            f = W[i, k]
+            if i != k and f != 0:
+                for j in range(n):
+                    W[i, j] -= f * W[k, j]
+                    Y[i, j] -= f * Y[k, j]
+    for i in range(n):
+        for j in range(n):
+            if not (np.isfinite(Y[i, j].real) and np.isfinite(Y[i, j].imag)):
+                return False
+    return True
+
+
+@njit(**JIT)
+def _similarity_radius(A, X, n, G, mats, Z, v):
     """enclose._similarity_bounds for one float matrix ``A``: Gershgorin in the basis ``X`` (LAPACK's
     eigenvectors of ``A``, complex) with ``Y ~ X^-1``, ``E = Y X - I`` and ``B = Y A X`` enclosed by complex
     interval products; with ``e = ||E||_inf < 1`` the eigenvalues lie in discs
     ``|z - B_ii| <= r_i(B) + e ||B||_inf / (1 - e)``, and the component of the disc of largest floor holds
-    one. ``(lo, hi)``; ``(0, inf)`` where the basis proves nothing. ``mats[10:23]`` and ``v (3, n)`` are
-    scratch."""
+    one. ``(lo, hi)``; ``(0, inf)`` where the basis proves nothing. ``mats[10:23]``, ``Z (2, n, n)``
+    (complex) and ``v (3, n)`` are scratch."""
+    Y = Z[1]
+    if not _inverse(X, n, Z[0], Y):
+        return 0.0, _INF
     Xr, Xi, Yr, Yi, zero = mats[10], mats[11], mats[12], mats[13], mats[14]
     Trm, Trr, Tim, Tir = mats[15], mats[16], mats[17], mats[18]
     Brl, Brh, Bil, Bih = mats[19], mats[20], mats[21], mats[22]
@@ -513,10 +552,10 @@ def _sums(M, n, G, transpose, S, t):
 
 
 @njit(**JIT)
-def _one(M, X, Y, G, out, mats, vecs):
-    """The certificate of one matrix into ``out`` (see :func:`certify_batch`); False: hand it back. ``X``, ``Y``:
-    the eigenbasis of a signed ``M`` and its inverse (see :func:`_bases`; unused for a nonnegative one).
-    ``mats (23, n, n)`` and ``vecs (14, 2 n + 2)`` are scratch."""
+def _one(M, X, G, out, mats, vecs, Z):
+    """The certificate of one matrix into ``out`` (see :func:`certify_batch`); False: hand it back. ``X``: the
+    eigenbasis of a signed ``M`` (see :func:`_bases`; unused for a nonnegative one). ``mats (23, n, n)``,
+    ``vecs (14, 2 n + 2)`` and ``Z (2, n, n)`` (complex) are scratch."""
     n = M.shape[0]
     A, V, W, W2, B, D_lo, D_hi, mid, R, Vd = (mats[0], mats[1], mats[2], mats[3], mats[4], mats[5], mats[6],
                                                mats[7], mats[8], mats[9])
@@ -594,7 +633,7 @@ def _one(M, X, Y, G, out, mats, vecs):
         tr_lo, tr_hi, _ = _sum(diag, n, 0.0, G[n + 1], t)
         rho_lo = max(_div_down(_mig(tr_lo, tr_hi), float(n)), 0.0)
         if not (rho_hi - rho_lo <= LOOSE * rho_hi):
-            s_lo, s_hi = _similarity_radius(A, X, Y, n, G, mats, vecs[11:14, :n])
+            s_lo, s_hi = _similarity_radius(A, X, n, G, mats, Z, vecs[11:14, :n])
             rho_lo, rho_hi = max(rho_lo, s_lo), min(rho_hi, s_hi)
     if not (rho_hi - rho_lo <= LOOSE * rho_hi):
         return False
@@ -655,13 +694,13 @@ _PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (12, 13))   # the intervals' c
 
 
 @njit(**JIT)
-def _batch(M, G, out, handback, X, Y, basis):
+def _batch(M, G, out, handback, X, basis):
     B, n = M.shape[0], M.shape[1]
     mats = np.empty((23, n, n))
     vecs = np.empty((14, max(2 * n + 2, 4)))
+    Z = np.empty((2, n, n), dtype=np.complex128)
     for b in range(B):
-        k = max(basis[b], 0)
-        handback[b] = not _one(M[b], X[k], Y[k], G, out[b], mats, vecs)
+        handback[b] = not _one(M[b], X[max(basis[b], 0)], G, out[b], mats, vecs, Z)
         for lo, hi in _PAIRS:                      # an end the arithmetic left undefined: its trivial bound
             if out[b, lo] != out[b, lo]:
                 out[b, lo] = 0.0
@@ -675,28 +714,36 @@ def _gammas(n: int) -> np.ndarray:
     return np.array([gamma(k) for k in range(n * n + 8)])
 
 
-def _bases(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(X, Y, basis)``: LAPACK's eigenvectors ``X`` of the signed members of ``M (B, n, n)`` (numpy's batched
-    ``eig``, as the numpy path takes them; numba's would add seconds to the family's compile) and
-    ``Y = X^-1``, member ``b``'s at ``basis[b]`` (-1: nonnegative). A basis LAPACK cannot give is NaN (the
-    kernel then proves nothing with it and hands the member back)."""
+def _bases(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, basis)``: LAPACK's eigenvectors ``X`` of the signed members of ``M (B, n, n)`` (numpy's batched
+    ``eig``, as the numpy path takes them; numba's would add seconds to the family's compile), member
+    ``b``'s at ``basis[b]`` (-1: nonnegative). A basis LAPACK cannot give is NaN (the kernel then proves
+    nothing with it and hands the member back)."""
     signed = (M < 0).any(axis=(-2, -1))
-    basis = np.where(signed, np.cumsum(signed) - 1, -1)
-    S = M[signed]
-    X = np.full((max(len(S), 1),) + M.shape[1:], np.nan, dtype=np.complex128)
-    Y = X.copy()
-    with np.errstate(all="ignore"):
-        try:
-            X[:len(S)] = np.linalg.eig(S)[1]
-            Y[:len(S)] = np.linalg.inv(X[:len(S)])
-        except np.linalg.LinAlgError:              # one member failed: basis by basis
-            for k, A in enumerate(S):
-                try:
-                    X[k] = np.linalg.eig(A)[1]
-                    Y[k] = np.linalg.inv(X[k])
-                except np.linalg.LinAlgError:
-                    X[k] = Y[k] = np.nan
-    return X, Y, basis
+    every = signed.all()
+    if not every and not signed.any():
+        return _no_basis(M.shape[-1]), np.full(len(M), -1)
+    S = M if every else M[signed]
+    try:
+        X = np.linalg.eig(S)[1]
+    except np.linalg.LinAlgError:                  # one member failed: basis by basis
+        X = np.full(S.shape, np.nan, dtype=np.complex128)
+        for i, A in enumerate(S):
+            try:
+                X[i] = np.linalg.eig(A)[1]
+            except np.linalg.LinAlgError:
+                pass
+    if every:
+        basis = np.arange(len(M))
+    else:
+        basis = np.cumsum(signed) - 1
+        basis[~signed] = -1
+    return X.astype(np.complex128, copy=False), basis
+
+
+@functools.lru_cache(maxsize=None)
+def _no_basis(n: int) -> np.ndarray:
+    return np.full((1, n, n), np.nan, dtype=np.complex128)
 
 
 def certify_batch(M: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
