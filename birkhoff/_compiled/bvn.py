@@ -127,48 +127,41 @@ def _matching(R, t, n, sigma, work_f, work_i):
 
 
 @njit(**JIT)
-def _lexicographic(R, high, shift, n, sigma, cost, values, where, work_f, work_i, SR, SC):
-    """The assignment of cost ``2**(shift r)`` on an entry of rank ``r`` (0 at ``>= high``, then 1 + the
-    number of distinct values in ``(0, high)`` above it, capped at ``K + 1``), ``inf`` at zeros:
-    :func:`birkhoff.bvn._lexicographic`, the ranks read off one sort. Returns the number of distinct values,
-    left descending in ``values``; -1 when every assignment meets an ``inf``."""
-    K = 1000 // shift - 2
+def _lexicographic(R, high, powers, n, sigma, cost, keys, where, distinct, work_f, work_i, SR, SC):
+    """The assignment of cost ``powers[r] = 2**(shift r)`` on an entry of rank ``r`` (0 at ``>= high``, then 1
+    + the number of distinct values in ``(0, high)`` above it, capped at ``K + 1 = len(powers) - 1``), ``inf``
+    at zeros: :func:`birkhoff.bvn._lexicographic`, the ranks read off one sort. Returns the number of
+    distinct values, left descending in ``distinct``; -1 when every assignment meets an ``inf``. ``keys``
+    and ``where`` are scratch."""
+    top = powers.size - 1
+    flat = cost.reshape(n * n)
     m = 0
     for i in range(n):
         for j in range(n):
             x = R[i, j]
             if x <= 0.0:
-                cost[i, j] = np.inf
+                flat[i * n + j] = np.inf
             elif x >= high:
-                cost[i, j] = 1.0
+                flat[i * n + j] = 1.0
             else:
-                values[m] = -x
+                keys[m] = -x
                 where[m] = i * n + j
                 m += 1
-    order = np.argsort(values[:m])                   # equal values get equal ranks: any order
+    order = np.argsort(keys[:m])                     # equal values get equal ranks: any order
     d, last = 0, np.inf
     for k in range(m):
-        x = -values[order[k]]
+        x = -keys[order[k]]
         if x != last:
-            d, last = d + 1, x
-        flat = where[order[k]]
-        cost[flat // n, flat % n] = np.ldexp(1.0, shift * min(d, K + 1))
-    d, last = 0, np.inf                              # the distinct values, descending
-    for k in range(m):
-        x = -values[order[k]]
-        if x != last:
-            last = x
-            where[d] = k
+            distinct[d] = last = x
             d += 1
-    for k in range(d):
-        values[k] = -values[order[where[k]]]
+        flat[where[order[k]]] = powers[min(d, top)]
     if not _assignment(cost, n, sigma, work_f, work_i, SR, SC):
         return -1
     return d
 
 
 @njit(**JIT)
-def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, where, work_f, work_i, SR, SC):
+def _bottleneck(R, ceiling, n, powers, sigma, cand, cost, keys, where, distinct, work_f, work_i, SR, SC):
     """The numpy path's :func:`birkhoff.bvn._bottleneck` into ``sigma``; False when the support of
     ``R`` has no perfect matching."""
     high = np.inf
@@ -192,10 +185,10 @@ def _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, where, work_f, 
         return False
     if _matching(R, high, n, sigma, work_f, work_i):
         return True
-    d = _lexicographic(R, high, shift, n, sigma, cost, values, where, work_f, work_i, SR, SC)
+    d = _lexicographic(R, high, powers, n, sigma, cost, keys, where, distinct, work_f, work_i, SR, SC)
     if d < 0:
         return False
-    vals = values[:d]
+    vals = distinct[:d]
     low = np.inf
     for i in range(n):
         low = min(low, R[i, sigma[i]])
@@ -229,8 +222,11 @@ def decompose(M, noise, limit, shift):
     sigma = np.empty(n, dtype=np.int64)
     cand = np.empty(n, dtype=np.int64)
     cost = np.empty((n, n))
-    values = np.empty(n * n)
+    keys, distinct = np.empty(n * n), np.empty(n * n)
     where = np.empty(n * n, dtype=np.int64)
+    powers = np.empty(1000 // shift)                 # 2**(shift r), r = 0 .. K + 1 (K = 1000 // shift - 2)
+    for r in range(powers.size):
+        powers[r] = np.ldexp(1.0, shift * r)
     work_f = np.empty(3 * n)
     work_i = np.empty(3 * n, dtype=np.int64)
     SR = np.empty(n, dtype=np.bool_)
@@ -238,7 +234,7 @@ def decompose(M, noise, limit, shift):
     ceiling = np.inf
     k = 0
     while k < limit:
-        if not _bottleneck(R, ceiling, n, shift, sigma, cand, cost, values, where, work_f, work_i, SR, SC):
+        if not _bottleneck(R, ceiling, n, powers, sigma, cand, cost, keys, where, distinct, work_f, work_i, SR, SC):
             break
         w = np.inf
         for i in range(n):
