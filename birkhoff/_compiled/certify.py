@@ -8,8 +8,9 @@ at the singular vectors), the proved SVD of :func:`birkhoff.enclose.singular_val
 SVD there: a basis only makes the bounds tight, any basis keeps them true) for
 ``||M||_2`` and ``sigma_min``, Perron-Frobenius margins (nonnegative) or ``|tr| / n`` (signed) for the
 radius and, where those are loose, the similarity-Gershgorin enclosure of
-:func:`birkhoff.enclose.spectral_radius_bounds` (LAPACK's eigenvectors of the complex copy of ``M`` through
-numba, the products in complex interval arithmetic), and ``sigma2`` from the proved
+:func:`birkhoff.enclose.spectral_radius_bounds` (LAPACK's eigenvectors from numpy's batched ``eig``, their
+inverse by Gauss-Jordan here, the products in complex interval arithmetic on real and imaginary parts),
+and ``sigma2`` from the proved
 SVD of ``D = M - J/n`` (in ``M``'s basis where ``M`` is doubly stochastic to ``2**-44``, else in
 ``D``'s own). Directed rounding as there: error-free transformations and a priori bounds that hold
 for any summation order, outward steps of one or two ulps (Rump et al.'s successor, where the numpy
@@ -409,63 +410,71 @@ def _cabs_lo(re_lo, re_hi, im_lo, im_hi, G):
 
 
 @njit(**JIT)
-def _inverse(X, n, W, Y):
-    """``Y ~ X^-1`` (complex, float) by Gauss-Jordan with partial pivoting; False where a pivot is 0 or ``Y``
-    is not finite. Any approximate inverse serves: :func:`_similarity_radius` encloses ``Y X - I``. ``W`` is
-    scratch."""
+def _cmul(xr, xi, yr, yi):
+    return xr * yr - xi * yi, xr * yi + xi * yr
+
+
+@njit(**JIT)
+def _inverse(Xr, Xi, n, Wr, Wi, Yr, Yi):
+    """``Y ~ X^-1`` for the complex ``X = Xr + i Xi`` (float; real and imaginary parts apart: numba's complex
+    type would add seconds to the family's compile) by Gauss-Jordan with partial pivoting; False where a
+    pivot is 0 or ``Y`` is not finite. Any approximate inverse serves: :func:`_similarity_radius` encloses
+    ``Y X - I``. ``Wr``, ``Wi`` are scratch."""
     for i in range(n):
         for j in range(n):
-            W[i, j] = X[i, j]
-            Y[i, j] = 1.0 if i == j else 0.0
+            Wr[i, j], Wi[i, j] = Xr[i, j], Xi[i, j]
+            Yr[i, j], Yi[i, j] = (1.0 if i == j else 0.0), 0.0
     for k in range(n):
-        p = k
-        for i in range(k + 1, n):
-            if abs(W[i, k]) > abs(W[p, k]):
-                p = i
-        if W[p, k] == 0:
+        p, top = k, -1.0
+        for i in range(k, n):
+            m = Wr[i, k] * Wr[i, k] + Wi[i, k] * Wi[i, k]
+            if m > top:
+                p, top = i, m
+        if not (top > 0.0 and np.isfinite(top)):
             return False
         for j in range(n):
-            W[k, j], W[p, j] = W[p, j], W[k, j]
-            Y[k, j], Y[p, j] = Y[p, j], Y[k, j]
-        d = 1.0 / W[k, k]
+            Wr[k, j], Wr[p, j] = Wr[p, j], Wr[k, j]
+            Wi[k, j], Wi[p, j] = Wi[p, j], Wi[k, j]
+            Yr[k, j], Yr[p, j] = Yr[p, j], Yr[k, j]
+            Yi[k, j], Yi[p, j] = Yi[p, j], Yi[k, j]
+        dr, di = Wr[k, k] / top, -Wi[k, k] / top             # 1 / W_kk
         for j in range(n):
-            W[k, j] *= d
-            Y[k, j] *= d
+            Wr[k, j], Wi[k, j] = _cmul(Wr[k, j], Wi[k, j], dr, di)
+            Yr[k, j], Yi[k, j] = _cmul(Yr[k, j], Yi[k, j], dr, di)
         for i in range(n):
-            f = W[i, k]
-            if i != k and f != 0:
+            fr, fi = Wr[i, k], Wi[i, k]
+            if i != k and (fr != 0.0 or fi != 0.0):
                 for j in range(n):
-                    W[i, j] -= f * W[k, j]
-                    Y[i, j] -= f * Y[k, j]
+                    ar, ai = _cmul(fr, fi, Wr[k, j], Wi[k, j])
+                    Wr[i, j], Wi[i, j] = Wr[i, j] - ar, Wi[i, j] - ai
+                    br, bi = _cmul(fr, fi, Yr[k, j], Yi[k, j])
+                    Yr[i, j], Yi[i, j] = Yr[i, j] - br, Yi[i, j] - bi
     for i in range(n):
         for j in range(n):
-            if not (np.isfinite(Y[i, j].real) and np.isfinite(Y[i, j].imag)):
+            if not (np.isfinite(Yr[i, j]) and np.isfinite(Yi[i, j])):
                 return False
     return True
 
 
 @njit(**JIT)
-def _similarity_radius(A, X, n, G, mats, Z, v):
+def _similarity_radius(A, X, n, G, mats, v):
     """enclose._similarity_bounds for one float matrix ``A``: Gershgorin in the basis ``X`` (LAPACK's
     eigenvectors of ``A``, complex) with ``Y ~ X^-1``, ``E = Y X - I`` and ``B = Y A X`` enclosed by complex
     interval products; with ``e = ||E||_inf < 1`` the eigenvalues lie in discs
     ``|z - B_ii| <= r_i(B) + e ||B||_inf / (1 - e)``, and the component of the disc of largest floor holds
-    one. ``(lo, hi)``; ``(0, inf)`` where the basis proves nothing. ``mats[10:23]``, ``Z (2, n, n)``
-    (complex) and ``v (3, n)`` are scratch."""
-    Y = Z[1]
-    if not _inverse(X, n, Z[0], Y):
-        return 0.0, _INF
-    Xr, Xi, Yr, Yi, zero = mats[10], mats[11], mats[12], mats[13], mats[14]
+    one. ``X (2, n, n)`` holds the basis' real and imaginary parts; ``(lo, hi)``; ``(0, inf)`` where the
+    basis proves nothing. ``mats[10:23]`` and ``v (3, n)`` are scratch."""
+    Xr, Xi, Yr, Yi, zero = X[0], X[1], mats[12], mats[13], mats[14]
     Trm, Trr, Tim, Tir = mats[15], mats[16], mats[17], mats[18]
     Brl, Brh, Bil, Bih = mats[19], mats[20], mats[21], mats[22]
     R, floors, member = v[0], v[1], v[2]
     for i in range(n):
         for j in range(n):
-            Xr[i, j], Xi[i, j], Yr[i, j], Yi[i, j] = X[i, j].real, X[i, j].imag, Y[i, j].real, Y[i, j].imag
             zero[i, j] = 0.0
-            if not (np.isfinite(Xr[i, j]) and np.isfinite(Xi[i, j]) and np.isfinite(Yr[i, j])
-                    and np.isfinite(Yi[i, j])):
+            if not (np.isfinite(Xr[i, j]) and np.isfinite(Xi[i, j])):
                 return 0.0, _INF
+    if not _inverse(Xr, Xi, n, mats[10], mats[11], Yr, Yi):
+        return 0.0, _INF
     g = G[n + 2]
     e = 0.0                                           # ||Y X - I||_inf, from above
     for i in range(n):
@@ -552,10 +561,10 @@ def _sums(M, n, G, transpose, S, t):
 
 
 @njit(**JIT)
-def _one(M, X, G, out, mats, vecs, Z):
+def _one(M, X, G, out, mats, vecs):
     """The certificate of one matrix into ``out`` (see :func:`certify_batch`); False: hand it back. ``X``: the
-    eigenbasis of a signed ``M`` (see :func:`_bases`; unused for a nonnegative one). ``mats (23, n, n)``,
-    ``vecs (14, 2 n + 2)`` and ``Z (2, n, n)`` (complex) are scratch."""
+    eigenbasis of a signed ``M``, real and imaginary parts (see :func:`_bases`; unused for a nonnegative
+    one). ``mats (23, n, n)`` and ``vecs (14, 2 n + 2)`` are scratch."""
     n = M.shape[0]
     A, V, W, W2, B, D_lo, D_hi, mid, R, Vd = (mats[0], mats[1], mats[2], mats[3], mats[4], mats[5], mats[6],
                                                mats[7], mats[8], mats[9])
@@ -633,7 +642,7 @@ def _one(M, X, G, out, mats, vecs, Z):
         tr_lo, tr_hi, _ = _sum(diag, n, 0.0, G[n + 1], t)
         rho_lo = max(_div_down(_mig(tr_lo, tr_hi), float(n)), 0.0)
         if not (rho_hi - rho_lo <= LOOSE * rho_hi):
-            s_lo, s_hi = _similarity_radius(A, X, n, G, mats, Z, vecs[11:14, :n])
+            s_lo, s_hi = _similarity_radius(A, X, n, G, mats, vecs[11:14, :n])
             rho_lo, rho_hi = max(rho_lo, s_lo), min(rho_hi, s_hi)
     if not (rho_hi - rho_lo <= LOOSE * rho_hi):
         return False
@@ -698,9 +707,8 @@ def _batch(M, G, out, handback, X, basis):
     B, n = M.shape[0], M.shape[1]
     mats = np.empty((23, n, n))
     vecs = np.empty((14, max(2 * n + 2, 4)))
-    Z = np.empty((2, n, n), dtype=np.complex128)
     for b in range(B):
-        handback[b] = not _one(M[b], X[max(basis[b], 0)], G, out[b], mats, vecs, Z)
+        handback[b] = not _one(M[b], X[max(basis[b], 0)], G, out[b], mats, vecs)
         for lo, hi in _PAIRS:                      # an end the arithmetic left undefined: its trivial bound
             if out[b, lo] != out[b, lo]:
                 out[b, lo] = 0.0
@@ -715,10 +723,10 @@ def _gammas(n: int) -> np.ndarray:
 
 
 def _bases(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, basis)``: LAPACK's eigenvectors ``X`` of the signed members of ``M (B, n, n)`` (numpy's batched
-    ``eig``, as the numpy path takes them; numba's would add seconds to the family's compile), member
-    ``b``'s at ``basis[b]`` (-1: nonnegative). A basis LAPACK cannot give is NaN (the kernel then proves
-    nothing with it and hands the member back)."""
+    """``(X, basis)``: LAPACK's eigenvectors of the signed members of ``M (B, n, n)`` (numpy's batched
+    ``eig``, as the numpy path takes them; numba's would add seconds to the family's compile), real and
+    imaginary parts ``X[k, 0]``, ``X[k, 1]``, member ``b``'s at ``k = basis[b]`` (-1: nonnegative). A basis
+    LAPACK cannot give is NaN (the kernel then proves nothing with it and hands the member back)."""
     signed = (M < 0).any(axis=(-2, -1))
     every = signed.all()
     if not every and not signed.any():
@@ -738,12 +746,12 @@ def _bases(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     else:
         basis = np.cumsum(signed) - 1
         basis[~signed] = -1
-    return X.astype(np.complex128, copy=False), basis
+    return np.stack([X.real, X.imag], axis=1), basis
 
 
 @functools.lru_cache(maxsize=None)
 def _no_basis(n: int) -> np.ndarray:
-    return np.full((1, n, n), np.nan, dtype=np.complex128)
+    return np.full((1, 2, n, n), np.nan)
 
 
 def certify_batch(M: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
