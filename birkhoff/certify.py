@@ -42,7 +42,7 @@ from . import _compiled
 from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
-from .enclose import (DECOMPOSE_MAX_N, LOOSE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
+from .enclose import (DECOMPOSE_MAX_N, LOOSE, REFINE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
                     magnitude, margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent,
@@ -521,10 +521,10 @@ def _radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, safe_mid: np.ndarray, non
             blocks = block_radius_bounds(M_lo[idx], M_hi[idx])
             if blocks is not None:
                 rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], blocks[0]), min(rho_hi[idx], blocks[1])
-        for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi))):      # a singular eigenbasis: a Schur basis
+        for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi, REFINE))):    # a singular eigenbasis: a Schur basis
             s_lo, s_hi = schur_radius_bounds(M_lo[idx], M_hi[idx], safe_mid[idx])
             rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], s_lo), min(rho_hi[idx], s_hi)
-        for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi))):      # Jordan-like, nilpotent: ||M^m||^(1/m)
+        for idx in zip(*np.nonzero(_loose(rho_lo, rho_hi, REFINE))):    # Jordan-like, nilpotent: ||M^m||^(1/m)
             p_lo, p_hi = power_radius_bounds(M_lo[idx], M_hi[idx])
             rho_lo[idx], rho_hi[idx] = max(rho_lo[idx], p_lo), min(rho_hi[idx], p_hi)
     return rho_lo, rho_hi
@@ -553,10 +553,11 @@ def _collatz_wielandt(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray) -> tupl
     return np.nan_to_num(np.where(np.isfinite(lo), lo, 0.0), nan=0.0), np.where(np.isnan(hi), _INF, hi)
 
 
-def _loose(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Where an enclosure is wider than :data:`enclose.LOOSE` relative (worth a decomposition)."""
+def _loose(lo: np.ndarray, hi: np.ndarray, rel: float = LOOSE) -> np.ndarray:
+    """Where an enclosure is wider than ``rel`` relative (:data:`enclose.LOOSE`: worth a decomposition;
+    :data:`enclose.REFINE`: worth the costliest fallbacks)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return ~(hi - lo <= LOOSE * hi)
+        return ~(hi - lo <= rel * hi)
 
 
 def _centred(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

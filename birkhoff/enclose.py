@@ -33,7 +33,7 @@ from .exact import (ETA, U, add_down, add_up, deflate, div_down, div_up, gamma, 
                     matmul_enclosure, mid_rad, mul_up, scale_down, scale_up, scale_exponent, sqrt_down, sqrt_up,
                     sum_squares_down, sum_squares_up)
 
-__all__ = ["DECOMPOSE_MAX_N", "LOOSE", "SVD_MAX_N", "block_radius_bounds", "norm_ratio", "power_radius_bounds", "schur_radius_bounds",
+__all__ = ["DECOMPOSE_MAX_N", "LOOSE", "REFINE", "SVD_MAX_N", "block_radius_bounds", "norm_ratio", "power_radius_bounds", "schur_radius_bounds",
            "svd_bases", "singular_value_bounds", "spectral_radius_bounds"]
 
 _INF = np.inf
@@ -43,6 +43,10 @@ _INF = np.inf
 SVD_MAX_N = 1024
 DECOMPOSE_MAX_N = 512
 LOOSE = 2.0 ** -40         # an enclosure wider than this (relative) is worth the next, costlier method
+# ... and wider than this, worth the costliest ones (balancing, a Schur basis, powers): the similarity's own
+# width grows like n^2 u, so a signed 64 x 64 matrix's radius ends near 1e-10 wide and would pay for all
+# of them (10 -> 28 ms) to gain digits past the ninth
+REFINE = 2.0 ** -30
 
 
 def _off_row_sums(mag: np.ndarray) -> np.ndarray:
@@ -168,7 +172,7 @@ def spectral_radius_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray
     """
     lo, hi = _similarity_bounds(M_lo, M_hi, mid)
     with np.errstate(invalid="ignore", over="ignore"):
-        loose = ~(hi - lo <= LOOSE * hi) | ~np.isfinite(hi)
+        loose = ~(hi - lo <= REFINE * hi) | ~np.isfinite(hi)
     if loose.any():              # balanced: the same eigenvalues, so both enclosures hold
         B_lo, B_hi, B_mid, changed = _balanced(M_lo[loose], M_hi[loose], mid[loose])
         if changed.any():

@@ -34,7 +34,7 @@ from numba import njit
 
 from . import JIT
 from ..certify import NEAR_DS, SMIN_WIDE
-from ..enclose import LOOSE
+from ..enclose import LOOSE, REFINE
 from ..exact import _SPLIT, ETA, U, gamma
 
 __all__ = ["certify_batch", "compile_all"]
@@ -630,7 +630,8 @@ def _one(M, X, G, out, mats, vecs):
         return False
 
     # --- spectral radius: Perron-Frobenius margins (nonnegative), |tr| / n and where loose the
-    # similarity-Gershgorin enclosure (signed); still loose: handed back
+    # similarity-Gershgorin enclosure (signed); still loose (past REFINE for a signed matrix, as the numpy
+    # path's costliest fallbacks are): handed back
     rho_hi = min(min(gf_hi, gb_hi), norm_hi)
     if nonneg:
         rho_lo = max(max(RS[0].min(), CS[0].min()), 0.0)
@@ -644,7 +645,7 @@ def _one(M, X, G, out, mats, vecs):
         if not (rho_hi - rho_lo <= LOOSE * rho_hi):
             s_lo, s_hi = _similarity_radius(A, X, n, G, mats, vecs[11:14, :n])
             rho_lo, rho_hi = max(rho_lo, s_lo), min(rho_hi, s_hi)
-    if not (rho_hi - rho_lo <= LOOSE * rho_hi):
+    if not (rho_hi - rho_lo <= (LOOSE if nonneg else REFINE) * rho_hi):
         return False
     norm_lo = max(norm_lo, rho_lo)
 
