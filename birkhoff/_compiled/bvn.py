@@ -21,6 +21,29 @@ __all__ = ["decompose", "compile_all"]
 
 
 @njit(**JIT)
+def _advance(remaining, row4col, index, i, left):
+    """Take column ``remaining[index]`` into the search tree: ``(i, sink, left)``, its row to scan next
+    (``i`` unchanged) or the column as the path's free end (``sink``, else -1), one column fewer left."""
+    j = remaining[index]
+    sink = j if row4col[j] == -1 else -1
+    left -= 1
+    remaining[index] = remaining[left]
+    return (i if sink >= 0 else row4col[j]), sink, left
+
+
+@njit(**JIT)
+def _augment(path, row4col, sigma, sink, row):
+    """Flip the augmenting path ending at column ``sink`` back to ``row``."""
+    j = sink
+    while True:
+        i = path[j]
+        row4col[j] = i
+        j, sigma[i] = sigma[i], j
+        if i == row:
+            break
+
+
+@njit(**JIT)
 def _assignment(cost, n, sigma, work_f, work_i, SR, SC):
     """Minimum-cost assignment of the square ``cost`` (``inf`` forbids an entry) into ``sigma``
     (the column of each row); False when every assignment meets an ``inf``.
@@ -56,13 +79,8 @@ def _assignment(cost, n, sigma, work_f, work_i, SR, SC):
             if reach == np.inf:
                 return False
             j = remaining[index]
-            if row4col[j] == -1:
-                sink = j
-            else:
-                i = row4col[j]
             SC[j] = True
-            left -= 1
-            remaining[index] = remaining[left]
+            i, sink, left = _advance(remaining, row4col, index, i, left)
         u[row] += reach
         for i in range(n):
             if SR[i] and i != row:
@@ -70,13 +88,7 @@ def _assignment(cost, n, sigma, work_f, work_i, SR, SC):
         for j in range(n):
             if SC[j]:
                 v[j] -= reach - shortest[j]
-        j = sink
-        while True:                        # flip the path back to the new row
-            i = path[j]
-            row4col[j] = i
-            j, sigma[i] = sigma[i], j
-            if i == row:
-                break
+        _augment(path, row4col, sigma, sink, row)
     return True
 
 
@@ -109,20 +121,8 @@ def _matching(R, t, n, sigma, work_f, work_i):
                     best, index = shortest[j], k
             if best > 0.0:
                 return False
-            j = remaining[index]
-            if row4col[j] == -1:
-                sink = j
-            else:
-                i = row4col[j]
-            left -= 1
-            remaining[index] = remaining[left]
-        j = sink
-        while True:                        # flip the path back to the new row
-            i = path[j]
-            row4col[j] = i
-            j, sigma[i] = sigma[i], j
-            if i == row:
-                break
+            i, sink, left = _advance(remaining, row4col, index, i, left)
+        _augment(path, row4col, sigma, sink, row)
     return True
 
 
