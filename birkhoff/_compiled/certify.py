@@ -7,7 +7,7 @@ prescaling by a power of two, the norm bounds (``sqrt(||M||_1 ||M||_inf)``, Frob
 at the singular vectors), the proved SVD of :func:`birkhoff.enclose.singular_value_bounds` (its basis from one-sided Jacobi here, LAPACK's
 SVD there: a basis only makes the bounds tight, any basis keeps them true) for
 ``||M||_2`` and ``sigma_min``, Perron-Frobenius margins (nonnegative) or ``|tr| / n`` (signed) for the
-radius and, where those are loose, the similarity-Gershgorin enclosure of
+radius and, for a signed matrix where ``|tr| / n`` is loose, the similarity-Gershgorin enclosure of
 :func:`birkhoff.enclose.spectral_radius_bounds` (LAPACK's eigenvectors from numpy's batched ``eig``, their
 inverse by Gauss-Jordan here, the products in complex interval arithmetic on real and imaginary parts),
 and ``sigma2`` from the proved
