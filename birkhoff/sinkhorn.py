@@ -197,6 +197,16 @@ def _given(x: np.ndarray | None) -> np.ndarray:
     return x
 
 
+def _pin_columns(P: np.ndarray, log_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``SK_t``'s last half-sweep (the columns') once more, in linear arithmetic: ``exp`` of a log-domain
+    result errs by ``u`` times its argument's magnitude (16 u in a column sum for logits near 1e2), a
+    division by the column's float sum by ``n u``. Columns with a zero or non-finite sum are left."""
+    s = P.sum(axis=-2)
+    ok = (s > 0) & np.isfinite(s)
+    s = np.where(ok, s, 1.0)
+    return P / s[..., None, :], np.where(ok, log_c - np.log(s), log_c)
+
+
 def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, tol: float,
            max_iter: int, log_domain: bool):
     """Run sweeps; returns ``(P, info)``. Give ``M`` (linear), ``logA``, or both;
@@ -246,6 +256,8 @@ def _scale(logA: np.ndarray | None, M: np.ndarray | None, *, iters: int | None, 
         log_r, log_c, it = _log(logA, iters, 0.5 * tol, max_iter)
         with np.errstate(under="ignore"):
             P = np.exp(logA + log_r[..., :, None] + log_c[..., None, :])
+        if iters is not None:
+            P, log_c = _pin_columns(P, log_c)
         residuals = _marginal_residuals(P)
     return P, _info(P, residuals, tol, iterations=it, log_domain=log_domain, log_r=log_r, log_c=log_c)
 

@@ -5,7 +5,7 @@ error. Never a NaN, never a wrong "converged"."""
 from fractions import Fraction
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 
 from birkhoff import (BirkhoffError, bvn_decompose, kron, kron_apply, project, quantize, sinkhorn, sinkhorn_logits)
 from strategies import ill_scaled
@@ -44,8 +44,11 @@ def test_sinkhorn_bvn_and_quantize(A):
 
 @settings(max_examples=40, deadline=None)
 @given(ill_scaled())
+@example(np.array([[-57.71127758, -121.88891506, -27.89442147], [59.89980768, 1.91952973, -31.71904396],
+                   [-97.65716823, -41.53597678, -0.16622709]]))        # log domain: exp's error was 16 u
 def test_sinkhorn_logits(L):
-    """mHC's SK_t on ill-scaled logits: finite, in [0, 1], the last sweep's columns summing to 1."""
+    """mHC's SK_t on ill-scaled logits: finite, in [0, 1], the last sweep's columns summing to 1 (to the
+    rounding of one division and an n-term sum, in the log domain too)."""
     P = sinkhorn_logits(L, iters=20)
     assert np.isfinite(P).all() and ((0 <= P) & (P <= 1)).all()
     assert np.abs(P.sum(-2) - 1).max() <= 4 * L.shape[0] * EPS
