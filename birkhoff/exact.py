@@ -389,9 +389,11 @@ def sum_squares_up(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 
 def sum_squares_down(mig: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Lower bound of ``sum mig**2`` over ``axes`` (the error of :func:`sum_squares_up`, the other way)."""
+    """Lower bound of ``sum mig**2`` over ``axes`` (the error of :func:`sum_squares_up`, the other way; the
+    largest float where a square or the sum overflows)."""
     k = int(np.prod([mig.shape[a] for a in axes]))
-    return deflate(np.sum(mig * mig, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
+    with np.errstate(over="ignore"):
+        return deflate(np.sum(mig * mig, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
 
 
 def residual_bound(enc: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
