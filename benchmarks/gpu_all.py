@@ -13,11 +13,12 @@ and ``OUT/summary.md`` lists them all:
 * ``bench``: ``python -m gpu.bench``, kernels vs eager and ``torch.compile``, with ``hc_coeffs`` (CUDA only);
 * ``layer``: ``python -m gpu.bench --layer``, one mHC layer vs Liger and hyper-connections (CUDA only);
 * ``overhead``: ``benchmarks/bench_mixers.py``, each mixer's step time over plain residual, bf16;
-* ``study``: ``python -m reference.lab.studies.sweep --preset gpu-smoke``, the study's GPU path.
+* ``study``: ``python -m reference.lab.studies.sweep --preset gpu-smoke``, the study's GPU path
+  (CUDA only: on a CPU it is the sweep that ``tests/reference/lab/test_studies.py`` runs).
 
 ``--quick`` (forced without CUDA) runs every step that can run at its smallest shapes and
-records the others as skipped with the reason (without CUDA: ``tests``, ``bench``, ``layer``;
-``tests`` always, since the suite runs this script); the exit code is 1 if any step failed.
+records the others as skipped with the reason (without CUDA: ``tests``, ``bench``, ``layer``,
+``study``; ``tests`` always, since the suite runs this script); the exit code is 1 if any step failed.
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ def steps(cuda: bool, quick: bool, out: Path) -> list[tuple[str, list[str] | Non
         overhead = ["--quick", "--steps", "1", *(["--device", "cuda", "--backend", "triton"] if cuda else [])]
     study = ["--preset", "gpu-smoke", "--out", str(out / "study")] + (
         ["--steps", "2", "--depths", "2", "--mixers", "residual", "mhc"] if quick else [])
-    if not cuda:
-        study += ["--backend", "torch"]
     tests = None if quick else [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", "--heavy",
                                 str(ROOT / "tests")]
     return [
@@ -56,7 +55,7 @@ def steps(cuda: bool, quick: bool, out: Path) -> list[tuple[str, list[str] | Non
         ("bench", [PY, "-m", "gpu.bench", *shapes] if cuda else None, gpu_only),
         ("layer", [PY, "-m", "gpu.bench", "--layer", *shapes] if cuda else None, gpu_only),
         ("overhead", [PY, str(ROOT / "benchmarks" / "bench_mixers.py"), *overhead], ""),
-        ("study", [PY, "-m", "reference.lab.studies.sweep", *study, "--no-progress"], ""),
+        ("study", [PY, "-m", "reference.lab.studies.sweep", *study, "--no-progress"] if cuda else None, gpu_only),
     ]
 
 

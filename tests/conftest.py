@@ -1,4 +1,5 @@
 import os
+import warnings
 
 # One pytest-xdist worker per core: each worker's torch (and the subprocesses it starts) gets its share of
 # the cores, not all of them (2 workers x 2 OpenMP threads on 2 cores spun against each other: 230 s -> 150-170 s).
@@ -31,10 +32,17 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line("heavy variants deselected: `make test HEAVY=1` (pytest --heavy) runs them too")
 
 
+@pytest.hookimpl(trylast=True)                  # after pytest-xdist's hook, which names each item's group
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``heavy`` (a larger variant of a test that runs by default) are deselected, not
     skipped, unless ``--heavy`` (a line at the end of the run says so). Tests marked ``slow`` go first
-    (the longest jobs first: pytest-xdist's workers then finish at about the same time)."""
+    (the longest jobs first: pytest-xdist's workers then finish at about the same time). Under
+    ``--dist loadgroup``, a warning when pytest-xdist did not group the ``xdist_group`` tests."""
+    if getattr(config.option, "loadgroup", False) and any(
+            item.get_closest_marker("xdist_group") and "@" not in item.nodeid for item in items):
+        warnings.warn("pytest-xdist did not group the xdist_group tests (pytest 9.2 with pytest-xdist 3.8, "
+                      "pytest-xdist#1386): the workers may compile the same kernels twice; make test installs "
+                      "pytest<9.2", pytest.PytestConfigWarning, stacklevel=1)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)       # stable: the same order on every worker
     if config.getoption("--heavy"):
         return

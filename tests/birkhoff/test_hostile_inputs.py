@@ -199,7 +199,7 @@ def test_broken_npz_files_exit_2(tmp_path):
 @pytest.mark.parametrize("name, content, needle", [
     ("bigint.json", "[[" + "1" * 5000 + ", 0], [0, 1]]", "invalid JSON"),
     ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
-])
+], ids=["bigint", "deep"])      # short ids: pytest puts the id in PYTEST_CURRENT_TEST, which child processes inherit
 def test_hostile_json_exits_2(tmp_path, name, content, needle):
     (tmp_path / name).write_text(content)
     assert needle in one_line_exit_2(cli("certify", tmp_path / name))
