@@ -42,6 +42,7 @@ from . import _compiled
 from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_fraction
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
+from .accurate import refined_inverse
 from .enclose import (DECOMPOSE_MAX_N, LOOSE, REFINE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
@@ -268,6 +269,8 @@ def _matvec_bounds(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray
 # decomposition: 2000 x 2000 takes 1 s instead of 6 s).
 DIRECT_MAX_N = 64
 SMIN_WIDE = 1e-6       # a sigma_min enclosure wider than this (relative) is redone through an inverse
+RUMP_TERMS = 4         # float matrices in Rump's inverse (birkhoff/accurate.py) at most
+RUMP_MAX_N = 128       # ... and the largest n it is tried at (kappa 1e32 there; a 256 x 256 at 1e60 stalls)
 NEAR_DS = 2.0 ** -44   # margins this close to 1: D = M - J/n shares M's singular vectors (one SVD, not two)
 
 
@@ -451,7 +454,10 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     ``R ~ S^-1`` in float, ``E = I - R S`` enclosed; with ``e = || |E| ||_inf < 1``, ``S^-1 = (I - E)^-1 R``
     lies within ``G = |E| (|R| + e / (1 - e) 1 c^T)`` of ``R`` entrywise (``c``: the column maxima of ``|R|``;
     the Neumann series), so ``M^-1 = D2^-1 S^-1 D1^-1`` lies in an interval matrix whose radius is relative
-    to each entry's own scale, and its ``sigma_max`` is proved in ``M^-1``'s own singular basis."""
+    to each entry's own scale, and its ``sigma_max`` is proved in ``M^-1``'s own singular basis. Where ``S``
+    itself is past ``1 / u`` (``e >= 1``; a point matrix, ``n <= RUMP_MAX_N``), ``R`` is Rump's inverse, a sum
+    of float matrices with ``E`` enclosed by exact products (``accurate.refined_inverse``): its first
+    matrix is the midpoint and the others join the radius."""
     with np.errstate(invalid="ignore", over="ignore"):
         wide = ~(hi - lo <= SMIN_WIDE * hi) & np.isfinite(mid).all(axis=(-2, -1))
     if not wide.any():
@@ -460,18 +466,28 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     r = scale_exponent(np.abs(A), (-1,))                                         # D1 = 2**r (rows)
     c = scale_exponent(np.abs(np.ldexp(A, -r[..., :, None])), (-2,))             # D2 = 2**c (columns)
     k = -(r[..., :, None] + c[..., None, :])
-    inverse = _approximate_inverse(np.ldexp(A, k), scale_down(M_lo[wide], k), scale_up(M_hi[wide], k))
+    S_lo, S_hi = scale_down(M_lo[wide], k), scale_up(M_hi[wide], k)
+    inverse = _approximate_inverse(np.ldexp(A, k), S_lo, S_hi)
     if inverse is None:
         return lo, hi
     R, ok, E = inverse
     n = A.shape[-1]
+    R_tail = np.zeros_like(R)                     # R stands for R + (terms bounded by R_tail), Rump's inverse
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         e = inflate(np.sum(E, -1), gamma(n), n * ETA).max(-1)
+        past = ~(e < 1) & (S_lo == S_hi).all(axis=(-2, -1)) & (n <= RUMP_MAX_N)       # kappa past 1/u
+        for idx in zip(*np.nonzero(past)):
+            refined = refined_inverse(S_lo[idx], RUMP_TERMS)
+            if refined is not None:
+                terms, E[idx] = refined
+                R[idx], ok[idx] = terms[0], True
+                R_tail[idx] = inflate(sum((np.abs(x) for x in terms[1:]), np.zeros((n, n))), gamma(len(terms)))
+                e[idx] = inflate(np.sum(E[idx], -1), gamma(n), n * ETA).max()
         ok &= e < 1
         t = np.where(ok, div_up(e, np.where(ok, add_down(1.0, -e), 1.0)), 0.0)
-        T = np.abs(R)
+        T = add_up(np.abs(R), R_tail)
         K = add_up(T, mul_up(t[..., None, None], np.max(T, -2)[..., None, :]))
-        G = matmul_enclosure(E, E, K, K)[1]
+        G = add_up(matmul_enclosure(E, E, K, K)[1], R_tail)
         # M^-1 = D2^-1 S^-1 D1^-1, times 2**-f (its largest entry in [1/2, 1): its squares stay in range)
         kinv = np.swapaxes(k, -1, -2)
         f = scale_exponent(np.abs(np.ldexp(R, kinv)), (-2, -1))
