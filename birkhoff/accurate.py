@@ -23,13 +23,13 @@ from .exact import ETA, gamma, inflate, two_sum
 __all__ = ["split", "product_terms", "distil", "refined_inverse"]
 
 
-def split(A: np.ndarray, axis: int, bits_off: int, floor: float | np.ndarray, most: int = 80
+def split(A: np.ndarray, axis: int, bits_off: int, floor: float, most: int = 80
           ) -> tuple[list[np.ndarray], np.ndarray]:
     """``(slices, rest)`` with ``A = sum(slices) + rest`` exactly: each slice holds the next bits of ``A``
     on a grid shared along ``axis`` (``-1``: per row, ``-2``: per column), ``2**(tau + bits_off - 52)``
     where ``2**tau`` bounds that line of what is left (Rump-Ogita-Oishi's ExtractScalar:
     ``(x + sigma) - sigma`` with ``sigma = 2**(tau + bits_off)``), until ``|rest| <= floor`` (at most
-    ``most`` slices; ``floor`` may be one per line)."""
+    ``most`` slices)."""
     slices: list[np.ndarray] = []
     rest = np.array(A, dtype=np.float64, copy=True)
     for _ in range(most):
@@ -50,13 +50,13 @@ def _abs_product_up(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return inflate(np.abs(X) @ np.abs(Y), gamma(k + 2), (k + 2) * ETA)
 
 
-def product_terms(A_terms: list[np.ndarray], B_terms: list[np.ndarray], target: float | None = None,
-                  digits: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+def product_terms(A_terms: list[np.ndarray], B_terms: list[np.ndarray], target: float | None = None
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
     """``(terms, tail)``: float matrices whose exact sum is ``(sum A_terms) @ (sum B_terms)`` to within
     ``tail`` entrywise; each term is one float matmul of two slices, exact. The operands are sliced until
-    what is left of them adds at most about ``target`` to an entry, or (``digits``) until each row of an
-    ``A`` term and each column of a ``B`` term keeps ``digits`` bits of its own largest entry; ``tail``
-    bounds what is left, plus ``n + 1`` subnormal units per term for underflow."""
+    what is left of them adds at most about ``target`` to an entry (None: until nothing is left, so
+    small entries beside large ones in a row or column are kept too); ``tail`` bounds what is left, plus
+    ``n + 1`` subnormal units per term for underflow."""
     n = A_terms[0].shape[-1]
     bits_off = math.ceil((55 + math.log2(max(n, 2))) / 2)
     terms: list[np.ndarray] = []
@@ -65,30 +65,31 @@ def product_terms(A_terms: list[np.ndarray], B_terms: list[np.ndarray], target: 
     B_top = max(float(np.abs(B).max()) for B in B_terms)
     pairs = len(A_terms) * len(B_terms)
 
-    def floor(X: np.ndarray, axis: int, other_top: float) -> float | np.ndarray:
-        if target is not None:
-            with np.errstate(divide="ignore", over="ignore"):
-                return np.float64(target) / (n * other_top * pairs) + ETA       # inf for a zero operand
-        return np.ldexp(np.max(np.abs(X), axis=axis, keepdims=True), -digits)
+    def floor(other_top: float) -> float:
+        if target is None:
+            return 0.0
+        with np.errstate(divide="ignore", over="ignore"):
+            return float(np.float64(target) / (n * other_top * pairs) + ETA)      # inf for a zero operand
 
-    B_split = [split(B, -2, bits_off, floor(B, -2, A_top)) for B in B_terms]
+    B_split = [split(B, -2, bits_off, floor(A_top)) for B in B_terms]
     B_abs = sum(np.abs(B) for B in B_terms)
     for A in A_terms:
-        A_slices, A_rest = split(A, -1, bits_off, floor(A, -1, B_top))
+        A_slices, A_rest = split(A, -1, bits_off, floor(B_top))
         tail = tail + _abs_product_up(A_rest, B_abs)
         A_kept = A - A_rest                                       # exact: the bits the slices hold
         for B_slices, B_rest in B_split:
             tail = tail + _abs_product_up(A_kept, B_rest)
-            terms.extend(a @ b for a in A_slices for b in B_slices)
+            terms.extend(t for t in (a @ b for a in A_slices for b in B_slices) if t.any())    # zeros add nothing
     tail = inflate(tail, gamma(2 * len(A_terms) * len(B_terms) + 2), (n + 1) * ETA * (len(terms) + 1))
     return terms, tail
 
 
 def distil(terms: list[np.ndarray], keep: int, passes: int = 40) -> tuple[list[np.ndarray], np.ndarray]:
-    """``(leading, rest)``: ``keep`` float matrices whose sum is the exact sum of ``terms`` to within
-    ``rest`` entrywise. Each leading matrix is the rounded sum of what is left after VecSum cascades
-    (which keep the sum exact), repeated until what they leave is below ``u`` times it, or ``passes``
-    times (massive cancellation needs one pass per 16 digits); ``rest`` bounds what the leading ones leave out."""
+    """``(leading, rest)``: ``keep`` float matrices whose sum is the exact sum of ``terms`` (at least one)
+    to within ``rest`` entrywise. Each leading matrix is the rounded sum of what is left after VecSum
+    cascades (which keep the sum exact), repeated until what they leave is below ``u`` times it, or
+    ``passes`` times (massive cancellation needs one pass per 16 digits); ``rest`` bounds what the leading
+    ones leave out."""
     t = np.stack(terms)
     leading: list[np.ndarray] = []
     with np.errstate(over="ignore", invalid="ignore"):
@@ -104,7 +105,7 @@ def distil(terms: list[np.ndarray], keep: int, passes: int = 40) -> tuple[list[n
     return leading, rest
 
 
-def refined_inverse(M: np.ndarray, terms: int = 4, small: float = 2.0 ** -30
+def refined_inverse(M: np.ndarray, terms: int = 6, small: float = 2.0 ** -27
                     ) -> tuple[list[np.ndarray], np.ndarray] | None:
     """``(R, E)`` for a float matrix ``M``: ``R`` a list of at most ``terms`` float matrices, ``E`` a float
     matrix with ``|I - (sum R) M| <= E`` entrywise and ``e = || E ||_inf < 1``; None if that is not reached.
@@ -132,6 +133,8 @@ def refined_inverse(M: np.ndarray, terms: int = 4, small: float = 2.0 ** -30
             return R, E
         if step + 1 == terms:
             return None
+        if not T:                                              # R M = 0 exactly: M is not invertible
+            return None
         (P,), _ = distil(T, 1)
         # the float inverse of an extremely ill-conditioned P preconditions it when the rounding errors are
         # generic; a structured P (triangular, say) gets a relative perturbation of order 2**-50 first
@@ -146,7 +149,7 @@ def refined_inverse(M: np.ndarray, terms: int = 4, small: float = 2.0 ** -30
                 return None
         if not np.isfinite(X).all() or not X.any():
             return None
-        XR, _ = product_terms([X], R, digits=53 * (len(R) + 1))             # len(R) + 1 float digits
+        XR, _ = product_terms([X], R)                                # exact: every entry to its own scale
         R, _ = distil(XR, len(R) + 1)
         if not np.isfinite(R[0]).all() or not R[0].any():
             return None

@@ -269,8 +269,8 @@ def _matvec_bounds(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray
 # decomposition: 2000 x 2000 takes 1 s instead of 6 s).
 DIRECT_MAX_N = 64
 SMIN_WIDE = 1e-6       # a sigma_min enclosure wider than this (relative) is redone through an inverse
-RUMP_TERMS = 4         # float matrices in Rump's inverse (birkhoff/accurate.py) at most
-RUMP_MAX_N = 128       # ... and the largest n it is tried at (kappa 1e32 there; a 256 x 256 at 1e60 stalls)
+RUMP_TERMS = 6         # float matrices in Rump's inverse (birkhoff/accurate.py) at most: kappa up to ~1e80
+RUMP_MAX_N = 300       # ... and the largest n it is tried at (a 256 x 256 at kappa 1e60: about 3 s)
 NEAR_DS = 2.0 ** -44   # margins this close to 1: D = M - J/n shares M's singular vectors (one SVD, not two)
 
 

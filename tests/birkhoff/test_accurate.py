@@ -47,6 +47,18 @@ def test_distil_keeps_the_exact_sum(terms, keep):
     assert len(leading) == keep and (np.abs(gap) <= exact(rest)).all()
 
 
+def test_an_exact_split_keeps_small_entries_beside_large_ones():
+    """Columns spanning 2**0 .. 2**200 (an inverse of a triangular matrix has them): sliced until nothing
+    is left, the terms sum to the product exactly. A floor relative to each column's largest entry
+    dropped the small ones, and Rump's next inverse had zero rows."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((6, 6))
+    B = np.ldexp(rng.standard_normal((6, 6)), rng.integers(0, 200, (6, 6)))
+    terms, tail = product_terms([A], [B, np.ldexp(B, -60)])
+    assert (sum(exact(t) for t in terms) == exact(A) @ (exact(B) + exact(np.ldexp(B, -60)))).all()
+    assert tail.max() < 1e-300                                      # the underflow slack only
+
+
 def test_rump_inverse_past_one_over_u():
     """A triangular 64 x 64 with kappa 3.5e19: the float inverse's residual is far above 1 (the premise);
     Rump's inverse, two float matrices, has ``|I - R M| <= E`` (checked exactly on 8 rows) with
@@ -55,7 +67,7 @@ def test_rump_inverse_past_one_over_u():
     R1 = np.linalg.inv(M)
     assert np.abs(np.eye(64) - R1 @ M).sum(axis=1).max() > 1
     R, E = refined_inverse(M)
-    assert len(R) >= 2 and inflate(E.sum(axis=1), gamma(64)).max() <= 2.0 ** -30
+    assert len(R) >= 2 and inflate(E.sum(axis=1), gamma(64)).max() <= 2.0 ** -27
     rows = np.random.default_rng(1).choice(64, 8, replace=False)
     RM = sum(exact(r[rows]) for r in R) @ exact(M)
     residual = exact(np.eye(64)[rows]) - RM
@@ -70,3 +82,9 @@ def test_sigma_min_past_one_over_u_is_relative():
     with mpmath.workdps(40):
         truth = min(mpmath.svd_r(mpmath.matrix(M.tolist()), compute_uv=False))
     assert mpmath.mpf(lo) <= truth <= mpmath.mpf(hi) and hi - lo <= 1e-12 * hi
+
+
+def test_sigma_min_of_a_triangular_128_that_needs_four_matrices():
+    """kappa about 1e35: relative width below 1e-6 (it was [0, 4.4e-11] before the exact split)."""
+    lo, hi = certify(nonnormal(np.random.default_rng(1), 128)).sigma_min
+    assert 0 < lo and hi - lo <= 1e-6 * hi
