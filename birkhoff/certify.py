@@ -270,7 +270,8 @@ def _matvec_bounds(K_lo: np.ndarray, K_hi: np.ndarray, x: np.ndarray
 DIRECT_MAX_N = 64
 SMIN_WIDE = 1e-6       # a sigma_min enclosure wider than this (relative) is redone through an inverse
 RUMP_TERMS = 6         # float matrices in Rump's inverse (birkhoff/accurate.py) at most: kappa up to ~1e80
-RUMP_MAX_N = 300       # ... and the largest n it is tried at (a 256 x 256 at kappa 1e60: about 3 s)
+RUMP_MAX_N = 300       # ... and the largest n it is tried at (a 256 x 256 at kappa 1e66: about 5 s)
+RUMP_SMALL = 2.0 ** -27  # ... tried where a float inverse's residual e is above this (it sets the width)
 NEAR_DS = 2.0 ** -44   # margins this close to 1: D = M - J/n shares M's singular vectors (one SVD, not two)
 
 
@@ -455,9 +456,10 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     lies within ``G = |E| (|R| + e / (1 - e) 1 c^T)`` of ``R`` entrywise (``c``: the column maxima of ``|R|``;
     the Neumann series), so ``M^-1 = D2^-1 S^-1 D1^-1`` lies in an interval matrix whose radius is relative
     to each entry's own scale, and its ``sigma_max`` is proved in ``M^-1``'s own singular basis. Where ``S``
-    itself is past ``1 / u`` (``e >= 1``; a point matrix, ``n <= RUMP_MAX_N``), ``R`` is Rump's inverse, a sum
-    of float matrices with ``E`` enclosed by exact products (``accurate.refined_inverse``): its first
-    matrix is the midpoint and the others join the radius."""
+    is near or past ``1 / u`` (the float inverse leaves ``e > RUMP_SMALL``, and ``e`` sets the width; a point
+    matrix, ``n <= RUMP_MAX_N``), ``R`` is Rump's inverse, a sum of float matrices with ``E`` enclosed by
+    exact products (``accurate.refined_inverse``): its first matrix is the midpoint and the others join
+    the radius."""
     with np.errstate(invalid="ignore", over="ignore"):
         wide = ~(hi - lo <= SMIN_WIDE * hi) & np.isfinite(mid).all(axis=(-2, -1))
     if not wide.any():
@@ -475,9 +477,10 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     R_tail = np.zeros_like(R)                     # R stands for R + (terms bounded by R_tail), Rump's inverse
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         e = inflate(np.sum(E, -1), gamma(n), n * ETA).max(-1)
-        past = ~(e < 1) & (S_lo == S_hi).all(axis=(-2, -1)) & (n <= RUMP_MAX_N)       # kappa past 1/u
+        # kappa near or past 1/u: a float inverse leaves e (the relative width it gives) above 2**-27
+        past = ~(e <= RUMP_SMALL) & (S_lo == S_hi).all(axis=(-2, -1)) & (n <= RUMP_MAX_N)
         for idx in zip(*np.nonzero(past)):
-            refined = refined_inverse(S_lo[idx], RUMP_TERMS)
+            refined = refined_inverse(S_lo[idx], RUMP_TERMS, RUMP_SMALL)
             if refined is not None:
                 terms, E[idx] = refined
                 R[idx], ok[idx] = terms[0], True

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 from birkhoff import certify
@@ -74,14 +75,22 @@ def test_rump_inverse_past_one_over_u():
     assert (np.abs(residual) <= exact(E[rows])).all()
 
 
-def test_sigma_min_past_one_over_u_is_relative():
-    """``certify``'s sigma_min of that matrix: [0, 4e-11] before, now within 1e-12 relative and
-    containing the 40-digit truth (mpmath's SVD is accurate to ``||M|| 10**-40``, 1e-21 of the truth)."""
-    M = nonnormal(np.random.default_rng(0), 64)
+def triangular(n: int, strength: float) -> np.ndarray:
+    """The oracle's ``nonnormal`` with another strength of the strict upper part (kappa grows faster)."""
+    rng = np.random.default_rng(0)
+    return np.triu(rng.standard_normal((n, n)), 1) * strength + np.diag(rng.uniform(1, 2, n) * rng.choice([-1, 1], n))
+
+
+@pytest.mark.parametrize("n, strength, before", [(24, 10.0, 1.6e-4), (32, 6.0, 1.0)])
+def test_sigma_min_near_and_past_one_over_u_is_relative(n, strength, before):
+    """kappa 5e14 (the float inverse's residual 0.04: it gave a relative width of 1.6e-4) and 2e17
+    (residual 0.94): within 1e-12 relative, containing the 40-digit truth (mpmath's SVD is accurate
+    to ``||M|| 10**-40``, 1e-22 of these truths)."""
+    M = triangular(n, strength)
     lo, hi = certify(M).sigma_min
     with mpmath.workdps(40):
         truth = min(mpmath.svd_r(mpmath.matrix(M.tolist()), compute_uv=False))
-    assert mpmath.mpf(lo) <= truth <= mpmath.mpf(hi) and hi - lo <= 1e-12 * hi
+    assert mpmath.mpf(lo) <= truth <= mpmath.mpf(hi) and hi - lo <= 1e-12 * hi < before * hi
 
 
 def test_sigma_min_of_a_triangular_128_that_needs_four_matrices():
