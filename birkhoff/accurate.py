@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .exact import ETA, gamma, inflate, two_sum
+from .exact import ETA, gamma, inflate, norm_inf_up, two_sum
 
 __all__ = ["split", "product_terms", "distil", "refined_inverse"]
 
@@ -80,7 +80,7 @@ def product_terms(A_terms: list[np.ndarray], B_terms: list[np.ndarray], target: 
         for B_slices, B_rest in B_split:
             tail = tail + _abs_product_up(A_kept, B_rest)
             terms.extend(t for t in (a @ b for a in A_slices for b in B_slices) if t.any())    # zeros add nothing
-    tail = inflate(tail, gamma(2 * len(A_terms) * len(B_terms) + 2), (n + 1) * ETA * (len(terms) + 1))
+    tail = inflate(tail, gamma(2 * pairs + 2), (n + 1) * ETA * (len(terms) + 1))
     return terms, tail
 
 
@@ -128,11 +128,9 @@ def refined_inverse(M: np.ndarray, terms: int = 6, small: float = 2.0 ** -27
         E = inflate(np.abs(E_mid) + rest + tail, 4 * gamma(3))
         if not np.isfinite(E).all():
             return None
-        e = inflate(E.sum(axis=-1), gamma(n)).max()
-        if e <= small or (e < 1 and step + 1 == terms):
-            return R, E
-        if step + 1 == terms:
-            return None
+        e = norm_inf_up(E)
+        if e <= small or step + 1 == terms:
+            return (R, E) if e < 1 else None
         if not T:                                              # R M = 0 exactly: M is not invertible
             return None
         (P,), _ = distil(T, 1)

@@ -46,8 +46,8 @@ from .accurate import refined_inverse
 from .enclose import (DECOMPOSE_MAX_N, LOOSE, REFINE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
-                    magnitude, margin_residuals, matmul_enclosure, mul_up, residual_bound, scale_down, scale_exponent,
-                    scale_up, sqrt_interval, sqrt_up, sum_enclosure, sum_squares_up)
+                    magnitude, margin_residuals, matmul_enclosure, mul_up, norm_inf_up, residual_bound, scale_down,
+                    scale_exponent, scale_up, sqrt_interval, sqrt_up, sum_enclosure, sum_squares_up)
 
 __all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify",
            "certify_batch", "certify_product", "certify_projection", "hc_lipschitz_bound",
@@ -476,7 +476,7 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     n = A.shape[-1]
     R_tail = np.zeros_like(R)                     # R stands for R + (terms bounded by R_tail), Rump's inverse
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        e = inflate(np.sum(E, -1), gamma(n), n * ETA).max(-1)
+        e = norm_inf_up(E)
         # kappa near or past 1/u: a float inverse leaves e (the relative width it gives) above 2**-27
         past = ~(e <= RUMP_SMALL) & (S_lo == S_hi).all(axis=(-2, -1)) & (n <= RUMP_MAX_N)
         for idx in zip(*np.nonzero(past)):
@@ -485,7 +485,7 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
                 terms, E[idx] = refined
                 R[idx], ok[idx] = terms[0], True
                 R_tail[idx] = inflate(sum((np.abs(x) for x in terms[1:]), np.zeros((n, n))), gamma(len(terms)))
-                e[idx] = inflate(np.sum(E[idx], -1), gamma(n), n * ETA).max()
+                e[idx] = norm_inf_up(E[idx])
         ok &= e < 1
         t = np.where(ok, div_up(e, np.where(ok, add_down(1.0, -e), 1.0)), 0.0)
         T = add_up(np.abs(R), R_tail)
@@ -589,10 +589,8 @@ def _centred(M_lo: np.ndarray, M_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def _norm2_up(mag: np.ndarray) -> np.ndarray:
     """Upper bound of ``||X||_2`` for every ``|X| <= mag (..., n, n)``: ``min(sqrt(||mag||_1 ||mag||_inf), ||mag||_F)``."""
-    n = mag.shape[-1]
     with np.errstate(over="ignore", invalid="ignore"):
-        rows = inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
-        cols = inflate(np.sum(mag, -2), gamma(n), n * ETA).max(-1)
+        rows, cols = norm_inf_up(mag), norm_inf_up(np.swapaxes(mag, -1, -2))
         return np.minimum(sqrt_up(mul_up(rows, cols)), sqrt_up(sum_squares_up(mag, (-2, -1))))
 
 

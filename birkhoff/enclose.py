@@ -31,7 +31,7 @@ import numpy as np
 
 from .exact import (ETA, U, add_down, add_up, deflate, div_down, div_up, gamma, inflate, magnitude,
                     matmul_enclosure, mid_rad, mul_up, scale_down, scale_up, scale_exponent, sqrt_down, sqrt_up,
-                    sum_squares_down, sum_squares_up)
+                    norm_inf_up, sum_squares_down, sum_squares_up)
 
 __all__ = ["DECOMPOSE_MAX_N", "LOOSE", "REFINE", "SVD_MAX_N", "block_radius_bounds", "norm_ratio", "power_radius_bounds", "schur_radius_bounds",
            "svd_bases", "singular_value_bounds", "spectral_radius_bounds"]
@@ -212,11 +212,11 @@ def _transformed(M_lo: np.ndarray, M_hi: np.ndarray, X: np.ndarray, Y: np.ndarra
     E = _cmatmul(Yi, Xi)
     eye = np.eye(n, dtype=bool)
     E_abs = _cabs_hi(np.where(eye, add_down(E[0], -1.0), E[0]), np.where(eye, add_up(E[1], -1.0), E[1]), *E[2:])
-    e = np.max(inflate(np.sum(E_abs, -1), gamma(n), n * ETA), -1)
+    e = norm_inf_up(E_abs)
     zeros = np.zeros_like(M_lo)
     B = _cmatmul(_cmatmul(Yi, (M_lo, M_hi, zeros, zeros)), Xi)
     B_abs = _cabs_hi(*B)
-    return E_abs, e, B, B_abs, np.max(inflate(np.sum(B_abs, -1), gamma(n), n * ETA), -1)
+    return E_abs, e, B, B_abs, norm_inf_up(B_abs)
 
 
 def _similarity_bounds(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -344,7 +344,7 @@ def power_radius_bounds(K_lo: np.ndarray, K_hi: np.ndarray, levels: int = 48) ->
         if nonneg:
             A_lo = np.maximum(A_lo, 0.0)
         mag = magnitude(A_lo, A_hi)[1]
-        norm = float(np.max(inflate(np.sum(mag, -1), gamma(n), n * ETA)))
+        norm = float(norm_inf_up(mag))
         if not np.isfinite(norm):
             break
         if norm == 0.0:                                  # K^(2^level) = 0: nilpotent

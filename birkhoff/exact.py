@@ -32,7 +32,7 @@ __all__ = [
     "mul_up", "sqrt_up", "sqrt_down", "sqrt_interval", "div_down", "div_up",
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
     "residual_bound", "margin_residuals", "add_down", "add_up", "scale_exponent", "scale_down",
-    "scale_up", "magnitude", "mid_rad", "sum_squares_up", "sum_squares_down",
+    "scale_up", "magnitude", "mid_rad", "sum_squares_up", "sum_squares_down", "norm_inf_up",
 ]
 
 # The directed-rounding helpers take arrays or scalars alike (numpy broadcasts) and return what numpy
@@ -386,6 +386,12 @@ def sum_squares_up(mag: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     k = int(np.prod([mag.shape[a] for a in axes]))
     with np.errstate(over="ignore"):
         return inflate(np.sum(mag * mag, axis=axes), 2 * gamma(k + 1), 4 * k * ETA)
+
+
+def norm_inf_up(mag: np.ndarray) -> np.ndarray:
+    """Upper bound of ``|| X ||_inf`` (the largest row sum) for every ``|X| <= mag (..., n, n)``."""
+    n = mag.shape[-1]
+    return inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
 
 
 def sum_squares_down(mig: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
