@@ -9,17 +9,30 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _CORES // _WORKERS)))
 
-# GPU kernels run under Triton's interpreter on machines without CUDA; set before any
-# triton import.
-try:
-    import torch
-    if not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-except ImportError:  # pragma: no cover
-    pass
-
 import pytest
-from hypothesis import HealthCheck, settings
+
+
+def pytest_configure(config):
+    """Where tests run (a pytest-xdist worker, or a run without workers): GPU kernels under Triton's
+    interpreter on machines without CUDA (set before any triton import), and the hypothesis profile.
+    The controller of ``-n`` workers runs no test, so it imports neither torch nor hypothesis."""
+    if getattr(config, "workerinput", None) is None and getattr(config.option, "numprocesses", None):
+        return
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            os.environ.setdefault("TRITON_INTERPRET", "1")
+    except ImportError:  # pragma: no cover
+        pass
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "default", deadline=None, max_examples=60,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile(
+        "ci", parent=settings.get_profile("default"), derandomize=True, print_blob=True)
+    settings.register_profile("stress", parent=settings.get_profile("default"), max_examples=1000)   # for notes
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))
 
 
 def pytest_addoption(parser):
@@ -87,11 +100,3 @@ def make_gpu_quick(tmp_path_factory):
             done.write_text(json.dumps({"rc": proc.returncode, "stdout": proc.stdout + proc.stderr}))
     return {**json.loads(done.read_text()), "out": out, "text": {p.stem: p.read_text() for p in out.glob("*.md")}}
 
-
-settings.register_profile(
-    "default", deadline=None, max_examples=60,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile(
-    "ci", parent=settings.get_profile("default"), derandomize=True, print_blob=True)
-settings.register_profile("stress", parent=settings.get_profile("default"), max_examples=1000)   # for notes
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))

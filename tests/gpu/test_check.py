@@ -1,7 +1,5 @@
 """python -m gpu.check --quick passes (every kernel vs the reference); gpu.bench refuses a CPU."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -42,13 +40,14 @@ def test_make_gpu_runs_every_step_it_can(make_gpu_quick):
             assert f"| {step} | skipped: needs CUDA" in summary
 
 
-def test_gpu_bench_needs_cuda():
-    out = subprocess.run([sys.executable, "-m", "gpu.bench", "--tokens", "4096", "--widths", "1024"],
-                         capture_output=True, text=True, timeout=600)
+def test_gpu_bench_needs_cuda(capsys):
+    from gpu.bench import main
+
+    code = main(["--tokens", "4096", "--widths", "1024"])
     if torch.cuda.is_available():
-        assert out.returncode == 0
+        assert code == 0
     else:
-        assert out.returncode == 2 and "CUDA" in out.stderr
+        assert code == 2 and "CUDA" in capsys.readouterr().err
 
 
 def test_gpu_bench_layer_rows_run_on_cpu():

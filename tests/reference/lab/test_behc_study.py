@@ -1,8 +1,6 @@
 """INT8 quantization (reference.lab.quantization), the recall task, and the BE-HC study CLI end to end."""
 
 import json
-import subprocess
-import sys
 from fractions import Fraction
 
 import numpy as np
@@ -102,7 +100,7 @@ def test_ds_rounding_keeps_exact_gain_naive_does_not():
 
 
 @pytest.mark.slow
-def test_study_cli_end_to_end(tmp_path):
+def test_study_cli_end_to_end(tmp_path, capsys):
     """The study's command line, in process (the last call runs ``python -m`` as a user would)."""
     from reference.lab.studies.behc import main as behc_main
     from reference.lab.studies.sweep import main as sweep_main
@@ -126,6 +124,6 @@ def test_study_cli_end_to_end(tmp_path):
     assert {row["mixer"] for row in ds} == {"kromhc"}                       # HC is not DS
     assert all(row["gain_forward"] == row["gain_backward"] == 1.0 for row in ds)
     assert (out / "retention_streams.png").stat().st_size > 0
-    r = subprocess.run([sys.executable, "-m", "reference.lab.studies.behc", "streams", "--runs", str(tmp_path),
-                        "--mixers", "mhc", "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr
+    capsys.readouterr()
+    assert behc_main(["streams", "--runs", str(tmp_path), "--mixers", "mhc", "--out", str(out)]) == 2
+    assert "error" in capsys.readouterr().err
