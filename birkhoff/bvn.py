@@ -263,7 +263,12 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
         W, Pk = _greedy(M, noise, limit, exact)
     else:
         W, Pk = compiled.decompose(np.where(M <= noise, 0.0, M), noise, limit, _shift(n))
-    recon = from_permutations(W, Pk) if len(W) else np.zeros((n, n))
+    if not len(W):
+        recon = np.zeros((n, n))
+    elif exact:
+        recon = from_permutations(W, Pk)
+    else:       # from_permutations' sums, in its order (k ascending per entry), without re-validating the terms
+        recon = np.bincount((np.arange(n) * n + np.asarray(Pk)).ravel(), np.repeat(W, n), n * n).reshape(n, n)
     residual = float(np.max(np.abs(np.asarray(recon - M, dtype=object if exact else np.float64))))
     if exact and len(W) < limit and sum(W, Fraction(0)) != 1:
         raise NotDoublyStochasticError(  # cannot happen for an exactly DS input (total support)

@@ -127,6 +127,33 @@ def _matching(R, t, n, sigma, work_f, work_i):
 
 
 @njit(**JIT)
+def _ascending(keys, m):
+    """Indices that sort the positive floats ``keys[:m]`` ascending: an LSD radix sort of their IEEE bits
+    (which order positive floats as their values), a byte per pass, a pass skipped where every key has the
+    same byte. About 4x numba's ``argsort`` on the 700 values of a lexicographic step at n = 32."""
+    bits = keys[:m].view(np.uint64)
+    order, other = np.arange(m), np.empty(m, dtype=np.int64)
+    counts = np.empty(256, dtype=np.int64)
+    byte = np.uint64(255)
+    for shift in range(0, 64, 8):
+        s = np.uint64(shift)
+        counts[:] = 0
+        for k in range(m):
+            counts[(bits[k] >> s) & byte] += 1
+        if counts.max() == m:
+            continue
+        total = 0
+        for b in range(256):
+            total, counts[b] = total + counts[b], total
+        for k in range(m):
+            b = (bits[order[k]] >> s) & byte
+            other[counts[b]] = order[k]
+            counts[b] += 1
+        order, other = other, order
+    return order
+
+
+@njit(**JIT)
 def _lexicographic(R, high, powers, n, sigma, cost, keys, where, distinct, work_f, work_i, SR, SC):
     """The assignment of cost ``powers[r] = 2**(shift r)`` on an entry of rank ``r`` (0 at ``>= high``, then 1
     + the number of distinct values in ``(0, high)`` above it, capped at ``K + 1 = len(powers) - 1``), ``inf``
@@ -144,13 +171,13 @@ def _lexicographic(R, high, powers, n, sigma, cost, keys, where, distinct, work_
             elif x >= high:
                 flat[i * n + j] = 1.0
             else:
-                keys[m] = -x
+                keys[m] = x
                 where[m] = i * n + j
                 m += 1
-    order = np.argsort(keys[:m])                     # equal values get equal ranks: any order
+    order = _ascending(keys, m)                      # equal values get equal ranks: any order among them
     d, last = 0, np.inf
-    for k in range(m):
-        x = -keys[order[k]]
+    for k in range(m - 1, -1, -1):                   # descending
+        x = keys[order[k]]
         if x != last:
             distinct[d] = last = x
             d += 1
