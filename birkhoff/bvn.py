@@ -263,6 +263,7 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
         W, Pk = _greedy(M, noise, limit, exact)
     else:
         W, Pk = compiled.decompose(np.where(M <= noise, 0.0, M), noise, limit, _shift(n))
+    recon: np.ndarray
     if not len(W):
         recon = np.zeros((n, n))
     elif exact:
