@@ -1,6 +1,5 @@
 """python -m gpu.check --quick passes (every kernel vs the reference); gpu.bench refuses a CPU."""
 
-
 import pytest
 import torch
 

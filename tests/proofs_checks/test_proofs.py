@@ -1,6 +1,8 @@
 """proofs_checks: every claim passes in quick mode; the JSON schema; the shared generators."""
 
 import json
+import runpy
+import sys
 
 import numpy as np
 import pytest
@@ -12,12 +14,14 @@ from strategies import seeded_exact_ds
 
 
 @pytest.mark.slow
-def test_all_claims_pass_quick_json(capsys):
-    from proofs_checks.__main__ import main
-
-    code = main(["--quick", "--json"])
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")    # runpy, the module already imported
+def test_all_claims_pass_quick_json(capsys, monkeypatch):
+    """``python -m proofs_checks --quick --json``: its ``__main__`` run in this interpreter (runpy)."""
+    monkeypatch.setattr(sys, "argv", ["proofs_checks", "--quick", "--json"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("proofs_checks", run_name="__main__", alter_sys=True)
     data = json.loads(capsys.readouterr().out)
-    assert code == 0, [c for c in data["claims"] if not c["passed"]]
+    assert exit_.value.code == 0, [c for c in data["claims"] if not c["passed"]]
     assert len(data["claims"]) == len(CLAIM_MODULES) == 11
     for claim in data["claims"]:
         assert {"id", "statement", "passed", "evidence"} <= set(claim) and claim["passed"]

@@ -1,6 +1,8 @@
 """INT8 quantization (reference.lab.quantization), the recall task, and the BE-HC study CLI end to end."""
 
 import json
+import runpy
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -100,8 +102,9 @@ def test_ds_rounding_keeps_exact_gain_naive_does_not():
 
 
 @pytest.mark.slow
-def test_study_cli_end_to_end(tmp_path, capsys):
-    """The study's command line, in process (the last call runs ``python -m`` as a user would)."""
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")    # runpy, the module already imported
+def test_study_cli_end_to_end(tmp_path, capsys, monkeypatch):
+    """The study's command line, in process (the last call runs its ``__main__`` as ``python -m`` would)."""
     from reference.lab.studies.behc import main as behc_main
     from reference.lab.studies.sweep import main as sweep_main
 
@@ -125,5 +128,7 @@ def test_study_cli_end_to_end(tmp_path, capsys):
     assert all(row["gain_forward"] == row["gain_backward"] == 1.0 for row in ds)
     assert (out / "retention_streams.png").stat().st_size > 0
     capsys.readouterr()
-    assert behc_main(["streams", "--runs", str(tmp_path), "--mixers", "mhc", "--out", str(out)]) == 2
-    assert "error" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["behc", "streams", "--runs", str(tmp_path), "--mixers", "mhc", "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("reference.lab.studies.behc", run_name="__main__", alter_sys=True)
+    assert exit_.value.code == 2 and "error" in capsys.readouterr().err
