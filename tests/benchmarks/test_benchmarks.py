@@ -1,5 +1,9 @@
-"""The benchmarks still run (smallest sizes; no timing is asserted)."""
+"""The benchmarks still run (smallest sizes; no timing is asserted): those that fork or start processes
+in their own interpreter, the others in the test's (:func:`run_script`)."""
 
+import contextlib
+import io
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +13,28 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """``python benchmarks/NAME ARGS`` run as ``__main__`` in this interpreter (runpy; its imports are this
+    worker's already): exit code and output as :func:`subprocess.run` gives them."""
+    out, err = io.StringIO(), io.StringIO()
+    argv, path = sys.argv, sys.path[:]
+    sys.argv, sys.path[:0] = [str(BENCH / name), *args], [str(BENCH)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(BENCH / name), run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        err.write("" if isinstance(exc.code, int) or exc.code is None else str(exc.code))
+    finally:
+        sys.argv, sys.path[:] = argv, path
+    return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("numba")             # the worker that compiles birkhoff's kernels (test_compiled)
 def test_bench_sinkhorn_quick():
-    out = subprocess.run([sys.executable, str(BENCH / "bench_sinkhorn.py"), "--quick",
-                          "--repeat", "1", "--loop-subset", "20"],
-                         capture_output=True, text=True, timeout=300)
+    out = run_script("bench_sinkhorn.py", "--quick", "--repeat", "1", "--loop-subset", "20")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert any("plain numpy loop (baseline)" in line for line in lines)
@@ -30,8 +50,7 @@ def test_bench_sinkhorn_quick():
 def test_bench_bvn_quick():
     """Builds the peer's own virtualenv on first use (PyPI), then n = 8, 16, both of our paths (the script
     exits non-zero when the compiled terms differ from the numpy path's)."""
-    out = subprocess.run([sys.executable, str(BENCH / "bench_bvn.py"), "--quick", "--repeat", "1"],
-                         capture_output=True, text=True, timeout=900)
+    out = run_script("bench_bvn.py", "--quick", "--repeat", "1")
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| convex")]
     assert len(rows) == 2 and "fails" not in rows[0] and len(rows[0].split("|")) == 12
@@ -40,9 +59,7 @@ def test_bench_bvn_quick():
 
 @pytest.mark.xdist_group("numba")
 def test_bench_project_quick():
-    out = subprocess.run([sys.executable, str(BENCH / "bench_project.py"), "--quick",
-                          "--repeat", "1", "--loop-subset", "10"],
-                         capture_output=True, text=True, timeout=300)
+    out = run_script("bench_project.py", "--quick", "--repeat", "1", "--loop-subset", "10")
     assert out.returncode == 0, out.stderr
     for case in ("| n = 8 |", "| n = 32 |", "| 200 x (4 x 4) batch"):
         rows = [r for r in out.stdout.splitlines() if r.startswith(case)]
@@ -87,8 +104,7 @@ def test_hostile_run_quick():
 @pytest.mark.xdist_group("numba")
 @pytest.mark.xdist_group("certify")
 def test_bench_certify_quick():
-    out = subprocess.run([sys.executable, str(BENCH / "bench_certify.py"), "--quick"],
-                         capture_output=True, text=True, timeout=300)
+    out = run_script("bench_certify.py", "--quick")
     assert out.returncode == 0, out.stderr
     from birkhoff.testing.oracle import CLASSES
 
@@ -122,8 +138,7 @@ def test_isolated_runs_in_a_forked_child_and_reports_how_it_failed():
 @pytest.mark.xdist_group("numba")
 @pytest.mark.xdist_group("certify")
 def test_bench_monitor_quick():
-    out = subprocess.run([sys.executable, str(BENCH / "bench_monitor.py"), "--quick"],
-                         capture_output=True, text=True, timeout=300)
+    out = run_script("bench_monitor.py", "--quick")
     assert out.returncode == 0, out.stderr
     rows = [r for r in out.stdout.splitlines() if r.startswith("| mhc | 8 |")]
     assert len(rows) == 1 and len(rows[0].split("|")) == 13 and rows[0].rstrip(" |").endswith("%")
