@@ -6,6 +6,7 @@ import io
 import runpy
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,14 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     """``python benchmarks/NAME ARGS`` run as ``__main__`` in this interpreter (runpy; its imports are this
-    worker's already): exit code and output as :func:`subprocess.run` gives them."""
+    worker's already): exit code and output as :func:`subprocess.run` gives them. The compiled kernel
+    families it loads stay out of the worker's other tests, as a process of its own would keep them."""
+    from birkhoff import _compiled
+
     out, err = io.StringIO(), io.StringIO()
-    argv, path = sys.argv, sys.path[:]
+    argv, path, loaded, spent = sys.argv, sys.path[:], _compiled._LOADED, _compiled._SPENT
     sys.argv, sys.path[:0] = [str(BENCH / name), *args], [str(BENCH)]
+    _compiled._LOADED, _compiled._SPENT = dict(loaded), defaultdict(float, spent)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             runpy.run_path(str(BENCH / name), run_name="__main__")
@@ -28,6 +33,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
         err.write("" if isinstance(exc.code, int) or exc.code is None else str(exc.code))
     finally:
         sys.argv, sys.path[:] = argv, path
+        _compiled._LOADED, _compiled._SPENT = loaded, spent
     return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
 
 

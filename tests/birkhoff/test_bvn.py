@@ -128,6 +128,7 @@ def test_gallop_repairs_a_poor_lexicographic_answer(monkeypatch):
         return np.array(min(feasible, key=lambda p: Rf[rows, list(p)].min())) if feasible else None
 
     monkeypatch.setattr(bvn, "_lexicographic", worst_feasible)
+    monkeypatch.setenv("BIRKHOFF_COMPILED", "0")      # the numpy path's steps (a loaded compiled twin would skip them)
     rng = np.random.default_rng(7)
     for _ in range(30):
         assert_bottleneck_steps(random_combination(rng, int(rng.integers(3, 7)), int(rng.integers(4, 13)), None))
@@ -148,6 +149,7 @@ def test_a_decomposition_that_fails_its_reconstruction_check_is_refused(monkeypa
         return real_bottleneck(*args) if len(calls) == 1 else None
 
     monkeypatch.setattr(mod, "_bottleneck", one_term)
+    monkeypatch.setenv("BIRKHOFF_COMPILED", "0")      # the numpy path's steps (a loaded compiled twin would skip them)
     P = np.full((3, 3), 1 / 3)
     P[0] += [0.1, -0.1, 0.0]
     P[1] += [-0.1, 0.1, 0.0]
