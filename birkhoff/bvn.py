@@ -30,7 +30,7 @@ from . import _compiled
 from .validate import as_matrix, count, flag, is_exact, real, to_fraction
 from .exact import margin_residuals
 from .errors import ConvergenceError, NotDoublyStochasticError
-from .permutations import from_permutations
+from .permutations import from_permutations, weighted_sum
 
 __all__ = ["Decomposition", "bvn_decompose", "marcus_ree_bound"]
 
@@ -263,13 +263,10 @@ def bvn_decompose(P, *, tol: float = 1e-9, exact: bool | None = None,
         W, Pk = _greedy(M, noise, limit, exact)
     else:
         W, Pk = compiled.decompose(np.where(M <= noise, 0.0, M), noise, limit, _shift(n))
-    recon: np.ndarray
     if not len(W):
         recon = np.zeros((n, n))
-    elif exact:
-        recon = from_permutations(W, Pk)
-    else:       # from_permutations' sums, in its order (k ascending per entry), without re-validating the terms
-        recon = np.bincount((np.arange(n) * n + np.asarray(Pk)).ravel(), np.repeat(W, n), n * n).reshape(n, n)
+    else:       # float terms: from_permutations' sums without validating the terms again
+        recon = from_permutations(W, Pk) if exact else weighted_sum(W, np.asarray(Pk))
     residual = float(np.max(np.abs(np.asarray(recon - M, dtype=object if exact else np.float64))))
     if exact and len(W) < limit and sum(W, Fraction(0)) != 1:
         raise NotDoublyStochasticError(  # cannot happen for an exactly DS input (total support)

@@ -44,6 +44,18 @@ def test_from_permutations_batched_float():
     w = np.random.default_rng(0).dirichlet(np.ones(4), size=(2, 3))
     H = from_permutations(w, cyclic_permutations(4))
     assert H.shape == (2, 3, 4, 4) and np.allclose(H.sum(-1), 1) and np.allclose(H.sum(-2), 1)
+    for idx in np.ndindex(2, 3):                  # one weight vector takes its own path: the same sums, bit for bit
+        assert np.array_equal(from_permutations(w[idx], cyclic_permutations(4)), H[idx])
+
+
+@given(st.integers(1, 12), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_one_weight_vector_sums_as_a_batch_of_one(n, K, seed):
+    """``from_permutations`` of ``(K,)`` weights (``weighted_sum``, what BvN's check uses) gives the bits of the
+    batched path, weights from 1e-180 to 1e180 included."""
+    rng = np.random.default_rng(seed)
+    perms = np.array([rng.permutation(n) for _ in range(K)])
+    w = np.ldexp(rng.random(K), rng.integers(-600, 600, K))
+    assert np.array_equal(from_permutations(w, perms), from_permutations(w[None], perms)[0])
 
 
 def test_from_permutations_errors():
