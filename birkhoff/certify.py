@@ -43,10 +43,12 @@ from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_f
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
 from .accurate import refined_inverse
+from .exact_chain import (CHAIN_WORK, INVERSE_WORK, adjugate, centred_interval, chain_work, exact_chain, inverse_work,
+                          ratio_interval, scaled_interval)
 from .enclose import (DECOMPOSE_MAX_N, LOOSE, REFINE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
-                    magnitude, margin_residuals, matmul_enclosure, mul_up, norm_inf_up, residual_bound, scale_down,
+                    magnitude, margin_residuals, matmul_enclosure, mul_up, neumann_triangular_up, norm_inf_up, residual_bound, scale_down,
                     scale_exponent, scale_up, sqrt_interval, sqrt_up, sum_enclosure, sum_squares_up)
 
 __all__ = ["Certificate", "ProductCertificate", "BatchCertificate", "certify",
@@ -334,12 +336,14 @@ def _unscaled(iv: tuple[np.ndarray, np.ndarray], e: np.ndarray) -> np.ndarray:
 
 
 def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
-            trace: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+            trace: tuple[np.ndarray, np.ndarray], centred: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+            ) -> dict[str, np.ndarray]:
     """Spectral radius, spectral norm, gains, ``sigma2`` and ``sigma_min`` for a batch of interval
-    matrices; everything but the gains is computed on the matrices prescaled by a power of two."""
+    matrices; everything but the gains is computed on the matrices prescaled by a power of two.
+    ``centred``: ``(e, D_lo, D_hi)`` as :func:`_centred` returns, where a tighter one is known."""
     gains = {"gain_forward": _interval(np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1)),
              "gain_backward": _interval(np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))}
-    e_d, D_lo, D_hi = _centred(M_lo, M_hi)
+    e_d, D_lo, D_hi = _centred(M_lo, M_hi) if centred is None else centred
     e, M_lo, M_hi, s, trace = _scaled(M_lo, M_hi, s, trace)
     n = M_lo.shape[-1]
     _, safe_mid = _midpoint(M_lo, M_hi)
@@ -401,21 +405,94 @@ def _proved_sigma2(D_lo: np.ndarray, D_hi: np.ndarray, V: np.ndarray, near: np.n
     return lo, hi
 
 
-def _approximate_inverse(mid: np.ndarray, M_lo: np.ndarray, M_hi: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(R, ok, E)``: ``R ~ mid^-1`` in float (0 where not finite, ``ok`` False there) and an entrywise
-    upper bound ``E >= |I - R M|`` for every ``M`` in ``[M_lo, M_hi]`` (an interval product); None when
-    LAPACK finds ``mid`` singular."""
+def _approximate_inverse(mid: np.ndarray, M_lo: np.ndarray, M_hi: np.ndarray, upper: np.ndarray | bool = False
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(R, ok, E)``: ``R ~ mid^-1`` in float (0 where LAPACK finds ``mid`` singular or ``R`` is not finite,
+    ``ok`` False there) and an entrywise upper bound ``E >= |I - R M|`` for every ``M`` in ``[M_lo, M_hi]``
+    (an interval product). Where ``upper`` (every ``M`` upper triangular), ``R`` is upper triangular
+    too (LU does not pivot there; what rounding leaves below the diagonal is dropped), so ``R M`` is
+    exactly 0 below the diagonal and so is ``E``."""
     with np.errstate(all="ignore"):
         try:
             R = np.linalg.inv(mid)
-        except np.linalg.LinAlgError:
-            return None
+        except np.linalg.LinAlgError:                    # one singular pivot fails the batch: one by one
+            R = np.full(mid.shape, np.nan)
+            for idx in np.ndindex(mid.shape[:-2]):
+                try:
+                    R[idx] = np.linalg.inv(mid[idx])
+                except np.linalg.LinAlgError:
+                    pass
     ok = np.asarray(np.isfinite(R).all(axis=(-2, -1)))
-    R = np.where(ok[..., None, None], R, 0.0)
-    P_lo, P_hi = matmul_enclosure(R, R, M_lo, M_hi)
     eye = np.eye(mid.shape[-1], dtype=bool)
-    return R, ok, magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+    pattern = ~(np.asarray(upper)[..., None, None] & np.tril(~eye))
+    R = np.where(ok[..., None, None] & pattern, R, 0.0)
+    P_lo, P_hi = matmul_enclosure(R, R, M_lo, M_hi)
+    E = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+    return R, ok, np.where(pattern, E, 0.0)
+
+
+def _triangular_order(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, q, ok)`` per matrix of a batch of nonzero patterns ``(..., n, n)``: ``pattern[p][:, q]`` is upper
+    triangular with a nonzero diagonal where ``ok``. Such a matrix has a row with one nonzero (its last), and
+    dropping that row and its column leaves another: the rows are taken so, last first, all matrices at once."""
+    n = pattern.shape[-1]
+    P = pattern.reshape((-1, n, n))
+    m = len(P)
+    every = np.arange(m)
+    rows_left, cols_left = np.ones((m, n), dtype=bool), np.ones((m, n), dtype=bool)
+    count = P.sum(-1)                                      # each row's nonzeros in the columns left
+    p, q = np.zeros((m, n), dtype=np.int64), np.zeros((m, n), dtype=np.int64)
+    ok = np.ones(m, dtype=bool)
+    for pos in range(n - 1, -1, -1):
+        single = rows_left & (count == 1)
+        ok = ok & single.any(-1)
+        row = np.argmax(single, -1)
+        col = np.argmax(P[every, row] & cols_left, -1)
+        p[:, pos], q[:, pos] = row, col
+        rows_left[every, row] = cols_left[every, col] = False
+        count -= P[every, :, col]
+    shape = pattern.shape[:-2]
+    return p.reshape(shape + (n,)), q.reshape(shape + (n,)), ok.reshape(shape)
+
+
+def _neumann_radius(E: np.ndarray, R: np.ndarray, lower: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, valid)``: ``G >= (I - E)^-1 E |R|`` for ``E >= 0`` upper (``lower``: lower) triangular, where
+    ``max E_ii < 1`` (``valid``). ``|R|`` is scaled by a power of two first: ``E |R|`` may overflow where
+    ``G`` does not."""
+    if lower:                                  # J E J is upper triangular (J reverses the order)
+        G, valid = _neumann_radius(E[..., ::-1, ::-1], R[..., ::-1, ::-1], False)
+        return G[..., ::-1, ::-1], valid
+    f = scale_exponent(np.abs(R), (-2, -1))
+    K = np.ldexp(np.abs(R), -f[..., None, None])
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = scale_up(neumann_triangular_up(E, matmul_enclosure(E, E, K, K)[1]), f[..., None, None])
+    return G, (np.diagonal(E, axis1=-2, axis2=-1) < 1).all(-1) & np.isfinite(G).all(axis=(-2, -1))
+
+
+def _triangular_radius(R: np.ndarray, E: np.ndarray, S_lo: np.ndarray, S_hi: np.ndarray, upper: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, valid)`` with ``|S^-1 - R| <= G`` for every ``S`` in ``[S_lo, S_hi]`` where ``upper`` (all of them upper
+    triangular, ``R`` too, ``E >= |I - R S|``). Left: ``S^-1 = (I - F)^-1 R`` with ``F = I - R S`` triangular
+    and ``rho(|F|) <= max E_ii``, so where that is below 1 the Neumann series gives ``G = (I - E)^-1 E |R|``,
+    however large the rest of ``E`` is; right, the same from ``E' >= |I - S R|``: ``|R| E' (I - E')^-1``;
+    ``G`` is the smaller of the two, entry by entry. The float inverse of a triangular matrix is accurate
+    entry by entry far past ``1 / u`` (Higham, ASNA 2nd ed., 8.2), which a norm of ``E`` cannot see:
+    ``|| |E| ||_inf`` is 1e121 for the oracle's 512 x 512 ``nonnormal``, this ``G`` 3e-9 of ``R``."""
+    G = np.zeros_like(R)
+    valid = np.zeros(R.shape[:-2], dtype=bool)
+    if not upper.any():
+        return G, valid
+    R_t, E_t = R[upper], E[upper]
+    P_lo, P_hi = matmul_enclosure(S_lo[upper], S_hi[upper], R_t, R_t)
+    eye = np.eye(R.shape[-1], dtype=bool)
+    E_right = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+    G_left, left = _neumann_radius(E_t, R_t, False)
+    G_right, right = _neumann_radius(np.swapaxes(np.triu(E_right), -1, -2), np.swapaxes(R_t, -1, -2), True)
+    G_right = np.swapaxes(G_right, -1, -2)
+    G[upper] = np.where((left & right)[..., None, None], np.minimum(G_left, G_right),
+                        np.where(left[..., None, None], G_left, G_right))
+    valid[upper] = left | right
+    return G, valid
 
 
 def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: np.ndarray,
@@ -431,10 +508,7 @@ def _inverse_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray, U: n
         wide = ~(hi - lo <= SMIN_WIDE * hi)
     if not wide.any():
         return lo, hi
-    inverse = _approximate_inverse(mid[wide], M_lo[wide], M_hi[wide])
-    if inverse is None:
-        return lo, hi
-    R, ok, E = inverse
+    R, ok, E = _approximate_inverse(mid[wide], M_lo[wide], M_hi[wide])
     delta = _norm2_up(E)
     r_lo, r_hi = singular_value_bounds(R, R, U[wide][..., ::-1])[0]        # sigma_max(R), U's last column first
     ok &= (delta < 1) & (r_lo > 0) & np.isfinite(r_hi)
@@ -459,38 +533,49 @@ def _equilibrated_sigma_min(M_lo: np.ndarray, M_hi: np.ndarray, mid: np.ndarray,
     is near or past ``1 / u`` (the float inverse leaves ``e > RUMP_SMALL``, and ``e`` sets the width; a point
     matrix, ``n <= RUMP_MAX_N``), ``R`` is Rump's inverse, a sum of float matrices with ``E`` enclosed by
     exact products (``accurate.refined_inverse``): its first matrix is the midpoint and the others join
-    the radius."""
+    the radius. A triangular ``M`` (every matrix of the interval; its rows and columns in any order) is
+    made upper triangular, keeps ``R`` triangular and takes the Neumann series of the triangular ``E``
+    itself (:func:`_triangular_radius`), whatever ``e`` is: its float inverse is accurate entry by entry
+    far past ``1 / u``; Rump's inverse is tried only where that radius is not below ``RUMP_SMALL`` of ``R``."""
     with np.errstate(invalid="ignore", over="ignore"):
         wide = ~(hi - lo <= SMIN_WIDE * hi) & np.isfinite(mid).all(axis=(-2, -1))
     if not wide.any():
         return lo, hi
-    A = mid[wide]
+    A, A_lo, A_hi = mid[wide], M_lo[wide], M_hi[wide]
+    n = A.shape[-1]
+    # sigma_min is that of P M Q: a triangular matrix, however its rows and columns are ordered, is made upper
+    p, q, upper = _triangular_order((A_lo != 0) | (A_hi != 0))
+    p, q = (np.where(upper[..., None], x, np.arange(n)) for x in (p, q))
+    A, A_lo, A_hi = (np.take_along_axis(np.take_along_axis(X, p[..., :, None], -2), q[..., None, :], -1)
+                     for X in (A, A_lo, A_hi))
     r = scale_exponent(np.abs(A), (-1,))                                         # D1 = 2**r (rows)
     c = scale_exponent(np.abs(np.ldexp(A, -r[..., :, None])), (-2,))             # D2 = 2**c (columns)
     k = -(r[..., :, None] + c[..., None, :])
-    S_lo, S_hi = scale_down(M_lo[wide], k), scale_up(M_hi[wide], k)
-    inverse = _approximate_inverse(np.ldexp(A, k), S_lo, S_hi)
-    if inverse is None:
-        return lo, hi
-    R, ok, E = inverse
-    n = A.shape[-1]
+    S_lo, S_hi = scale_down(A_lo, k), scale_up(A_hi, k)
+    R, ok, E = _approximate_inverse(np.ldexp(A, k), S_lo, S_hi, upper)
     R_tail = np.zeros_like(R)                     # R stands for R + (terms bounded by R_tail), Rump's inverse
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         e = norm_inf_up(E)
+        G_tri, triangular = _triangular_radius(R, E, S_lo, S_hi, upper)
+        triangular &= ok
+        # its width, about ||G||_2 / ||R||_2, is at most this: Rump's inverse is tried only where it is not small
+        tri_width = np.sqrt(np.sum(G_tri * G_tri, axis=(-2, -1))) / np.max(np.abs(R), axis=(-2, -1))
         # kappa near or past 1/u: a float inverse leaves e (the relative width it gives) above 2**-27
-        past = ~(e <= RUMP_SMALL) & (S_lo == S_hi).all(axis=(-2, -1)) & (n <= RUMP_MAX_N)
+        past = ~(e <= RUMP_SMALL) & ~(triangular & (tri_width <= RUMP_SMALL)) & (
+            S_lo == S_hi).all(axis=(-2, -1)) & (n <= RUMP_MAX_N)
         for idx in zip(*np.nonzero(past)):
             refined = refined_inverse(S_lo[idx], RUMP_TERMS, RUMP_SMALL)
             if refined is not None:
                 terms, E[idx] = refined
-                R[idx], ok[idx] = terms[0], True
+                R[idx], ok[idx], triangular[idx] = terms[0], True, False
                 R_tail[idx] = inflate(sum((np.abs(x) for x in terms[1:]), np.zeros((n, n))), gamma(len(terms)))
                 e[idx] = norm_inf_up(E[idx])
-        ok &= e < 1
-        t = np.where(ok, div_up(e, np.where(ok, add_down(1.0, -e), 1.0)), 0.0)
+        ok &= (e < 1) | triangular
+        t = np.where(ok & ~triangular, div_up(e, np.where(ok, add_down(1.0, -e), 1.0)), 0.0)
         T = add_up(np.abs(R), R_tail)
         K = add_up(T, mul_up(t[..., None, None], np.max(T, -2)[..., None, :]))
         G = add_up(matmul_enclosure(E, E, K, K)[1], R_tail)
+        G = np.where(triangular[..., None, None], G_tri, G)
         # M^-1 = D2^-1 S^-1 D1^-1, times 2**-f (its largest entry in [1/2, 1): its squares stay in range)
         kinv = np.swapaxes(k, -1, -2)
         f = scale_exponent(np.abs(np.ldexp(R, kinv)), (-2, -1))
@@ -734,6 +819,25 @@ def _chain_product(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return lo[0], hi[0]
 
 
+def _exact_sigma_min(N: np.ndarray, d: int) -> Interval | None:
+    """``sigma_min(P)`` of the exact product ``P = N / d`` as ``1 / sigma_max(P^-1)``: ``P^-1 = d adj(N) / det(N)``
+    exactly (fraction-free), enclosed one ulp per entry at its own scale, its ``sigma_max`` proved in its own
+    singular basis; ``(0, 0)`` when ``det(N) = 0``; None past :data:`exact_chain.INVERSE_WORK`. A truth below
+    the float range is enclosed as ``[0, 2**-1074]``."""
+    if inverse_work(N) > INVERSE_WORK:
+        return None
+    adj, det = adjugate(N)
+    if det == 0:
+        return 0.0, 0.0
+    e, X_lo, X_hi = scaled_interval(adj * (d if det > 0 else -d), abs(det))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mid = X_lo + 0.5 * (X_hi - X_lo)
+    s_lo, s_hi = (float(x[0]) for x in singular_value_bounds(X_lo[None], X_hi[None], svd_bases(mid[None])[1])[0])
+    if not (s_lo > 0 and np.isfinite(s_hi)):
+        return None
+    return max(float(scale_down(div_down(1.0, s_hi), -e)), 0.0), float(scale_up(div_up(1.0, s_lo), -e))
+
+
 def _drift(res: np.ndarray, gain: np.ndarray) -> float:
     """Upper bound of the margin residual of a product from its factors' residuals.
 
@@ -795,7 +899,14 @@ def certify_product(Ms, *, tol: float | Fraction = 0.0) -> ProductCertificate:
     L, n = A.shape[0], A.shape[-1]
     nonneg_all = bool(factors["nonnegative"].all())
     exact_all = bool(factors["exact"].all())
-    P_lo, P_hi = _chain_product(*entry_interval(A))
+    centred, exact_P = None, None
+    if chain_work(A) <= CHAIN_WORK:            # short enough to multiply exactly: one ulp per entry
+        exact_P = N, d = exact_chain(A)
+        P_lo, P_hi = ratio_interval(N, d)
+        e_d, D_lo, D_hi = centred_interval(N, d)
+        centred = (e_d[None], D_lo[None], D_hi[None])
+    else:
+        P_lo, P_hi = _chain_product(*entry_interval(A))
     if nonneg_all:
         P_lo = np.maximum(P_lo, 0.0)
     d_row = _drift(factors["row_residual"], factors["gain_forward"][:, 1])
@@ -825,7 +936,11 @@ def certify_product(Ms, *, tol: float | Fraction = 0.0) -> ProductCertificate:
     s = _Sums(r1, c1, ar1, ac1, np.array([row_res]), np.array([col_res]))
     trace = (sum_enclosure(np.diagonal(P_lo)[None], -1)[0],
              sum_enclosure(np.diagonal(P_hi)[None], -1)[1])
-    bounds = _pick(_bounds(P_lo[None], P_hi[None], np.array([nonneg]), s, trace), 0)
+    bounds = _pick(_bounds(P_lo[None], P_hi[None], np.array([nonneg]), s, trace, centred), 0)
+    smin = bounds["sigma_min"]
+    exact_smin = _exact_sigma_min(*exact_P) if exact_P is not None and not smin[1] - smin[0] <= SMIN_WIDE * smin[1] else None
+    if exact_smin is not None:
+        smin = (max(smin[0], exact_smin[0]), min(smin[1], exact_smin[1]))
 
     def chain(values: np.ndarray) -> float:
         acc = 1.0
@@ -848,7 +963,7 @@ def certify_product(Ms, *, tol: float | Fraction = 0.0) -> ProductCertificate:
         spectral_radius=(bounds["spectral_radius"][0], min(bounds["spectral_radius"][1], sn[1])),
         spectral_norm=sn, gain_forward=gf, gain_backward=gb, tol=tol,
         sigma2=(min(bounds["sigma2"][0], fs2), min(bounds["sigma2"][1], fs2)),
-        sigma_min=(bounds["sigma_min"][0], min(bounds["sigma_min"][1], sn[1])),
+        sigma_min=(smin[0], min(smin[1], sn[1])),
         depth=L, factor_gain_forward=fgf, factor_gain_backward=fgb, factor_spectral_norm=fsn, factor_sigma2=fs2)
 
 

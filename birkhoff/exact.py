@@ -33,6 +33,7 @@ __all__ = [
     "fraction_interval", "entry_interval", "sum_enclosure", "matmul_enclosure",
     "residual_bound", "margin_residuals", "add_down", "add_up", "scale_exponent", "scale_down",
     "scale_up", "magnitude", "mid_rad", "sum_squares_up", "sum_squares_down", "norm_inf_up",
+    "neumann_triangular_up",
 ]
 
 # The directed-rounding helpers take arrays or scalars alike (numpy broadcasts) and return what numpy
@@ -392,6 +393,24 @@ def norm_inf_up(mag: np.ndarray) -> np.ndarray:
     """Upper bound of ``|| X ||_inf`` (the largest row sum) for every ``|X| <= mag (..., n, n)``."""
     n = mag.shape[-1]
     return inflate(np.sum(mag, -1), gamma(n), n * ETA).max(-1)
+
+
+def neumann_triangular_up(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Upper bound of ``Z = (I - A)^-1 B = sum_k A^k B`` for ``A >= 0`` upper triangular with diagonal below 1
+    (the series converges: ``rho(A) = max A_ii``) and ``B >= 0``, batched ``(..., n, n)``.
+
+    Back substitution ``z_i = (b_i + sum_{j > i} A_ij z_j) / (1 - A_ii)``: every term is nonnegative, so
+    each step rounded up from upper bounds of the ``z_j`` bounds ``z_i`` (no cancellation, no wrapping);
+    ``inf`` or NaN where it overflows."""
+    n = A.shape[-1]
+    Z = np.zeros(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + B.shape[-2:])
+    den = add_down(1.0, -np.diagonal(A, axis1=-2, axis2=-1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(n - 1, -1, -1):
+            m = n - 1 - i
+            s = inflate((A[..., i, None, i + 1:] @ Z[..., i + 1:, :])[..., 0, :], gamma(m + 1), (m + 1) * ETA)
+            Z[..., i, :] = div_up(add_up(B[..., i, :], s), den[..., i, None])
+    return Z
 
 
 def sum_squares_down(mig: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

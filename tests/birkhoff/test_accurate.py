@@ -1,5 +1,7 @@
 """Accurate products and Rump's inverse (birkhoff/accurate.py), checked in exact rational arithmetic."""
 
+import itertools
+import sys
 from fractions import Fraction
 
 import mpmath
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from birkhoff import certify
+from birkhoff import certify, certify_batch
 from birkhoff.accurate import distil, product_terms, refined_inverse, split
 from birkhoff.exact import gamma, inflate
 from birkhoff.testing.oracle import nonnormal
@@ -99,19 +101,92 @@ def triangular(n: int, strength: float) -> np.ndarray:
     return np.triu(rng.standard_normal((n, n)), 1) * strength + np.diag(rng.uniform(1, 2, n) * rng.choice([-1, 1], n))
 
 
+def truth_sigma_min(M: np.ndarray, dps: int = 40) -> mpmath.mpf:
+    """mpmath's SVD is accurate to ``||M|| 10**-dps``, far below these truths."""
+    with mpmath.workdps(dps):
+        return min(mpmath.svd_r(mpmath.matrix(M.tolist()), compute_uv=False))
+
+
 @pytest.mark.parametrize("n, strength, before", [(24, 10.0, 1.6e-4), (32, 6.0, 1.0)])
-def test_sigma_min_near_and_past_one_over_u_is_relative(n, strength, before):
-    """kappa 5e14 (the float inverse's residual 0.04: it gave a relative width of 1.6e-4) and 2e17
-    (residual 0.94): within 1e-12 relative, containing the 40-digit truth (mpmath's SVD is accurate
-    to ``||M|| 10**-40``, 1e-22 of these truths)."""
-    M = triangular(n, strength)
+def test_sigma_min_near_and_past_one_over_u_is_relative(n, strength, before, monkeypatch):
+    """kappa 5e14 and 2e17, mixed by an orthogonal similarity (no structure left: a triangular matrix takes
+    its own path, below): through Rump's inverse (the float inverse's residual, 0.04 and 0.94 for the
+    triangular ones, gave relative widths 1.6e-4 and 1), within 1e-9 relative, containing the truth."""
+    cert = sys.modules["birkhoff.certify"]
+    used = []
+    monkeypatch.setattr(cert, "refined_inverse", lambda *a: used.append(1) or refined_inverse(*a))
+    Q = np.linalg.qr(np.random.default_rng(1).standard_normal((n, n)))[0]
+    M = Q @ triangular(n, strength) @ Q.T
     lo, hi = certify(M).sigma_min
-    with mpmath.workdps(40):
-        truth = min(mpmath.svd_r(mpmath.matrix(M.tolist()), compute_uv=False))
-    assert mpmath.mpf(lo) <= truth <= mpmath.mpf(hi) and hi - lo <= 1e-12 * hi < before * hi
+    assert used and mpmath.mpf(lo) <= truth_sigma_min(M) <= mpmath.mpf(hi) and hi - lo <= 1e-9 * hi < before * hi
+
+
+@pytest.mark.parametrize("n, strength", [(24, 10.0), (32, 6.0), (12, 300.0), (48, 3.0)])
+@pytest.mark.parametrize("form", ["upper", "lower", "rows and columns shuffled"])
+def test_sigma_min_of_a_triangular_matrix_from_its_own_neumann_series(n, strength, form, monkeypatch):
+    """The same triangular matrices (and their transposes, their rows and columns permuted, and kappa 1e27
+    at n = 12) without Rump's inverse: the Neumann series of the triangular residual gives a relative width
+    below 1e-11 containing the 40-digit truth."""
+    cert = sys.modules["birkhoff.certify"]
+    monkeypatch.setattr(cert, "refined_inverse", lambda *a: pytest.fail("Rump's inverse was not needed"))
+    M = triangular(n, strength)
+    rng = np.random.default_rng(2)
+    M = {"upper": M, "lower": M.T.copy(), "rows and columns shuffled": M[rng.permutation(n)][:, rng.permutation(n)]}[form]
+    lo, hi = certify(M).sigma_min
+    assert mpmath.mpf(lo) <= truth_sigma_min(M) <= mpmath.mpf(hi) and hi - lo <= 1e-11 * hi
+
+
+@given(st.integers(2, 10), st.integers(0, 2 ** 32 - 1), st.sampled_from([1.0, 30.0, 1000.0]),
+       st.booleans(), st.integers(-600, 600))
+def test_triangular_sigma_min_contains_the_truth(n, seed, strength, lower, exponent):
+    """Random triangular matrices, either triangle, some diagonal entries tiny, scaled by ``2**exponent``:
+    the interval contains the truth (kappa up to about 1e60: mpmath at 150 digits; 50 were not enough)."""
+    rng = np.random.default_rng(seed)
+    d = rng.uniform(1, 2, n) * rng.choice([-1, 1], n) * np.where(rng.random(n) < 0.2, 1e-9, 1.0)
+    M = np.ldexp(np.triu(rng.standard_normal((n, n)), 1) * strength + np.diag(d), exponent)
+    M = M.T.copy() if lower else M
+    lo, hi = certify(M).sigma_min
+    truth = truth_sigma_min(np.ldexp(M, -exponent), 150)
+    assert mpmath.ldexp(mpmath.mpf(lo), -exponent) <= truth <= mpmath.ldexp(mpmath.mpf(hi), -exponent)
+
+
+@given(st.integers(1, 5), st.integers(0, 2 ** 32 - 1), st.booleans())
+def test_triangular_order_finds_every_permuted_triangle(n, seed, extra):
+    """``_triangular_order`` says ok exactly when some row and column order makes the pattern upper
+    triangular with a nonzero diagonal (all orders tried), and its order does; a batch at once."""
+    rng = np.random.default_rng(seed)
+    T = np.triu(rng.random((n, n)) < 0.5) | np.eye(n, dtype=bool)
+    patterns = np.stack([T[rng.permutation(n)][:, rng.permutation(n)] | (extra & (rng.random((n, n)) < 0.2))
+                         for _ in range(3)])
+    p, q, ok = sys.modules["birkhoff.certify"]._triangular_order(patterns)
+    for P, pb, qb, found in zip(patterns, p, q, ok):
+        exists = any(not np.tril(P[list(a)][:, list(b)], -1).any() and P[list(a)][:, list(b)].diagonal().all()
+                     for a in itertools.permutations(range(n)) for b in itertools.permutations(range(n)))
+        assert found == exists
+        if found:
+            assert sorted(pb) == sorted(qb) == list(range(n)) and not np.tril(P[pb][:, qb], -1).any()
 
 
 def test_sigma_min_of_a_triangular_128_that_needs_four_matrices():
     """kappa about 1e35: relative width below 1e-6 (it was [0, 4.4e-11] before the exact split)."""
     lo, hi = certify(nonnormal(np.random.default_rng(1), 128)).sigma_min
     assert 0 < lo and hi - lo <= 1e-6 * hi
+
+
+def test_sigma_min_past_the_size_rumps_inverse_is_tried_at():
+    """n = 320 > ``RUMP_MAX_N``, kappa about 1e85: ``[0, hi]`` before the triangular Neumann bound, now
+    relative (the n = 512 cell, 5.2796883786e-134 .. 5.2796884113e-134, contains arb's 5.2796883950e-134:
+    docs/BENCHMARKS.md)."""
+    n = 320
+    assert n > sys.modules["birkhoff.certify"].RUMP_MAX_N
+    lo, hi = certify(nonnormal(np.random.default_rng(0), n)).sigma_min
+    assert 0 < lo and hi - lo <= 1e-8 * hi
+
+
+def test_a_singular_member_does_not_cost_the_batch_its_inverses():
+    """LAPACK refuses a batch with one singular pivot: the other members are inverted one by one (the
+    triangular 64 x 64 keeps its relative interval beside an all-ones matrix, whose interval holds 0)."""
+    M = nonnormal(np.random.default_rng(0), 64)
+    batch = certify_batch(np.stack([M, np.ones((64, 64))]))
+    (lo, hi), (lo1, hi1) = batch[0].sigma_min, batch[1].sigma_min
+    assert (lo, hi) == certify(M).sigma_min and 0 < lo and hi - lo <= 1e-10 * hi and lo1 == 0 < hi1

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from birkhoff.exact import (div_down, div_up, fraction_interval, matmul_enclosure, mul_up,
-                            sqrt_down, sqrt_up, sum_enclosure)
+                            neumann_triangular_up, sqrt_down, sqrt_up, sum_enclosure)
 from strategies import signed_floats, wide_floats
 
 F = Fraction
@@ -90,6 +90,27 @@ def test_matmul_enclosure_contains_exact_product(seed, n, scale):
     C = Aq.dot(Bq)
     for (i, j), c in np.ndenumerate(C):
         assert F(float(lo[i, j])) <= c <= F(float(hi[i, j]))
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 7), st.sampled_from([1e-300, 1.0, 1e30, 1e150]),
+       st.floats(0.0, 0.999))
+def test_triangular_neumann_bound_is_above_the_exact_series_and_close_to_it(seed, n, scale, top):
+    """``(I - A)^-1 B`` in exact rationals (back substitution) against the float bound: above it, and within
+    ``1e-12`` relative plus the underflow slack, ``inf`` only past the float range; ``A``'s strict upper
+    part large (the series grows)."""
+    rng = np.random.default_rng(seed)
+    A = np.triu(rng.random((n, n)) * scale, 1) + np.diag(rng.random(n) * top)
+    B = rng.random((n, n)) / scale
+    Z = neumann_triangular_up(A, B)
+    Aq, Bq = (np.vectorize(F, otypes=[object])(X) for X in (A, B))
+    exact = np.zeros((n, n), dtype=object)
+    for i in range(n - 1, -1, -1):
+        exact[i] = (Bq[i] + Aq[i, i + 1:].dot(exact[i + 1:])) / (1 - Aq[i, i])
+    for (i, j), z in np.ndenumerate(exact):
+        if np.isinf(Z[i, j]):                             # an overflow: only past the float range
+            assert z > F(10) ** 300
+        else:
+            assert z <= F(float(Z[i, j])) <= z * (1 + F(1, 10 ** 12)) + F(2) ** -1000
 
 
 def test_matmul_enclosure_with_interval_inputs():
