@@ -190,3 +190,28 @@ def test_a_singular_member_does_not_cost_the_batch_its_inverses():
     batch = certify_batch(np.stack([M, np.ones((64, 64))]))
     (lo, hi), (lo1, hi1) = batch[0].sigma_min, batch[1].sigma_min
     assert (lo, hi) == certify(M).sigma_min and 0 < lo and hi - lo <= 1e-10 * hi and lo1 == 0 < hi1
+
+
+@given(st.integers(2, 6), st.integers(0, 2 ** 32 - 1), st.floats(0.05, 0.6))
+def test_triangular_radius_bounds_a_poor_inverse_exactly(n, seed, noise):
+    """``|S^-1 - R| <= G`` in exact rationals for a triangular ``S`` and a deliberately poor triangular ``R``
+    (``S^-1`` perturbed by up to ``noise`` relative: ``E``'s diagonal up to about 0.6, where the whole
+    Neumann series counts, not only its first term)."""
+    from birkhoff.exact import add_down, add_up, magnitude, matmul_enclosure
+
+    cert = sys.modules["birkhoff.certify"]
+    rng = np.random.default_rng(seed)
+    S = np.triu(rng.standard_normal((n, n)), 1) * 3 + np.diag(rng.uniform(1, 2, n))
+    R = np.triu(np.linalg.inv(S) * (1 + noise * rng.uniform(-1, 1, (n, n))))
+    P_lo, P_hi = matmul_enclosure(R, R, S, S)
+    eye = np.eye(n, dtype=bool)
+    E = np.triu(magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1])
+    G, valid = cert._triangular_radius(R[None], E[None], S[None], S[None], np.array([True]))
+    if not valid[0]:
+        return
+    S_inv = np.array([[Fraction(x) for x in row] for row in S.tolist()], dtype=object)
+    inv = np.zeros((n, n), dtype=object)                  # back substitution in rationals
+    for j in range(n):
+        for i in range(j, -1, -1):
+            inv[i, j] = (Fraction(int(i == j)) - S_inv[i, i + 1:].dot(inv[i + 1:, j])) / S_inv[i, i]
+    assert all(abs(inv[i, j] - Fraction(R[i, j])) <= Fraction(G[0, i, j]) for i in range(n) for j in range(n))
