@@ -336,11 +336,12 @@ def _unscaled(iv: tuple[np.ndarray, np.ndarray], e: np.ndarray) -> np.ndarray:
 
 
 def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
-            trace: tuple[np.ndarray, np.ndarray], centred: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-            ) -> dict[str, np.ndarray]:
+            trace: tuple[np.ndarray, np.ndarray], centred: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+            refine_sigma_min: bool = True) -> dict[str, np.ndarray]:
     """Spectral radius, spectral norm, gains, ``sigma2`` and ``sigma_min`` for a batch of interval
     matrices; everything but the gains is computed on the matrices prescaled by a power of two.
-    ``centred``: ``(e, D_lo, D_hi)`` as :func:`_centred` returns, where a tighter one is known."""
+    ``centred``: ``(e, D_lo, D_hi)`` as :func:`_centred` returns, where a tighter one is known;
+    ``refine_sigma_min`` False: ``sigma_min`` as the proved SVD leaves it (the caller has a better one)."""
     gains = {"gain_forward": _interval(np.max(s.abs_rows[0], -1), np.max(s.abs_rows[1], -1)),
              "gain_backward": _interval(np.max(s.abs_cols[0], -1), np.max(s.abs_cols[1], -1))}
     e_d, D_lo, D_hi = _centred(M_lo, M_hi) if centred is None else centred
@@ -376,7 +377,9 @@ def _bounds(M_lo: np.ndarray, M_hi: np.ndarray, nonneg: np.ndarray, s: _Sums,
         smin = (np.zeros_like(norm_hi), norm_hi)
     else:
         norm_lo, norm_hi = np.maximum(norm_lo, smax[0]), np.minimum(norm_hi, smax[1])
-        smin = _inverse_sigma_min(M_lo, M_hi, safe_mid, U, (smin[0], np.minimum(smin[1], norm_hi)))
+        smin = (smin[0], np.minimum(smin[1], norm_hi))
+        if refine_sigma_min:
+            smin = _inverse_sigma_min(M_lo, M_hi, safe_mid, U, smin)
 
     # --- spectral radius
     rho_lo, rho_hi = _radius_bounds(M_lo, M_hi, safe_mid, nonneg, s, trace, np.minimum(np.minimum(gf[1], gb[1]),
@@ -936,9 +939,9 @@ def certify_product(Ms, *, tol: float | Fraction = 0.0) -> ProductCertificate:
     s = _Sums(r1, c1, ar1, ac1, np.array([row_res]), np.array([col_res]))
     trace = (sum_enclosure(np.diagonal(P_lo)[None], -1)[0],
              sum_enclosure(np.diagonal(P_hi)[None], -1)[1])
-    bounds = _pick(_bounds(P_lo[None], P_hi[None], np.array([nonneg]), s, trace, centred), 0)
+    exact_smin = _exact_sigma_min(*exact_P) if exact_P is not None else None
+    bounds = _pick(_bounds(P_lo[None], P_hi[None], np.array([nonneg]), s, trace, centred, exact_smin is None), 0)
     smin = bounds["sigma_min"]
-    exact_smin = _exact_sigma_min(*exact_P) if exact_P is not None and not smin[1] - smin[0] <= SMIN_WIDE * smin[1] else None
     if exact_smin is not None:
         smin = (max(smin[0], exact_smin[0]), min(smin[1], exact_smin[1]))
 
