@@ -68,8 +68,8 @@ def width_table(sizes, per_class: int | None = None) -> str:
     relative width of each interval, and at n = 4 (mpmath at 60 digits; slow beyond;
     ``tests/birkhoff/test_certify_arb.py`` checks every class at n = 16 against arb) whether every
     interval contains the oracle's truth. A ``sigma_min`` enclosed as ``[0, hi]`` with
-    ``hi <= n^2 u ||M||`` is counted as ``0*``: numerically singular in double precision (exactly singular
-    ones included), which an inverse computed in float cannot narrow."""
+    ``hi <= n^2 u ||M||`` is counted as ``0*``: numerically singular in double precision, past the exact
+    inverse's work budget (or exactly singular: ``[0, 0]``)."""
     lines = ["| class | n | matrices | " + " | ".join(f"{f}: median / worst width" for f in WIDTH_FIELDS)
              + " | contains the oracle's truth |", "|---|---:|---:|" + "---:|" * len(WIDTH_FIELDS) + "---|"]
     for name, make in CLASSES.items():

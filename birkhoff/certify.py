@@ -18,11 +18,17 @@ underflows; ``enclose.SVD_MAX_N = 1024``, ``enclose.DECOMPOSE_MAX_N = 512``):
   ``n <= 512``: the similarity-Gershgorin enclosure (on the matrix balanced by powers of two too)
   and the Frobenius normal form of :mod:`birkhoff.enclose`, then Gershgorin in a graded Schur basis
   (a singular eigenbasis: rank-one matrices) and ``||M^m||^(1/m)`` by repeated squaring, with
-  ``(min_i (M^m 1)_i)^(1/m)`` below for ``M >= 0`` (Jordan-like and nilpotent matrices).
+  ``(min_i (M^m 1)_i)^(1/m)`` below for ``M >= 0`` (Jordan-like and nilpotent matrices); for small
+  matrices, a real eigenvalue proved by a sign change of the exact ``det(M - t I)``.
 * spectral norm and ``sigma_min``: ``||M||_2 <= min(sqrt(||M||_1 ||M||_inf), ||M||_F, Schur
   test at the singular vectors)``, ``||M||_2 >= max |M_ij|`` and ``>= rho``; for ``n <= 1024``
   the proved SVD of :func:`enclose.singular_value_bounds` (both ends, and ``sigma_min``),
-  beyond it a witness ``||M v|| / ||v||`` at ARPACK's top right singular vector.
+  beyond it a witness ``||M v|| / ||v||`` at ARPACK's top right singular vector. A ``sigma_min``
+  still wider than ``1e-6`` goes through an inverse: the float one (equilibrated by powers of two),
+  Rump's for condition numbers past ``1 / u`` (``n <= 300``), the triangular Neumann series for a
+  triangular ``M`` (any order of rows and columns, any ``n``), the exact one for small matrices.
+* products (:func:`certify_product`): short chains multiplied exactly in integers
+  (:mod:`birkhoff.exact_chain`), longer ones by a balanced tree of interval products.
 * ``sigma2 = ||M - J/n||_2``: the same bounds on ``D = M - J/n`` (enclosed outward), its SVD
   proved in ``M``'s basis where ``M`` is doubly stochastic to ``2**-44`` (one SVD per matrix).
 * distance to the Birkhoff polytope (:func:`certify_projection`): weak duality below, an exactly
@@ -43,8 +49,8 @@ from .validate import as_matrix, as_vector, flag, is_exact, real, to_float, to_f
 from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
 from .accurate import refined_inverse
-from .exact_chain import (CHAIN_WORK, INVERSE_WORK, adjugate, centred_interval, chain_work, exact_chain, inverse_work,
-                          ratio_interval, scaled_interval)
+from .exact_chain import (CHAIN_WORK, EXACT_MEMBER_WORK, INVERSE_WORK, adjugate, centred_interval, chain_work, determinant,
+                          exact_chain, inverse_work, ratio_interval, scaled_interval)
 from .enclose import (DECOMPOSE_MAX_N, LOOSE, REFINE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
@@ -714,6 +720,69 @@ def _fields(M: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _exact_radius_where_loose(M: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """``rho (..., 2)`` with its lower end raised, where wider than :data:`enclose.REFINE`, by a real
+    eigenvalue proved exactly: where LAPACK finds a real eigenvalue ``lambda`` of larger modulus than
+    the lower end, ``det(M - t I)`` (integers: :func:`exact_chain.determinant`) changes sign between
+    ``t = lambda (1 -+ delta)``, so an eigenvalue lies between and ``rho >= |lambda| (1 - delta)``. For
+    entries whose exponents spread independently over hundreds of binades (the similarity bounds'
+    eigenvector basis is lost there and the lower end fell back to ``|tr| / n``); within the same work
+    budget as :func:`_exact_sigma_min_where_wide` (four determinants a matrix at most)."""
+    loose = _loose(rho[..., 0], rho[..., 1], REFINE)
+    if not loose.any():
+        return rho
+    exact = [(idx, *exact_chain(M[idx][None])) for idx in zip(*np.nonzero(loose))]
+    if sum(4 * (inverse_work(N) / 3 + EXACT_MEMBER_WORK) for _, N, _ in exact) > INVERSE_WORK:
+        return rho
+    rho = rho.copy()
+    for idx, N, d in exact:
+        with np.errstate(all="ignore"):
+            A = np.asarray(to_float(M[idx]), dtype=np.float64)
+            ev = np.linalg.eigvals(A) if np.isfinite(A).all() else np.array([])
+        for lam in sorted((x.real for x in ev if x.imag == 0 and abs(x.real) > rho[idx][0]), key=abs, reverse=True)[:2]:
+            found = _real_eigenvalue_floor(N, d, float(lam))
+            if found is not None:
+                rho[idx][0] = max(rho[idx][0], found)
+                break
+    return rho
+
+
+def _real_eigenvalue_floor(N: np.ndarray, d: int, lam: float) -> float | None:
+    """``|lambda| (1 - delta)`` rounded down where ``det(N / d - t I)`` changes sign (or vanishes) between the
+    floats ``t = lambda (1 -+ delta)``, ``delta`` 2**-40 then 2**-20; None where it does not."""
+    n = N.shape[-1]
+    for delta in (2.0 ** -40, 2.0 ** -20):
+        ends = [lam * (1 - delta), lam * (1 + delta)]
+        signs = []
+        for t in ends:
+            p, q = t.as_integer_ratio()                       # t = p / q: det(q N - p d I) has det(M - t I)'s sign
+            signs.append(determinant(q * N - p * d * np.eye(n, dtype=np.int64).astype(object)))
+        if 0 in signs or (signs[0] > 0) != (signs[1] > 0):
+            return min(abs(ends[0]), abs(ends[1]))
+    return None
+
+
+def _exact_sigma_min_where_wide(M: np.ndarray, smin: np.ndarray) -> np.ndarray:
+    """``smin (..., 2)`` intersected with :func:`_exact_sigma_min` of each member still wider than
+    :data:`SMIN_WIDE` (the matrix in integers over a common denominator: floats and Fractions are
+    rationals), when their estimated work together is below :data:`exact_chain.INVERSE_WORK`. Entries
+    whose exponents spread over hundreds of binades, independently, defeat every float inverse; the
+    exact one is as tight as one ulp per entry of ``M^-1`` allows."""
+    with np.errstate(invalid="ignore"):
+        wide = ~(smin[..., 1] - smin[..., 0] <= SMIN_WIDE * smin[..., 1])
+    if not wide.any():
+        return smin
+    exact = [(idx, *exact_chain(M[idx][None])) for idx in zip(*np.nonzero(wide))]
+    if sum(inverse_work(N) + EXACT_MEMBER_WORK for _, N, _ in exact) > INVERSE_WORK:
+        return smin
+    smin = smin.copy()
+    for idx, N, d in exact:
+        found = _exact_sigma_min(N, d)
+        if found is not None:
+            smin[idx] = max(smin[idx][0], found[0]), min(smin[idx][1], found[1])
+    return smin
+
+
 def _compiled_fields(M: np.ndarray) -> dict[str, Any] | None:
     """:func:`_fields` by the compiled kernels (:mod:`birkhoff._compiled.certify`) where they are loaded and
     apply (float input, ``n <= _COMPILED_MAX_N``), the members they hand back certified by the numpy path; else None."""
@@ -738,6 +807,8 @@ def _certify_arrays(M: np.ndarray, tol: float) -> dict[str, Any]:
     out = _compiled_fields(M)
     if out is None:
         out = _fields(M)
+    out["sigma_min"] = _exact_sigma_min_where_wide(M, out["sigma_min"])
+    out["spectral_radius"] = _exact_radius_where_loose(M, out["spectral_radius"])
     nonneg, row_res, col_res = out["nonnegative"], out["row_residual"], out["col_residual"]
     out.update(n=M.shape[-1], exact=(row_res == 0) & (col_res == 0),
                doubly_stochastic=nonneg & (row_res <= tol) & (col_res <= tol), tol=tol)

@@ -10,6 +10,8 @@ digits for its radius to 50 (at 60 digits the "truth" of such a matrix was off b
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import mpmath
 import numpy as np
 
@@ -35,7 +37,23 @@ def truth(M: np.ndarray, dps: int = DPS) -> dict[str, mpmath.mpf]:
         s = mpmath.svd_r(A, compute_uv=False)
         s2 = mpmath.svd_r(A - mpmath.ones(n, n) / n, compute_uv=False)
         return {"spectral_radius": max(abs(x) for x in ev), "spectral_norm": max(s),
-                "sigma_min": min(s), "sigma2": max(s2)}
+                "sigma_min": mpmath.mpf(0) if _singular(M) else min(s), "sigma2": max(s2)}
+
+
+def _singular(M: np.ndarray) -> bool:
+    """Whether ``M``'s determinant is exactly 0 (Gaussian elimination in Fractions): its ``sigma_min`` is then
+    0, where mpmath's SVD gives noise of order ``10**-dps ||M||`` (a float ``u v^T`` can be exactly singular)."""
+    A = [[Fraction(x) for x in row] for row in np.asarray(M, dtype=object).tolist()]
+    n = len(A)
+    for k in range(n):
+        p = next((i for i in range(k, n) if A[i][k]), None)
+        if p is None:
+            return True
+        A[k], A[p] = A[p], A[k]
+        for i in range(k + 1, n):
+            f = A[i][k] / A[k][k]
+            A[i] = [a - f * b for a, b in zip(A[i], A[k])]
+    return False
 
 
 def contains(lo: float, hi: float, t: mpmath.mpf) -> bool:

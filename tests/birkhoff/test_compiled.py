@@ -349,7 +349,10 @@ def test_certify_compiled_agrees_with_numpy(n, B, seed):
             c0, c1 = both(certify_batch, mp, A)
         handback = compiled_certify.certify_batch(A)[1]
         if label != "mixed":                         # handed back only where sigma_min is nearly singular
-            smin = c0.sigma_min
+            with pytest.MonkeyPatch.context() as mp:     # the float bounds, before any exact inverse
+                mp.setenv("BIRKHOFF_COMPILED", "0")
+                mp.setattr(sys.modules["birkhoff.certify"], "_exact_sigma_min_where_wide", lambda M, smin: smin)
+                smin = certify_batch(A).sigma_min
             with np.errstate(invalid="ignore"):
                 wide = ~(smin[..., 1] - smin[..., 0] <= 1e-10 * smin[..., 1])    # kappa n u past ~1e-10
             assert not (handback & ~wide).any(), label

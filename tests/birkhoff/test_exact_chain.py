@@ -145,3 +145,27 @@ def test_product_sigma_min_past_one_over_u_is_relative():
     assert mpmath.mpf(lo) <= truth <= mpmath.mpf(hi) and hi - lo <= 1e-13 * hi
     A[7] = [[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
     assert certify_product(A).sigma_min == (0.0, 0.0)
+
+
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 6))
+def test_determinant_is_the_adjugates(seed, n):
+    """The forward elimination's determinant is the Gauss-Jordan one's (itself checked against Fractions
+    above), singular and swapped-pivot matrices included."""
+    from birkhoff.exact_chain import determinant
+
+    rng = np.random.default_rng(seed)
+    N = rng.integers(-5, 6, (n, n)).astype(object) * (1 << int(rng.integers(0, 70)))
+    if rng.random() < 0.3:
+        N[rng.integers(n)] = 0
+    if rng.random() < 0.3 and n > 1:
+        N[0] = N[-1]
+    assert determinant(N) == adjugate(N)[1]
+
+
+def test_exactly_singular_float_matrices_have_sigma_min_zero():
+    """A float ``u v^T`` whose roundings keep it exactly singular (checked in Fractions: ``det = 0``) gets
+    ``sigma_min = [0, 0]`` from the exact inverse's determinant, where the float bounds say ``[0, ~n^2 u]``."""
+    from birkhoff import certify
+
+    M = np.outer([1.0, 2.0, 3.0], [0.5, 0.25, 4.0])              # every product exact: rank one exactly
+    assert certify(M).sigma_min == (0.0, 0.0)

@@ -74,6 +74,52 @@ def test_mixed_magnitudes_are_balanced(seed):
     tight(M, 1e-9)
 
 
+@pytest.mark.parametrize("seed", [8, 10, 12, 27, 58, 61, 73])
+def test_mixed_magnitudes_the_similarity_bounds_lost(seed):
+    """The 7 of 100 such matrices (``k`` in -300..300) whose radius kept ``|tr| / n`` as its lower end (widths
+    0.83-1.0; 2.6e-8 and 5.3e-7 for seeds 27 and 73): a real eigenvalue proved by a sign change of the exact
+    characteristic polynomial raises it to within 1e-11; ``sigma_min`` (10 of the 100 were up to
+    ``[0, 1e73]``) comes from the exact inverse where the float bounds are wider than 1e-6, within 1e-9
+    either way; both contain the truth."""
+    rng = np.random.default_rng(seed)
+    M = np.ldexp(rng.standard_normal((6, 6)), rng.integers(-300, 301, (6, 6)))
+    tight(M, 1e-11)
+    lo, hi = certify(M).sigma_min
+    assert contains(lo, hi, truth(M)["sigma_min"]) and hi - lo <= 1e-9 * hi
+
+
+@pytest.mark.parametrize("lam, delta", [(3.0, 2.0 ** -40), (-7.5e200, 2.0 ** -40), (1e-300, 2.0 ** -20)])
+def test_a_real_eigenvalue_is_proved_by_a_sign_change(lam, delta):
+    """``diag(lam, 1, -2) `` in a rational basis: the floor is ``|lam| (1 - delta)`` for an estimate ``lam``
+    off by less than ``delta / 2``, and None for an estimate nowhere near an eigenvalue."""
+    from birkhoff.certify import _real_eigenvalue_floor
+    from birkhoff.exact_chain import exact_chain
+
+    V = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [1.0, 0.0, 1.0]])
+    M = V @ np.diag([lam, 1.0, -2.0]) @ np.linalg.inv(V)            # float: the eigenvalues move a little
+    N, d = exact_chain(M[None])
+    estimate = float(np.linalg.eigvals(M).real[np.argmax(np.abs(np.linalg.eigvals(M)))])
+    floor = _real_eigenvalue_floor(N, d, estimate)
+    assert floor is not None and floor <= abs(estimate) and abs(estimate) - floor <= 2 * delta * abs(estimate)
+    with mpmath.workdps(400):
+        ev = mpmath.eig(mpmath.matrix(M.tolist()))[0]
+    assert max(abs(x) for x in ev) >= floor
+    assert _real_eigenvalue_floor(N, d, 1.5 * estimate) is None
+
+
+def test_many_loose_members_keep_their_float_bounds():
+    """The exact refinements run within one work budget a call: 200 such 6 x 6 in one batch exceed it and
+    keep the float bounds (the first one alone gets the exact ones)."""
+    from birkhoff import certify_batch
+
+    rng = np.random.default_rng(10)
+    M = np.ldexp(rng.standard_normal((6, 6)), rng.integers(-300, 301, (6, 6)))
+    batch = certify_batch(np.stack([M] * 200))
+    single = certify(M)
+    assert (batch.spectral_radius[0][1] - batch.spectral_radius[0][0]) > 1e-3 * batch.spectral_radius[0][1]
+    assert single.spectral_radius[1] - single.spectral_radius[0] <= 1e-11 * single.spectral_radius[1]
+
+
 def test_schur_and_power_bounds_directly():
     M = np.outer([1.0, 2, -1, 3, 0, 1, 2, -2], [3.0, -1, 2, 0, 1, 1, -1, 2])     # radius 6
     lo, hi = schur_radius_bounds(M, M, M)
