@@ -24,6 +24,16 @@ def product(A: np.ndarray) -> np.ndarray:
     return P
 
 
+def singular_values(A: np.ndarray, dps: int, centre: bool = False) -> list:
+    """The singular values of ``P`` (``centre``: of ``P - J/n``) at ``dps`` digits, ``P`` the chain's product."""
+    n = A.shape[-1]
+    with mpmath.workdps(dps):
+        P = mpmath.eye(n)
+        for M in A:
+            P = mpmath.matrix(M.tolist()) * P
+        return list(mpmath.svd_r(P - mpmath.ones(n, n) / n if centre else P, compute_uv=False))
+
+
 @given(st.integers(0, 2 ** 32 - 1), st.integers(1, 5), st.integers(1, 6), st.sampled_from([0, 60, 900]),
        st.booleans())
 def test_the_chain_is_multiplied_exactly(seed, n, L, spread, thirds):
@@ -77,11 +87,7 @@ def test_product_sigma2_is_relative_where_the_interval_product_floored():
               np.stack([sinkhorn_logits(rng.standard_normal((4, 4))) for _ in range(30)])):
         assert chain_work(A) <= CHAIN_WORK
         lo, hi = certify_product(A).sigma2
-        with mpmath.workdps(60):
-            P = mpmath.eye(4)
-            for M in A:
-                P = mpmath.matrix(M.tolist()) * P
-            truth = max(mpmath.svd_r(P - mpmath.ones(4, 4) / 4, compute_uv=False))
+        truth = max(singular_values(A, 60, centre=True))
         assert mpmath.mpf(lo) <= truth <= mpmath.mpf(hi) and hi - lo <= 1e-13 * hi
 
 
@@ -137,11 +143,7 @@ def test_product_sigma_min_past_one_over_u_is_relative():
     N, _ = exact_chain(A)
     assert inverse_work(N) <= INVERSE_WORK
     lo, hi = certify_product(A).sigma_min
-    with mpmath.workdps(80):
-        P = mpmath.eye(4)
-        for M in A:
-            P = mpmath.matrix(M.tolist()) * P
-        truth = min(mpmath.svd_r(P, compute_uv=False))
+    truth = min(singular_values(A, 80))
     assert mpmath.mpf(lo) <= truth <= mpmath.mpf(hi) and hi - lo <= 1e-13 * hi
     A[7] = [[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
     assert certify_product(A).sigma_min == (0.0, 0.0)
