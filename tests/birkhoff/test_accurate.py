@@ -121,7 +121,7 @@ def test_sigma_min_near_and_past_one_over_u_is_relative(n, strength, before, mon
     assert used and mpmath.mpf(lo) <= truth_sigma_min(M) <= mpmath.mpf(hi) and hi - lo <= 1e-9 * hi < before * hi
 
 
-@pytest.mark.parametrize("n, strength", [(24, 10.0), (32, 6.0), (12, 300.0), (48, 3.0)])
+@pytest.mark.parametrize("n, strength", [(24, 10.0), (32, 6.0), (12, 300.0)])
 @pytest.mark.parametrize("form", ["upper", "lower", "rows and columns shuffled"])
 def test_sigma_min_of_a_triangular_matrix_from_its_own_neumann_series(n, strength, form, monkeypatch):
     """The same triangular matrices (and their transposes, their rows and columns permuted, and kappa 1e27
@@ -150,7 +150,7 @@ def test_triangular_sigma_min_contains_the_truth(n, seed, strength, lower, expon
     assert mpmath.ldexp(mpmath.mpf(lo), -exponent) <= truth <= mpmath.ldexp(mpmath.mpf(hi), -exponent)
 
 
-@given(st.integers(1, 5), st.integers(0, 2 ** 32 - 1), st.booleans())
+@given(st.integers(1, 4), st.integers(0, 2 ** 32 - 1), st.booleans())
 def test_triangular_order_finds_every_permuted_triangle(n, seed, extra):
     """``_triangular_order`` says ok exactly when some row and column order makes the pattern upper
     triangular with a nonzero diagonal (all orders tried), and its order does; a batch at once."""

@@ -74,10 +74,11 @@ def test_mixed_magnitudes_are_balanced(seed):
     tight(M, 1e-9)
 
 
-@pytest.mark.parametrize("seed", [8, 10, 12, 27, 58, 61, 73])
+@pytest.mark.parametrize("seed", [8, 27, 58, 73])
 def test_mixed_magnitudes_the_similarity_bounds_lost(seed):
-    """The 7 of 100 such matrices (``k`` in -300..300) whose radius kept ``|tr| / n`` as its lower end (widths
-    0.83-1.0; 2.6e-8 and 5.3e-7 for seeds 27 and 73): a real eigenvalue proved by a sign change of the exact
+    """4 of the 7 of 100 such matrices (``k`` in -300..300) whose radius kept ``|tr| / n`` as its lower end
+    (0.83 and 1.0 wide: seeds 8 and 58, two equal moduli; 2.6e-8 and 5.3e-7: seeds 27 and 73, three equal
+    moduli; the other three are in docs/BENCHMARKS.md): a real eigenvalue proved by a sign change of the exact
     characteristic polynomial raises it to within 1e-11; ``sigma_min`` (10 of the 100 were up to
     ``[0, 1e73]``) comes from the exact inverse where the float bounds are wider than 1e-6, within 1e-9
     either way; both contain the truth."""
@@ -90,7 +91,7 @@ def test_mixed_magnitudes_the_similarity_bounds_lost(seed):
 
 @pytest.mark.parametrize("lam, delta", [(3.0, 2.0 ** -40), (-7.5e200, 2.0 ** -40), (1e-300, 2.0 ** -20)])
 def test_a_real_eigenvalue_is_proved_by_a_sign_change(lam, delta):
-    """``diag(lam, 1, -2) `` in a rational basis: the floor is ``|lam| (1 - delta)`` for an estimate ``lam``
+    """``diag(lam, 1, -2)`` in a rational basis: the floor is ``|lam| (1 - delta)`` for an estimate ``lam``
     off by less than ``delta / 2``, and None for an estimate nowhere near an eigenvalue."""
     from birkhoff.certify import _real_eigenvalue_floor
     from birkhoff.exact_chain import exact_chain
@@ -108,13 +109,13 @@ def test_a_real_eigenvalue_is_proved_by_a_sign_change(lam, delta):
 
 
 def test_many_loose_members_keep_their_float_bounds():
-    """The exact refinements run within one work budget a call: 200 such 6 x 6 in one batch exceed it and
+    """The exact refinements run within one work budget a call: 60 such 6 x 6 in one batch exceed it and
     keep the float bounds (the first one alone gets the exact ones)."""
     from birkhoff import certify_batch
 
     rng = np.random.default_rng(10)
     M = np.ldexp(rng.standard_normal((6, 6)), rng.integers(-300, 301, (6, 6)))
-    batch = certify_batch(np.stack([M] * 200))
+    batch = certify_batch(np.stack([M] * 60))
     single = certify(M)
     assert (batch.spectral_radius[0][1] - batch.spectral_radius[0][0]) > 1e-3 * batch.spectral_radius[0][1]
     assert single.spectral_radius[1] - single.spectral_radius[0] <= 1e-11 * single.spectral_radius[1]
