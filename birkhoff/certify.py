@@ -50,7 +50,7 @@ from .errors import InvalidArgumentError, InvalidMatrixError
 from .project import project
 from .accurate import refined_inverse
 from .exact_chain import (CHAIN_WORK, EXACT_MEMBER_WORK, INVERSE_WORK, adjugate, centred_interval, chain_work, determinant,
-                          exact_chain, inverse_work, ratio_interval, scaled_interval)
+                          exact_chain, inverse_work, matrix_work, ratio_interval, scaled_interval)
 from .enclose import (DECOMPOSE_MAX_N, LOOSE, REFINE, SVD_MAX_N, block_radius_bounds, norm_ratio, power_radius_bounds, schur_radius_bounds,
                       singular_value_bounds, spectral_radius_bounds, svd_bases)
 from .exact import (ETA, add_down, add_up, deflate, div_down, div_up, entry_interval, gamma, inflate,
@@ -729,11 +729,9 @@ def _exact_radius_where_loose(M: np.ndarray, rho: np.ndarray) -> np.ndarray:
     eigenvector basis is lost there and the lower end fell back to ``|tr| / n``); within the same work
     budget as :func:`_exact_sigma_min_where_wide` (four determinants a matrix at most)."""
     loose = _loose(rho[..., 0], rho[..., 1], REFINE)
-    if not loose.any():
+    if not loose.any() or np.sum(4 * (matrix_work(M[loose]) / 3 + EXACT_MEMBER_WORK)) > INVERSE_WORK:
         return rho
     exact = [(idx, *exact_chain(M[idx][None])) for idx in zip(*np.nonzero(loose))]
-    if sum(4 * (inverse_work(N) / 3 + EXACT_MEMBER_WORK) for _, N, _ in exact) > INVERSE_WORK:
-        return rho
     rho = rho.copy()
     for idx, N, d in exact:
         with np.errstate(all="ignore"):
@@ -770,11 +768,9 @@ def _exact_sigma_min_where_wide(M: np.ndarray, smin: np.ndarray) -> np.ndarray:
     exact one is as tight as one ulp per entry of ``M^-1`` allows."""
     with np.errstate(invalid="ignore"):
         wide = ~(smin[..., 1] - smin[..., 0] <= SMIN_WIDE * smin[..., 1])
-    if not wide.any():
+    if not wide.any() or np.sum(matrix_work(M[wide]) + EXACT_MEMBER_WORK) > INVERSE_WORK:
         return smin
     exact = [(idx, *exact_chain(M[idx][None])) for idx in zip(*np.nonzero(wide))]
-    if sum(inverse_work(N) + EXACT_MEMBER_WORK for _, N, _ in exact) > INVERSE_WORK:
-        return smin
     smin = smin.copy()
     for idx, N, d in exact:
         found = _exact_sigma_min(N, d)

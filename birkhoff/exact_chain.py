@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-__all__ = ["CHAIN_WORK", "INVERSE_WORK", "EXACT_MEMBER_WORK", "chain_work", "inverse_work", "exact_chain", "ratio_interval", "scaled_interval", "centred_interval",
+__all__ = ["CHAIN_WORK", "INVERSE_WORK", "EXACT_MEMBER_WORK", "chain_work", "inverse_work", "matrix_work", "exact_chain", "ratio_interval", "scaled_interval", "centred_interval",
            "adjugate", "determinant"]
 
 CHAIN_WORK = 1e9     # n^3 sum_l bits(P_l) at most: about 0.15-0.3 s (4 x 4 float factors: L up to about 740)
@@ -112,6 +112,14 @@ def inverse_work(N: np.ndarray) -> float:
     n = N.shape[-1]
     bits = max(abs(int(x)).bit_length() for x in N.reshape(-1).tolist())
     return float(n ** 3 * (n * (bits + n) / 64) ** 2)
+
+
+def matrix_work(A: np.ndarray) -> np.ndarray:
+    """:func:`inverse_work` of each matrix of a batch ``(..., n, n)`` estimated before any integer is built
+    (from the floats' exponents: :func:`_factor_bits`), so that a call past the budget costs nothing."""
+    n = A.shape[-1]
+    bits = _factor_bits(A.reshape((-1, n, n))).reshape(A.shape[:-2])
+    return n ** 3 * (n * (bits + n) / 64) ** 2
 
 
 def adjugate(N: np.ndarray) -> tuple[np.ndarray, int]:

@@ -37,12 +37,14 @@ def truth(M: np.ndarray, dps: int = DPS) -> dict[str, mpmath.mpf]:
         s = mpmath.svd_r(A, compute_uv=False)
         s2 = mpmath.svd_r(A - mpmath.ones(n, n) / n, compute_uv=False)
         return {"spectral_radius": max(abs(x) for x in ev), "spectral_norm": max(s),
-                "sigma_min": mpmath.mpf(0) if _singular(M) else min(s), "sigma2": max(s2)}
+                "sigma_min": mpmath.mpf(0) if min(s) <= max(s) * mpmath.mpf(10) ** -(dps - 10) and _singular(M)
+                else min(s), "sigma2": max(s2)}
 
 
 def _singular(M: np.ndarray) -> bool:
     """Whether ``M``'s determinant is exactly 0 (Gaussian elimination in Fractions): its ``sigma_min`` is then
-    0, where mpmath's SVD gives noise of order ``10**-dps ||M||`` (a float ``u v^T`` can be exactly singular)."""
+    0, where mpmath's SVD gives noise of order ``10**-dps ||M||`` (a float ``u v^T`` can be exactly singular;
+    asked only where the SVD's ``sigma_min`` is that small)."""
     A = [[Fraction(x) for x in row] for row in np.asarray(M, dtype=object).tolist()]
     n = len(A)
     for k in range(n):
