@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-__all__ = ["CHAIN_WORK", "INVERSE_WORK", "EXACT_MEMBER_WORK", "chain_work", "inverse_work", "matrix_work", "exact_chain", "ratio_interval", "scaled_interval", "centred_interval",
-           "adjugate", "determinant"]
+__all__ = ["CHAIN_WORK", "INVERSE_WORK", "EXACT_MEMBER_WORK", "chain_work", "inverse_work", "matrix_work",
+           "exact_chain", "ratio_interval", "scaled_interval", "centred_interval", "adjugate", "determinant"]
 
 CHAIN_WORK = 1e9     # n^3 sum_l bits(P_l) at most: about 0.15-0.3 s (4 x 4 float factors: L up to about 740)
 INVERSE_WORK = 5e7   # n^3 (n bits(P) / 64)^2 at most for adjugate (its divisions are quadratic): about 0.15 s
@@ -106,20 +106,22 @@ def centred_interval(N: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.
     return scaled_interval(n * N - d, n * d)
 
 
+def _adjugate_cost(n: int, bits: float | np.ndarray) -> float | np.ndarray:
+    """``n^3`` updates of integers the size of the minors, about ``n`` times the entries' ``bits``, each a
+    product and an exact division quadratic in their words."""
+    return n ** 3 * (n * (bits + n) / 64) ** 2
+
+
 def inverse_work(N: np.ndarray) -> float:
-    """Estimated cost of :func:`adjugate`: ``n^3`` updates of integers the size of ``N``'s minors, about ``n``
-    times its entries' bits, each a product and an exact division quadratic in their words."""
-    n = N.shape[-1]
-    bits = max(abs(int(x)).bit_length() for x in N.reshape(-1).tolist())
-    return float(n ** 3 * (n * (bits + n) / 64) ** 2)
+    """Estimated cost of :func:`adjugate` for the integer matrix ``N``."""
+    return float(_adjugate_cost(N.shape[-1], max(abs(int(x)).bit_length() for x in N.reshape(-1).tolist())))
 
 
 def matrix_work(A: np.ndarray) -> np.ndarray:
     """:func:`inverse_work` of each matrix of a batch ``(..., n, n)`` estimated before any integer is built
     (from the floats' exponents: :func:`_factor_bits`), so that a call past the budget costs nothing."""
     n = A.shape[-1]
-    bits = _factor_bits(A.reshape((-1, n, n))).reshape(A.shape[:-2])
-    return n ** 3 * (n * (bits + n) / 64) ** 2
+    return np.asarray(_adjugate_cost(n, _factor_bits(A.reshape((-1, n, n))).reshape(A.shape[:-2])))
 
 
 def adjugate(N: np.ndarray) -> tuple[np.ndarray, int]:
