@@ -435,9 +435,13 @@ def _approximate_inverse(mid: np.ndarray, M_lo: np.ndarray, M_hi: np.ndarray, up
     eye = np.eye(mid.shape[-1], dtype=bool)
     pattern = ~(np.asarray(upper)[..., None, None] & np.tril(~eye))
     R = np.where(ok[..., None, None] & pattern, R, 0.0)
-    P_lo, P_hi = matmul_enclosure(R, R, M_lo, M_hi)
-    E = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
-    return R, ok, np.where(pattern, E, 0.0)
+    return R, ok, np.where(pattern, _identity_residual(*matmul_enclosure(R, R, M_lo, M_hi)), 0.0)
+
+
+def _identity_residual(P_lo: np.ndarray, P_hi: np.ndarray) -> np.ndarray:
+    """An entrywise upper bound of ``|I - P|`` for every ``P`` in ``[P_lo, P_hi]``."""
+    eye = np.eye(P_lo.shape[-1], dtype=bool)
+    return magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
 
 
 def _triangular_order(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -492,9 +496,7 @@ def _triangular_radius(R: np.ndarray, E: np.ndarray, S_lo: np.ndarray, S_hi: np.
     if not upper.any():
         return G, valid
     R_t, E_t = R[upper], E[upper]
-    P_lo, P_hi = matmul_enclosure(S_lo[upper], S_hi[upper], R_t, R_t)
-    eye = np.eye(R.shape[-1], dtype=bool)
-    E_right = magnitude(np.where(eye, add_down(P_lo, -1.0), P_lo), np.where(eye, add_up(P_hi, -1.0), P_hi))[1]
+    E_right = _identity_residual(*matmul_enclosure(S_lo[upper], S_hi[upper], R_t, R_t))
     G_left, left = _neumann_radius(E_t, R_t, False)
     G_right, right = _neumann_radius(np.swapaxes(np.triu(E_right), -1, -2), np.swapaxes(R_t, -1, -2), True)
     G_right = np.swapaxes(G_right, -1, -2)
