@@ -1,6 +1,8 @@
 """Compact run records: one JSON line per finished run, the raw evidence behind docs/DEPTH.md.
 
     python -m reference.lab.studies.records runs/stability-L32 --out docs/depth/records/stability-L32.jsonl
+    python -m reference.lab.studies.records docs/depth/records/stability-L64.jsonl runs/stability-L64e \
+        --out docs/depth/records/stability-L64.jsonl      # more seeds for committed points
 
 A record keeps what a number on the page can be computed from, and of the machine it ran on only
 its training time: the run's settings (every :class:`~reference.lab.runs.Config` field that changes
@@ -89,9 +91,16 @@ def _train_seconds(cfg, steps: list[dict]) -> float | None:
 
 
 def collect(roots: Iterable[str | os.PathLike]) -> list[dict]:
-    """The records of every finished run (a folder with ``summary.json``) under ``roots``, by run name."""
-    folders = sorted({p.parent for root in roots for p in Path(root).rglob(SUMMARY)}, key=lambda p: (p.name, str(p)))
-    return [compact(f) for f in folders]
+    """The records of every finished run (a folder with ``summary.json``) under ``roots``, and those of the
+    records files (``.jsonl``) among ``roots``, kept as they are: seeds added to a point whose first runs
+    are already committed. By run name."""
+    roots = [Path(r) for r in roots]
+    files = [r for r in roots if r.suffix == ".jsonl"]
+    if missing := [str(r) for r in roots if not r.exists()]:
+        raise FileNotFoundError(f"no such runs folder or records file: {missing[0]}")
+    folders = sorted({p.parent for root in roots if root not in files for p in root.rglob(SUMMARY)},
+                     key=lambda p: (p.name, str(p)))
+    return [r for f in files for r in read_records(f)] + [compact(f) for f in folders]
 
 
 def write_records(path: str | os.PathLike, records: list[dict]) -> None:
@@ -115,7 +124,8 @@ def read_records(path: str | os.PathLike) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m reference.lab.studies.records", description=__doc__.splitlines()[0])
-    ap.add_argument("roots", nargs="+", help="folders holding finished run folders (searched recursively)")
+    ap.add_argument("roots", nargs="+", help="folders holding finished run folders (searched recursively), "
+                                             "or records files (.jsonl) whose records are kept")
     ap.add_argument("--out", required=True, help="the records file (.jsonl) to write")
     args = ap.parse_args(argv)
     try:

@@ -191,7 +191,13 @@ class Runner:
     def stable(self, grid: dict, mixer: str, depth: int, nats: float) -> Callable[[float], bool]:
         """``lr -> `` at least 2/3 of the grid's seeds stable at ``nats``."""
         return lambda lr: majority(self.row(grid, mixer, depth, lr, s)[f"stable@{nats:g}"]
-                                   for s in range(grid["seeds"]))
+                                   for s in seeds(grid))
+
+
+def seeds(grid: dict) -> range:
+    """The grid's seeds, ``first_seed .. first_seed + seeds - 1`` (``first_seed`` 0 unless given)."""
+    first = grid.get("first_seed", 0)
+    return range(first, first + grid["seeds"])
 
 
 def study(out: Path, grids: list[dict], progress: bool = True, overwrite: bool = False
@@ -209,7 +215,7 @@ def study(out: Path, grids: list[dict], progress: bool = True, overwrite: bool =
                                                                           **grid["search"]) for nats in THRESHOLDS}
                 else:
                     for lr in grid["lrs"]:
-                        for seed in range(grid["seeds"]):
+                        for seed in seeds(grid):
                             runner.row(grid, mixer, depth, lr, seed)
     runner.bar.close()
     rows = list(runner.rows.values())
@@ -274,7 +280,8 @@ def plot(out: Path, rows: list[dict], brackets: dict) -> list[str]:
         ax.legend(fontsize=7)
         names.append(save_figure(fig, out, "max_stable_lr.png"))
 
-    main = [r for r in rows if r["grid"] == rows[0]["grid"] and r["seed"] == 0]
+    first = min(r["seed"] for r in rows)
+    main = [r for r in rows if r["grid"] == rows[0]["grid"] and r["seed"] == first]
     deepest = max(r["depth"] for r in main)
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, m in enumerate(mixers):
@@ -282,12 +289,12 @@ def plot(out: Path, rows: list[dict], brackets: dict) -> list[str]:
         if not candidates:
             continue
         top = max(candidates, key=lambda r: r["lr"])
-        recs = read_metrics(run_dir(out, m, deepest, top["lr"], 0, setting(top)[1]))
+        recs = read_metrics(run_dir(out, m, deepest, top["lr"], first, setting(top)[1]))
         pts = [(r["step"], r["gain_forward"]) for r in recs if r.get("gain_forward")]
         if pts:
             ax.plot(*zip(*pts), label=f"{m} (lr {top['lr']:g})", lw=1, color=f"C{i}")
     ax.set(yscale="log", xlabel="step", ylabel="composite forward gain of prod H_res",
-           title=f"Gain over training, depth {deepest}, largest lr run, seed 0")
+           title=f"Gain over training, depth {deepest}, largest lr run, seed {first}")
     ax.legend(fontsize=7)
     names.append(save_figure(fig, out, "gain_over_training.png"))
     return names
@@ -342,9 +349,9 @@ def common_lrs(rows: list[dict]) -> list[str]:
 
 def report(out: Path, rows: list[dict], brackets: dict, plots: list[str], command: str) -> Path:
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
-    seeds = max(r["seed"] for r in rows) + 1
+    first, last = min(r["seed"] for r in rows), max(r["seed"] for r in rows)
     lines = ["# Stability study", "", f"Command: `{command}`", "",
-             f"No gradient clipping, constant learning rate, seeds 0..{seeds - 1}. Stable = no divergence, no loss "
+             f"No gradient clipping, constant learning rate, seeds {first}..{last}. Stable = no divergence, no loss "
              f"spike (an excess loss, the batch's loss minus its unigram cross-entropy, > threshold nats above "
              f"the median of the previous {WINDOW} steps), validation loss below "
              f"unigram ({rows[0]['unigram_loss']:.4f}). {RULE} A learning rate is stable when at least 2/3 of "
@@ -376,7 +383,7 @@ def report(out: Path, rows: list[dict], brackets: dict, plots: list[str], comman
                      f"{stable[1]}/{len(rs)} | {sum(r['diverged'] for r in rs)}/{len(rs)} | "
                      f"{fmt(max(gains) if gains else None, '.3g')} | "
                      f"{fmt_spread(spread(r.get('h_res_off_identity') for r in rs))} | {usage_cells(rs[0])} |")
-    lines += ["", "(Stream-usage columns: seed 0.)"]
+    lines += ["", f"(Stream-usage columns: seed {first}.)"]
     return write_report(out, lines, plots)
 
 
@@ -389,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depths", nargs="+", type=int, help="override every grid's depths")
     ap.add_argument("--lrs", nargs="+", type=float, help="fixed learning rates instead of the grids' own or search")
     ap.add_argument("--seeds", type=int, help="override every grid's number of seeds")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="run seeds FIRST_SEED.. (to add seeds to a point whose first ones ran elsewhere)")
     ap.add_argument("--steps", type=int, help="override the preset's steps")
     ap.add_argument("--dtype", choices=sorted(DTYPES), help="override every grid's dtype")
     ap.add_argument("--init", choices=INITS, help="override the mixers' initialisation (default reference)")
@@ -410,8 +419,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown grid {sorted(unknown)[0]!r} for preset {args.preset} (its grids: {', '.join(names)})")
     if args.seeds is not None and args.seeds < 1:
         ap.error("--seeds must be >= 1")
+    if args.first_seed < 0:
+        ap.error("--first-seed must be >= 0")
     grids = [g for g in grids if args.grids is None or g["name"] in args.grids]
-    overrides = {k: getattr(args, k) for k in ("mixers", "depths", "seeds") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("mixers", "depths", "seeds", "first_seed")
+                 if getattr(args, k) is not None}
     config = {k: getattr(args, k) for k in ("dtype", "init", "sk_order", "favoured", "mixer_norm", "res_bound", "norm")
               if getattr(args, k) is not None}
 

@@ -57,3 +57,20 @@ def test_long_series_are_strided_and_bad_files_refused(tmp_path):
     (tmp_path / "old.jsonl").write_text(json.dumps({**rec, "record": 0}) + "\n")
     with pytest.raises(ValueError, match="another version"):
         R.read_records(tmp_path / "old.jsonl")
+
+
+def test_seeds_added_to_a_committed_records_file(tmp_path, capsys):
+    for seed in (0, 1):
+        run(replace(TINY, seed=seed, out=str(tmp_path / "first" / f"mhc_s{seed}")))
+    run(replace(TINY, seed=2, out=str(tmp_path / "more" / "mhc_s2")))
+    committed, merged = tmp_path / "committed.jsonl", tmp_path / "merged.jsonl"
+    assert R.main([str(tmp_path / "first"), "--out", str(committed)]) == 0
+    assert R.main([str(committed), str(tmp_path / "more"), "--out", str(merged)]) == 0
+    assert R.main([str(tmp_path / "first"), str(tmp_path / "more"), "--out", str(tmp_path / "all.jsonl")]) == 0
+    assert merged.read_bytes() == (tmp_path / "all.jsonl").read_bytes()      # the committed records kept as they are
+    assert [r["run"] for r in R.read_records(merged)] == ["mhc_s0", "mhc_s1", "mhc_s2"]
+    capsys.readouterr()
+    assert R.main([str(committed), str(tmp_path / "first"), "--out", str(tmp_path / "twice.jsonl")]) == 2
+    assert "share a run name" in capsys.readouterr().err and not (tmp_path / "twice.jsonl").exists()
+    assert R.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "none.jsonl")]) == 2
+    assert "no such runs folder" in capsys.readouterr().err

@@ -209,3 +209,22 @@ def test_the_stability_study_runs_the_papers_protocol(tmp_path):
     (config,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*/config.json")]
     assert (config["schedule"], config["grad_clip"], config["weight_decay"], config["beta2"], config["warmup"]) == \
         ("paper", 1.0, 0.1, 0.95, 1)
+
+
+def test_the_stability_study_adds_seeds_from_first_seed(tmp_path):
+    """--first-seed 2 --seeds 2 trains seeds 2 and 3 only (seeds added to a point whose first ones ran in
+    another folder), and the report names the seeds it holds."""
+    import json
+
+    from reference.lab.studies.stability import main
+
+    out = tmp_path / "more"
+    assert main(["--preset", "smoke", "--grids", "main", "--mixers", "kromhc", "--depths", "2", "--lrs", "0.01",
+                 "--seeds", "2", "--first-seed", "2", "--steps", "3", "--out", str(out), "--no-progress"]) == 0
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in (out / "runs").glob("*/config.json"))
+    assert seeds == [2, 3] and sorted(p.name for p in (out / "runs").iterdir()) == \
+        ["kromhc_L2_lr0.01_s2", "kromhc_L2_lr0.01_s3"]
+    assert "seeds 2..3" in (out / "report.md").read_text()
+    with pytest.raises(SystemExit) as bad:
+        main(["--preset", "smoke", "--first-seed", "-1", "--out", str(out), "--no-progress"])
+    assert bad.value.code == 2
