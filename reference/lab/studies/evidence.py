@@ -50,8 +50,12 @@ class Evidence:
         return self._judged[key]
 
     def count(self, runs: Iterable[dict], key: str) -> tuple[int, int]:
-        """``(k, n)``: how many of ``runs`` have verdict ``key`` (stable, diverged, or spiked)."""
+        """``(k, n)``: how many of ``runs`` have verdict ``key`` (stable, diverged, or spiked; ``learned``:
+        stable and ending at least ``LEARNED_MARGIN`` nats below the unigram loss)."""
         runs = list(runs)
+        if key == "learned":
+            return sum(self.judge(r)["stable"] and r["val_loss"] <= r["unigram_loss"] - LEARNED_MARGIN
+                       for r in runs), len(runs)
         field = "loss_spikes" if key == "spiked" else key
         return sum(bool(self.judge(r)[field]) for r in runs), len(runs)
 

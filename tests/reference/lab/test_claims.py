@@ -105,4 +105,13 @@ def test_brackets_need_the_rates_interval_beyond_one_half(tmp_path):
             + seeds("mhc", 32, 0.04, ["flat"] * 5 + ["stable"] * 5))
     text = T.core_claim(evidence(tmp_path, **{"stability-L32": runs}))
     assert "- hc at L = 32: stable-lr bracket [0.01, 0.04)" in text          # 6/10 at 0.02 decides nothing
-    assert "- mhc at L = 32: not located by lr 0.01-0.04" in text
+    assert "- mhc at L = 32: stable-lr bracket not located by lr 0.01-0.04" in text
+
+
+def test_the_second_bracket_counts_only_runs_well_below_unigram_and_open_ends_show_their_last_rates(tmp_path):
+    runs = (seeds("kromhc", 64, 0.01, ["stable"] * 10) + seeds("kromhc", 64, 0.02, ["stable"] * 10, val=3.28)
+            + seeds("kromhc", 64, 0.04, ["stable"] * 9 + ["flat"], val=3.28))      # 0.02 nats below unigram
+    text = T.core_claim(evidence(tmp_path, **{"stability-L64": runs}))
+    assert ("- kromhc at L = 64: stable-lr bracket [0.04, beyond 0.04) (10/10 at 0.01, 10/10 at 0.02, 9/10 at 0.04); "
+            "by the runs >= 0.05 below unigram [0.01, 0.02)") in text
+    assert "| 64 | 0.02 | kromhc | 10 | 10/10 [0.72, 1.00] | 0/10 [0.00, 0.28] |" in text
