@@ -35,8 +35,8 @@ def _median(values: list[float]) -> str:
     return "-" if not values else f"{median(values):.3g}"
 
 
-def _dist(values: list[float]) -> str:
-    v = sorted(values)
+def _dist(values: list[float | None]) -> str:
+    v = sorted(x for x in values if x is not None)
     return "-" if not v else f"{median(v):.3g} [{v[0]:.3g}, {v[-1]:.3g}]"
 
 
@@ -216,8 +216,9 @@ def convergence(ev: Evidence) -> str:
 
 
 def deep_sk(ev: Evidence) -> str:
-    """mHC (``SK_20``) against the exactly doubly stochastic BE-HC in the deep MLP stack: per depth,
-    stability with its interval, validation loss and the composite backward gain."""
+    """mHC (``SK_20``) against the exactly doubly stochastic BE-HC in the deep MLP stack, and the baselines
+    BE-HC is compared with there (ReZero, plain residual): per depth, stability with its interval,
+    validation loss and the composite backward gain (none for a mixer without ``H_res``)."""
     runs = ev.runs(*DEEP)
     if not runs:
         return "No committed runs yet."
@@ -229,8 +230,10 @@ def deep_sk(ev: Evidence) -> str:
         lines.append(f"| {depth} | {lr:g} | {steps} | {name} | {len(point)} | {rate(*ev.count(point, 'stable'))} | "
                      f"{rate(*ev.count(point, 'diverged'))} | {_loss_cell(point)} | "
                      f"{_dist([r['gain_backward'] for r in live])} | {_dist([r['max_gain_backward'] for r in live])} |")
-    pooled = {name: ev.count(rs, "stable") for (name,), rs in groups(runs, "label").items()}
-    lines += ["", "Pooled over depths: " + "; ".join(f"{name} stable {rate(*c)}" for name, c in pooled.items())
+    sk = [r for r in runs if r["settings"]["mixer"] in ("mhc", "behc")]
+    pooled = {name: ev.count(rs, "stable") for (name,), rs in groups(sk, "label").items()}
+    lines += ["", "mHC against BE-HC, pooled over depths: "
+              + "; ".join(f"{name} stable {rate(*c)}" for name, c in pooled.items())
               + (f" ({overlap_word(*pooled.values())})." if len(pooled) == 2 else ".")]
     return "\n".join(lines)
 

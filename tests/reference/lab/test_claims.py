@@ -77,6 +77,16 @@ def test_sk_errors_and_behc_depth_and_the_premise(tmp_path):
     one = evidence(tmp_path / "one", **{"deep-sk": seeds("behc", 1000, 0.01, ["stable"], kind="mlp")})
     assert C.behc_depth(one)[0].startswith("BE-HC trains: not testable here (1 run: too few")
     assert C.ds_gain(ev)[0] == "reproduced for KromHC and BE-HC"
+    rezero = seeds("rezero", 1000, 0.01, ["diverged"] * 10, kind="mlp")
+    word, numbers = C.behc_depth(evidence(tmp_path / "rz", **{"deep-sk": deep + rezero}))
+    assert word == "BE-HC trains: reproduced; ReZero fails: reproduced, BE-HC against it: differs"
+    assert "BE-HC stable 10/10 [0.72, 1.00], ReZero 0/10 [0.00, 0.28]" in numbers
+    trains = seeds("rezero", 1000, 0.01, ["stable"] * 10, kind="mlp") + seeds("residual", 1000, 0.01, ["flat"] * 2,
+                                                                              kind="mlp")
+    assert C.behc_depth(evidence(tmp_path / "rt", **{"deep-sk": deep + trains}))[0] == (
+        "BE-HC trains: reproduced; ReZero fails: not reproduced (ReZero trains), BE-HC against it: no difference "
+        "detected; plain residual fails: not testable here (2 runs: too few for an interval beyond 1/2), BE-HC "
+        "against it: differs")
     assert C.sk_errors(evidence(tmp_path / "b", **{"other": deep}))[0] == "not testable here"
     premise = seeds("kromhc", 8, 0.01, ["stable"] * 3, ident=0.06) + [fake("mhc", 8, 0.01, 0, ident=0.2),
                                                                       fake("mhc", 8, 0.01, 1, ident=0.01)]
