@@ -24,6 +24,7 @@ PAPER_GAIN = 1.6                      # the mHC paper's largest composite backwa
 TARGET_NATS = 0.1                     # "converged": the 10-step mean excess loss at least this far below 0
 WINDOW = 10
 PREMISE = 0.05                        # nats: replacing every H_res by I must cost this much on every seed
+WITHOUT_H_RES = ("residual", "rezero")   # one stream, no mixing: no composite gain to show
 
 
 def _loss_cell(runs: list[dict]) -> str:
@@ -226,7 +227,7 @@ def deep_sk(ev: Evidence) -> str:
              "final backward gain: median [min, max] | max over training: median [min, max] |",
              "|---:|---:|---:|---|---:|---|---|---:|---|---|"]
     for (depth, lr, steps, name), point in groups(runs, "depth", "lr", "steps", "label").items():
-        live = [r for r in point if not r["diverged"]]
+        live = [r for r in point if not r["diverged"] and r["settings"]["mixer"] not in WITHOUT_H_RES]
         lines.append(f"| {depth} | {lr:g} | {steps} | {name} | {len(point)} | {rate(*ev.count(point, 'stable'))} | "
                      f"{rate(*ev.count(point, 'diverged'))} | {_loss_cell(point)} | "
                      f"{_dist([r['gain_backward'] for r in live])} | {_dist([r['max_gain_backward'] for r in live])} |")

@@ -87,6 +87,10 @@ def test_sk_errors_and_behc_depth_and_the_premise(tmp_path):
         "BE-HC trains: reproduced; ReZero fails: not reproduced (ReZero trains), BE-HC against it: no difference "
         "detected; plain residual fails: not testable here (2 runs: too few for an interval beyond 1/2), BE-HC "
         "against it: differs")
+    table = T.deep_sk(evidence(tmp_path / "table", **{"deep-sk": deep + trains}))
+    assert "| 1000 | 0.01 | 40 | rezero | 10 | 10/10 [0.72, 1.00] | 0/10 [0.00, 0.28] | 2.900 +- 0.000 (10) | - | - |" \
+        in table                                                           # no H_res: no composite gain shown
+    assert "mHC against BE-HC, pooled over depths: behc stable 10/10 [0.72, 1.00]; mhc stable 4/4" in table
     assert C.sk_errors(evidence(tmp_path / "b", **{"other": deep}))[0] == "not testable here"
     premise = seeds("kromhc", 8, 0.01, ["stable"] * 3, ident=0.06) + [fake("mhc", 8, 0.01, 0, ident=0.2),
                                                                       fake("mhc", 8, 0.01, 1, ident=0.01)]
