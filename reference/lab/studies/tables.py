@@ -48,7 +48,8 @@ def core_table(ev: Evidence, runs: list[dict]) -> list[str]:
              "val loss (finished) | max backward gain (median over seeds) |",
              "|---:|---:|---|---:|---|---|---|---|---:|---:|"]
     for (depth, lr, name), point in groups(runs, "depth", "lr", "label").items():
-        gains = [r["max_gain_backward"] for r in point if r["max_gain_backward"] is not None]
+        gains = [r["max_gain_backward"] for r in point if r["max_gain_backward"] is not None
+                 and r["settings"]["mixer"] not in WITHOUT_H_RES]
         lines.append(f"| {depth} | {lr:g} | {name} | {len(point)} | {rate(*ev.count(point, 'stable'))} | "
                      f"{rate(*ev.count(point, 'learned'))} | {rate(*ev.count(point, 'diverged'))} | "
                      f"{rate(*ev.count(point, 'spiked'))} | {_loss_cell(point)} | {_median(gains)} |")
@@ -286,6 +287,7 @@ def sizes(ev: Evidence) -> str:
     for (kind, depth, width, mixer), point in groups(every, "kind", "depth", "width", "mixer").items():
         r = point[0]
         mixing = r["mixing_params_per_layer"] * depth * _SUBLAYERS[kind]
-        lines.append(f"| {kind} | {depth} | {width} | {mixer} | {r['params']:,} | "
-                     f"{mixing:,} ({100 * mixing / r['params']:.1f} %) |")
+        share = 100 * mixing / r["params"]
+        shown = f"{share:.1f}" if share == 0 or share >= 0.1 else f"{share:.2g}"      # ReZero's alphas: 0.047 %
+        lines.append(f"| {kind} | {depth} | {width} | {mixer} | {r['params']:,} | {mixing:,} ({shown} %) |")
     return "\n".join(lines)
