@@ -54,7 +54,10 @@ def core_table(ev: Evidence, runs: list[dict]) -> list[str]:
                      f"{rate(*ev.count(point, 'learned'))} | {rate(*ev.count(point, 'diverged'))} | "
                      f"{rate(*ev.count(point, 'spiked'))} | {_loss_cell(point)} | {_median(gains)} |")
     seeds = sorted({r["settings"]["seed"] for r in runs})
-    return lines + ["", f"{len(runs)} runs, seeds {seeds[0]}-{seeds[-1]}; rates with 95 % Wilson intervals.", ""]
+    unigram = sorted({round(r["unigram_loss"], 4) for r in runs})
+    shown = f"{unigram[0]:.4f}" if len(unigram) == 1 else f"{unigram[0]:.4f}-{unigram[-1]:.4f}"
+    return lines + ["", f"{len(runs)} runs, seeds {seeds[0]}-{seeds[-1]}; rates with 95 % Wilson intervals; "
+                        f"the unigram loss (the training text's character entropy): {shown} nats.", ""]
 
 
 def _hc_comparisons(ev: Evidence, runs: list[dict]) -> list[str]:
