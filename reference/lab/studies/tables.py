@@ -36,8 +36,8 @@ def _median(values: list[float]) -> str:
     return "-" if not values else f"{median(values):.3g}"
 
 
-def _dist(values: list[float | None]) -> str:
-    v = sorted(x for x in values if x is not None)
+def _dist(values: list[float]) -> str:
+    v = sorted(values)
     return "-" if not v else f"{median(v):.3g} [{v[0]:.3g}, {v[-1]:.3g}]"
 
 
